@@ -1,0 +1,1 @@
+"""Store adapters, one module per store. Import them through :mod:`veltrix.registry`."""

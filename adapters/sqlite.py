@@ -1,0 +1,349 @@
+"""``sqlite:///path/config.db``: the embedded default store.
+
+One SQLite file (WAL mode) shared by every process on a host. Every write bumps a
+store-wide revision (the ``changes`` table's AUTOINCREMENT key), which is also the
+written key's version, so compare-and-set never suffers ABA after delete and
+re-create. Watches poll ``PRAGMA data_version`` (a counter SQLite keeps in shared
+memory; reading it costs microseconds) and read the changes table when it moves,
+which sees writes from other processes within the poll interval (10 ms default).
+
+``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` follow the
+SQLAlchemy convention. With no URL at all, Veltrix uses :func:`default_path`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from veltrix.backend import AbsentType, Change, Entry
+from veltrix.errors import BackendUnavailableError, ConfigurationError, ValueTooLargeError
+from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.urls import Options, parse_url
+from veltrix.values import check_expected_version, check_value
+from veltrix.watching import ChangeDispatcher, diff_snapshots
+
+log = logging.getLogger("veltrix.sqlite")
+
+DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
+#: How many change records are kept for watchers; older ones are pruned.
+CHANGE_LOG_RETENTION = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    content_type TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (
+    rev INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    deleted INTEGER NOT NULL
+);
+"""
+
+
+def default_path() -> Path:
+    """``$VELTRIX_HOME/config.db``, else ``$XDG_DATA_HOME/veltrix/config.db``,
+    else ``~/.local/share/veltrix/config.db``."""
+    home = os.environ.get("VELTRIX_HOME")
+    if home:
+        return Path(home) / "config.db"
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "veltrix" / "config.db"
+
+
+def default_url() -> str:
+    return "sqlite:///" + str(default_path())
+
+
+def _upper_bound(prefix: str) -> str:
+    # Every key below "a/b" sorts in ["a/b/", "a/b0"): '0' is the character after '/'.
+    return prefix + "0"
+
+
+class SQLiteBackend:
+    schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.OperationalError,)
+    max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 10.0, poll_interval: float = 0.01
+    ) -> None:
+        self.path = Path(path)
+        self._busy_timeout = busy_timeout
+        self._poll_interval = poll_interval
+        self._lock = threading.Lock()
+        self._watches: list[_SQLiteWatch] = []
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = self._connect()
+            with self._lock:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigurationError(f"cannot open SQLite store {self.path}: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,  # explicit BEGIN IMMEDIATE for writes
+            check_same_thread=False,
+        )
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        parsed = parse_url(url, cls.schemes)
+        opts = Options(parsed.query, options, where=parsed.redacted)
+        busy_timeout = opts.float("busy_timeout", 10.0, minimum=0)
+        poll_interval = opts.float("poll_interval", 0.01, minimum=0.001)
+        opts.finish()
+        if parsed.netloc:
+            raise ConfigurationError(
+                f"{parsed.redacted}: sqlite URLs have no host; use sqlite:///relative.db "
+                "or sqlite:////absolute/path.db"
+            )
+        path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
+        if not path:
+            path = str(default_path())
+        return cls(path, busy_timeout=busy_timeout, poll_interval=poll_interval)
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def __repr__(self) -> str:
+        return f"SQLiteBackend({self.url!r})"
+
+    def _entry(self, key: str, value: bytes, version: int, content_type: str | None) -> Entry:
+        return Entry(key, bytes(value), str(version), content_type, source=f"{self.url}#{key}")
+
+    def _run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        if self._closed:
+            raise BackendUnavailableError(f"{self!r} is closed")
+        try:
+            with self._lock:
+                return fn(self._conn)
+        except sqlite3.OperationalError as exc:
+            raise BackendUnavailableError(f"SQLite store {self.path}: {exc}") from exc
+
+    def get(self, key: str) -> Entry | None:
+        validate_key(key)
+        row = self._run(
+            lambda c: c.execute(
+                "SELECT value, version, content_type FROM entries WHERE key = ?", (key,)
+            ).fetchone()
+        )
+        return None if row is None else self._entry(key, *row)
+
+    def _list_rows(self, conn: sqlite3.Connection, prefix: str) -> list[tuple[Any, ...]]:
+        if not prefix:
+            query, args = "SELECT key, value, version, content_type FROM entries", ()
+        else:
+            query = (
+                "SELECT key, value, version, content_type FROM entries "
+                "WHERE key = ? OR (key >= ? AND key < ?)"
+            )
+            args = (prefix, prefix + "/", _upper_bound(prefix))  # type: ignore[assignment]
+        return conn.execute(query + " ORDER BY key", args).fetchall()
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        prefix = normalize_prefix(prefix)
+        rows = self._run(lambda c: self._list_rows(c, prefix))
+        return iter([self._entry(*row) for row in rows])
+
+    def _write(self, key: str, apply: Callable[[sqlite3.Connection, int | None], Any]) -> Any:
+        """Run ``apply(conn, current_version)`` in one IMMEDIATE transaction."""
+
+        def transaction(conn: sqlite3.Connection) -> Any:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT version FROM entries WHERE key = ?", (key,)).fetchone()
+                result = apply(conn, None if row is None else row[0])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return self._run(transaction)
+
+    def _log_change(self, conn: sqlite3.Connection, key: str, deleted: bool) -> int:
+        rev = conn.execute(
+            "INSERT INTO changes (key, deleted) VALUES (?, ?)", (key, int(deleted))
+        ).lastrowid
+        assert rev is not None
+        if rev % 1000 == 0:
+            conn.execute("DELETE FROM changes WHERE rev <= ?", (rev - CHANGE_LOG_RETENTION,))
+        return rev
+
+    def put(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        if_version: str | AbsentType | None = None,
+        content_type: str | None = None,
+    ) -> str:
+        validate_key(key)
+        value = check_value(key, value, self.max_value_bytes)
+
+        def apply(conn: sqlite3.Connection, current: int | None) -> str:
+            check_expected_version(key, None if current is None else str(current), if_version)
+            rev = self._log_change(conn, key, deleted=False)
+            conn.execute(
+                "INSERT INTO entries (key, value, version, content_type) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                "version = excluded.version, content_type = excluded.content_type",
+                (key, value, rev, content_type),
+            )
+            return str(rev)
+
+        try:
+            result: str = self._write(key, apply)
+        except sqlite3.DataError as exc:  # pragma: no cover - guarded by check_value
+            raise ValueTooLargeError(f"value for {key!r} is too large for SQLite") from exc
+        return result
+
+    def delete(self, key: str, *, if_version: str | None = None) -> bool:
+        validate_key(key)
+
+        def apply(conn: sqlite3.Connection, current: int | None) -> bool:
+            if if_version is not None:
+                check_expected_version(key, None if current is None else str(current), if_version)
+            if current is None:
+                return False
+            self._log_change(conn, key, deleted=True)
+            conn.execute("DELETE FROM entries WHERE key = ?", (key,))
+            return True
+
+        result: bool = self._write(key, apply)
+        return result
+
+    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> _SQLiteWatch:
+        prefix = normalize_prefix(prefix)
+        watch = _SQLiteWatch(self, prefix, on_change)
+        self._watches.append(watch)
+        return watch
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        for watch in self._watches:
+            watch.stop()
+        self._watches.clear()
+        with self._lock:
+            self._closed = True
+            self._conn.close()
+
+
+class _SQLiteWatch:
+    """Polls ``PRAGMA data_version``; on a move, reads new change records.
+
+    Keeps the versions it has delivered so a gap in the change log (pruned while
+    this watcher was slow) falls back to a full diff instead of losing changes.
+    """
+
+    def __init__(
+        self, backend: SQLiteBackend, prefix: str, on_change: Callable[[Change], None]
+    ) -> None:
+        self._backend = backend
+        self._prefix = prefix
+        self._stop = threading.Event()
+        self._dispatcher = ChangeDispatcher(on_change, name=f"veltrix-sqlite-watch-{prefix}")
+        self._conn = backend._connect()
+        self._conn.execute("BEGIN")
+        try:
+            row = self._conn.execute("SELECT COALESCE(MAX(rev), 0) FROM changes").fetchone()
+            self._rev: int = row[0]
+            self._known = {
+                e.key: e for e in (backend._entry(*r) for r in backend._list_rows(self._conn, prefix))
+            }
+        finally:
+            self._conn.execute("COMMIT")
+        self._data_version = self._data_version_now()
+        self._thread = threading.Thread(
+            target=self._run, name=f"veltrix-sqlite-watch-{prefix}", daemon=True
+        )
+        self._thread.start()
+
+    def _data_version_now(self) -> int:
+        value: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        return value
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._backend._poll_interval):
+            try:
+                version = self._data_version_now()
+                if version != self._data_version:
+                    self._data_version = version
+                    self._poll()
+            except sqlite3.Error as exc:
+                log.warning("sqlite watch on %s failed, retrying: %s", self._backend.path, exc)
+        self._conn.close()
+
+    def _poll(self) -> None:
+        conn = self._conn
+        conn.execute("BEGIN")  # one consistent read snapshot
+        try:
+            first = conn.execute("SELECT MIN(rev) FROM changes WHERE rev > ?", (self._rev,)).fetchone()[0]
+            if first is None:
+                return
+            if first > self._rev + 1:
+                self._resync(conn)
+                return
+            rows = conn.execute(
+                "SELECT rev, key FROM changes WHERE rev > ? ORDER BY rev", (self._rev,)
+            ).fetchall()
+            latest: dict[str, int] = {}
+            for rev, key in rows:
+                self._rev = rev
+                if in_prefix(key, self._prefix):
+                    latest.pop(key, None)
+                    latest[key] = rev  # keep keys ordered by their latest change
+            for key in latest:
+                row = conn.execute(
+                    "SELECT value, version, content_type FROM entries WHERE key = ?", (key,)
+                ).fetchone()
+                entry = None if row is None else self._backend._entry(key, *row)
+                self._emit(key, entry)
+        finally:
+            conn.execute("COMMIT")
+
+    def _emit(self, key: str, entry: Entry | None) -> None:
+        known = self._known.get(key)
+        if entry is None:
+            if known is not None:
+                del self._known[key]
+                self._dispatcher.submit(Change(key, None))
+        elif known is None or known.version != entry.version:
+            self._known[key] = entry
+            self._dispatcher.submit(Change(key, entry))
+
+    def _resync(self, conn: sqlite3.Connection) -> None:
+        self._rev = conn.execute("SELECT COALESCE(MAX(rev), 0) FROM changes").fetchone()[0]
+        current = {
+            e.key: e
+            for e in (self._backend._entry(*r) for r in self._backend._list_rows(conn, self._prefix))
+        }
+        for change in diff_snapshots(self._known, current):
+            self._dispatcher.submit(change)
+        self._known = current
+
+    def stop(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+        self._dispatcher.stop()

@@ -1,0 +1,83 @@
+"""The one error tree of Veltrix.
+
+Every error raised out of Veltrix is a :class:`VeltrixError`. Errors caused by a
+client library are raised ``from`` the original exception so the cause is kept,
+while the message stays one line and never contains a secret value.
+"""
+
+from __future__ import annotations
+
+
+class VeltrixError(Exception):
+    """Base of every error Veltrix raises."""
+
+
+class ConfigurationError(VeltrixError, ValueError):
+    """A URL, option or setting is malformed or unknown."""
+
+
+class UnknownBackendError(ConfigurationError):
+    """No backend is registered for a URL scheme."""
+
+
+class BackendNotInstalledError(ConfigurationError, ImportError):
+    """The backend exists but its optional dependencies are not installed."""
+
+
+class InvalidKeyError(VeltrixError, ValueError):
+    """A key does not follow the canonical key grammar (see ``veltrix.keys``)."""
+
+
+class ValueTooLargeError(VeltrixError, ValueError):
+    """A value exceeds what the store can hold."""
+
+
+class KeyNotFoundError(VeltrixError, KeyError):
+    """The key is confirmed absent from the store and no default was given."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep messages plain
+        return str(self.args[0]) if self.args else ""
+
+
+class VersionConflictError(VeltrixError):
+    """A compare-and-set lost: the key changed (or exists) since the given version."""
+
+
+class UnsupportedOperationError(VeltrixError):
+    """The store does not offer this operation (for example watch or write)."""
+
+
+class DecodeError(VeltrixError, ValueError):
+    """A value could not be decoded or converted to the requested type."""
+
+
+class BackendError(VeltrixError):
+    """The store failed in a way that is not the caller's fault."""
+
+
+class BackendUnavailableError(BackendError):
+    """A transient failure: connection refused or lost, timeout, throttling, 5xx.
+
+    The client retries these and serves last-known-good values while they last.
+    """
+
+
+class AccessDeniedError(BackendError):
+    """The store refused the credentials. Never retried, never treated as absent."""
+
+
+__all__ = [
+    "AccessDeniedError",
+    "BackendError",
+    "BackendNotInstalledError",
+    "BackendUnavailableError",
+    "ConfigurationError",
+    "DecodeError",
+    "InvalidKeyError",
+    "KeyNotFoundError",
+    "UnknownBackendError",
+    "UnsupportedOperationError",
+    "ValueTooLargeError",
+    "VeltrixError",
+    "VersionConflictError",
+]

@@ -1,0 +1,104 @@
+"""The canonical key grammar.
+
+A key is one or more segments of ``[A-Za-z0-9._-]+`` joined by ``/``; no segment
+may be empty, ``.`` or ``..``; at most :data:`MAX_KEY_LENGTH` characters. This is
+the intersection every supported store can represent after its adapter's
+reversible encoding, so a migration never loses or merges keys. Adapters may have
+tighter limits of their own (for example the encoded length of a GCP secret id);
+they raise :class:`~veltrix.errors.InvalidKeyError` for those too.
+
+A *prefix* names a subtree: ``""`` is everything, ``"a/b"`` (or ``"a/b/"``) is the
+key ``a/b`` and every key below it, never ``a/bc``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from veltrix.errors import InvalidKeyError
+
+MAX_KEY_LENGTH = 255
+SEPARATOR = "/"
+
+_SEGMENT = r"[A-Za-z0-9._-]+"
+_KEY_RE = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
+
+
+def _describe(key: object) -> str:
+    text = repr(key)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate_key(key: object) -> str:
+    """Return ``key`` if it is canonical, else raise :class:`InvalidKeyError`."""
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"key must be a string, got {type(key).__name__}")
+    if not key:
+        raise InvalidKeyError("key must not be empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(
+            f"key {_describe(key)} is {len(key)} characters; at most {MAX_KEY_LENGTH} allowed"
+        )
+    if _KEY_RE.fullmatch(key) is None:
+        raise InvalidKeyError(
+            f"invalid key {_describe(key)}: use segments of [A-Za-z0-9._-] joined by '/', "
+            "with no empty segment"
+        )
+    for segment in key.split(SEPARATOR):
+        if segment in (".", ".."):
+            raise InvalidKeyError(f"invalid key {_describe(key)}: '{segment}' segment")
+    return key
+
+
+def is_valid_key(key: object) -> bool:
+    try:
+        validate_key(key)
+    except InvalidKeyError:
+        return False
+    return True
+
+
+def normalize_prefix(prefix: object) -> str:
+    """Return the canonical form of a prefix: ``""`` or a valid key (no trailing ``/``)."""
+    if not isinstance(prefix, str):
+        raise InvalidKeyError(f"prefix must be a string, got {type(prefix).__name__}")
+    stripped = prefix[:-1] if prefix.endswith(SEPARATOR) else prefix
+    if stripped == "":
+        if prefix not in ("", SEPARATOR):
+            raise InvalidKeyError(f"invalid prefix {_describe(prefix)}")
+        return ""
+    try:
+        return validate_key(stripped)
+    except InvalidKeyError as exc:
+        raise InvalidKeyError(f"invalid prefix: {exc}") from exc
+
+
+def in_prefix(key: str, prefix: str) -> bool:
+    """True when ``key`` is ``prefix`` or below it (``prefix`` already normalized)."""
+    return not prefix or key == prefix or key.startswith(prefix + SEPARATOR)
+
+
+def join(*parts: str) -> str:
+    """Join key parts, skipping empty ones: ``join("a", "", "b/c") == "a/b/c"``."""
+    return SEPARATOR.join(part.strip(SEPARATOR) for part in parts if part.strip(SEPARATOR))
+
+
+def relative(key: str, prefix: str) -> str:
+    """The part of ``key`` below ``prefix`` (``""`` when ``key == prefix``)."""
+    if not prefix:
+        return key
+    if key == prefix:
+        return ""
+    return key[len(prefix) + 1 :]
+
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "SEPARATOR",
+    "in_prefix",
+    "is_valid_key",
+    "join",
+    "normalize_prefix",
+    "relative",
+    "validate_key",
+]

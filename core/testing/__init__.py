@@ -1,0 +1,1 @@
+"""Test helpers shipped with Veltrix: the adapter conformance suite."""

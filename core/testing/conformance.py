@@ -1,0 +1,265 @@
+"""The shared adapter test-suite.
+
+Every adapter subclasses :class:`BackendConformance` once and provides a
+``backend`` pytest fixture that yields an *empty* store (a fresh chroot or
+prefix is fine) and closes it afterwards::
+
+    class TestMyStore(BackendConformance):
+        @pytest.fixture
+        def backend(self, my_server):
+            b = MyBackend.from_url(my_server.url + "/" + unique_prefix())
+            yield b
+            b.close()
+
+Class attributes tune the suite to what a store can promise (see below); they
+never skip a behaviour the contract requires.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+
+from veltrix.backend import Absent, Change, SupportsList, SupportsWatch, SupportsWrite
+from veltrix.errors import InvalidKeyError, ValueTooLargeError, VersionConflictError
+
+INVALID_KEYS = ["", "/a", "a/", "a//b", "a/./b", "../a", "a b", "a\x00b", "ä", "a" * 256]
+
+
+class ChangeRecorder:
+    """A watch callback that records changes and lets a test wait for them."""
+
+    def __init__(self) -> None:
+        self.changes: list[Change] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, change: Change) -> None:
+        with self._cond:
+            self.changes.append(change)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[Change]], bool], timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.changes), timeout=timeout)
+
+    def states(self) -> list[tuple[str, bytes | None]]:
+        return [(c.key, None if c.entry is None else c.entry.value) for c in self.changes]
+
+
+class BackendConformance:
+    """What every adapter must do. Subclass and provide a ``backend`` fixture."""
+
+    #: Set when the store's watch is polling and may merge quick successive writes.
+    watch_may_coalesce: ClassVar[bool] = False
+    #: Seconds a watch may take to deliver (poll interval plus slack).
+    watch_timeout: ClassVar[float] = 10.0
+    #: Seconds to let a new watch settle before writing (stores that arm lazily).
+    watch_settle: ClassVar[float] = 0.0
+
+    @pytest.fixture
+    def backend(self) -> Any:  # pragma: no cover - always overridden
+        raise NotImplementedError("subclasses provide a backend fixture")
+
+    # -- reads -------------------------------------------------------------------------
+
+    def test_absent_key_is_none(self, backend: Any) -> None:
+        assert backend.get("conformance/absent") is None
+        assert backend.get("conformance/absent/deeper") is None
+
+    def test_binary_round_trip(self, backend: Any) -> None:
+        value = bytes(range(256)) * 4
+        version = backend.put("bin/all-bytes", value)
+        entry = backend.get("bin/all-bytes")
+        assert entry is not None
+        assert entry.value == value
+        assert entry.version == version
+        assert entry.key == "bin/all-bytes"
+
+    def test_empty_value_round_trip(self, backend: Any) -> None:
+        backend.put("bin/empty", b"")
+        entry = backend.get("bin/empty")
+        assert entry is not None, "an empty value is a value, not an absence"
+        assert entry.value == b""
+
+    def test_overwrite_gives_new_version(self, backend: Any) -> None:
+        v1 = backend.put("ow/key", b"one")
+        v2 = backend.put("ow/key", b"two")
+        assert v1 != v2
+        entry = backend.get("ow/key")
+        assert entry is not None and (entry.value, entry.version) == (b"two", v2)
+
+    # -- list --------------------------------------------------------------------------
+
+    def test_list_by_prefix_has_no_leakage(self, backend: Any) -> None:
+        if not isinstance(backend, SupportsList):
+            pytest.skip("store does not list")
+        for key in ["a/b", "a/b/c", "a/b/d/e", "a/bc", "a/bc/d", "a/c", "b/b"]:
+            backend.put(key, key.encode())
+        expected = {"a/b", "a/b/c", "a/b/d/e"}
+        assert {e.key for e in backend.list("a/b")} == expected
+        assert {e.key for e in backend.list("a/b/")} == expected
+        assert {e.key for e in backend.list("a")} == expected | {"a/bc", "a/bc/d", "a/c"}
+        assert {e.key for e in backend.list("")} >= expected | {"b/b"}
+        assert list(backend.list("zzz")) == []
+        for entry in backend.list("a/b"):
+            assert entry.value == entry.key.encode()
+            fetched = backend.get(entry.key)
+            assert fetched is not None and fetched.version == entry.version
+
+    # -- writes and compare-and-set ------------------------------------------------------
+
+    def test_cas_success_and_conflict(self, backend: Any) -> None:
+        v1 = backend.put("cas/key", b"one")
+        v2 = backend.put("cas/key", b"two", if_version=v1)
+        with pytest.raises(VersionConflictError):
+            backend.put("cas/key", b"three", if_version=v1)
+        entry = backend.get("cas/key")
+        assert entry is not None and (entry.value, entry.version) == (b"two", v2)
+
+    def test_cas_on_absent_key_conflicts(self, backend: Any) -> None:
+        v1 = backend.put("cas/gone", b"x")
+        backend.delete("cas/gone")
+        with pytest.raises(VersionConflictError):
+            backend.put("cas/gone", b"y", if_version=v1)
+        assert backend.get("cas/gone") is None
+
+    def test_create_only(self, backend: Any) -> None:
+        backend.put("cas/new", b"first", if_version=Absent)
+        with pytest.raises(VersionConflictError):
+            backend.put("cas/new", b"second", if_version=Absent)
+        entry = backend.get("cas/new")
+        assert entry is not None and entry.value == b"first"
+
+    def test_delete(self, backend: Any) -> None:
+        backend.put("del/key", b"x")
+        assert backend.delete("del/key") is True
+        assert backend.get("del/key") is None
+        assert backend.delete("del/key") is False
+
+    def test_delete_with_cas(self, backend: Any) -> None:
+        v1 = backend.put("del/cas", b"one")
+        v2 = backend.put("del/cas", b"two")
+        with pytest.raises(VersionConflictError):
+            backend.delete("del/cas", if_version=v1)
+        assert backend.get("del/cas") is not None
+        assert backend.delete("del/cas", if_version=v2) is True
+        assert backend.get("del/cas") is None
+
+    def test_delete_leaves_children(self, backend: Any) -> None:
+        backend.put("tree/parent", b"p")
+        backend.put("tree/parent/child", b"c")
+        backend.delete("tree/parent")
+        assert backend.get("tree/parent") is None
+        child = backend.get("tree/parent/child")
+        assert child is not None and child.value == b"c"
+
+    # -- bad input ---------------------------------------------------------------------
+
+    @pytest.mark.parametrize("key", INVALID_KEYS)
+    def test_invalid_keys_rejected(self, backend: Any, key: str) -> None:
+        with pytest.raises(InvalidKeyError):
+            backend.get(key)
+        with pytest.raises(InvalidKeyError):
+            backend.put(key, b"x")
+        with pytest.raises(InvalidKeyError):
+            backend.delete(key)
+
+    def test_invalid_keys_rejected_before_io(self, backend: Any) -> None:
+        """A closed backend cannot do I/O, so a key error here was raised before any."""
+        backend.close()
+        for key in INVALID_KEYS:
+            with pytest.raises(InvalidKeyError):
+                backend.get(key)
+            with pytest.raises(InvalidKeyError):
+                backend.put(key, b"x")
+
+    def test_value_too_large(self, backend: Any) -> None:
+        limit = backend.max_value_bytes
+        if limit is None:
+            pytest.skip("store has no value size limit")
+        with pytest.raises(ValueTooLargeError):
+            backend.put("big/key", b"x" * (limit + 1))
+        assert backend.get("big/key") is None, "a failed put must write nothing"
+
+    def test_value_at_limit_accepted(self, backend: Any) -> None:
+        limit = backend.max_value_bytes
+        if limit is None:
+            pytest.skip("store has no value size limit")
+        backend.put("big/exact", b"y" * limit)
+        entry = backend.get("big/exact")
+        assert entry is not None and len(entry.value) == limit
+
+    def test_repr_has_no_values(self, backend: Any) -> None:
+        backend.put("repr/secret", b"hunter2-secret-value")
+        entry = backend.get("repr/secret")
+        assert "hunter2" not in repr(entry)
+        assert "hunter2" not in repr(backend)
+
+    # -- watch -------------------------------------------------------------------------
+
+    def test_watch_delivers_puts_and_deletes_in_order(self, backend: Any) -> None:
+        if not isinstance(backend, SupportsWatch):
+            pytest.skip("store does not watch")
+        recorder = ChangeRecorder()
+        watch = backend.watch("w", recorder)
+        try:
+            time.sleep(self.watch_settle)
+            writes: list[tuple[str, bytes | None]] = [
+                ("w/a", b"1"), ("w/a", b"2"), ("w/a", None), ("w/b/c", b"3"),
+            ]
+            backend.put("wx/outside", b"no")  # must never be delivered
+            for key, value in writes:
+                if value is None:
+                    backend.delete(key)
+                else:
+                    backend.put(key, value)
+                if self.watch_may_coalesce:
+                    assert recorder.wait_for(
+                        lambda ch, k=key, v=value: any(
+                            (c.key, None if c.entry is None else c.entry.value) == (k, v)
+                            for c in ch
+                        ),
+                        self.watch_timeout,
+                    ), f"change {key}={value!r} not delivered; got {recorder.states()}"
+            assert recorder.wait_for(
+                lambda ch: ("w/b/c", b"3") in [(c.key, c.entry and c.entry.value) for c in ch],
+                self.watch_timeout,
+            ), f"got {recorder.states()}"
+            assert recorder.states() == writes
+            assert all(c.key != "wx/outside" for c in recorder.changes)
+            last = recorder.changes[-1]
+            assert last.entry is not None and last.entry.version
+        finally:
+            watch.stop()
+        watch.stop()  # idempotent
+
+    def test_watch_stops_delivering(self, backend: Any) -> None:
+        if not isinstance(backend, SupportsWatch):
+            pytest.skip("store does not watch")
+        recorder = ChangeRecorder()
+        watch = backend.watch("ws", recorder)
+        time.sleep(self.watch_settle)
+        backend.put("ws/a", b"1")
+        assert recorder.wait_for(lambda ch: len(ch) >= 1, self.watch_timeout)
+        watch.stop()
+        backend.put("ws/a", b"2")
+        time.sleep(min(1.0, self.watch_timeout))
+        assert recorder.states() == [("ws/a", b"1")]
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def test_close_is_idempotent(self, backend: Any) -> None:
+        backend.close()
+        backend.close()
+
+    def test_has_contract_attributes(self, backend: Any) -> None:
+        assert backend.schemes and all(isinstance(s, str) for s in backend.schemes)
+        assert isinstance(backend.transient_errors, tuple)
+        assert isinstance(backend, SupportsWrite), "the conformance suite needs a writable store"
+
+
+__all__ = ["INVALID_KEYS", "BackendConformance", "ChangeRecorder"]

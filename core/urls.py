@@ -1,0 +1,191 @@
+"""URL parsing, option handling and redaction shared by every adapter.
+
+Adapters take options from the URL query string and from keyword arguments; an
+option nobody consumed is a :class:`~veltrix.errors.ConfigurationError` with a
+"did you mean" hint, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from veltrix.errors import ConfigurationError
+
+_SENSITIVE_QUERY = re.compile(r"(token|password|passwd|secret|key|credential|auth)", re.I)
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password and sensitive query values replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{hostinfo}" if ":" in userinfo else f"{user}@{hostinfo}"
+    query = "&".join(
+        f"{name}={'***' if _SENSITIVE_QUERY.search(name) else value}"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class ParsedURL:
+    """A store URL split into the parts adapters need."""
+
+    url: str
+    scheme: str
+    netloc: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def redacted(self) -> str:
+        return redact_url(self.url)
+
+    def hosts(self, default_port: int) -> list[tuple[str, int]]:
+        """``h1:p1,h2`` -> ``[(h1, p1), (h2, default_port)]``."""
+        if not self.netloc:
+            raise ConfigurationError(f"{self.redacted}: no host given")
+        result = []
+        for item in self.netloc.split(","):
+            host, sep, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+            if not sep:
+                host, port = item, ""
+            if not host:
+                raise ConfigurationError(f"{self.redacted}: empty host in {self.netloc!r}")
+            try:
+                number = int(port) if port else default_port
+            except ValueError as exc:
+                raise ConfigurationError(f"{self.redacted}: bad port {port!r}") from exc
+            if not 0 < number < 65536:
+                raise ConfigurationError(f"{self.redacted}: port {number} out of range")
+            result.append((host, number))
+        return result
+
+
+def parse_url(url: str, schemes: Iterable[str] | None = None) -> ParsedURL:
+    """Split ``url``; reject credentials in it and duplicate query options."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"not a store URL: {redact_url(str(url))!r} (expected scheme://...)")
+    scheme = url.split("://", 1)[0].lower()
+    if not _SCHEME_RE.match(scheme):
+        raise ConfigurationError(f"invalid URL scheme {scheme!r}")
+    if schemes is not None and scheme not in tuple(schemes):
+        raise ConfigurationError(f"URL scheme {scheme!r} is not one of {', '.join(schemes)}")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"malformed URL {redact_url(url)!r}: {exc}") from exc
+    if "@" in parts.netloc:
+        raise ConfigurationError(
+            f"{redact_url(url)}: credentials do not belong in URLs; use the store's usual "
+            "environment variables or credential files"
+        )
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+        if name in query:
+            raise ConfigurationError(f"{redact_url(url)}: option {name!r} given twice")
+        query[name] = value
+    return ParsedURL(url=url, scheme=scheme, netloc=parts.netloc, path=parts.path, query=query)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class Options:
+    """Options from a URL query string merged with keyword arguments.
+
+    Read each option with a typed getter, then call :meth:`finish`; leftovers raise.
+    Keyword arguments win over the query string.
+    """
+
+    def __init__(self, query: Mapping[str, str], kwargs: Mapping[str, Any], *, where: str) -> None:
+        self._values: dict[str, Any] = {**query, **kwargs}
+        self._known: set[str] = set()
+        self._where = where
+
+    def _take(self, name: str) -> Any:
+        self._known.add(name)
+        return self._values.pop(name, None)
+
+    def _bad(self, name: str, value: Any, expected: str) -> ConfigurationError:
+        shown = "***" if _SENSITIVE_QUERY.search(name) else repr(value)
+        return ConfigurationError(f"{self._where}: option {name}={shown} must be {expected}")
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        value = self._take(name)
+        return default if value is None else str(value)
+
+    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+        value = self._take(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except (TypeError, ValueError) as exc:
+            raise self._bad(name, value, "an integer") from exc
+        if minimum is not None and number < minimum:
+            raise self._bad(name, value, f"at least {minimum}")
+        return number
+
+    def float(self, name: str, default: float, *, minimum: float | None = None) -> float:
+        value = self._take(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:
+            raise self._bad(name, value, "a number") from exc
+        if minimum is not None and number < minimum:
+            raise self._bad(name, value, f"at least {minimum}")
+        return number
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self._take(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise self._bad(name, value, "true or false")
+
+    def choice(self, name: str, default: str, choices: Iterable[str]) -> str:
+        allowed = tuple(choices)
+        value = self.str(name, default)
+        if value not in allowed:
+            raise self._bad(name, value, "one of " + ", ".join(allowed))
+        return value
+
+    def finish(self) -> None:
+        """Raise for every option that no getter consumed."""
+        if self._values:
+            name = sorted(self._values)[0]
+            hint = did_you_mean(name, self._known)
+            known = ", ".join(sorted(self._known)) or "none"
+            raise ConfigurationError(
+                f"{self._where}: unknown option {name!r}{hint}; known options: {known}"
+            )
+
+
+__all__ = ["Options", "ParsedURL", "did_you_mean", "parse_url", "redact_url"]

@@ -1,0 +1,127 @@
+"""Building blocks for adapters' watches.
+
+:class:`ChangeDispatcher` delivers changes to a callback, in order, on one
+background thread, so a slow callback never blocks a store's I/O thread.
+:class:`PollingWatch` turns a "list everything under a prefix" call into per-key
+changes (puts and deletes) for stores that can only be polled.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping
+
+from veltrix.backend import Change, Entry
+
+log = logging.getLogger("veltrix.watch")
+
+_STOP = object()
+
+
+class ChangeDispatcher:
+    """Runs ``on_change`` for each submitted change, in submission order."""
+
+    def __init__(self, on_change: Callable[[Change], None], *, name: str) -> None:
+        self._on_change = on_change
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, change: Change) -> None:
+        if not self._stopped.is_set():
+            self._queue.put(change)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, Change)
+            try:
+                self._on_change(item)
+            except Exception:
+                log.exception("watch callback failed for key %s", item.key)
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._queue.put(_STOP)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+
+
+def diff_snapshots(
+    known: Mapping[str, Entry], current: Mapping[str, Entry]
+) -> list[Change]:
+    """Changes that turn ``known`` into ``current``: puts (new or new version), deletes."""
+    changes = [
+        Change(key, entry)
+        for key, entry in sorted(current.items())
+        if key not in known or known[key].version != entry.version
+    ]
+    changes.extend(Change(key, None) for key in sorted(known) if key not in current)
+    return changes
+
+
+class PollingWatch:
+    """Polls ``snapshot()`` every ``interval`` seconds and emits the differences.
+
+    The first snapshot is the baseline (no changes emitted for it). A failing poll
+    is logged and retried with backoff up to ``max_backoff``; the next successful
+    poll emits everything that changed meanwhile, deletes included, so nothing is
+    lost across an outage.
+    """
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Mapping[str, Entry]],
+        on_change: Callable[[Change], None],
+        *,
+        interval: float,
+        name: str,
+        max_backoff: float = 30.0,
+        baseline: Mapping[str, Entry] | None = None,
+    ) -> None:
+        self._snapshot = snapshot
+        self._interval = interval
+        self._max_backoff = max(max_backoff, interval)
+        self._stop = threading.Event()
+        self._dispatcher = ChangeDispatcher(on_change, name=f"{name}-callbacks")
+        self._known: dict[str, Entry] | None = dict(baseline) if baseline is not None else None
+        if self._known is None:
+            self._known = self._try_snapshot()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _try_snapshot(self) -> dict[str, Entry] | None:
+        try:
+            return dict(self._snapshot())
+        except Exception as exc:
+            log.warning("watch poll failed: %s", exc)
+            return None
+
+    def _run(self) -> None:
+        delay = self._interval
+        while not self._stop.wait(delay):
+            current = self._try_snapshot()
+            if current is None:
+                delay = min(delay * 2, self._max_backoff)
+                continue
+            delay = self._interval
+            if self._known is not None:
+                for change in diff_snapshots(self._known, current):
+                    self._dispatcher.submit(change)
+            self._known = current
+
+    def stop(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=10)
+        self._dispatcher.stop()
+
+
+__all__ = ["ChangeDispatcher", "PollingWatch", "diff_snapshots"]

@@ -1,0 +1,79 @@
+"""Helpers for tests that need a real server started by ``scripts/services``.
+
+A fixture asks for its server with :func:`server_env`; when the server's variable
+is missing the test skips, except under ``VELTRIX_REQUIRE_SERVERS=1`` (CI), where
+it fails. Fault tests kill and restart servers with :func:`kill_service` and
+:func:`start_service`, for real.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVICES_DIR = Path(os.environ.get("VELTRIX_SERVICES_DIR", REPO_ROOT / ".services"))
+
+
+def servers_required() -> bool:
+    return os.environ.get("VELTRIX_REQUIRE_SERVERS", "") not in ("", "0", "false")
+
+
+def missing_server(message: str) -> None:
+    """Skip, or fail when servers are required."""
+    if servers_required():
+        pytest.fail(f"{message} (VELTRIX_REQUIRE_SERVERS=1: run scripts/services up)")
+    pytest.skip(message)
+
+
+def server_env(variable: str, what: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        missing_server(f"{what} not available: {variable} is not set")
+        raise AssertionError("unreachable")
+    return value
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def unique_name(stem: str = "t") -> str:
+    return f"{stem}-{uuid.uuid4().hex[:10]}"
+
+
+def service_pid(name: str) -> int:
+    return int((SERVICES_DIR / name / "pid").read_text().strip())
+
+
+def kill_service(name: str) -> None:
+    """SIGKILL a service started by scripts/services and wait until it is gone."""
+    pid = service_pid(name)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+def start_service(name: str) -> None:
+    subprocess.run(
+        [str(REPO_ROOT / "scripts" / "services"), "up", name],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=120,
+    )
