@@ -1,2 +1,70 @@
-"""Veltrix: one caching configuration client for many stores."""
+"""Veltrix: one caching configuration client in front of many stores.
+
+``import veltrix`` stays light: store client libraries (kazoo, boto3, ...) are
+imported only when a URL of theirs is opened.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from veltrix import errors
+from veltrix.backend import Absent, Change, Entry
+from veltrix.cache import CachePolicy
+from veltrix.client import Client
+from veltrix.errors import (
+    AccessDeniedError,
+    BackendError,
+    BackendNotInstalledError,
+    BackendUnavailableError,
+    ConfigurationError,
+    DecodeError,
+    InvalidKeyError,
+    KeyNotFoundError,
+    UnknownBackendError,
+    UnsupportedOperationError,
+    ValueTooLargeError,
+    VeltrixError,
+    VersionConflictError,
+)
+from veltrix.registry import open_backend
+
+if TYPE_CHECKING:
+    from veltrix.settings import VeltrixSettings, VeltrixSettingsSource
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # pydantic-settings is only imported by those who use it.
+    if name in ("VeltrixSettings", "VeltrixSettingsSource"):
+        from veltrix import settings
+
+        return getattr(settings, name)
+    raise AttributeError(f"module 'veltrix' has no attribute {name!r}")
+
+
+__all__ = [
+    "Absent",
+    "AccessDeniedError",
+    "BackendError",
+    "BackendNotInstalledError",
+    "BackendUnavailableError",
+    "CachePolicy",
+    "Change",
+    "Client",
+    "ConfigurationError",
+    "DecodeError",
+    "Entry",
+    "InvalidKeyError",
+    "KeyNotFoundError",
+    "UnknownBackendError",
+    "UnsupportedOperationError",
+    "ValueTooLargeError",
+    "VeltrixError",
+    "VeltrixSettings",
+    "VeltrixSettingsSource",
+    "VersionConflictError",
+    "errors",
+    "open_backend",
+]

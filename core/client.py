@@ -1,0 +1,590 @@
+"""The user API: one caching client in front of any store.
+
+Reads go through a per-client in-process cache (L1). A cache hit is one dict
+lookup inside one method call: no I/O, no lock, no clock read (see
+:mod:`veltrix.cache` for how expiry works without a clock on the hot path).
+Misses of one key share one store call (single-flight); transient store failures
+are retried and, past that, answered with the last-known-good value while the
+policy allows (stale-if-error). Where the store can watch, a background watch
+pushes changes into the cache within milliseconds; TTL stays the safety net.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Self, TypeVar, overload
+
+from veltrix.backend import (
+    AbsentType,
+    Backend,
+    Change,
+    Entry,
+    SupportsList,
+    SupportsWatch,
+    SupportsWrite,
+    Watch,
+)
+from veltrix.cache import CachePolicy, ExpiryScheduler, Freshness, Record, monotonic
+from veltrix.codecs import JSON, convert, decode_text, encode, nest, validate_model
+from veltrix.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    KeyNotFoundError,
+    UnsupportedOperationError,
+    VeltrixError,
+)
+from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.registry import open_backend
+from veltrix.urls import redact_url
+
+log = logging.getLogger("veltrix.client")
+
+M = TypeVar("M")
+T = TypeVar("T")
+
+_MISS: Any = object()
+_NO_DEFAULT: Any = object()
+
+
+class _Absent:
+    """Marker stored in the fresh-value dict for a confirmed absence."""
+
+    __slots__ = ()
+
+
+_ABSENT = _Absent()
+
+
+class _Flight:
+    """One in-progress store call that concurrent callers wait on."""
+
+    __slots__ = ("error", "event", "result")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _Subscription:
+    def __init__(self, client: Client, item: tuple[str, Callable[[Change], None]]) -> None:
+        self._client = client
+        self._item = item
+
+    def stop(self) -> None:
+        with self._client._lock:
+            if self._item in self._client._subscribers:
+                self._client._subscribers.remove(self._item)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Client:
+    """A caching configuration client.
+
+    ``Client("zookeeper://127.0.0.1:2181/app", cache=CachePolicy(ttl=30))``, or
+    ``Client(backend_instance)``, or ``Client()`` for the embedded default store.
+    A client closes the backend it opened from a URL, not one it was given.
+    """
+
+    def __init__(
+        self,
+        store: str | Backend | None = None,
+        *,
+        cache: CachePolicy | None = None,
+        secret_prefixes: Iterable[str] = (),
+        **options: Any,
+    ) -> None:
+        if store is None:
+            from veltrix.adapters.sqlite import default_url
+
+            store = default_url()
+        if isinstance(store, str):
+            self._backend: Backend = open_backend(store, **options)
+            self._owns_backend = True
+        else:
+            if options:
+                raise ConfigurationError("store options go with a URL, not a backend instance")
+            if not callable(getattr(store, "get", None)) or not callable(getattr(store, "close", None)):
+                raise ConfigurationError(f"not a store URL or backend: {type(store).__name__}")
+            self._backend = store
+            self._owns_backend = False
+        if cache is not None and not isinstance(cache, CachePolicy):
+            raise ConfigurationError("cache must be a veltrix.CachePolicy")
+        self.policy = cache or CachePolicy()
+        self.secret_prefixes = tuple(normalize_prefix(p) for p in secret_prefixes)
+        url = getattr(self._backend, "url", None)
+        self.source = redact_url(url) if isinstance(url, str) else type(self._backend).__name__
+
+        # Fresh values only: the hot path reads these dicts and nothing else.
+        self._fresh: dict[str, Any] = {}  # key -> decoded text, or _ABSENT
+        self._typed: dict[Any, dict[str, Any]] = {}  # conversion target -> key -> value
+        self._models: dict[tuple[str, Any], Any] = {}  # (prefix, model class) -> instance
+        # Slow-path state.
+        self._records: dict[str, Record] = {}
+        self._model_records: dict[tuple[str, Any], tuple[Any, float]] = {}  # (instance, expires_at)
+        self._model_prefixes: dict[tuple[str, Any], str] = {}  # token -> canonical prefix
+        self._model_generation: dict[tuple[str, Any], int] = {}
+        self._generation: dict[str, int] = {}
+        self._inflight: dict[Hashable, _Flight] = {}
+        self._refreshing: set[Hashable] = set()
+        self._lock = threading.RLock()
+        self._scheduler = ExpiryScheduler(self._expire, name="veltrix-expiry")
+        self._executor: ThreadPoolExecutor | None = None
+        self._watch: Watch | None = None
+        self._watch_retry_at = 0.0
+        self._subscribers: list[tuple[str, Callable[[Change], None]]] = []
+        self._closed = False
+        self._reads = 0
+        self._counters = dict.fromkeys(
+            ("misses", "store_calls", "stale_served", "errors", "watch_updates"), 0
+        )
+        if self.policy.track_hits:
+            self.get = self._get_counting  # type: ignore[method-assign]
+
+    # -- construction helpers ---------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Client:
+        """A client configured from ``VELTRIX_*`` environment variables (see :class:`VeltrixSettings`)."""
+        from veltrix.settings import VeltrixSettings
+
+        return VeltrixSettings(**overrides).client()
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    def __repr__(self) -> str:
+        return f"Client({self.source!r}, ttl={self.policy.ttl})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reads: the hot path ----------------------------------------------------------
+
+    @overload
+    def get(self, key: str) -> str: ...
+    @overload
+    def get(self, key: str, default: T) -> str | T: ...
+    @overload
+    def get(self, key: str, default: Any = ..., *, type: type[M]) -> M: ...
+    @overload
+    def get(self, key: str, default: Any = ..., type: Any = ...) -> Any: ...
+
+    def get(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:  # noqa: A002
+        """The value of ``key``: text by default, or converted to ``type``.
+
+        Absent keys return ``default``, or raise :class:`KeyNotFoundError` without one.
+        """
+        if type is None:
+            value = self._fresh.get(key, _MISS)
+            if value.__class__ is str:
+                return value
+        else:
+            typed = self._typed.get(type)
+            if typed is not None:
+                value = typed.get(key, _MISS)
+                if value is not _MISS:
+                    return value
+        return self._get_slow(key, default, type)
+
+    def _get_counting(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:  # noqa: A002
+        self._reads += 1
+        return Client.get(self, key, default, type)
+
+    def get_bytes(self, key: str, default: Any = _NO_DEFAULT) -> Any:
+        return self.get(key, default, type=bytes)
+
+    def get_json(self, key: str, default: Any = _NO_DEFAULT) -> Any:
+        """The value parsed as JSON (any shape); :class:`DecodeError` if it is not JSON."""
+        return self.get(key, default, type=JSON)
+
+    def get_entry(self, key: str) -> Entry | None:
+        """The cached entry (value, version, provenance), or ``None`` when absent."""
+        validate_key(key)
+        return self._lookup(key).entry
+
+    def get_model(self, prefix: str, model: type[M]) -> M:
+        """The keys under ``prefix`` validated as a pydantic ``model``.
+
+        ``payments/timeout_ms`` and ``payments/db/host`` fill ``timeout_ms`` and
+        ``db.host`` of ``get_model("payments", Payments)``. The instance is cached
+        and dropped when any key under the prefix changes (watch or write) or expires.
+        Instances are shared between callers: do not mutate them.
+        """
+        value = self._models.get((prefix, model), _MISS)
+        if value is not _MISS:
+            return value  # type: ignore[no-any-return]
+        return self._get_model_slow(prefix, model)
+
+    # -- reads: the slow path ---------------------------------------------------------
+
+    def _get_slow(self, key: str, default: Any, target: Any) -> Any:
+        validate_key(key)
+        record = self._lookup(key)
+        entry = record.entry
+        if entry is None:
+            if default is _NO_DEFAULT:
+                raise KeyNotFoundError(f"{key!r} not found in {self.source}")
+            return default
+        value = decode_text(key, entry.value) if target is None else convert(key, entry.value, target)
+        with self._lock:
+            if self._records.get(key) is record and monotonic() < record.expires_at:
+                if target is None:
+                    self._fresh[key] = value
+                else:
+                    self._typed.setdefault(target, {})[key] = value
+        return value
+
+    def _lookup(self, key: str) -> Record:
+        self._check_open()
+        record = self._records.get(key)
+        if record is not None:
+            now = monotonic()
+            state = self.policy.state(record, now)
+            if state is Freshness.FRESH:
+                return record
+            if state is Freshness.REVALIDATE:
+                self._refresh_in_background(key)
+                self._counters["stale_served"] += 1
+                return record
+            if now < record.retry_after and self.policy.may_serve_stale(record.expires_at, now):
+                self._counters["stale_served"] += 1
+                return record
+        return self._fetch(key, record)
+
+    def _fetch(self, key: str, stale: Record | None) -> Record:
+        self._counters["misses"] += 1
+        try:
+            record: Record = self._single_flight(key, lambda: self._load(key))
+        except BackendUnavailableError as exc:
+            now = monotonic()
+            if stale is not None and self.policy.may_serve_stale(stale.expires_at, now):
+                stale.retry_after = now + self.policy.error_backoff
+                self._counters["stale_served"] += 1
+                log.warning(
+                    "serving last-known-good %r from %s (stale %.1fs): %s",
+                    key, self.source, now - stale.expires_at, exc,
+                )
+                return stale
+            raise
+        return record
+
+    def _load(self, key: str) -> Record:
+        generation = self._generation.get(key, 0)
+        entry = self._call_store(lambda: self._backend.get(key), retries=self.policy.retries)
+        with self._lock:
+            current = self._records.get(key)
+            if self._generation.get(key, 0) != generation and current is not None:
+                return current  # a watch or a write installed something newer meanwhile
+            record = self._install(key, entry)
+        self._ensure_watch()
+        return record
+
+    def _install(self, key: str, entry: Entry | None) -> Record:
+        """Make ``entry`` (``None``: absent) the current state of ``key``. Lock held."""
+        now = monotonic()
+        record = Record(entry, now, self.policy.expires_at(now, entry is None))
+        self._records[key] = record
+        self._drop_fresh(key)
+        if now < record.expires_at:
+            if entry is None:
+                self._fresh[key] = _ABSENT
+            self._scheduler.schedule(record.expires_at, key)
+        return record
+
+    def _drop_fresh(self, key: str) -> None:
+        self._fresh.pop(key, None)
+        for typed in self._typed.values():
+            typed.pop(key, None)
+
+    def _expire(self, token: Hashable) -> None:
+        with self._lock:
+            if isinstance(token, str):
+                record = self._records.get(token)
+                if record is not None and monotonic() >= record.expires_at:
+                    self._drop_fresh(token)
+            else:
+                model_record = self._model_records.get(token)  # type: ignore[arg-type]
+                if model_record is not None and monotonic() >= model_record[1]:
+                    self._models.pop(token, None)  # type: ignore[call-overload]
+
+    def _single_flight(self, token: Hashable, load: Callable[[], T]) -> T:
+        with self._lock:
+            flight = self._inflight.get(token)
+            leader = flight is None
+            if flight is None:
+                flight = self._inflight[token] = _Flight()
+        if not leader:
+            flight.event.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.result  # type: ignore[no-any-return]
+        try:
+            flight.result = load()
+            return flight.result  # type: ignore[no-any-return]
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._inflight[token]
+            flight.event.set()
+
+    def _refresh_in_background(self, key: str) -> None:
+        with self._lock:
+            if key in self._refreshing or key in self._inflight:
+                return
+            self._refreshing.add(key)
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(4, thread_name_prefix="veltrix-refresh")
+            executor = self._executor
+
+        def refresh() -> None:
+            try:
+                self._single_flight(key, lambda: self._load(key))
+            except VeltrixError as exc:
+                record = self._records.get(key)
+                if record is not None:
+                    record.retry_after = monotonic() + self.policy.error_backoff
+                log.warning("background refresh of %r from %s failed: %s", key, self.source, exc)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key)
+
+        executor.submit(refresh)
+
+    def _call_store(self, call: Callable[[], T], *, retries: int) -> T:
+        """Call the store, mapping its failures onto the error tree; retry transient ones."""
+        attempt = 0
+        while True:
+            self._counters["store_calls"] += 1
+            try:
+                return call()
+            except BackendUnavailableError:
+                self._counters["errors"] += 1
+                if attempt >= retries:
+                    raise
+            except VeltrixError:
+                self._counters["errors"] += 1
+                raise
+            except self._backend.transient_errors as exc:
+                self._counters["errors"] += 1
+                if attempt >= retries:
+                    raise BackendUnavailableError(
+                        f"{self.source} is unavailable: {type(exc).__name__}"
+                    ) from exc
+            except Exception as exc:
+                self._counters["errors"] += 1
+                raise BackendError(
+                    f"{self.source} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+            attempt += 1
+
+    def _get_model_slow(self, prefix: str, model: type[M]) -> M:
+        token = (prefix, model)
+        self._check_open()
+        with self._lock:
+            canonical = self._model_prefixes.get(token)
+            if canonical is None:
+                canonical = self._model_prefixes[token] = normalize_prefix(prefix)
+
+        def load() -> Any:
+            generation = self._model_generation.get(token, 0)
+            entries = self.list(canonical)
+            instance = validate_model(canonical, model, nest(entries, canonical))
+            expires_at = monotonic() + self.policy.ttl
+            with self._lock:
+                self._model_records[token] = (instance, expires_at)
+                if self.policy.ttl > 0 and generation == self._model_generation.get(token, 0):
+                    self._models[token] = instance
+                    self._scheduler.schedule(expires_at, token)
+            self._ensure_watch()
+            return instance
+
+        self._counters["misses"] += 1
+        try:
+            result: M = self._single_flight(token, load)
+        except BackendUnavailableError as exc:
+            previous = self._model_records.get(token)
+            if previous is not None and self.policy.may_serve_stale(previous[1], monotonic()):
+                self._counters["stale_served"] += 1
+                log.warning("serving last-known-good %s for %r: %s", model.__name__, prefix, exc)
+                return previous[0]  # type: ignore[no-any-return]
+            raise
+        return result
+
+    # -- change propagation ----------------------------------------------------------
+
+    def _ensure_watch(self) -> None:
+        if self._watch is not None or not self.policy.watch:
+            return
+        self._start_watch(required=False)
+
+    def _start_watch(self, *, required: bool) -> None:
+        backend = self._backend
+        if not isinstance(backend, SupportsWatch):
+            if required:
+                raise UnsupportedOperationError(f"{self.source} cannot watch for changes")
+            return
+        with self._lock:
+            if self._watch is not None or self._closed:
+                return
+            if not required and monotonic() < self._watch_retry_at:
+                return
+            try:
+                self._watch = backend.watch("", self._on_change)
+            except VeltrixError as exc:
+                self._watch_retry_at = monotonic() + 30
+                if required:
+                    raise
+                log.warning("cannot watch %s (TTL still applies): %s", self.source, exc)
+
+    def _on_change(self, change: Change) -> None:
+        key = change.key
+        with self._lock:
+            self._bump(key)
+            if key in self._records or key in self._inflight:
+                self._install(key, change.entry)
+                self._counters["watch_updates"] += 1
+            subscribers = [cb for prefix, cb in self._subscribers if in_prefix(key, prefix)]
+        for callback in subscribers:
+            try:
+                callback(change)
+            except Exception:
+                log.exception("watch callback failed for %r", key)
+
+    def _bump(self, key: str) -> None:
+        """Note that ``key`` changed: in-flight loads must not overwrite it; models drop. Lock held."""
+        self._generation[key] = self._generation.get(key, 0) + 1
+        for token, prefix in self._model_prefixes.items():
+            if in_prefix(key, prefix):
+                self._models.pop(token, None)
+                self._model_generation[token] = self._model_generation.get(token, 0) + 1
+
+    def watch(self, prefix: str, callback: Callable[[Change], None]) -> _Subscription:
+        """Call ``callback(change)`` for every change under ``prefix``.
+
+        Callbacks run on a background thread after the cache has been updated, so a
+        ``get`` inside the callback already sees the new value.
+        """
+        canonical = normalize_prefix(prefix)
+        self._check_open()
+        self._start_watch(required=True)
+        item = (canonical, callback)
+        with self._lock:
+            self._subscribers.append(item)
+        return _Subscription(self, item)
+
+    # -- writes ----------------------------------------------------------------------
+
+    def _writable(self) -> SupportsWrite:
+        self._check_open()
+        if not isinstance(self._backend, SupportsWrite):
+            raise UnsupportedOperationError(f"{self.source} is read-only")
+        return self._backend
+
+    def put(
+        self, key: str, value: object, *, if_version: str | AbsentType | None = None
+    ) -> str:
+        """Write ``value`` (bytes, str, or JSON-encodable); return the new version.
+
+        Write-through: this client reads its own write at once.
+        """
+        validate_key(key)
+        data = encode(key, value)
+        backend = self._writable()
+        version = self._call_store(lambda: backend.put(key, data, if_version=if_version), retries=0)
+        entry = Entry(key, data, version, source=self.source)
+        with self._lock:
+            self._bump(key)
+            self._install(key, entry)
+        return version
+
+    def delete(self, key: str, *, if_version: str | None = None) -> bool:
+        """Delete ``key``; True if it existed."""
+        validate_key(key)
+        backend = self._writable()
+        existed = self._call_store(lambda: backend.delete(key, if_version=if_version), retries=0)
+        with self._lock:
+            self._bump(key)
+            self._install(key, None)
+        return existed
+
+    def list(self, prefix: str = "") -> list[Entry]:
+        """Every entry under ``prefix``, read from the store (not cached)."""
+        canonical = normalize_prefix(prefix)
+        self._check_open()
+        backend = self._backend
+        if not isinstance(backend, SupportsList):
+            raise UnsupportedOperationError(f"{self.source} cannot list keys")
+        return self._call_store(lambda: list(backend.list(canonical)), retries=self.policy.retries)
+
+    # -- introspection and lifecycle -------------------------------------------------
+
+    def is_secret(self, key: str, entry: Entry | None = None) -> bool:
+        """True when values of ``key`` must be masked (flagged by the store or by prefix)."""
+        if entry is not None and entry.secret:
+            return True
+        return any(in_prefix(key, prefix) for prefix in self.secret_prefixes if prefix)
+
+    def stats(self) -> dict[str, int]:
+        """Counters: misses (reads that went to the store), store_calls, stale_served,
+        errors, watch_updates, cached_keys; plus reads and hits with ``track_hits``."""
+        result = dict(self._counters)
+        result["cached_keys"] = len(self._records)
+        if self.policy.track_hits:
+            result["reads"] = self._reads
+            result["hits"] = self._reads - self._counters["misses"]
+        return result
+
+    def invalidate(self, key: str | None = None) -> None:
+        """Forget ``key`` (or everything): the next read asks the store."""
+        with self._lock:
+            keys = [key] if key is not None else list(self._records)
+            for item in keys:
+                self._records.pop(item, None)
+                self._drop_fresh(item)
+                self._bump(item)
+            if key is None:
+                self._models.clear()
+                self._model_records.clear()
+                for token in self._model_prefixes:
+                    self._model_generation[token] = self._model_generation.get(token, 0) + 1
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigurationError(f"{self!r} is closed")
+
+    def close(self) -> None:
+        """Stop watches and background threads; close the backend if this client opened it."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            watch, self._watch = self._watch, None
+            self._subscribers.clear()
+        if watch is not None:
+            watch.stop()
+        self._scheduler.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        if self._owns_backend:
+            self._backend.close()
+
+
+__all__ = ["CachePolicy", "Client"]
