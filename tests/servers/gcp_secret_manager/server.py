@@ -1,0 +1,255 @@
+"""REST and gRPC front ends over one :class:`SecretStore`.
+
+REST follows the HTTP bindings of the v1 API (``/v1/{name=projects/*/secrets/*}`` and
+friends, JSON with camelCase field names, errors as ``{"error": {"code", "message",
+"status"}}``); gRPC serves ``google.cloud.secretmanager.v1.SecretManagerService``
+with generic method handlers that (de)serialize with the client package's messages.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import grpc
+from google.protobuf import json_format
+
+from tests.servers.gcp_secret_manager.store import ApiError, SecretStore, methods
+
+log = logging.getLogger("gcpsm-test-server")
+
+SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
+
+#: Canonical status -> HTTP status, as Google's APIs map them.
+HTTP_CODES = {
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "ABORTED": 409,
+    "RESOURCE_EXHAUSTED": 429,
+    "CANCELLED": 499,
+    "INTERNAL": 500,
+    "UNIMPLEMENTED": 501,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
+
+
+def check_token(expected: str | None, authorization: str | None) -> None:
+    """Raise UNAUTHENTICATED without a bearer token, PERMISSION_DENIED for a wrong one."""
+    if expected is None:
+        return
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise ApiError(
+            "UNAUTHENTICATED",
+            "Request is missing required authentication credential. Expected OAuth 2 access token.",
+        )
+    if not hmac.compare_digest(authorization[7:].strip().encode(), expected.encode()):
+        raise ApiError(
+            "PERMISSION_DENIED",
+            "Permission denied on resource (or it may not exist) for the caller's credentials.",
+        )
+
+
+# -- gRPC --------------------------------------------------------------------------------
+
+
+def _grpc_handler(
+    fn: Callable[[Any], Any], token: str | None
+) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        try:
+            check_token(token, metadata.get("authorization"))
+            return fn(request)
+        except ApiError as exc:
+            context.abort(grpc.StatusCode[exc.status], exc.message)
+        except Exception:  # pragma: no cover - a server bug must not hang the client
+            log.exception("internal error")
+            context.abort(grpc.StatusCode.INTERNAL, "internal error in the test server")
+        raise AssertionError("unreachable")  # context.abort raises
+
+    return handle
+
+
+def make_grpc_server(store: SecretStore, host: str, port: int, token: str | None) -> grpc.Server:
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            _grpc_handler(fn, token),
+            request_deserializer=request_type.FromString,
+            response_serializer=response_type.SerializeToString,
+        )
+        for name, (fn, request_type, response_type) in methods(store).items()
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC port {host}:{port}")
+    return server
+
+
+# -- REST --------------------------------------------------------------------------------
+
+_P = r"projects/[^/:]+(?:/locations/[^/:]+)?"
+_S = rf"{_P}/secrets/[^/:]+"
+_V = rf"{_S}/versions/[^/:]+"
+
+#: (HTTP method, path regex with one group = the resource, gRPC method, path field, body field)
+_ROUTES: list[tuple[str, re.Pattern[str], str, str, str | None]] = [
+    ("GET", re.compile(rf"/v1/({_P})/secrets"), "ListSecrets", "parent", None),
+    ("POST", re.compile(rf"/v1/({_P})/secrets"), "CreateSecret", "parent", "secret"),
+    ("GET", re.compile(rf"/v1/({_S})"), "GetSecret", "name", None),
+    ("PATCH", re.compile(rf"/v1/({_S})"), "UpdateSecret", "secret.name", "secret"),
+    ("DELETE", re.compile(rf"/v1/({_S})"), "DeleteSecret", "name", None),
+    ("POST", re.compile(rf"/v1/({_S}):addVersion"), "AddSecretVersion", "parent", "*"),
+    ("GET", re.compile(rf"/v1/({_S})/versions"), "ListSecretVersions", "parent", None),
+    ("GET", re.compile(rf"/v1/({_V})"), "GetSecretVersion", "name", None),
+    ("GET", re.compile(rf"/v1/({_V}):access"), "AccessSecretVersion", "name", None),
+    ("POST", re.compile(rf"/v1/({_V}):enable"), "EnableSecretVersion", "name", "*"),
+    ("POST", re.compile(rf"/v1/({_V}):disable"), "DisableSecretVersion", "name", "*"),
+    ("POST", re.compile(rf"/v1/({_V}):destroy"), "DestroySecretVersion", "name", "*"),
+]
+
+
+class _RestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "gcpsm-test-server"
+    store: SecretStore
+    token: str | None
+    table: dict[str, tuple[Callable[[Any], Any], Any, Any]]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _send(self, status: int, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, exc: ApiError) -> None:
+        code = HTTP_CODES.get(exc.status, 500)
+        self._send(
+            code,
+            json.dumps({"error": {"code": code, "message": exc.message, "status": exc.status}}),
+        )
+
+    def _handle(self, verb: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        try:
+            check_token(self.token, self.headers.get("Authorization"))
+            self._dispatch(verb, raw_body)
+        except ApiError as exc:
+            self._error(exc)
+        except Exception:  # pragma: no cover - a server bug must still answer
+            log.exception("internal error")
+            self._error(ApiError("INTERNAL", "internal error in the test server"))
+
+    def _dispatch(self, verb: str, raw_body: bytes) -> None:
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        route = next(
+            (r for r in _ROUTES if r[0] == verb and r[1].fullmatch(path) is not None), None
+        )
+        if route is None:
+            if any(r[1].fullmatch(path) for r in _ROUTES):
+                raise ApiError("UNIMPLEMENTED", f"HTTP method {verb} is not supported for {path}")
+            raise ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server.")
+        _, pattern, method, path_field, body_field = route
+        match = pattern.fullmatch(path)
+        assert match is not None
+        fn, request_type, _ = self.table[method]
+        request = request_type()
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        alt = query.pop("$alt", "json")
+        int_enums = "enum-encoding=int" in alt
+        query.pop("alt", None)
+        try:
+            if body_field == "*":
+                json_format.Parse(raw_body or b"{}", request)
+            elif body_field is not None:
+                json_format.Parse(raw_body or b"{}", getattr(request, body_field))
+            if query:
+                json_format.ParseDict(_nest(query), request)
+        except json_format.ParseError as exc:
+            raise ApiError("INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}") from exc
+        target = request
+        *owners, leaf = path_field.split(".")
+        for owner in owners:
+            target = getattr(target, owner)
+        setattr(target, leaf, match.group(1))
+        response = fn(request)
+        self._send(
+            200,
+            json_format.MessageToJson(response, use_integers_for_enums=int_enums, indent=None),
+        )
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+
+def _nest(query: dict[str, str]) -> dict[str, Any]:
+    """``{"a.b": "x"}`` -> ``{"a": {"b": "x"}}`` (query parameters name nested fields)."""
+    result: dict[str, Any] = {}
+    for name, value in query.items():
+        target = result
+        *owners, leaf = name.split(".")
+        for owner in owners:
+            target = target.setdefault(owner, {})
+        target[leaf] = value
+    return result
+
+
+def make_rest_server(
+    store: SecretStore, host: str, port: int, token: str | None
+) -> ThreadingHTTPServer:
+    handler = type(
+        "RestHandler", (_RestHandler,), {"store": store, "token": token, "table": methods(store)}
+    )
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def serve(host: str, rest_port: int, grpc_port: int, token: str | None) -> None:
+    """Serve both transports until interrupted."""
+    store = SecretStore()
+    grpc_server = make_grpc_server(store, host, grpc_port, token)
+    rest_server = make_rest_server(store, host, rest_port, token)
+    grpc_server.start()
+    thread = threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True)
+    thread.start()
+    log.info("serving REST on %s:%d and gRPC on %s:%d", host, rest_port, host, grpc_port)
+    try:
+        grpc_server.wait_for_termination()
+    finally:
+        rest_server.shutdown()
+        grpc_server.stop(grace=1)
+
+
+__all__ = ["HTTP_CODES", "SERVICE", "make_grpc_server", "make_rest_server", "serve"]
