@@ -1,0 +1,787 @@
+"""``gcpsm://project[/prefix]``: GCP Secret Manager through google-cloud-secret-manager.
+
+Each key is one secret. Its id is a reversible, injective encoding of the full key
+(URL prefix + key) into ``[A-Za-z0-9_-]``: ``_`` becomes ``__``, ``/`` becomes ``_s``
+and ``.`` becomes ``_d``; the original key is also kept in the ``veltrix-key``
+annotation. Labels mark the secrets Veltrix manages (``managed-by=veltrix``) and
+the first segment of their key (``veltrix-top``, a hash), which ``list`` filters on.
+
+The value is the newest *enabled* version (``latest`` is the newest version in any
+state, so when it is disabled the adapter finds the newest enabled one); the entry
+version is that version's number. ``put`` adds a version, creating the secret on the
+first write. Compare-and-set checks the expected version before the write and again
+after it (no other version may have appeared in between, else the new version is
+destroyed and the write raises :class:`VersionConflictError`); a CAS delete passes
+the secret's etag. Watches poll. Every entry is flagged ``secret=True``.
+
+Options (query string or keyword arguments):
+
+``location``        regional secrets in that location (endpoint
+                    ``secretmanager.LOCATION.rep.googleapis.com``)
+``transport``       ``grpc`` (default) or ``rest``
+``endpoint``        ``host:port`` of the API (tests point this at the test server)
+``insecure``        plaintext, no TLS; anonymous unless a token is configured
+``token_env``       name of an environment variable holding a static OAuth access token
+                    (default ``VELTRIX_GCPSM_ACCESS_TOKEN``; used when set)
+``timeout``         seconds per attempt (default 5)
+``deadline``        seconds for a call including retries (default 8)
+``poll_interval``   seconds between watch polls (default 10)
+``retain``          keep only the newest N enabled versions after a put (0 = keep all)
+``retention``       ``destroy`` (default) or ``disable`` the older versions
+``credentials``     (keyword only) a ``google.auth`` credentials object
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Self
+
+import grpc
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
+from google.api_core.client_options import ClientOptions
+from google.auth import exceptions as auth_exceptions
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.cloud.secretmanager_v1 import SecretManagerServiceClient
+from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+    SecretManagerServiceGrpcTransport,
+)
+from google.oauth2.credentials import Credentials as TokenCredentials
+from veltrix.backend import Absent, AbsentType, Change, Entry
+from veltrix.errors import (
+    AccessDeniedError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidKeyError,
+    ValueTooLargeError,
+    VeltrixError,
+    VersionConflictError,
+)
+from veltrix.keys import SEPARATOR, in_prefix, join, normalize_prefix, relative, validate_key
+from veltrix.urls import Options, parse_url
+from veltrix.values import check_value
+from veltrix.watching import PollingWatch
+
+log = logging.getLogger("veltrix.gcpsm")
+
+MAX_VALUE_BYTES = 64 * 1024
+MAX_SECRET_ID_LENGTH = 255
+MANAGED_LABEL = "managed-by"
+MANAGED_VALUE = "veltrix"
+TOP_LABEL = "veltrix-top"
+KEY_ANNOTATION = "veltrix-key"
+DEFAULT_TOKEN_ENV = "VELTRIX_GCPSM_ACCESS_TOKEN"
+
+#: The Secret Manager API rejects an empty payload, so an empty value is stored as
+#: this marker, and a value that starts with the marker gets one more copy of it.
+EMPTY_MARKER = b"\x00veltrix:empty\x00"
+
+_ESCAPES = {"_": "__", "/": "_s", ".": "_d"}
+_UNESCAPES = {code[1]: char for char, code in _ESCAPES.items()}
+
+
+# -- encodings ---------------------------------------------------------------------------
+
+
+def encode_key(key: str) -> str:
+    """The secret id of a canonical ``key`` (not length-checked)."""
+    return "".join(_ESCAPES.get(char, char) for char in key)
+
+
+def decode_secret_id(secret_id: str) -> str:
+    """The key a secret id encodes; ``ValueError`` when it is not one of ours."""
+    out: list[str] = []
+    chars = iter(secret_id)
+    for char in chars:
+        if char != "_":
+            out.append(char)
+            continue
+        code = next(chars, "")
+        if code not in _UNESCAPES:
+            raise ValueError(f"secret id {secret_id!r} is not a Veltrix key encoding")
+        out.append(_UNESCAPES[code])
+    key = "".join(out)
+    try:
+        validate_key(key)
+    except InvalidKeyError as exc:
+        raise ValueError(f"secret id {secret_id!r} does not encode a valid key") from exc
+    return key
+
+
+def secret_id_for(key: str) -> str:
+    """``encode_key`` plus the API's length limit (raises :class:`InvalidKeyError`)."""
+    secret_id = encode_key(key)
+    if len(secret_id) > MAX_SECRET_ID_LENGTH:
+        raise InvalidKeyError(
+            f"key {key[:60]!r}... encodes to a {len(secret_id)}-character secret id; "
+            f"Secret Manager allows {MAX_SECRET_ID_LENGTH}"
+        )
+    return secret_id
+
+
+def encode_value(value: bytes) -> bytes:
+    if not value:
+        return EMPTY_MARKER
+    if value.startswith(EMPTY_MARKER):
+        return EMPTY_MARKER + value
+    return value
+
+
+def decode_value(data: bytes) -> bytes:
+    if data == EMPTY_MARKER:
+        return b""
+    if data.startswith(EMPTY_MARKER):
+        return data[len(EMPTY_MARKER) :]
+    return data
+
+
+def top_label(key: str) -> str:
+    """The ``veltrix-top`` label value: a hash of the key's first segment."""
+    first = key.split(SEPARATOR, 1)[0]
+    return hashlib.sha256(first.encode()).hexdigest()[:16]
+
+
+def _crc32c_table() -> builtins.list[int]:
+    table = []
+    for n in range(256):
+        crc = n
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    table = _CRC_TABLE
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+# -- errors ------------------------------------------------------------------------------
+
+_HTTP_STATUS = {
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_TRANSIENT_STATUS = {
+    "UNAVAILABLE",
+    "DEADLINE_EXCEEDED",
+    "RESOURCE_EXHAUSTED",
+    "INTERNAL",
+    "UNKNOWN",
+}
+_DENIED_STATUS = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
+
+
+def status_of(exc: gexc.GoogleAPICallError) -> str:
+    """The canonical status (``NOT_FOUND``...) of an API error, over gRPC or REST."""
+    code = getattr(exc, "grpc_status_code", None)
+    if code is not None:
+        return str(code.name)
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            status = response.json().get("error", {}).get("status")
+        except (ValueError, AttributeError):
+            status = None
+        if isinstance(status, str) and status:
+            return status
+    http = exc.code if isinstance(exc.code, int) else 0
+    if http == 400:
+        return "INVALID_ARGUMENT"
+    return _HTTP_STATUS.get(http, "UNAVAILABLE" if http >= 500 else "UNKNOWN")
+
+
+def _one_line(text: object, limit: int = 200) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _api_message(exc: gexc.GoogleAPICallError) -> str:
+    message = exc.message or str(exc)
+    # REST errors are prefixed with "GET http://host/v1/...: " by the client library.
+    head, sep, tail = message.partition(": ")
+    if sep and (head.startswith(("GET ", "POST ", "PATCH ", "DELETE "))):
+        message = tail
+    return _one_line(message)
+
+
+_RETRYABLE = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.ResourceExhausted,
+    gexc.InternalServerError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+)
+
+
+# -- the backend -------------------------------------------------------------------------
+
+
+class _TokenInterceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds ``authorization: Bearer`` to every gRPC call on a plaintext test channel."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def __repr__(self) -> str:
+        return "_TokenInterceptor(***)"
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._header]
+        return continuation(_CallDetails(details, metadata), request)
+
+
+class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+    def __init__(self, base: Any, metadata: list[tuple[str, str]]) -> None:
+        self.method = base.method
+        self.timeout = base.timeout
+        self.metadata = metadata
+        self.credentials = base.credentials
+        self.wait_for_ready = getattr(base, "wait_for_ready", None)
+        self.compression = getattr(base, "compression", None)
+
+
+class SecretManagerBackend:
+    schemes: ClassVar[tuple[str, ...]] = ("gcpsm",)
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        *_RETRYABLE,
+        gexc.RetryError,
+    )
+    max_value_bytes: ClassVar[int | None] = MAX_VALUE_BYTES
+
+    def __init__(
+        self,
+        project: str,
+        prefix: str = "",
+        *,
+        location: str | None = None,
+        transport: str = "grpc",
+        endpoint: str | None = None,
+        insecure: bool = False,
+        token_env: str = DEFAULT_TOKEN_ENV,
+        timeout: float = 5.0,
+        deadline: float = 8.0,
+        poll_interval: float = 10.0,
+        retain: int = 0,
+        retention: str = "destroy",
+        credentials: Credentials | None = None,
+    ) -> None:
+        if not project or any(c in project for c in "/?#"):
+            raise ConfigurationError(f"gcpsm: invalid project {project!r}")
+        self.project = project
+        self.prefix = normalize_prefix(prefix)
+        self.location = location
+        self.transport = transport
+        self._timeout = timeout
+        self._deadline = max(deadline, timeout)
+        self._poll_interval = poll_interval
+        self._retain = retain
+        self._retention = retention
+        self._closed = False
+        self._watches: list[PollingWatch] = []
+        self._parent = f"projects/{project}" + (f"/locations/{location}" if location else "")
+        self._retry = gretry.Retry(
+            predicate=gretry.if_exception_type(*_RETRYABLE),
+            initial=0.1,
+            maximum=1.0,
+            multiplier=2.0,
+            timeout=self._deadline,
+        )
+        token = os.environ.get(token_env) or None
+        self._client = self._make_client(endpoint, insecure, token, credentials)
+
+    # -- construction ----------------------------------------------------------------------
+
+    def _make_client(
+        self,
+        endpoint: str | None,
+        insecure: bool,
+        token: str | None,
+        credentials: Credentials | None,
+    ) -> SecretManagerServiceClient:
+        if endpoint is None:
+            if insecure:
+                raise ConfigurationError("gcpsm: insecure=true needs an endpoint=host:port")
+            endpoint = (
+                f"secretmanager.{self.location}.rep.googleapis.com"
+                if self.location
+                else "secretmanager.googleapis.com"
+            )
+        try:
+            if insecure:
+                if self.transport == "grpc":
+                    channel = grpc.insecure_channel(
+                        endpoint,
+                        options=[
+                            ("grpc.initial_reconnect_backoff_ms", 100),
+                            ("grpc.min_reconnect_backoff_ms", 100),
+                            ("grpc.max_reconnect_backoff_ms", 1000),
+                        ],
+                    )
+                    if token:
+                        channel = grpc.intercept_channel(channel, _TokenInterceptor(token))
+                    return SecretManagerServiceClient(
+                        transport=SecretManagerServiceGrpcTransport(channel=channel)
+                    )
+                creds: Credentials = (
+                    credentials
+                    or (TokenCredentials(token) if token else None)  # type: ignore[no-untyped-call]
+                    or AnonymousCredentials()  # type: ignore[no-untyped-call]
+                )
+                return SecretManagerServiceClient(
+                    transport="rest",
+                    credentials=creds,
+                    client_options=ClientOptions(api_endpoint=f"http://{endpoint}"),
+                )
+            if credentials is None and token:
+                credentials = TokenCredentials(token)  # type: ignore[no-untyped-call]
+            return SecretManagerServiceClient(
+                transport=self.transport,
+                credentials=credentials,
+                client_options=ClientOptions(api_endpoint=endpoint),
+            )
+        except auth_exceptions.DefaultCredentialsError as exc:
+            raise ConfigurationError(
+                "gcpsm: no Google credentials found (Application Default Credentials); set "
+                "GOOGLE_APPLICATION_CREDENTIALS or run 'gcloud auth application-default login'"
+            ) from exc
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        parsed = parse_url(url, cls.schemes)
+        credentials = options.pop("credentials", None)
+        opts = Options(parsed.query, options, where=parsed.redacted)
+        location = opts.str("location") or None
+        transport = opts.choice("transport", "grpc", ("grpc", "rest"))
+        endpoint = opts.str("endpoint") or None
+        insecure = opts.bool("insecure", False)
+        token_env = opts.str("token_env", DEFAULT_TOKEN_ENV) or DEFAULT_TOKEN_ENV
+        timeout = opts.float("timeout", 5.0, minimum=0.01)
+        deadline = opts.float("deadline", 8.0, minimum=0.01)
+        poll_interval = opts.float("poll_interval", 10.0, minimum=0.01)
+        retain = opts.int("retain", 0, minimum=0)
+        retention = opts.choice("retention", "destroy", ("destroy", "disable"))
+        opts.finish()
+        if not parsed.netloc:
+            raise ConfigurationError(f"{parsed.redacted}: no project; use gcpsm://PROJECT[/prefix]")
+        try:
+            prefix = normalize_prefix(parsed.path.lstrip("/"))
+        except InvalidKeyError as exc:
+            raise ConfigurationError(f"{parsed.redacted}: bad prefix: {exc}") from exc
+        return cls(
+            parsed.netloc,
+            prefix,
+            location=location,
+            transport=transport,
+            endpoint=endpoint,
+            insecure=insecure,
+            token_env=token_env,
+            timeout=timeout,
+            deadline=deadline,
+            poll_interval=poll_interval,
+            retain=retain,
+            retention=retention,
+            credentials=credentials,
+        )
+
+    @property
+    def url(self) -> str:
+        path = f"/{self.prefix}" if self.prefix else ""
+        query = f"?location={self.location}" if self.location else ""
+        return f"gcpsm://{self.project}{path}{query}"
+
+    def __repr__(self) -> str:
+        return f"SecretManagerBackend({self.url!r}, transport={self.transport!r})"
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def _call(
+        self, what: str, method: Callable[..., Any], request: dict[str, Any], *, retry: bool
+    ) -> Any:
+        """One API call, bounded in time; errors become Veltrix errors (``_Unwrapped``
+        carries NOT_FOUND and friends back to the caller to decide)."""
+        if self._closed:
+            raise BackendUnavailableError(f"{self!r} is closed")
+        try:
+            return method(
+                request=request,
+                retry=self._retry if retry else None,
+                timeout=self._timeout,
+            )
+        except gexc.RetryError as exc:
+            raise BackendUnavailableError(
+                f"{what}: Secret Manager unreachable for {self._deadline:g} s: "
+                f"{_one_line(exc.cause or exc)}"
+            ) from exc
+        except gexc.GoogleAPICallError as exc:
+            status = status_of(exc)
+            if status in _DENIED_STATUS:
+                raise AccessDeniedError(f"{what}: {status}: {_api_message(exc)}") from exc
+            if status in _TRANSIENT_STATUS:
+                raise BackendUnavailableError(f"{what}: {status}: {_api_message(exc)}") from exc
+            raise _ApiFailure(status, f"{what}: {status}: {_api_message(exc)}") from exc
+        except (requests.exceptions.RequestException, auth_exceptions.TransportError) as exc:
+            raise BackendUnavailableError(f"{what}: {_one_line(exc)}") from exc
+        except auth_exceptions.RefreshError as exc:
+            raise AccessDeniedError(f"{what}: credentials refused: {_one_line(exc)}") from exc
+        except ValueError as exc:  # e.g. "Cannot invoke RPC on closed channel!"
+            if self._closed:
+                raise BackendUnavailableError(f"{self!r} is closed") from exc
+            raise
+
+    def _full_key(self, key: str) -> str:
+        validate_key(key)
+        full_key: str = join(self.prefix, key)
+        return full_key
+
+    def _secret_name(self, full_key: str) -> str:
+        return f"{self._parent}/secrets/{secret_id_for(full_key)}"
+
+    def _entry(self, full_key: str, data: bytes, version: str) -> Entry:
+        return Entry(
+            relative(full_key, self.prefix),
+            decode_value(data),
+            version,
+            source=f"{self.url}#{full_key}"
+            if self.location
+            else f"gcpsm://{self.project}/{full_key}",
+            secret=True,
+        )
+
+    def _access(self, name: str, what: str) -> tuple[bytes, str] | None:
+        """Payload and number of version ``name``; None when absent or not enabled."""
+        try:
+            response = self._call(
+                what, self._client.access_secret_version, {"name": name}, retry=True
+            )
+        except _ApiFailure as exc:
+            if exc.status in ("NOT_FOUND", "FAILED_PRECONDITION"):
+                return None
+            raise exc.veltrix() from exc
+        return bytes(response.payload.data), str(response.name).rsplit("/", 1)[1]
+
+    def _newest_enabled(self, secret_name: str, what: str) -> int | None:
+        """Number of the newest enabled version; None when none (or no secret)."""
+        try:
+            pager = self._call(
+                what,
+                self._client.list_secret_versions,
+                {"parent": secret_name, "filter": "state:ENABLED", "page_size": 1},
+                retry=True,
+            )
+            for version in pager.versions:
+                return int(str(version.name).rsplit("/", 1)[1])
+        except _ApiFailure as exc:
+            if exc.status == "NOT_FOUND":
+                return None
+            raise exc.veltrix() from exc
+        return None
+
+    def _read(self, full_key: str, name: str) -> Entry | None:
+        what = f"get {full_key!r}"
+        found = self._access(f"{name}/versions/latest", what)
+        attempts = 0
+        while found is None and attempts < 3:
+            # ``latest`` is absent (no secret, no version) or not enabled: find the
+            # newest enabled version, if any.
+            attempts += 1
+            number = self._newest_enabled(name, what)
+            if number is None:
+                return None
+            found = self._access(f"{name}/versions/{number}", what)
+        if found is None:
+            return None
+        data, version = found
+        return self._entry(full_key, data, version)
+
+    # -- Backend -----------------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        full_key = self._full_key(key)
+        return self._read(full_key, self._secret_name(full_key))
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        prefix = normalize_prefix(prefix)
+        full_prefix = join(self.prefix, prefix)
+        return iter(self._list(full_prefix))
+
+    def _list(self, full_prefix: str) -> builtins.list[Entry]:
+        label_filter = f"labels.{MANAGED_LABEL}={MANAGED_VALUE}"
+        if full_prefix:
+            label_filter += f" AND labels.{TOP_LABEL}={top_label(full_prefix)}"
+        what = f"list {full_prefix!r}"
+        try:
+            pager = self._call(
+                what,
+                self._client.list_secrets,
+                {"parent": self._parent, "filter": label_filter, "page_size": 1000},
+                retry=True,
+            )
+            secrets = [str(secret.name) for secret in self._pages(pager, what)]
+        except _ApiFailure as exc:
+            raise exc.veltrix() from exc
+        entries: builtins.list[Entry] = []
+        for name in sorted(secrets):
+            try:
+                full_key = decode_secret_id(name.rsplit("/", 1)[1])
+            except ValueError:
+                continue
+            if not in_prefix(full_key, full_prefix) or not in_prefix(full_key, self.prefix):
+                continue
+            if full_key == self.prefix:
+                continue  # the root itself is not a key below it
+            entry = self._read(full_key, name)
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def _pages(self, pager: Any, what: str) -> Iterator[Any]:
+        """Iterate a pager; fetching later pages is bounded and translated too."""
+        iterator = iter(pager)
+        while True:
+            try:
+                yield next(iterator)
+            except StopIteration:
+                return
+            except gexc.GoogleAPICallError as exc:
+                status = status_of(exc)
+                if status in _DENIED_STATUS:
+                    raise AccessDeniedError(f"{what}: {status}: {_api_message(exc)}") from exc
+                raise BackendUnavailableError(f"{what}: {status}: {_api_message(exc)}") from exc
+            except requests.exceptions.RequestException as exc:
+                raise BackendUnavailableError(f"{what}: {_one_line(exc)}") from exc
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def _create(self, full_key: str, what: str) -> bool:
+        """Create the secret; False if it already existed."""
+        secret: dict[str, Any] = {
+            "labels": {MANAGED_LABEL: MANAGED_VALUE, TOP_LABEL: top_label(full_key)},
+            "annotations": {KEY_ANNOTATION: full_key},
+        }
+        if not self.location:
+            secret["replication"] = {"automatic": {}}
+        try:
+            self._call(
+                what,
+                self._client.create_secret,
+                {"parent": self._parent, "secret_id": secret_id_for(full_key), "secret": secret},
+                retry=False,
+            )
+        except _ApiFailure as exc:
+            if exc.status == "ALREADY_EXISTS":
+                return False
+            raise exc.veltrix() from exc
+        return True
+
+    def _add(self, name: str, payload: bytes, what: str) -> int | None:
+        """Add a version; its number, or None when the secret does not exist."""
+        try:
+            version = self._call(
+                what,
+                self._client.add_secret_version,
+                {"parent": name, "payload": {"data": payload, "data_crc32c": crc32c(payload)}},
+                retry=False,
+            )
+        except _ApiFailure as exc:
+            if exc.status == "NOT_FOUND":
+                return None
+            if (
+                exc.status == "INVALID_ARGUMENT"
+                and "payload" in str(exc).lower()
+                and len(payload) > MAX_VALUE_BYTES
+            ):
+                raise ValueTooLargeError(f"{what}: value exceeds {MAX_VALUE_BYTES} bytes") from exc
+            raise exc.veltrix() from exc
+        return int(str(version.name).rsplit("/", 1)[1])
+
+    def _versions_after(self, name: str, after: int, before: int, what: str) -> builtins.list[int]:
+        """Enabled version numbers n with after < n < before."""
+        pager = self._call(
+            what,
+            self._client.list_secret_versions,
+            {"parent": name, "filter": "state:ENABLED", "page_size": 100},
+            retry=True,
+        )
+        found: builtins.list[int] = []
+        for version in self._pages(pager, what):
+            number = int(str(version.name).rsplit("/", 1)[1])
+            if number <= after:
+                break
+            if number < before:
+                found.append(number)
+        return found
+
+    def _set_state(self, name: str, number: int, action: str, what: str) -> None:
+        method = {
+            "destroy": self._client.destroy_secret_version,
+            "disable": self._client.disable_secret_version,
+        }[action]
+        try:
+            self._call(what, method, {"name": f"{name}/versions/{number}"}, retry=True)
+        except _ApiFailure as exc:
+            if exc.status not in ("NOT_FOUND", "FAILED_PRECONDITION"):
+                raise exc.veltrix() from exc
+
+    def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
+        full_key = self._full_key(key)
+        name = self._secret_name(full_key)
+        value = check_value(key, value, self.max_value_bytes)
+        payload = encode_value(value)
+        if len(payload) > MAX_VALUE_BYTES:
+            raise ValueTooLargeError(
+                f"value for {key!r} needs {len(payload)} bytes once encoded; "
+                f"Secret Manager holds at most {MAX_VALUE_BYTES}"
+            )
+        if isinstance(if_version, str) and not if_version.isdigit():
+            raise VersionConflictError(f"{key!r}: {if_version!r} is not a Secret Manager version")
+        what = f"put {full_key!r}"
+        expected: int | None = None
+        if if_version is Absent:
+            if not self._create(full_key, what) and self._newest_enabled(name, what) is not None:
+                raise VersionConflictError(f"{key!r} already exists (create-only write)")
+        elif if_version is not None:
+            expected = int(if_version)
+            current = self._newest_enabled(name, what)
+            if current is None:
+                raise VersionConflictError(
+                    f"{key!r} does not exist (expected version {if_version})"
+                )
+            if current != expected:
+                raise VersionConflictError(f"{key!r} is at version {current}, not {if_version}")
+        number = self._add(name, payload, what)
+        if number is None:
+            if if_version is not None:
+                raise VersionConflictError(f"{key!r} was deleted during a compare-and-set write")
+            self._create(full_key, what)
+            number = self._add(name, payload, what)
+            if number is None:
+                raise BackendError(f"{what}: the secret vanished while it was being written")
+        if if_version is not None:
+            # Post-check: no other enabled version may have appeared between the one we
+            # expected and ours; if one did, we lost the race: undo our version.
+            between = self._versions_after(name, expected or 0, number, what)
+            if between:
+                self._set_state(name, number, "destroy", what)
+                raise VersionConflictError(
+                    f"{key!r} changed during the write (version {max(between)} appeared)"
+                )
+        if self._retain:
+            self._apply_retention(name, number, what)
+        return str(number)
+
+    def _apply_retention(self, name: str, newest: int, what: str) -> None:
+        try:
+            older = self._versions_after(name, 0, newest, what)
+            for number in sorted(older, reverse=True)[self._retain - 1 :]:
+                self._set_state(name, number, self._retention, what)
+        except VeltrixError as exc:
+            log.warning("%s: retention failed, older versions kept: %s", what, exc)
+
+    def delete(self, key: str, *, if_version: str | None = None) -> bool:
+        full_key = self._full_key(key)
+        name = self._secret_name(full_key)
+        what = f"delete {full_key!r}"
+        request: dict[str, Any] = {"name": name}
+        if if_version is not None:
+            try:
+                secret = self._call(what, self._client.get_secret, {"name": name}, retry=True)
+            except _ApiFailure as exc:
+                if exc.status == "NOT_FOUND":
+                    raise VersionConflictError(
+                        f"{key!r} does not exist (expected version {if_version})"
+                    ) from exc
+                raise exc.veltrix() from exc
+            current = self._newest_enabled(name, what)
+            if current is None or str(current) != if_version:
+                raise VersionConflictError(f"{key!r} is at version {current}, not {if_version}")
+            request["etag"] = secret.etag
+        try:
+            self._call(what, self._client.delete_secret, request, retry=False)
+        except _ApiFailure as exc:
+            if exc.status == "NOT_FOUND":
+                if if_version is not None:
+                    raise VersionConflictError(f"{key!r} was deleted concurrently") from exc
+                return False
+            if exc.status in ("ABORTED", "FAILED_PRECONDITION") and if_version is not None:
+                raise VersionConflictError(f"{key!r} changed during the delete") from exc
+            raise exc.veltrix() from exc
+        return True
+
+    # -- watch -------------------------------------------------------------------------------
+
+    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> PollingWatch:
+        prefix = normalize_prefix(prefix)
+        full_prefix = join(self.prefix, prefix)
+
+        def snapshot() -> dict[str, Entry]:
+            return {entry.key: entry for entry in self._list(full_prefix)}
+
+        watch = PollingWatch(
+            snapshot,
+            on_change,
+            interval=self._poll_interval,
+            name=f"veltrix-gcpsm-watch-{full_prefix or '/'}",
+            max_backoff=max(30.0, self._poll_interval),
+        )
+        self._watches.append(watch)
+        return watch
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        for watch in self._watches:
+            watch.stop()
+        self._watches.clear()
+        self._closed = True
+        try:
+            self._client.transport.close()  # type: ignore[no-untyped-call]
+        except Exception as exc:  # pragma: no cover - closing must not raise
+            log.debug("closing the Secret Manager transport failed: %s", exc)
+
+
+class _ApiFailure(Exception):
+    """A non-transient API error the caller decides about (NOT_FOUND, ALREADY_EXISTS...)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def veltrix(self) -> BackendError:
+        return BackendError(self.message)
+
+
+__all__ = [
+    "EMPTY_MARKER",
+    "MAX_SECRET_ID_LENGTH",
+    "SecretManagerBackend",
+    "crc32c",
+    "decode_secret_id",
+    "decode_value",
+    "encode_key",
+    "encode_value",
+    "secret_id_for",
+    "status_of",
+]
