@@ -1,0 +1,784 @@
+"""``zookeeper://host:port[,host:port...]/chroot``: Apache ZooKeeper through kazoo.
+
+Mapping
+    A canonical key ``a/b/c`` is the znode ``<chroot>/a/b/c``; its value is the
+    znode's data. Parents are created as needed with *null* data (ZooKeeper keeps
+    a null data buffer apart from an empty one), so a parent that only exists to
+    hold children is not a key: ``get`` says absent and ``list`` skips it.
+    Deleting a key that still has children turns it back into such a null node;
+    null nodes left without children are pruned on delete.
+
+Versions
+    :attr:`Entry.version` is the znode's ``mzxid`` (the transaction id of its last
+    write), not the per-znode ``version`` counter: the counter restarts at 0 when a
+    znode is deleted and re-created, so it cannot tell two different values apart
+    across a delete, while an ``mzxid`` is unique per write. Compare-and-set still
+    uses the znode version under the hood: read the stat, check its ``mzxid``,
+    then ``set``/``delete`` with that stat's version (ZooKeeper rejects the write
+    if anything changed in between).
+
+Auth and TLS
+    Digest credentials come from ``VELTRIX_ZK_AUTH=user:password`` (never from the
+    URL); with them every znode this adapter creates gets a digest ACL giving that
+    identity all permissions and nobody else any. TLS uses kazoo's ``use_ssl``
+    support (``?tls=true&tls_ca=...&tls_cert=...&tls_key=...``).
+
+Watch
+    kazoo 2.11 has no persistent recursive watches (no ``add_watch``), so the watch
+    keeps one-shot data and child watches armed on every znode below the prefix,
+    re-arming each as it fires, and re-reads the znode. On reconnect (the client
+    drops all watches on connection loss) and on a new session after expiry it
+    re-arms everything and diffs the tree against the last delivered versions, so
+    changes made while disconnected are delivered, deletes included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, NoReturn, Self
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import (
+    AuthFailedError,
+    BadVersionError,
+    ConnectionClosedError,
+    ConnectionDropped,
+    ConnectionLoss,
+    InvalidACLError,
+    KazooException,
+    NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    NotReadOnlyCallError,
+    OperationTimeoutError,
+    RequestTimeoutError,
+    SessionExpiredError,
+    SessionMovedError,
+    ThrottledOpError,
+    ZookeeperStoppedError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import EventType, KazooState, WatchedEvent, ZnodeStat
+from kazoo.security import make_digest_acl
+from veltrix.backend import Absent, AbsentType, Change, Entry
+from veltrix.errors import (
+    AccessDeniedError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidKeyError,
+    ValueTooLargeError,
+    VeltrixError,
+    VersionConflictError,
+)
+from veltrix.keys import normalize_prefix, validate_key
+from veltrix.urls import Options, parse_url
+from veltrix.values import check_value
+from veltrix.watching import ChangeDispatcher, diff_snapshots
+
+log = logging.getLogger("veltrix.zookeeper")
+
+DEFAULT_PORT = 2181
+#: The server's default ``jute.maxbuffer`` (0xfffff): no request packet may be larger.
+JUTE_MAXBUFFER = 0xFFFFF
+#: Largest value accepted: jute.maxbuffer less room for the request's path, ACL and header.
+MAX_VALUE_BYTES = 1024 * 1024 - 4096
+AUTH_ENV = "VELTRIX_ZK_AUTH"
+TLS_KEY_PASSWORD_ENV = "VELTRIX_ZK_TLS_KEY_PASSWORD"
+#: Requests kept in flight at once by ``list`` and the watch's tree scans.
+PIPELINE_DEPTH = 1000
+#: Attempts of a write that races with concurrent creates/deletes of the same znodes.
+WRITE_ATTEMPTS = 8
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    ConnectionLoss,
+    ConnectionDropped,
+    SessionExpiredError,  # includes ConnectionClosedError
+    SessionMovedError,
+    OperationTimeoutError,
+    RequestTimeoutError,
+    ThrottledOpError,
+    NotReadOnlyCallError,
+    ZookeeperStoppedError,
+    KazooTimeoutError,
+)
+
+
+def _check_chroot(path: str, where: str) -> str:
+    """``/a/b`` -> ``/a/b``; ``""`` or ``/`` -> ``""`` (the tree's root)."""
+    stripped = path.strip("/")
+    if not stripped:
+        return ""
+    try:
+        validate_key(stripped)
+    except InvalidKeyError as exc:
+        raise ConfigurationError(f"{where}: invalid chroot {path!r}: {exc}") from exc
+    if stripped.split("/")[0] == "zookeeper":
+        raise ConfigurationError(f"{where}: /zookeeper is reserved by ZooKeeper")
+    return "/" + stripped
+
+
+def _parse_auth(raw: str) -> tuple[str, str]:
+    user, sep, password = raw.partition(":")
+    if not sep or not user or not password:
+        raise ConfigurationError(
+            f"{AUTH_ENV} must be 'user:password' for ZooKeeper digest auth (value not shown)"
+        )
+    return user, password
+
+
+class ZooKeeperBackend:
+    """A ZooKeeper ensemble (optionally below a chroot) as a Veltrix store."""
+
+    schemes: ClassVar[tuple[str, ...]] = ("zookeeper",)
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = _UNAVAILABLE
+    max_value_bytes: ClassVar[int | None] = MAX_VALUE_BYTES
+
+    def __init__(
+        self,
+        hosts: str,
+        chroot: str = "",
+        *,
+        auth: str | None = None,
+        session_timeout: float = 10.0,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        read_only: bool = False,
+        reconnect_max_delay: float = 2.0,
+        tls: bool = False,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        tls_verify: bool = True,
+        tls_check_hostname: bool = False,
+    ) -> None:
+        self.hosts = hosts
+        self.root = _check_chroot(chroot, f"zookeeper://{hosts}")
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        if auth is None:
+            auth = os.environ.get(AUTH_ENV) or None
+        auth_data: list[tuple[str, str]] = []
+        self._acl: list[Any] | None = None
+        if auth is not None:
+            user, password = _parse_auth(auth)
+            auth_data.append(("digest", f"{user}:{password}"))
+            self._acl = [make_digest_acl(user, password, all=True)]
+        self.authenticated = auth is not None
+        self._acl_bytes = sum(
+            12 + len(a.id.scheme.encode()) + len(a.id.id.encode()) for a in (self._acl or [])
+        ) or 31  # the default world:anyone ACL
+        self._connected = threading.Event()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._watches: list[_ZooKeeperWatch] = []
+        tls_options: dict[str, Any] = {}
+        if tls:
+            tls_options = dict(
+                use_ssl=True,
+                ca=tls_ca,
+                certfile=tls_cert,
+                keyfile=tls_key,
+                keyfile_password=os.environ.get(TLS_KEY_PASSWORD_ENV) or None,
+                verify_certs=tls_verify,
+                check_hostname=tls_check_hostname,
+            )
+        elif tls_ca or tls_cert or tls_key:
+            raise ConfigurationError(f"{self.url}: tls_* options need tls=true")
+        try:
+            self._client = KazooClient(
+                hosts=hosts,
+                timeout=session_timeout,
+                auth_data=auth_data or None,
+                default_acl=self._acl,
+                read_only=read_only or None,
+                connection_retry=dict(
+                    max_tries=-1, delay=0.05, backoff=2, max_delay=reconnect_max_delay
+                ),
+                command_retry=dict(max_tries=0),
+                logger=logging.getLogger("veltrix.zookeeper.kazoo"),
+                **tls_options,
+            )
+        except (KazooException, ValueError, TypeError) as exc:
+            raise ConfigurationError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        self._client.add_listener(self._on_state)
+        # Connect in the background: operations wait up to connect_timeout for it, so a
+        # store that is down at start-up does not stop the process from starting.
+        self._client.start_async()
+
+    # -- construction ----------------------------------------------------------------
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        parsed = parse_url(url, cls.schemes)
+        opts = Options(parsed.query, options, where=parsed.redacted)
+        kwargs: dict[str, Any] = dict(
+            session_timeout=opts.float("session_timeout", 10.0, minimum=1.0),
+            timeout=opts.float("timeout", 10.0, minimum=0.01),
+            connect_timeout=opts.float("connect_timeout", 5.0, minimum=0.0),
+            read_only=opts.bool("read_only", False),
+            reconnect_max_delay=opts.float("reconnect_max_delay", 2.0, minimum=0.05),
+            tls=opts.bool("tls", False),
+            tls_ca=opts.str("tls_ca"),
+            tls_cert=opts.str("tls_cert"),
+            tls_key=opts.str("tls_key"),
+            tls_verify=opts.bool("tls_verify", True),
+            tls_check_hostname=opts.bool("tls_check_hostname", False),
+        )
+        opts.finish()
+        hosts = ",".join(f"{host}:{port}" for host, port in parsed.hosts(DEFAULT_PORT))
+        return cls(hosts, parsed.path, **kwargs)
+
+    @property
+    def url(self) -> str:
+        return f"zookeeper://{self.hosts}{self.root}"
+
+    def __repr__(self) -> str:
+        auth = ", digest auth" if self.authenticated else ""
+        return f"ZooKeeperBackend({self.url!r}{auth})"
+
+    # -- connection state ------------------------------------------------------------
+
+    def _on_state(self, state: str) -> None:  # kazoo's connection thread: never block
+        if state == KazooState.CONNECTED:
+            self._connected.set()
+        else:
+            self._connected.clear()
+
+    def _ready(self, what: str) -> KazooClient:
+        if self._closed:
+            raise BackendUnavailableError(f"{self!r} is closed")
+        if not self._connected.is_set() and not self._connected.wait(self._connect_timeout):
+            # Fail fast instead of queueing: kazoo would send a queued write later.
+            raise BackendUnavailableError(
+                f"ZooKeeper at {self.hosts} is not connected ({what}; waited "
+                f"{self._connect_timeout:g}s)"
+            )
+        return self._client
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def _wait(self, result: Any) -> Any:
+        """The value of a kazoo async result, or its kazoo exception."""
+        return result.get(timeout=self._timeout)
+
+    def _fail(self, exc: BaseException, what: str) -> NoReturn:
+        """Raise ``exc`` (from kazoo) as a Veltrix error."""
+        name = type(exc).__name__
+        if isinstance(exc, (*_UNAVAILABLE, OSError)):
+            if isinstance(exc, ConnectionClosedError) and self._closed:
+                raise BackendUnavailableError(f"{self!r} is closed") from exc
+            raise BackendUnavailableError(
+                f"ZooKeeper at {self.hosts} unavailable ({what}): {name}"
+            ) from exc
+        if isinstance(exc, NoAuthError | AuthFailedError):
+            raise AccessDeniedError(
+                f"ZooKeeper at {self.hosts} denied access ({what}): {name}"
+            ) from exc
+        if isinstance(exc, InvalidACLError):
+            raise ConfigurationError(f"ZooKeeper rejected the ACL ({what}): {name}") from exc
+        if isinstance(exc, BadVersionError | NodeExistsError):
+            raise VersionConflictError(f"{what}: {name}") from exc
+        raise BackendError(f"ZooKeeper at {self.hosts} failed ({what}): {name}") from exc
+
+    # -- keys and entries ------------------------------------------------------------
+
+    def _path(self, key: str) -> str:
+        validate_key(key)
+        if not self.root and key.split("/", 1)[0] == "zookeeper":
+            raise InvalidKeyError(f"key {key!r}: /zookeeper is reserved by ZooKeeper")
+        return f"{self.root}/{key}"
+
+    def _key(self, path: str) -> str:
+        return path[len(self.root) + 1 :]
+
+    def _base(self, prefix: str) -> str:
+        """The znode holding ``prefix`` (already normalized); the root for ``""``."""
+        if prefix:
+            return self._path(prefix)
+        return self.root or "/"
+
+    def _children(self, path: str, names: list[str]) -> list[str]:
+        if path == "/":
+            return ["/" + n for n in names if n != "zookeeper"]
+        return [f"{path}/{n}" for n in names]
+
+    def _entry(self, key: str, data: bytes, stat: ZnodeStat) -> Entry:
+        return Entry(key, data, str(stat.mzxid), source=f"{self.url}/{key}")
+
+    def _check_size(self, key: str, path: str, value: bytes) -> None:
+        request = len(value) + len(path.encode()) + self._acl_bytes + 32
+        if request > JUTE_MAXBUFFER:
+            raise ValueTooLargeError(
+                f"value for {key!r} is {len(value)} bytes; with its path and ACL the request "
+                f"exceeds ZooKeeper's jute.maxbuffer of {JUTE_MAXBUFFER} bytes"
+            )
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        path = self._path(key)
+        client = self._ready(f"get {key!r}")
+        try:
+            data, stat = self._wait(client.get_async(path))
+        except NoNodeError:
+            return None
+        except Exception as exc:
+            self._fail(exc, f"get {key!r}")
+        return None if data is None else self._entry(key, data, stat)
+
+    def _scan(
+        self,
+        client: KazooClient,
+        roots: list[str],
+        *,
+        root_is_key: bool,
+        watch: Callable[[WatchedEvent], None] | None = None,
+        skip: Callable[[str], bool] | None = None,
+        on_node: Callable[[str, bytes | None, ZnodeStat | None], None],
+        on_gone: Callable[[str], None] | None = None,
+    ) -> None:
+        """Walk the trees at ``roots`` one level per round trip (requests pipelined).
+
+        Calls ``on_node(path, data, stat)`` for every znode found (data ``None``
+        for null parents; data and stat ``None`` for a root that is not a key) and
+        ``on_gone(path)`` for a znode that vanished during the walk. With ``watch``,
+        arms a data and a child watch on every znode read.
+        """
+        level = [(path, root_is_key) for path in roots]
+        while level:
+            batch, level = level[:PIPELINE_DEPTH], level[PIPELINE_DEPTH:]
+            pending = [
+                (
+                    path,
+                    client.get_async(path, watch=watch) if is_key else None,
+                    client.get_children_async(path, watch=watch),
+                )
+                for path, is_key in batch
+            ]
+            for path, data_result, children_result in pending:
+                try:
+                    names = self._wait(children_result)
+                    data, stat = self._wait(data_result) if data_result else (None, None)
+                except NoNodeError:
+                    if on_gone is not None:
+                        on_gone(path)
+                    continue
+                on_node(path, data, stat)
+                for child in self._children(path, names):
+                    if skip is None or not skip(child):
+                        level.append((child, True))
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        prefix = normalize_prefix(prefix)
+        base = self._base(prefix)
+        client = self._ready(f"list {prefix!r}")
+        entries: list[Entry] = []
+
+        def found(path: str, data: bytes | None, stat: ZnodeStat | None) -> None:
+            if data is not None and stat is not None:
+                entries.append(self._entry(self._key(path), data, stat))
+
+        try:
+            self._scan(client, [base], root_is_key=bool(prefix), on_node=found)
+        except Exception as exc:
+            self._fail(exc, f"list {prefix!r}")
+        entries.sort(key=lambda e: e.key)
+        return iter(entries)
+
+    # -- writes ----------------------------------------------------------------------
+
+    def _make_parents(self, client: KazooClient, path: str) -> None:
+        """Create the missing ancestors of ``path`` as null znodes (pipelined)."""
+        parts = path.strip("/").split("/")[:-1]
+        ancestors = ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+        results = [client.create_async(a, None, acl=self._acl) for a in ancestors]
+        for result in results:
+            with contextlib.suppress(NodeExistsError):
+                self._wait(result)
+
+    def _create(self, client: KazooClient, path: str, value: bytes) -> ZnodeStat:
+        """Create ``path`` with ``value``, making parents; NodeExistsError if it exists."""
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                _, stat = self._wait(
+                    client.create_async(path, value, acl=self._acl, include_data=True)
+                )
+                return stat
+            except NoNodeError:
+                self._make_parents(client, path)  # a concurrent delete may prune them again
+        raise ConnectionLoss("parents of the znode kept disappearing")
+
+    def put(
+        self, key: str, value: bytes, *, if_version: str | AbsentType | None = None
+    ) -> str:
+        path = self._path(key)
+        value = check_value(key, value, self.max_value_bytes)
+        self._check_size(key, path, value)
+        what = f"put {key!r}"
+        client = self._ready(what)
+        try:
+            if if_version is Absent:
+                stat = self._put_create_only(client, key, path, value)
+            elif if_version is None:
+                stat = self._put_any(client, path, value)
+            else:
+                stat = self._put_cas(client, key, path, value, str(if_version))
+        except VeltrixError:
+            raise
+        except Exception as exc:
+            self._fail(exc, what)
+        return str(stat.mzxid)
+
+    def _put_any(self, client: KazooClient, path: str, value: bytes) -> ZnodeStat:
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                stat: ZnodeStat = self._wait(client.set_async(path, value))
+                return stat
+            except NoNodeError:
+                pass
+            try:
+                return self._create(client, path, value)
+            except NodeExistsError:
+                continue  # created concurrently: set it
+        raise ConnectionLoss("the znode kept being created and deleted concurrently")
+
+    def _put_create_only(
+        self, client: KazooClient, key: str, path: str, value: bytes
+    ) -> ZnodeStat:
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                return self._create(client, path, value)
+            except NodeExistsError:
+                pass
+            try:
+                data, stat = self._wait(client.get_async(path))
+            except NoNodeError:
+                continue
+            if data is not None:
+                raise VersionConflictError(f"{key!r} already exists (create-only write)")
+            try:  # a null parent node is not a key: fill it, unless someone else does
+                new_stat: ZnodeStat = self._wait(client.set_async(path, value, stat.version))
+                return new_stat
+            except (BadVersionError, NoNodeError):
+                continue
+        raise VersionConflictError(f"{key!r} kept changing during a create-only write")
+
+    def _put_cas(
+        self, client: KazooClient, key: str, path: str, value: bytes, expected: str
+    ) -> ZnodeStat:
+        stat = self._wait(client.exists_async(path))
+        if stat is None:
+            raise VersionConflictError(f"{key!r} does not exist (expected version {expected})")
+        if str(stat.mzxid) != expected:
+            raise VersionConflictError(f"{key!r} is at version {stat.mzxid}, not {expected}")
+        try:
+            new_stat: ZnodeStat = self._wait(client.set_async(path, value, stat.version))
+        except (BadVersionError, NoNodeError) as exc:
+            raise VersionConflictError(f"{key!r} changed during the write") from exc
+        return new_stat
+
+    def delete(self, key: str, *, if_version: str | None = None) -> bool:
+        path = self._path(key)
+        what = f"delete {key!r}"
+        client = self._ready(what)
+        try:
+            return self._delete(client, key, path, if_version)
+        except VeltrixError:
+            raise
+        except Exception as exc:
+            self._fail(exc, what)
+
+    def _delete(
+        self, client: KazooClient, key: str, path: str, if_version: str | None
+    ) -> bool:
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                data, stat = self._wait(client.get_async(path))
+            except NoNodeError:
+                data = stat = None
+            if data is None:
+                if if_version is not None:
+                    raise VersionConflictError(
+                        f"{key!r} does not exist (expected version {if_version})"
+                    )
+                return False
+            if if_version is not None and str(stat.mzxid) != str(if_version):
+                raise VersionConflictError(f"{key!r} is at version {stat.mzxid}, not {if_version}")
+            try:
+                if stat.numChildren == 0:
+                    self._wait(client.delete_async(path, stat.version))
+                    self._prune(client, path)
+                else:  # keep the children: the node becomes a null parent
+                    self._wait(client.set_async(path, None, stat.version))
+                return True
+            except (BadVersionError, NoNodeError, NotEmptyError) as exc:
+                if if_version is not None and isinstance(exc, BadVersionError):
+                    raise VersionConflictError(f"{key!r} changed during the delete") from exc
+                continue  # raced with another writer: look again
+        raise VersionConflictError(f"{key!r} kept changing during the delete")
+
+    def _prune(self, client: KazooClient, path: str) -> None:
+        """Remove null ancestors of ``path`` left without children (best effort)."""
+        parent = path.rsplit("/", 1)[0]
+        while len(parent) > len(self.root) and parent:
+            try:
+                data, stat = self._wait(client.get_async(parent))
+                if data is not None or stat.numChildren:
+                    return
+                self._wait(client.delete_async(parent, stat.version))
+            except (NoNodeError, NotEmptyError, BadVersionError):
+                return
+            except Exception as exc:
+                log.debug("pruning %s stopped: %s", parent, type(exc).__name__)
+                return
+            parent = parent.rsplit("/", 1)[0]
+
+    # -- watch -----------------------------------------------------------------------
+
+    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> _ZooKeeperWatch:
+        prefix = normalize_prefix(prefix)
+        self._base(prefix)  # validates before any I/O
+        self._ready(f"watch {prefix!r}")
+        watch = _ZooKeeperWatch(self, prefix, on_change)
+        with self._lock:
+            self._watches.append(watch)
+        return watch
+
+    def _forget(self, watch: _ZooKeeperWatch) -> None:
+        with self._lock:
+            if watch in self._watches:
+                self._watches.remove(watch)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            watches, self._watches = self._watches, []
+        for watch in watches:
+            watch.stop()
+        self._connected.clear()
+        try:
+            self._client.stop()
+            self._client.close()
+        except Exception as exc:  # closing must not raise
+            log.debug("closing kazoo client: %s", type(exc).__name__)
+
+
+_STOP = ("stop", None)
+
+
+class _ZooKeeperWatch:
+    """Keeps one-shot data and child watches armed on every znode below a prefix.
+
+    Kazoo calls :meth:`_on_event` and :meth:`_on_state` from its own threads; both
+    only enqueue. One worker thread does all reads and owns all state; changes go
+    to a :class:`ChangeDispatcher`, which runs the callback in order on another
+    thread, so a slow callback never blocks kazoo or the watch.
+    """
+
+    def __init__(
+        self, backend: ZooKeeperBackend, prefix: str, on_change: Callable[[Change], None]
+    ) -> None:
+        self._backend = backend
+        self._client = backend._client
+        self._prefix = prefix
+        self._base = backend._base(prefix)
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._stopped = threading.Event()
+        self._known: dict[str, Entry] = {}
+        self._tracked: set[str] = set()
+        self._resyncs = 0
+        name = f"veltrix-zk-watch-{prefix or '/'}"
+        self._dispatcher = ChangeDispatcher(on_change, name=f"{name}-callbacks")
+        self._client.add_listener(self._on_state)
+        try:
+            # The baseline: watches are armed before watch() returns, nothing is emitted.
+            self._known = self._rescan()
+        except Exception as exc:
+            self._client.remove_listener(self._on_state)
+            self._dispatcher.stop()
+            if isinstance(exc, VeltrixError):
+                raise
+            backend._fail(exc, f"watch {prefix!r}")
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def resyncs(self) -> int:
+        """How many times the watch re-armed and diffed after a reconnect."""
+        return self._resyncs
+
+    # -- kazoo's threads: enqueue only ------------------------------------------------
+
+    def _on_event(self, event: WatchedEvent) -> None:
+        if not self._stopped.is_set():
+            self._queue.put(("event", event))
+
+    def _on_state(self, state: str) -> None:
+        if not self._stopped.is_set():
+            self._queue.put(("state", state))
+
+    # -- the worker thread ----------------------------------------------------------
+
+    def _run(self) -> None:
+        dirty = False  # watches may be missing: re-arm everything and diff
+        while True:
+            try:
+                kind, item = self._queue.get(timeout=0.5 if dirty else None)
+            except queue.Empty:
+                kind, item = "retry", None
+            if kind == "stop":
+                return
+            if kind == "state":
+                # Kazoo drops every watch on connection loss and session expiry, so
+                # each (re)connection re-arms them and diffs against what we know.
+                dirty = True
+                if item != KazooState.CONNECTED:
+                    continue
+            elif kind == "event" and not dirty:
+                try:
+                    self._handle(item)
+                except Exception as exc:
+                    log.warning("zookeeper watch on %r: %s; resyncing", self._prefix, exc)
+                    dirty = True
+                continue
+            if dirty and self._backend.connected:
+                try:
+                    self._resync()
+                    dirty = False
+                except Exception as exc:
+                    log.warning("zookeeper watch resync on %r failed: %s", self._prefix, exc)
+
+    def _handle(self, event: WatchedEvent) -> None:
+        path = event.path
+        if event.type == EventType.NONE or path is None:
+            return  # a session event: the state listener handles it
+        if event.type == EventType.DELETED:
+            self._gone(path)
+            if path == self._base:
+                self._arm_base(emit=True)
+        elif event.type == EventType.CREATED and path == self._base:
+            self._arm_base(emit=True)
+        elif event.type == EventType.CHILD:
+            self._scan([path], emit=True, children_only=True)
+        else:  # CHANGED (or CREATED of a tracked node)
+            self._scan([path], emit=True, single=True)
+
+    def _is_key_path(self, path: str) -> bool:
+        return path != self._base or bool(self._prefix)
+
+    def _scan(
+        self, paths: list[str], *, emit: bool, children_only: bool = False, single: bool = False
+    ) -> dict[str, Entry]:
+        """Arm watches on ``paths`` and the untracked znodes below them; read them."""
+        found: dict[str, Entry] = {}
+        backend = self._backend
+        client = self._client
+
+        def on_node(path: str, data: bytes | None, stat: ZnodeStat | None) -> None:
+            self._tracked.add(path)
+            if stat is None or not self._is_key_path(path):
+                return
+            key = backend._key(path)
+            if data is None:
+                if emit:
+                    self._emit(key, None)
+                return
+            entry = backend._entry(key, data, stat)
+            found[key] = entry
+            if emit:
+                self._emit(key, entry)
+
+        if children_only:
+            # A child list changed: re-arm the child watch, scan only new children.
+            if paths[0] not in self._tracked:
+                return found
+            try:
+                names = backend._wait(client.get_children_async(paths[0], watch=self._on_event))
+            except NoNodeError:
+                self._gone(paths[0])
+                return found
+            new = [p for p in backend._children(paths[0], names) if p not in self._tracked]
+            if not new:
+                return found
+            paths = new
+        roots_are_keys = all(self._is_key_path(p) for p in paths)
+        if single:
+            # Data changed: re-arm the data watch and read (children have their own watch).
+            for path in paths:
+                try:
+                    data, stat = backend._wait(client.get_async(path, watch=self._on_event))
+                except NoNodeError:
+                    self._gone(path)
+                    continue
+                on_node(path, data, stat)
+            return found
+        backend._scan(
+            client,
+            paths,
+            root_is_key=roots_are_keys,
+            watch=self._on_event,
+            skip=self._tracked.__contains__,
+            on_node=on_node,
+            on_gone=self._gone if emit else None,
+        )
+        return found
+
+    def _arm_base(self, *, emit: bool) -> dict[str, Entry]:
+        """Watch the prefix's znode: its tree if it exists, its creation if not."""
+        stat = self._backend._wait(self._client.exists_async(self._base, watch=self._on_event))
+        if stat is None:
+            return {}
+        return self._scan([self._base], emit=emit)
+
+    def _rescan(self) -> dict[str, Entry]:
+        self._tracked.clear()
+        return self._arm_base(emit=False)
+
+    def _resync(self) -> None:
+        current = self._rescan()
+        for change in diff_snapshots(self._known, current):
+            self._dispatcher.submit(change)
+        self._known = current
+        self._resyncs += 1
+
+    def _gone(self, path: str) -> None:
+        self._tracked.discard(path)
+        if self._is_key_path(path):
+            self._emit(self._backend._key(path), None)
+
+    def _emit(self, key: str, entry: Entry | None) -> None:
+        known = self._known.get(key)
+        if entry is None:
+            if known is not None:
+                del self._known[key]
+                self._dispatcher.submit(Change(key, None))
+        elif known is None or known.version != entry.version:
+            self._known[key] = entry
+            self._dispatcher.submit(Change(key, entry))
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._client.remove_listener(self._on_state)
+        self._queue.put(_STOP)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=10)
+        self._dispatcher.stop()
+        self._backend._forget(self)
+
+
+__all__ = ["AUTH_ENV", "MAX_VALUE_BYTES", "ZooKeeperBackend"]
