@@ -3,9 +3,9 @@
 One SQLite file (WAL mode) shared by every process on a host. Every write bumps a
 store-wide revision (the ``changes`` table's AUTOINCREMENT key), which is also the
 written key's version, so compare-and-set never suffers ABA after delete and
-re-create. Watches poll ``PRAGMA data_version`` (a counter SQLite keeps in shared
-memory; reading it costs microseconds) and read the changes table when it moves,
-which sees writes from other processes within the poll interval (10 ms default).
+re-create. Watches poll the changes table with one indexed query (a few
+microseconds when nothing changed), which sees writes from other processes within
+the poll interval (10 ms default).
 
 ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` follow the
 SQLAlchemy convention. With no URL at all, Veltrix uses :func:`default_path`.
@@ -248,7 +248,7 @@ class SQLiteBackend:
 
 
 class _SQLiteWatch:
-    """Polls ``PRAGMA data_version``; on a move, reads new change records.
+    """Polls the change log for records newer than the last one delivered.
 
     Keeps the versions it has delivered so a gap in the change log (pruned while
     this watcher was slow) falls back to a full diff instead of losing changes.
@@ -271,54 +271,43 @@ class _SQLiteWatch:
             }
         finally:
             self._conn.execute("COMMIT")
-        self._data_version = self._data_version_now()
         self._thread = threading.Thread(
             target=self._run, name=f"veltrix-sqlite-watch-{prefix}", daemon=True
         )
         self._thread.start()
 
-    def _data_version_now(self) -> int:
-        value: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        return value
-
     def _run(self) -> None:
         while not self._stop.wait(self._backend._poll_interval):
             try:
-                version = self._data_version_now()
-                if version != self._data_version:
-                    self._data_version = version
-                    self._poll()
+                self._poll()
             except sqlite3.Error as exc:
                 log.warning("sqlite watch on %s failed, retrying: %s", self._backend.path, exc)
         self._conn.close()
 
     def _poll(self) -> None:
-        conn = self._conn
-        conn.execute("BEGIN")  # one consistent read snapshot
-        try:
-            first = conn.execute("SELECT MIN(rev) FROM changes WHERE rev > ?", (self._rev,)).fetchone()[0]
-            if first is None:
-                return
-            if first > self._rev + 1:
-                self._resync(conn)
-                return
-            rows = conn.execute(
-                "SELECT rev, key FROM changes WHERE rev > ? ORDER BY rev", (self._rev,)
-            ).fetchall()
-            latest: dict[str, int] = {}
-            for rev, key in rows:
-                self._rev = rev
-                if in_prefix(key, self._prefix):
-                    latest.pop(key, None)
-                    latest[key] = rev  # keep keys ordered by their latest change
-            for key in latest:
-                row = conn.execute(
-                    "SELECT value, version, content_type FROM entries WHERE key = ?", (key,)
-                ).fetchone()
-                entry = None if row is None else self._backend._entry(key, *row)
-                self._emit(key, entry)
-        finally:
-            conn.execute("COMMIT")
+        # One statement (one consistent snapshot, one GIL round trip): every change
+        # since the last one seen, joined with the key's current row.
+        rows = self._conn.execute(
+            "SELECT c.rev, c.key, e.value, e.version, e.content_type FROM changes c "
+            "LEFT JOIN entries e ON e.key = c.key WHERE c.rev > ? ORDER BY c.rev",
+            (self._rev,),
+        ).fetchall()
+        if not rows:
+            return
+        if rows[0][0] > self._rev + 1:  # the change log was pruned past us
+            self._resync()
+            return
+        latest: dict[str, Entry | None] = {}
+        for rev, key, value, version, content_type in rows:
+            self._rev = rev
+            if in_prefix(key, self._prefix):
+                latest.pop(key, None)  # keep keys ordered by their latest change
+                latest[key] = (
+                    None if version is None
+                    else self._backend._entry(key, value, version, content_type)
+                )
+        for key, entry in latest.items():
+            self._emit(key, entry)
 
     def _emit(self, key: str, entry: Entry | None) -> None:
         known = self._known.get(key)
@@ -330,12 +319,15 @@ class _SQLiteWatch:
             self._known[key] = entry
             self._dispatcher.submit(Change(key, entry))
 
-    def _resync(self, conn: sqlite3.Connection) -> None:
-        self._rev = conn.execute("SELECT COALESCE(MAX(rev), 0) FROM changes").fetchone()[0]
-        current = {
-            e.key: e
-            for e in (self._backend._entry(*r) for r in self._backend._list_rows(conn, self._prefix))
-        }
+    def _resync(self) -> None:
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            self._rev = conn.execute("SELECT COALESCE(MAX(rev), 0) FROM changes").fetchone()[0]
+            rows = self._backend._list_rows(conn, self._prefix)
+        finally:
+            conn.execute("COMMIT")
+        current = {e.key: e for e in (self._backend._entry(*r) for r in rows)}
         for change in diff_snapshots(self._known, current):
             self._dispatcher.submit(change)
         self._known = current

@@ -32,6 +32,9 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable url>"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if "@" not in parts.netloc and not any(_SENSITIVE_QUERY.search(name) for name, _ in pairs):
+        return url  # nothing to hide: keep the URL exactly as written
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, hostinfo = netloc.rpartition("@")
@@ -39,7 +42,7 @@ def redact_url(url: str) -> str:
         netloc = f"{user}:***@{hostinfo}" if ":" in userinfo else f"{user}@{hostinfo}"
     query = "&".join(
         f"{name}={'***' if _SENSITIVE_QUERY.search(name) else value}"
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        for name, value in pairs
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
