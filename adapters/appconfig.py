@@ -1,0 +1,698 @@
+"""``appconfig://application/environment/profile``: AWS AppConfig.
+
+A configuration profile is one JSON (or YAML) document; Veltrix keys are paths
+inside it (``payments/timeout_ms`` <-> ``{"payments": {"timeout_ms": 500}}``) and
+listing flattens it. Reads go through an AppConfigData session: started once,
+tokens chained, never polled before ``NextPollIntervalInSeconds`` has passed, the
+last document kept (an empty body means "unchanged"), a new session started when
+a token expired. Between polls reads are served from that document, as the
+AppConfig Agent and Powertools do.
+
+Writes create a new hosted configuration version of the whole document (based on
+the latest version, with ``LatestVersionNumber`` as the server-side precondition)
+and deploy it (strategy ``AppConfig.AllAtOnce`` unless ``strategy=`` says
+otherwise). A key's version is a digest of its value, so it stays the same while
+other keys change and every process computes the same one; compare-and-set
+checks it against the version the write was based on, and a new hosted version
+appearing meanwhile makes the write start over from that version.
+
+Feature-flag profiles (``AWS.AppConfig.FeatureFlags``) read as ``flags/<flag>/enabled``
+and ``flags/<flag>/<attribute>``; see :func:`feature_flag`. They are read-only here.
+
+Options: ``region``, ``endpoint_url`` (also ``data_endpoint_url``), ``poll_interval``
+(seconds, default 60; AWS accepts 15 and up, test servers less), ``strategy``,
+``max_document_bytes`` (default 2 MiB), ``timeout``, ``max_attempts``,
+``feature_flags`` (``auto``/``true``/``false``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, Self
+
+import yaml
+from veltrix.adapters._aws import BOTO_ERRORS, TRANSIENT_ERRORS, error_code, make_client, map_error
+from veltrix.backend import AbsentType, Change, Entry
+from veltrix.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    DecodeError,
+    UnsupportedOperationError,
+    ValueTooLargeError,
+    VeltrixError,
+)
+from veltrix.keys import SEPARATOR, in_prefix, normalize_prefix, validate_key
+from veltrix.urls import Options, parse_url
+from veltrix.values import check_expected_version, check_value
+from veltrix.watching import PollingWatch
+
+log = logging.getLogger("veltrix.appconfig")
+
+DEFAULT_STRATEGY = "AppConfig.AllAtOnce"
+DEFAULT_POLL_INTERVAL = 60.0
+#: AWS rejects RequiredMinimumPollIntervalInSeconds below this.
+AWS_MIN_POLL_INTERVAL = 15
+DEFAULT_MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
+#: Tokens live at most 24 hours; start a new session a little before that.
+TOKEN_MAX_AGE = 23.5 * 3600
+WRITE_ATTEMPTS = 8
+FEATURE_FLAGS_TYPE = "AWS.AppConfig.FeatureFlags"
+FLAGS_PREFIX = "flags"
+_BINARY = "$binary"
+_SELF = ""  # member holding a node's own value when it also has children
+_YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
+
+
+# -- the document <-> keys mapping -------------------------------------------------------------
+
+
+def version_of(value: bytes) -> str:
+    """A key's version: a digest of its value (same in every process)."""
+    return hashlib.sha256(value).hexdigest()[:20]
+
+
+def _leaf_bytes(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, dict) and set(value) == {_BINARY} and isinstance(value[_BINARY], str):
+        try:
+            return base64.b64decode(value[_BINARY], validate=True)
+        except ValueError as exc:
+            raise DecodeError("malformed $binary value in the AppConfig document") from exc
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def _leaf_value(value: bytes) -> Any:
+    """How a value is written into the document: text, a JSON scalar, or ``$binary``."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return {_BINARY: base64.b64encode(value).decode("ascii")}
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    if (
+        isinstance(parsed, bool | int | float) or parsed is None
+    ) and json.dumps(parsed) == text and (not isinstance(parsed, float) or math.isfinite(parsed)):
+        return parsed
+    return text
+
+
+def _is_segment(name: object) -> bool:
+    return isinstance(name, str) and name != "" and _segment_ok(name)
+
+
+def _segment_ok(name: str) -> bool:
+    try:
+        validate_key(name)
+    except VeltrixError:
+        return False
+    return SEPARATOR not in name
+
+
+def flatten(document: Any) -> dict[str, bytes]:
+    """Every key of a document with its value (members that are not key segments are skipped)."""
+    result: dict[str, bytes] = {}
+
+    def walk(node: Any, path: list[str]) -> None:
+        if isinstance(node, dict) and set(node) != {_BINARY}:
+            for name, child in node.items():
+                if name == _SELF and path:
+                    result[SEPARATOR.join(path)] = _leaf_bytes(child)
+                elif _is_segment(name):
+                    walk(child, [*path, name])
+        elif path:
+            result[SEPARATOR.join(path)] = _leaf_bytes(node)
+
+    walk(document, [])
+    return result
+
+
+def _lookup(document: Any, key: str) -> bytes | None:
+    node = document
+    for segment in key.split(SEPARATOR):
+        if not isinstance(node, dict) or set(node) == {_BINARY} or segment not in node:
+            return None
+        node = node[segment]
+    if isinstance(node, dict) and set(node) != {_BINARY}:
+        return _leaf_bytes(node[_SELF]) if _SELF in node else None
+    return _leaf_bytes(node)
+
+
+def _is_node(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) != {_BINARY}
+
+
+def _set(document: dict[str, Any], key: str, value: Any) -> None:
+    node = document
+    for segment in key.split(SEPARATOR)[:-1]:
+        child = node.get(segment)
+        if not _is_node(child):
+            child = {} if segment not in node else {_SELF: child}
+            node[segment] = child
+        node = child
+    last = key.rsplit(SEPARATOR, 1)[-1]
+    if _is_node(node.get(last)):
+        node[last][_SELF] = value
+    else:
+        node[last] = value
+
+
+def _remove(document: dict[str, Any], key: str) -> bool:
+    segments = key.split(SEPARATOR)
+    trail: list[dict[str, Any]] = [document]
+    node: Any = document
+    for segment in segments[:-1]:
+        node = node.get(segment) if _is_node(node) else None
+        if not _is_node(node):
+            return False
+        trail.append(node)
+    parent, last = trail[-1], segments[-1]
+    if last not in parent:
+        return False
+    target = parent[last]
+    if _is_node(target):
+        if _SELF not in target:
+            return False
+        del target[_SELF]
+        if len(target) == 0:
+            del parent[last]
+    else:
+        del parent[last]
+    # prune emptied nodes and unwrap nodes left with only their own value
+    for depth in range(len(trail) - 1, 0, -1):
+        holder, name = trail[depth - 1], segments[depth - 1]
+        child = holder.get(name)
+        if _is_node(child) and not child:
+            del holder[name]
+        elif _is_node(child) and set(child) == {_SELF}:
+            holder[name] = child[_SELF]
+    return True
+
+
+def parse_document(content: bytes, content_type: str | None) -> Any:
+    if not content.strip():
+        return {}
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    try:
+        if kind in _YAML_TYPES:
+            return yaml.safe_load(content)
+        try:
+            return json.loads(content)
+        except ValueError:
+            if kind == "application/json":
+                raise
+            return yaml.safe_load(content)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise DecodeError(f"the AppConfig document is neither JSON nor YAML ({kind})") from exc
+
+
+def dump_document(document: Any, content_type: str) -> bytes:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind in _YAML_TYPES:
+        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode("utf-8")
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# -- the adapter -------------------------------------------------------------------------------
+
+
+class _Document:
+    """The last document the session delivered, as keys."""
+
+    __slots__ = ("content_type", "entries", "label")
+
+    def __init__(self, entries: dict[str, Entry], content_type: str | None,
+                 label: str | None) -> None:
+        self.entries = entries
+        self.content_type = content_type
+        self.label = label
+
+
+class AppConfigBackend:
+    """AWS AppConfig hosted configuration profiles, read through AppConfigData."""
+
+    schemes: ClassVar[tuple[str, ...]] = ("appconfig",)
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
+    #: Largest single value; the whole document is bounded by ``max_document_bytes``.
+    max_value_bytes: ClassVar[int | None] = 1024 * 1024
+
+    def __init__(
+        self,
+        application: str,
+        environment: str,
+        profile: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        data_endpoint_url: str | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        strategy: str = DEFAULT_STRATEGY,
+        max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+        timeout: float = 10.0,
+        max_attempts: int = 4,
+        feature_flags: str = "auto",
+    ) -> None:
+        for name, value in (("application", application), ("environment", environment),
+                            ("profile", profile)):
+            if not value or len(value) > 128 or "/" in value:
+                raise ConfigurationError(f"appconfig://: invalid {name} identifier {value!r}")
+        if feature_flags not in ("auto", "true", "false"):
+            raise ConfigurationError("appconfig://: feature_flags must be auto, true or false")
+        self.application = application
+        self.environment = environment
+        self.profile = profile
+        self.poll_interval = poll_interval
+        self.strategy = strategy
+        self.max_document_bytes = max_document_bytes
+        self._feature_flags = feature_flags
+        where = self.url
+        self._control = make_client("appconfig", region=region, endpoint_url=endpoint_url,
+                                    timeout=timeout, max_attempts=max_attempts, where=where)
+        # AWS's floor for RequiredMinimumPollIntervalInSeconds is 15 s and botocore enforces
+        # it; below that (test servers only) the data client skips client-side validation.
+        self._data = make_client(
+            "appconfigdata", region=region, endpoint_url=data_endpoint_url or endpoint_url,
+            timeout=timeout, max_attempts=max_attempts,
+            parameter_validation=poll_interval >= AWS_MIN_POLL_INTERVAL, where=where,
+        )
+        self._lock = threading.RLock()
+        self._token: str | None = None
+        self._token_started = 0.0
+        self._next_poll = 0.0
+        self._doc: _Document | None = None
+        self._ids: tuple[str, str, str] | None = None
+        self._profile_type: str | None = None
+        self._profile_hosted = True
+        self._watches: list[PollingWatch] = []
+        self._closed = False
+        #: Calls made to AWS, for tests and benchmarks.
+        self.calls: dict[str, int] = {"sessions": 0, "polls": 0, "empty_polls": 0,
+                                      "control": 0}
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        parsed = parse_url(url, cls.schemes)
+        opts = Options(parsed.query, options, where=parsed.redacted)
+        parts = [p for p in parsed.path.split("/") if p]
+        if not parsed.netloc or len(parts) != 2:
+            raise ConfigurationError(
+                f"{parsed.redacted}: expected appconfig://application/environment/profile"
+            )
+        backend = cls(
+            parsed.netloc,
+            parts[0],
+            parts[1],
+            region=opts.str("region"),
+            endpoint_url=opts.str("endpoint_url"),
+            data_endpoint_url=opts.str("data_endpoint_url"),
+            poll_interval=opts.float("poll_interval", DEFAULT_POLL_INTERVAL, minimum=0.0),
+            strategy=opts.str("strategy", DEFAULT_STRATEGY) or DEFAULT_STRATEGY,
+            max_document_bytes=opts.int("max_document_bytes", DEFAULT_MAX_DOCUMENT_BYTES,
+                                        minimum=1),
+            timeout=opts.float("timeout", 10.0, minimum=0.1),
+            max_attempts=opts.int("max_attempts", 4, minimum=1),
+            feature_flags=opts.choice("feature_flags", "auto", ("auto", "true", "false")),
+        )
+        opts.finish()
+        return backend
+
+    @property
+    def url(self) -> str:
+        return f"appconfig://{self.application}/{self.environment}/{self.profile}"
+
+    def __repr__(self) -> str:
+        return f"AppConfigBackend({self.url!r})"
+
+    # -- AWS calls ----------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        if self._closed:
+            raise BackendUnavailableError(f"{self!r} is closed")
+        try:
+            return fn(**kwargs)
+        except BOTO_ERRORS as exc:
+            raise map_error(exc, f"{self.url}: {what}") from exc
+
+    def _missing_resource(self, exc: BaseException) -> ConfigurationError | None:
+        """A ConfigurationError when AWS says the application/environment/profile is missing."""
+        response = getattr(exc, "response", {})
+        kind = str(response.get("ResourceType", ""))
+        if kind in ("Application", "Environment", "ConfigurationProfile") or (
+            error_code(exc) == "ResourceNotFoundException" and not kind
+        ):
+            return ConfigurationError(
+                f"{self.url}: {kind or 'resource'} not found: "
+                f"{response.get('Error', {}).get('Message', '')}".rstrip(": ")
+            )
+        return None
+
+    def _start_session(self) -> None:
+        kwargs: dict[str, Any] = {
+            "ApplicationIdentifier": self.application,
+            "EnvironmentIdentifier": self.environment,
+            "ConfigurationProfileIdentifier": self.profile,
+            "RequiredMinimumPollIntervalInSeconds": max(0, math.floor(self.poll_interval)),
+        }
+        if self._closed:
+            raise BackendUnavailableError(f"{self!r} is closed")
+        try:
+            self.calls["sessions"] += 1
+            response = self._data.start_configuration_session(**kwargs)
+        except BOTO_ERRORS as exc:
+            missing = self._missing_resource(exc)
+            if missing is not None:
+                raise missing from exc
+            if error_code(exc) == "BadRequestException":
+                raise ConfigurationError(
+                    f"{self.url}: AWS rejected the session (poll_interval must be at least "
+                    f"{AWS_MIN_POLL_INTERVAL} s on AWS): "
+                    f"{getattr(exc, 'response', {}).get('Error', {}).get('Message', '')}"
+                ) from exc
+            raise map_error(exc, f"{self.url}: StartConfigurationSession") from exc
+        self._token = response["InitialConfigurationToken"]
+        self._token_started = time.monotonic()
+        self._next_poll = 0.0
+
+    def _poll(self) -> None:
+        """One GetLatestConfiguration on the session (caller holds the lock)."""
+        now = time.monotonic()
+        if self._token is None or now - self._token_started > TOKEN_MAX_AGE:
+            self._start_session()
+        for attempt in (1, 2):
+            try:
+                self.calls["polls"] += 1
+                response = self._data.get_latest_configuration(ConfigurationToken=self._token)
+                break
+            except BOTO_ERRORS as exc:
+                problem = (getattr(exc, "response", {}).get("Details", {})
+                           .get("InvalidParameters", {}).get("ConfigurationToken", {})
+                           .get("Problem"))
+                if problem == "PollIntervalNotSatisfied":
+                    self._next_poll = time.monotonic() + max(self.poll_interval, 1.0)
+                    return
+                if problem in ("Expired", "Corrupted") and attempt == 1:
+                    log.info("%s: configuration token %s; starting a new session",
+                             self.url, problem.lower())
+                    self._start_session()
+                    continue
+                if error_code(exc) == "ResourceNotFoundException":
+                    missing = self._missing_resource(exc) if getattr(exc, "response", {}).get(
+                        "ResourceType") else None
+                    if missing is not None:
+                        self._token = None
+                        raise missing from exc
+                    # nothing deployed yet: an empty document; start afresh next time
+                    self._token = None
+                    self._next_poll = time.monotonic() + self.poll_interval
+                    self._doc = _Document({}, None, None)
+                    return
+                if self._closed:
+                    raise BackendUnavailableError(f"{self!r} is closed") from exc
+                raise map_error(exc, f"{self.url}: GetLatestConfiguration") from exc
+        self._token = response["NextPollConfigurationToken"]
+        interval = float(response.get("NextPollIntervalInSeconds") or 0)
+        self._next_poll = time.monotonic() + max(interval, self.poll_interval)
+        body = response["Configuration"].read()
+        if not body and self._doc is not None:
+            self.calls["empty_polls"] += 1
+            return
+        self._set_document(body, response.get("ContentType"), response.get("VersionLabel"))
+
+    def _set_document(self, body: bytes, content_type: str | None, label: str | None) -> None:
+        document = parse_document(body, content_type)
+        if self._is_flags(document):
+            document = {FLAGS_PREFIX: document}
+        if not isinstance(document, dict):
+            raise DecodeError(f"{self.url}: the configuration is not a JSON/YAML object")
+        entries = {
+            key: Entry(key, value, version_of(value), source=f"{self.url}#{key}")
+            for key, value in flatten(document).items()
+        }
+        self._doc = _Document(entries, content_type, label)
+
+    def _is_flags(self, document: Any) -> bool:
+        if self._feature_flags == "true":
+            return True
+        if self._feature_flags == "false":
+            return False
+        if self._profile_type is None:
+            try:
+                self._resolve()
+            except VeltrixError as exc:  # no control-plane rights: assume freeform
+                log.info("%s: cannot read the profile type (%s); assuming freeform", self.url, exc)
+                self._profile_type = "AWS.Freeform"
+        return self._profile_type == FEATURE_FLAGS_TYPE
+
+    def _current(self) -> _Document:
+        with self._lock:
+            if self._doc is None or time.monotonic() >= self._next_poll:
+                self._poll()
+            assert self._doc is not None
+            return self._doc
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        validate_key(key)
+        return self._current().entries.get(key)
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        prefix = normalize_prefix(prefix)
+        entries = self._current().entries
+        return iter([entries[k] for k in sorted(entries) if in_prefix(k, prefix)])
+
+    def _snapshot(self, prefix: str) -> Mapping[str, Entry]:
+        entries = self._current().entries
+        return {k: e for k, e in entries.items() if in_prefix(k, prefix)}
+
+    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> PollingWatch:
+        prefix = normalize_prefix(prefix)
+        watch = PollingWatch(
+            lambda: self._snapshot(prefix),
+            on_change,
+            interval=max(self.poll_interval, 0.05),
+            name=f"veltrix-appconfig-watch-{self.profile}",
+        )
+        self._watches.append(watch)
+        return watch
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _find(self, what: str, items: Iterator[dict[str, Any]], ident: str) -> dict[str, Any]:
+        by_id = [i for i in items if ident in (i.get("Id"), i.get("Name"))]
+        exact = [i for i in by_id if i.get("Id") == ident] or by_id
+        if not exact:
+            raise ConfigurationError(f"{self.url}: {what} {ident!r} not found")
+        if len(exact) > 1:
+            raise ConfigurationError(f"{self.url}: {what} name {ident!r} is ambiguous; use its id")
+        return exact[0]
+
+    def _pages(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            args = dict(kwargs, **({"NextToken": token} if token else {}))
+            self.calls["control"] += 1
+            page = self._call(operation, getattr(self._control, operation), **args)
+            yield from page.get("Items", [])
+            token = page.get("NextToken")
+            if not token:
+                return
+
+    def _resolve(self) -> tuple[str, str, str]:
+        """Control-plane ids of the application, environment and profile (cached)."""
+        with self._lock:
+            if self._ids is None:
+                app = self._find("application", self._pages("list_applications"),
+                                 self.application)
+                env = self._find("environment",
+                                 self._pages("list_environments", ApplicationId=app["Id"]),
+                                 self.environment)
+                prof = self._find(
+                    "configuration profile",
+                    self._pages("list_configuration_profiles", ApplicationId=app["Id"]),
+                    self.profile,
+                )
+                self._profile_type = str(prof.get("Type") or "AWS.Freeform")
+                self._profile_hosted = prof.get("LocationUri") == "hosted"
+                self._ids = (app["Id"], env["Id"], prof["Id"])
+            return self._ids
+
+    def _latest_version(self, app_id: str, profile_id: str) -> int | None:
+        newest: int | None = None
+        for index, item in enumerate(self._pages(
+            "list_hosted_configuration_versions", ApplicationId=app_id,
+            ConfigurationProfileId=profile_id, MaxResults=50,
+        )):
+            number = int(item["VersionNumber"])
+            if index == 1 and newest is not None and number < newest:
+                return newest  # listed newest first: the first item is the latest
+            newest = number if newest is None else max(newest, number)
+        return newest
+
+    def _write(self, key: str, if_version: str | AbsentType | None,
+               change: Callable[[dict[str, Any], bytes | None], bool]) -> bool:
+        app_id, env_id, profile_id = self._resolve()
+        if self._profile_type == FEATURE_FLAGS_TYPE:
+            raise UnsupportedOperationError(
+                f"{self.url}: feature-flag profiles are read-only through Veltrix"
+            )
+        if not self._profile_hosted:
+            raise UnsupportedOperationError(
+                f"{self.url}: only profiles in the AppConfig hosted store can be written"
+            )
+        for _ in range(WRITE_ATTEMPTS):
+            latest = self._latest_version(app_id, profile_id)
+            content_type = "application/json"
+            document: Any = {}
+            if latest is not None:
+                self.calls["control"] += 1
+                hosted = self._call("GetHostedConfigurationVersion",
+                                    self._control.get_hosted_configuration_version,
+                                    ApplicationId=app_id, ConfigurationProfileId=profile_id,
+                                    VersionNumber=latest)
+                content_type = hosted.get("ContentType") or content_type
+                document = parse_document(hosted["Content"].read(), content_type)
+            if not isinstance(document, dict):
+                raise DecodeError(f"{self.url}: the configuration is not a JSON/YAML object")
+            current = _lookup(document, key)
+            check_expected_version(key, None if current is None else version_of(current),
+                                   if_version)
+            if not change(document, current):
+                return False
+            body = dump_document(document, content_type)
+            if len(body) > self.max_document_bytes:
+                raise ValueTooLargeError(
+                    f"{self.url}: the document would be {len(body)} bytes; the profile holds "
+                    f"at most {self.max_document_bytes}"
+                )
+            if self._create_and_deploy((app_id, env_id, profile_id), body, content_type, latest):
+                return True
+        raise BackendUnavailableError(
+            f"{self.url}: {WRITE_ATTEMPTS} concurrent writers kept changing the profile; retry"
+        )
+
+    def _create_and_deploy(self, ids: tuple[str, str, str], body: bytes, content_type: str,
+                           latest: int | None) -> bool:
+        """False when another version appeared since ``latest`` (start over)."""
+        app_id, env_id, profile_id = ids
+        args: dict[str, Any] = {
+            "ApplicationId": app_id, "ConfigurationProfileId": profile_id, "Content": body,
+            "ContentType": content_type, "Description": "written by veltrix",
+        }
+        if latest is not None:
+            args["LatestVersionNumber"] = latest
+        try:
+            self.calls["control"] += 1
+            created = self._control.create_hosted_configuration_version(**args)
+        except BOTO_ERRORS as exc:
+            code = error_code(exc)
+            if code == "ConflictException":
+                return False
+            if code == "PayloadTooLargeException":
+                raise ValueTooLargeError(f"{self.url}: AppConfig refused the document as too "
+                                         "large") from exc
+            if code == "BadRequestException":
+                raise ConfigurationError(f"{self.url}: AppConfig rejected the document: "
+                                         f"{exc}") from exc
+            raise map_error(exc, f"{self.url}: CreateHostedConfigurationVersion") from exc
+        number = int(created["VersionNumber"])
+        try:
+            self.calls["control"] += 1
+            deployment = self._control.start_deployment(
+                ApplicationId=app_id, EnvironmentId=env_id, DeploymentStrategyId=self.strategy,
+                ConfigurationProfileId=profile_id, ConfigurationVersion=str(number),
+                Description="deployed by veltrix",
+            )
+        except BOTO_ERRORS as exc:
+            # a failed write writes nothing: drop the version nobody will deploy
+            try:
+                self._control.delete_hosted_configuration_version(
+                    ApplicationId=app_id, ConfigurationProfileId=profile_id, VersionNumber=number)
+            except BOTO_ERRORS:
+                log.warning("%s: could not delete undeployed version %d", self.url, number)
+            if error_code(exc) == "ConflictException":
+                raise BackendUnavailableError(
+                    f"{self.url}: another deployment to this environment is in progress"
+                ) from exc
+            if error_code(exc) in ("ResourceNotFoundException", "BadRequestException"):
+                raise ConfigurationError(f"{self.url}: deployment refused: {exc}") from exc
+            raise map_error(exc, f"{self.url}: StartDeployment") from exc
+        if float(deployment.get("PercentageComplete") or 0) >= 100.0:
+            with self._lock:  # served to everyone already: read your own write
+                self._set_document(body, content_type, None)
+        return True
+
+    def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
+        validate_key(key)
+        value = check_value(key, value, self.max_value_bytes)
+        leaf = _leaf_value(value)
+
+        def change(document: dict[str, Any], current: bytes | None) -> bool:
+            _set(document, key, leaf)
+            return True
+
+        self._write(key, if_version, change)
+        return version_of(value)
+
+    def delete(self, key: str, *, if_version: str | None = None) -> bool:
+        validate_key(key)
+
+        def change(document: dict[str, Any], current: bytes | None) -> bool:
+            return current is not None and _remove(document, key)
+
+        return self._write(key, if_version, change)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        for watch in self._watches:
+            watch.stop()
+        self._watches.clear()
+        self._closed = True
+        self._control.close()
+        self._data.close()
+
+
+_TRUE_WORDS = {"true", "1", "yes", "on"}
+_FALSE_WORDS = {"false", "0", "no", "off"}
+
+
+def feature_flag(source: Any, name: str, default: bool = False) -> bool:
+    """Whether feature flag ``name`` is enabled, ``default`` when it is not defined.
+
+    ``source`` is an :class:`AppConfigBackend` (or any backend) or a ``veltrix.Client``;
+    the flag is read from the key ``flags/<name>/enabled``.
+    """
+    if not _segment_ok(name):
+        from veltrix.errors import InvalidKeyError
+
+        raise InvalidKeyError(f"invalid feature flag name {name!r}")
+    key = f"{FLAGS_PREFIX}/{name}/enabled"
+    raw: Any
+    if hasattr(source, "get_entry"):  # a veltrix.Client
+        raw = source.get(key, default=None)
+    else:
+        entry = source.get(key)
+        raw = None if entry is None else entry.value
+    if raw is None:
+        return default
+    if isinstance(raw, bool):
+        return raw
+    text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip().lower()
+    if text in _TRUE_WORDS:
+        return True
+    if text in _FALSE_WORDS:
+        return False
+    raise DecodeError(f"feature flag {name!r} has a non-boolean enabled value")
+
+
+__all__ = ["AppConfigBackend", "feature_flag", "flatten", "parse_document", "version_of"]
