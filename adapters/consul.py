@@ -377,11 +377,13 @@ class ConsulBackend:
             new_index = int(response.headers.get("X-Consul-Index", "0"))
         except ValueError:
             new_index = 0
+        if response.headers.get("X-Consul-Results-Filtered-By-ACLs", "").lower() == "true":
+            # Consul hides what the token may not read instead of refusing: a list
+            # with holes would look like deleted keys, so refuse it as a whole.
+            raise AccessDeniedError(
+                f"consul {self.host}:{self.port}: {what}: the token may not read every key"
+            ) from consul.ACLPermissionDenied("X-Consul-Results-Filtered-By-ACLs: true")
         if response.code == 404:
-            if response.headers.get("X-Consul-Results-Filtered-By-ACLs", "").lower() == "true":
-                raise AccessDeniedError(
-                    f"consul {self.host}:{self.port}: {what}: every result was hidden by ACLs"
-                )
             return new_index, {}
         entries: dict[str, Entry] = {}
         for item in self._json(response, what) or []:
