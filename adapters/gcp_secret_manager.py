@@ -52,6 +52,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
     SecretManagerServiceGrpcTransport,
 )
 from google.oauth2.credentials import Credentials as TokenCredentials
+
 from veltrix.backend import Absent, AbsentType, Change, Entry
 from veltrix.errors import (
     AccessDeniedError,
@@ -443,8 +444,12 @@ class SecretManagerBackend:
             raise _ApiFailure(status, f"{what}: {status}: {_api_message(exc)}") from exc
         except (requests.exceptions.RequestException, auth_exceptions.TransportError) as exc:
             raise BackendUnavailableError(f"{what}: {_one_line(exc)}") from exc
-        except auth_exceptions.RefreshError as exc:
-            raise AccessDeniedError(f"{what}: credentials refused: {_one_line(exc)}") from exc
+        except auth_exceptions.GoogleAuthError as exc:
+            # e.g. a 401 over REST makes the session refresh the credentials, which fails
+            # for anonymous or static-token credentials.
+            raise AccessDeniedError(
+                f"{what}: UNAUTHENTICATED: credentials refused ({type(exc).__name__})"
+            ) from exc
         except ValueError as exc:  # e.g. "Cannot invoke RPC on closed channel!"
             if self._closed:
                 raise BackendUnavailableError(f"{self!r} is closed") from exc
@@ -569,8 +574,12 @@ class SecretManagerBackend:
                 if status in _DENIED_STATUS:
                     raise AccessDeniedError(f"{what}: {status}: {_api_message(exc)}") from exc
                 raise BackendUnavailableError(f"{what}: {status}: {_api_message(exc)}") from exc
-            except requests.exceptions.RequestException as exc:
+            except (requests.exceptions.RequestException, auth_exceptions.TransportError) as exc:
                 raise BackendUnavailableError(f"{what}: {_one_line(exc)}") from exc
+            except auth_exceptions.GoogleAuthError as exc:
+                raise AccessDeniedError(
+                    f"{what}: UNAUTHENTICATED: credentials refused ({type(exc).__name__})"
+                ) from exc
 
     # -- writes ------------------------------------------------------------------------------
 

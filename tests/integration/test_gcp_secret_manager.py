@@ -7,11 +7,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
+from tests.support import server_env, unique_name
 from veltrix.adapters.gcp_secret_manager import SecretManagerBackend
 from veltrix.registry import open_backend
 from veltrix.testing.conformance import BackendConformance
-
-from tests.support import server_env, unique_name
 
 TRANSPORTS = {"grpc": "VELTRIX_TEST_GCPSM_GRPC", "rest": "VELTRIX_TEST_GCPSM_REST"}
 
