@@ -154,7 +154,7 @@ def _is_node(value: Any) -> bool:
 def _set(document: dict[str, Any], key: str, value: Any) -> None:
     node = document
     for segment in key.split(SEPARATOR)[:-1]:
-        child = node.get(segment)
+        child: Any = node.get(segment)
         if not _is_node(child):
             child = {} if segment not in node else {_SELF: child}
             node[segment] = child
@@ -190,7 +190,7 @@ def _remove(document: dict[str, Any], key: str) -> bool:
     # prune emptied nodes and unwrap nodes left with only their own value
     for depth in range(len(trail) - 1, 0, -1):
         holder, name = trail[depth - 1], segments[depth - 1]
-        child = holder.get(name)
+        child: Any = holder.get(name)
         if _is_node(child) and not child:
             del holder[name]
         elif _is_node(child) and set(child) == {_SELF}:
