@@ -66,6 +66,7 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, KazooState, WatchedEvent, ZnodeStat
 from kazoo.security import make_digest_acl
+
 from veltrix.backend import Absent, AbsentType, Change, Entry
 from veltrix.errors import (
     AccessDeniedError,

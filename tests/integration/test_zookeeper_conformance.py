@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from veltrix.registry import open_backend
-from veltrix.testing.conformance import BackendConformance
 
 from tests.support import server_env, unique_name
+from veltrix.registry import open_backend
+from veltrix.testing.conformance import BackendConformance
 
 
 @pytest.fixture(scope="module")
