@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import re
+import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -88,6 +89,11 @@ class ConsulHandler(BaseHTTPRequestHandler):
     _methods: ClassVar[tuple[str, ...]] = ("GET", "PUT", "DELETE")
 
     # -- plumbing ----------------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        # As Go's net/http (Consul): no Nagle delay between headers and body.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet; never logs tokens
         log.debug("%s %s", self.command, urlsplit(self.path).path)

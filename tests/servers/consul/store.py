@@ -58,7 +58,10 @@ class KVStore:
         self._entries: dict[str, DirEntry] = {}
         self._sorted: list[str] = []
         self._tombstones: dict[str, int] = {}
-        self._raft_index = 0  # every applied write request
+        # Every applied write request takes the next index. A real cluster's Raft log
+        # starts with bootstrap entries, so the first KV write never gets index 1,
+        # which reads of an empty table report (Consul never hands out 0).
+        self._raft_index = 10
         self._table_index = 0  # last write that changed the kvs table or the graveyard
         # Undo log of the running transaction (None outside transactions).
         self._undo: list[tuple[str, DirEntry | None, int | None]] | None = None
