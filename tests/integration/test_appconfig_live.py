@@ -16,7 +16,6 @@ import pytest
 
 from tests.support import unique_name
 from veltrix.adapters.appconfig import AppConfigBackend
-from veltrix.adapters.ssm import SSMBackend
 from veltrix.testing.conformance import BackendConformance
 
 pytestmark = pytest.mark.live
@@ -39,20 +38,6 @@ class TestLiveAppConfig(BackendConformance):
     def backend(self) -> Iterator[AppConfigBackend]:
         target = _live("VELTRIX_TEST_APPCONFIG")
         backend = AppConfigBackend.from_url(f"appconfig://{target}?poll_interval=15")
-        yield backend
-        for entry in list(backend.list("")):
-            backend.delete(entry.key)
-        backend.close()
-
-
-class TestLiveSSM(BackendConformance):
-    watch_may_coalesce = True
-    watch_timeout = 30.0
-
-    @pytest.fixture
-    def backend(self) -> Iterator[SSMBackend]:
-        prefix = _live("VELTRIX_TEST_SSM_PREFIX")
-        backend = SSMBackend.from_url(f"ssm:///{prefix}/{unique_name('live')}?poll_interval=2")
         yield backend
         for entry in list(backend.list("")):
             backend.delete(entry.key)
