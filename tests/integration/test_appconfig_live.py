@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from tests.support import unique_name
 from veltrix.adapters.appconfig import AppConfigBackend
 from veltrix.testing.conformance import BackendConformance
 
