@@ -86,7 +86,8 @@ def validate(document: bytes) -> list[dict[str, str]]:
         if member not in ("version", "flags", "values"):
             problems.add(f"$.{member}", "unknown member", "additionalProperties")
     if data.get("version") != "1":
-        problems.add("$.version", 'version is required and must be "1"', "enum", data.get("version"))
+        problems.add("$.version", 'version is required and must be "1"', "enum",
+                     data.get("version"))
     flags = data.get("flags", {})
     values = data.get("values", {})
     if not isinstance(flags, dict):
