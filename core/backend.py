@@ -96,9 +96,7 @@ class SupportsList(Protocol):
 
 @runtime_checkable
 class SupportsWrite(Protocol):
-    def put(
-        self, key: str, value: bytes, *, if_version: str | AbsentType | None = None
-    ) -> str:
+    def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
         """Store ``value``; return the new version.
 
         ``if_version`` is compare-and-set: a version string means "only if the key is

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-
 from veltrix.backend import Entry
 from veltrix.errors import ConfigurationError
 
@@ -59,14 +58,14 @@ class CachePolicy:
     track_hits: bool = False
 
     def __post_init__(self) -> None:
-        for name in (
-            "ttl", "stale_while_revalidate", "max_stale", "negative_ttl", "error_backoff"
-        ):
+        for name in ("ttl", "stale_while_revalidate", "max_stale", "negative_ttl", "error_backoff"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or math.isnan(value) or value < 0:
                 raise ConfigurationError(f"CachePolicy.{name} must be a number >= 0, got {value!r}")
         if not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigurationError(f"CachePolicy.retries must be an integer >= 0, got {self.retries!r}")
+            raise ConfigurationError(
+                f"CachePolicy.retries must be an integer >= 0, got {self.retries!r}"
+            )
 
     def expires_at(self, fetched_at: float, absent: bool) -> float:
         return fetched_at + (self.negative_ttl if absent else self.ttl)

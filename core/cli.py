@@ -12,7 +12,7 @@ import base64
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -56,7 +56,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 UrlOption = Annotated[
     str | None,
     typer.Option(
-        "--url", "-u", envvar="VELTRIX_URL", show_envvar=True,
+        "--url",
+        "-u",
+        envvar="VELTRIX_URL",
+        show_envvar=True,
         help="Store URL, e.g. zookeeper://127.0.0.1:2181/app (default: the embedded SQLite store).",
     ),
 ]
@@ -144,7 +147,9 @@ def get(
 def _read_value(value: str | None, file: Path | None) -> bytes:
     given = [v for v in (value, file) if v is not None]
     if len(given) > 1:
-        raise errors.ConfigurationError("give the value as an argument, with --file, or on stdin; not several")
+        raise errors.ConfigurationError(
+            "give the value as an argument, with --file, or on stdin; not several"
+        )
     if file is not None:
         try:
             return file.read_bytes() if str(file) != "-" else sys.stdin.buffer.read()
@@ -153,7 +158,9 @@ def _read_value(value: str | None, file: Path | None) -> bytes:
     if value is not None:
         return value.encode("utf-8")
     if sys.stdin.isatty():
-        raise errors.ConfigurationError("no value given: pass VALUE, --file FILE, or pipe it on stdin")
+        raise errors.ConfigurationError(
+            "no value given: pass VALUE, --file FILE, or pipe it on stdin"
+        )
     return sys.stdin.buffer.read()
 
 
@@ -161,9 +168,15 @@ def _read_value(value: str | None, file: Path | None) -> bytes:
 def put(
     key: str,
     value: Annotated[str | None, typer.Argument(help="The value; omit it to read stdin.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the value from FILE ('-' = stdin).")] = None,
-    if_version: Annotated[str | None, typer.Option(help="Write only if KEY is at this version.")] = None,
-    create_only: Annotated[bool, typer.Option("--create-only", help="Write only if KEY does not exist.")] = False,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read the value from FILE ('-' = stdin).")
+    ] = None,
+    if_version: Annotated[
+        str | None, typer.Option(help="Write only if KEY is at this version.")
+    ] = None,
+    create_only: Annotated[
+        bool, typer.Option("--create-only", help="Write only if KEY does not exist.")
+    ] = False,
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -185,7 +198,9 @@ def put(
 @app.command()
 def delete(
     key: str,
-    if_version: Annotated[str | None, typer.Option(help="Delete only if KEY is at this version.")] = None,
+    if_version: Annotated[
+        str | None, typer.Option(help="Delete only if KEY is at this version.")
+    ] = None,
     url: UrlOption = None,
 ) -> None:
     """Delete KEY (exit code 5 if it does not exist)."""
@@ -234,8 +249,12 @@ def list_keys(
 def watch(
     prefix: Annotated[str, typer.Argument(help="Watch keys at or below PREFIX.")] = "",
     url: UrlOption = None,
-    count: Annotated[int, typer.Option(help="Exit after this many changes (0 = run until Ctrl-C).")] = 0,
-    timeout: Annotated[float, typer.Option(help="Exit after this many seconds (0 = no limit).")] = 0.0,
+    count: Annotated[
+        int, typer.Option(help="Exit after this many changes (0 = run until Ctrl-C).")
+    ] = 0,
+    timeout: Annotated[
+        float, typer.Option(help="Exit after this many seconds (0 = no limit).")
+    ] = 0.0,
     as_json: JsonOption = False,
     reveal: RevealOption = False,
     secret_prefix: SecretOption = None,
@@ -252,14 +271,19 @@ def watch(
             if change.entry is None:
                 line: dict[str, Any] = {"key": change.key, "deleted": True}
             else:
-                line = {"key": change.key, **_value_fields(client, change.entry, reveal),
-                        "version": change.entry.version}
+                line = {
+                    "key": change.key,
+                    **_value_fields(client, change.entry, reveal),
+                    "version": change.entry.version,
+                }
             if as_json:
                 out.print(json.dumps(line), markup=False)
             elif change.entry is None:
                 out.print(f"deleted {change.key}", markup=False)
             else:
-                out.print(f"{change.key} = {line['value']} (version {line['version']})", markup=False)
+                out.print(
+                    f"{change.key} = {line['value']} (version {line['version']})", markup=False
+                )
             seen += 1
             if count and seen >= count:
                 done.set()
@@ -272,15 +296,18 @@ def watch(
         except errors.VeltrixError as exc:
             fail(exc)
         err.print(f"watching {prefix or '/'} in {client.source} (Ctrl-C to stop)", markup=False)
-        try:
+        with suppress(KeyboardInterrupt):
             done.wait(timeout or None)
-        except KeyboardInterrupt:
-            pass
 
 
 @app.command()
 def demo(
-    url: Annotated[str | None, typer.Option("--url", "-u", help="Store to run against (default: a throw-away SQLite file).")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", "-u", help="Store to run against (default: a throw-away SQLite file)."
+        ),
+    ] = None,
     duration: Annotated[float, typer.Option(min=0.5, help="Seconds to run.")] = 4.0,
     workers: Annotated[int, typer.Option(min=1, max=256, help="Worker threads.")] = 4,
     as_json: JsonOption = False,
@@ -290,7 +317,9 @@ def demo(
 
     try:
         report = run_demo(
-            url, duration=duration, workers=workers,
+            url,
+            duration=duration,
+            workers=workers,
             progress=(lambda m: None) if as_json else (lambda m: err.print(m, markup=False)),
         )
     except errors.VeltrixError as exc:
@@ -308,7 +337,9 @@ def demo(
         "watch_updates": report.watch_updates,
         "change_seen_by_workers": f"{len(propagation)}/{report.workers}",
         "change_propagation_ms_max": round(propagation[-1], 1) if propagation else None,
-        "change_propagation_ms_median": round(propagation[len(propagation) // 2], 1) if propagation else None,
+        "change_propagation_ms_median": round(propagation[len(propagation) // 2], 1)
+        if propagation
+        else None,
     }
     if as_json:
         out.print_json(json.dumps(summary))
@@ -318,7 +349,9 @@ def demo(
     table.add_column("value", justify="right")
     table.add_row("store", report.url)
     table.add_row("workers", str(report.workers))
-    table.add_row("events/s, reading the store directly", f"{summary['events_per_second_direct']:,}")
+    table.add_row(
+        "events/s, reading the store directly", f"{summary['events_per_second_direct']:,}"
+    )
     table.add_row("events/s, through Veltrix", f"{summary['events_per_second_veltrix']:,}")
     table.add_row("speed-up", f"{summary['speedup']}x")
     table.add_row("config reads through Veltrix", f"{report.reads:,}")

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Self, TypeVar, overload
+from typing import Any, Self, TypeVar, cast, overload
 
 from veltrix.backend import (
     AbsentType,
@@ -114,7 +114,9 @@ class Client:
         else:
             if options:
                 raise ConfigurationError("store options go with a URL, not a backend instance")
-            if not callable(getattr(store, "get", None)) or not callable(getattr(store, "close", None)):
+            if not callable(getattr(store, "get", None)) or not callable(
+                getattr(store, "close", None)
+            ):
                 raise ConfigurationError(f"not a store URL or backend: {type(store).__name__}")
             self._backend = store
             self._owns_backend = False
@@ -184,7 +186,7 @@ class Client:
     @overload
     def get(self, key: str, default: Any = ..., type: Any = ...) -> Any: ...
 
-    def get(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:  # noqa: A002
+    def get(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:
         """The value of ``key``: text by default, or converted to ``type``.
 
         Absent keys return ``default``, or raise :class:`KeyNotFoundError` without one.
@@ -201,7 +203,7 @@ class Client:
                     return value
         return self._get_slow(key, default, type)
 
-    def _get_counting(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:  # noqa: A002
+    def _get_counting(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:
         self._reads += 1
         return Client.get(self, key, default, type)
 
@@ -240,7 +242,9 @@ class Client:
             if default is _NO_DEFAULT:
                 raise KeyNotFoundError(f"{key!r} not found in {self.source}")
             return default
-        value = decode_text(key, entry.value) if target is None else convert(key, entry.value, target)
+        value = (
+            decode_text(key, entry.value) if target is None else convert(key, entry.value, target)
+        )
         with self._lock:
             if self._records.get(key) is record and monotonic() < record.expires_at:
                 if target is None:
@@ -277,7 +281,10 @@ class Client:
                 self._counters["stale_served"] += 1
                 log.warning(
                     "serving last-known-good %r from %s (stale %.1fs): %s",
-                    key, self.source, now - stale.expires_at, exc,
+                    key,
+                    self.source,
+                    now - stale.expires_at,
+                    exc,
                 )
                 return stale
             raise
@@ -318,9 +325,10 @@ class Client:
                 if record is not None and monotonic() >= record.expires_at:
                     self._drop_fresh(token)
             else:
-                model_record = self._model_records.get(token)  # type: ignore[arg-type]
+                model_token = cast(tuple[str, Any], token)
+                model_record = self._model_records.get(model_token)
                 if model_record is not None and monotonic() >= model_record[1]:
-                    self._models.pop(token, None)  # type: ignore[call-overload]
+                    self._models.pop(model_token, None)
 
     def _single_flight(self, token: Hashable, load: Callable[[], T]) -> T:
         with self._lock:
@@ -389,9 +397,7 @@ class Client:
                     ) from exc
             except Exception as exc:
                 self._counters["errors"] += 1
-                raise BackendError(
-                    f"{self.source} failed: {type(exc).__name__}: {exc}"
-                ) from exc
+                raise BackendError(f"{self.source} failed: {type(exc).__name__}: {exc}") from exc
             time.sleep(min(0.05 * 2**attempt, 1.0))
             attempt += 1
 
@@ -498,9 +504,7 @@ class Client:
             raise UnsupportedOperationError(f"{self.source} is read-only")
         return self._backend
 
-    def put(
-        self, key: str, value: object, *, if_version: str | AbsentType | None = None
-    ) -> str:
+    def put(self, key: str, value: object, *, if_version: str | AbsentType | None = None) -> str:
         """Write ``value`` (bytes, str, or JSON-encodable); return the new version.
 
         Write-through: this client reads its own write at once.

@@ -111,9 +111,7 @@ def convert(key: str, value: bytes, target: Any) -> Any:
     try:
         return adapter.validate_strings(text)
     except ValidationError as exc:
-        raise DecodeError(
-            f"{key!r} is not a valid {_type_name(target)}: {_reason(exc)}"
-        ) from exc
+        raise DecodeError(f"{key!r} is not a valid {_type_name(target)}: {_reason(exc)}") from exc
 
 
 def encode(key: str, value: object) -> bytes:

@@ -75,7 +75,10 @@ class DemoReport:
 
 
 def _run_workers(
-    workers: int, seconds: float, read: Callable[[str, Any], Any], on_event: Callable[[int, Any], None]
+    workers: int,
+    seconds: float,
+    read: Callable[[str, Any], Any],
+    on_event: Callable[[int, Any], None],
 ) -> PhaseResult:
     stop = threading.Event()
     counts = [0] * workers
@@ -146,7 +149,7 @@ def run_demo(
 
             def change_midway() -> None:
                 time.sleep(duration / 3)
-                writer.put(join(prefix, CHANGED_KEY), b"true")  # type: ignore[attr-defined]
+                writer.put(join(prefix, CHANGED_KEY), b"true")
                 changed_at.append(time.perf_counter())  # from the moment the write committed
 
             progress(

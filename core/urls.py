@@ -7,6 +7,7 @@ option nobody consumed is a :class:`~veltrix.errors.ConfigurationError` with a
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import re
 from collections.abc import Iterable, Mapping
@@ -41,8 +42,7 @@ def redact_url(url: str) -> str:
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:***@{hostinfo}" if ":" in userinfo else f"{user}@{hostinfo}"
     query = "&".join(
-        f"{name}={'***' if _SENSITIVE_QUERY.search(name) else value}"
-        for name, value in pairs
+        f"{name}={'***' if _SENSITIVE_QUERY.search(name) else value}" for name, value in pairs
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
@@ -85,7 +85,9 @@ class ParsedURL:
 def parse_url(url: str, schemes: Iterable[str] | None = None) -> ParsedURL:
     """Split ``url``; reject credentials in it and duplicate query options."""
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"not a store URL: {redact_url(str(url))!r} (expected scheme://...)")
+        raise ConfigurationError(
+            f"not a store URL: {redact_url(str(url))!r} (expected scheme://...)"
+        )
     scheme = url.split("://", 1)[0].lower()
     if not _SCHEME_RE.match(scheme):
         raise ConfigurationError(f"invalid URL scheme {scheme!r}")
@@ -132,51 +134,57 @@ class Options:
         shown = "***" if _SENSITIVE_QUERY.search(name) else repr(value)
         return ConfigurationError(f"{self._where}: option {name}={shown} must be {expected}")
 
-    def str(self, name: str, default: str | None = None) -> str | None:
+    def str(self, name: builtins.str, default: builtins.str | None = None) -> builtins.str | None:
         value = self._take(name)
-        return default if value is None else str(value)
+        return default if value is None else builtins.str(value)
 
-    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+    def int(
+        self, name: builtins.str, default: builtins.int, *, minimum: builtins.int | None = None
+    ) -> builtins.int:
         value = self._take(name)
         if value is None:
             return default
         try:
-            number = int(value)
+            number = builtins.int(value)
         except (TypeError, ValueError) as exc:
             raise self._bad(name, value, "an integer") from exc
         if minimum is not None and number < minimum:
             raise self._bad(name, value, f"at least {minimum}")
         return number
 
-    def float(self, name: str, default: float, *, minimum: float | None = None) -> float:
+    def float(
+        self, name: builtins.str, default: builtins.float, *, minimum: builtins.float | None = None
+    ) -> builtins.float:
         value = self._take(name)
         if value is None:
             return default
         try:
-            number = float(value)
+            number = builtins.float(value)
         except (TypeError, ValueError) as exc:
             raise self._bad(name, value, "a number") from exc
         if minimum is not None and number < minimum:
             raise self._bad(name, value, f"at least {minimum}")
         return number
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         value = self._take(name)
         if value is None:
             return default
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower()
+        text = builtins.str(value).strip().lower()
         if text in _TRUE:
             return True
         if text in _FALSE:
             return False
         raise self._bad(name, value, "true or false")
 
-    def choice(self, name: str, default: str, choices: Iterable[str]) -> str:
+    def choice(
+        self, name: builtins.str, default: builtins.str, choices: Iterable[builtins.str]
+    ) -> builtins.str:
         allowed = tuple(choices)
         value = self.str(name, default)
-        if value not in allowed:
+        if value is None or value not in allowed:
             raise self._bad(name, value, "one of " + ", ".join(allowed))
         return value
 

@@ -54,9 +54,7 @@ class ChangeDispatcher:
             self._thread.join(timeout=5)
 
 
-def diff_snapshots(
-    known: Mapping[str, Entry], current: Mapping[str, Entry]
-) -> list[Change]:
+def diff_snapshots(known: Mapping[str, Entry], current: Mapping[str, Entry]) -> list[Change]:
     """Changes that turn ``known`` into ``current``: puts (new or new version), deletes."""
     changes = [
         Change(key, entry)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from veltrix.backend import Absent, Change, SupportsList, SupportsWatch, SupportsWrite
+from veltrix.backend import Absent, Change, SupportsList, SupportsWatch, SupportsWrite, supports
 from veltrix.errors import InvalidKeyError, ValueTooLargeError, VersionConflictError
 
 INVALID_KEYS = ["", "/a", "a/", "a//b", "a/./b", "../a", "a b", "a\x00b", "ä", "a" * 256]
@@ -95,7 +95,7 @@ class BackendConformance:
     # -- list --------------------------------------------------------------------------
 
     def test_list_by_prefix_has_no_leakage(self, backend: Any) -> None:
-        if not isinstance(backend, SupportsList):
+        if not supports(backend, SupportsList):
             pytest.skip("store does not list")
         for key in ["a/b", "a/b/c", "a/b/d/e", "a/bc", "a/bc/d", "a/c", "b/b"]:
             backend.put(key, key.encode())
@@ -202,14 +202,17 @@ class BackendConformance:
     # -- watch -------------------------------------------------------------------------
 
     def test_watch_delivers_puts_and_deletes_in_order(self, backend: Any) -> None:
-        if not isinstance(backend, SupportsWatch):
+        if not supports(backend, SupportsWatch):
             pytest.skip("store does not watch")
         recorder = ChangeRecorder()
         watch = backend.watch("w", recorder)
         try:
             time.sleep(self.watch_settle)
             writes: list[tuple[str, bytes | None]] = [
-                ("w/a", b"1"), ("w/a", b"2"), ("w/a", None), ("w/b/c", b"3"),
+                ("w/a", b"1"),
+                ("w/a", b"2"),
+                ("w/a", None),
+                ("w/b/c", b"3"),
             ]
             backend.put("wx/outside", b"no")  # must never be delivered
             for key, value in writes:
@@ -219,7 +222,7 @@ class BackendConformance:
                     backend.put(key, value)
                 if self.watch_may_coalesce:
                     assert recorder.wait_for(
-                        lambda ch, k=key, v=value: any(
+                        lambda ch, k=key, v=value: any(  # type: ignore[misc]
                             (c.key, None if c.entry is None else c.entry.value) == (k, v)
                             for c in ch
                         ),
@@ -238,7 +241,7 @@ class BackendConformance:
         watch.stop()  # idempotent
 
     def test_watch_stops_delivering(self, backend: Any) -> None:
-        if not isinstance(backend, SupportsWatch):
+        if not supports(backend, SupportsWatch):
             pytest.skip("store does not watch")
         recorder = ChangeRecorder()
         watch = backend.watch("ws", recorder)
@@ -259,7 +262,7 @@ class BackendConformance:
     def test_has_contract_attributes(self, backend: Any) -> None:
         assert backend.schemes and all(isinstance(s, str) for s in backend.schemes)
         assert isinstance(backend.transient_errors, tuple)
-        assert isinstance(backend, SupportsWrite), "the conformance suite needs a writable store"
+        assert supports(backend, SupportsWrite), "the conformance suite needs a writable store"
 
 
 __all__ = ["INVALID_KEYS", "BackendConformance", "ChangeRecorder"]
