@@ -6,9 +6,7 @@ import json
 import os
 import platform
 import statistics
-import time
 import timeit
-from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any

@@ -112,7 +112,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 def markdown(data: dict[str, Any]) -> str:
     lines = [
-        "| read | median ns | p99 ns | × dict.get | Veltrix get is N× faster |",
+        "| read | median ns | p99 ns | x dict.get | Veltrix get is N x faster |",
         "|---|---:|---:|---:|---:|",
     ]
     for name, f in data["results"].items():
