@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Protocol, Self
 
 import consul
 import requests
+
 from veltrix.backend import Absent, AbsentType, Change, Entry
 from veltrix.errors import (
     AccessDeniedError,

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import consul
 import pytest
+
+from tests.support import server_env, unique_name
 from veltrix.adapters.consul import MAX_TXN_OPS, ConsulBackend
 from veltrix.backend import Absent
 from veltrix.errors import (
@@ -23,8 +25,6 @@ from veltrix.errors import (
 )
 from veltrix.registry import open_backend
 from veltrix.testing.conformance import ChangeRecorder
-
-from tests.support import server_env, unique_name
 
 
 @pytest.fixture(scope="module")

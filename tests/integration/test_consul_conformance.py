@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import consul
 import pytest
+
+from tests.support import missing_server, port_open, server_env, unique_name
 from veltrix.adapters.consul import ConsulBackend
 from veltrix.registry import open_backend
 from veltrix.testing.conformance import BackendConformance
-
-from tests.support import missing_server, port_open, server_env, unique_name
 
 
 def _fresh_backend(base_url: str, root: str) -> Iterator[ConsulBackend]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 
 import pytest
+
+from tests.support import kill_service, port_open, server_env, start_service, unique_name
 from veltrix.adapters.consul import ConsulBackend
 from veltrix.errors import BackendUnavailableError
 from veltrix.testing.conformance import ChangeRecorder
-
-from tests.support import kill_service, port_open, server_env, start_service, unique_name
 
 
 def _states(recorder: ChangeRecorder) -> list[tuple[str, bytes | None]]:
