@@ -1,0 +1,283 @@
+"""ZooKeeper benchmarks against the real server (``scripts/services up zookeeper``).
+
+    .venv/bin/python -m benchmarks.bench_zookeeper [--quick]
+
+1. write -> watch-callback latency: the time from the start of ``put`` on one
+   connection to the watch callback on another, one write at a time (so nothing
+   coalesces), p50 / p99, next to the bare write latency.
+2. reads: ``veltrix.Client`` cached ``get`` vs kazoo's ``get`` vs the adapter's
+   uncached ``ZooKeeperBackend.get``.
+3. list: the adapter's pipelined ``list`` vs a walk that waits for each znode.
+
+Prints a markdown section and writes the same figures to
+``benchmarks/results/zookeeper.json``. ZooKeeper 3.8 standalone on loopback, with
+fsync of its transaction log on every write (the server default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+import uuid
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from kazoo.client import KazooClient
+
+import veltrix
+from veltrix.adapters.zookeeper import ZooKeeperBackend
+from veltrix.backend import Change
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "zookeeper.json"
+
+
+def load_services_env() -> None:
+    env_file = Path(os.environ.get("VELTRIX_SERVICES_DIR", ROOT / ".services")) / "env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            name, sep, value = line.strip().partition("=")
+            if sep and name.startswith("VELTRIX_"):
+                os.environ.setdefault(name, value)
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summary_ms(samples: list[float]) -> dict[str, float]:
+    return {
+        "n": len(samples),
+        "mean_ms": statistics.fmean(samples) * 1e3,
+        "p50_ms": percentile(samples, 0.50) * 1e3,
+        "p99_ms": percentile(samples, 0.99) * 1e3,
+        "max_ms": max(samples) * 1e3,
+    }
+
+
+def per_call_us(fns: dict[str, Any], calls: dict[str, int], runs: int = 5) -> dict[str, Any]:
+    """Median and best of ``runs`` timings per candidate, in µs per call.
+
+    Runs alternate between candidates so drift (other load on the machine) hits all.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()
+    for _ in range(runs):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                fn()
+            samples[name].append((time.perf_counter() - start) / calls[name] * 1e6)
+    return {
+        name: {
+            "calls": calls[name] * runs,
+            "median_us": statistics.median(values),
+            "best_us": min(values),
+        }
+        for name, values in samples.items()
+    }
+
+
+def bench_propagation(hosts: str, chroot: str, writes: int) -> dict[str, Any]:
+    url = f"zookeeper://{hosts}{chroot}"
+    writer = ZooKeeperBackend.from_url(url)
+    watcher = ZooKeeperBackend.from_url(url)
+    arrived: dict[str, float] = {}
+    cond = threading.Condition()
+
+    def on_change(change: Change) -> None:
+        now = time.perf_counter()
+        if change.entry is not None:
+            with cond:
+                arrived[change.entry.value.decode()] = now
+                cond.notify_all()
+
+    keys = [f"prop/k{i}" for i in range(10)]
+    for key in keys:
+        writer.put(key, b"init")
+    watch = watcher.watch("prop", on_change)
+    latencies: list[float] = []
+    put_only: list[float] = []
+    lost = 0
+    try:
+        for i in range(writes):
+            token = f"w{i}"
+            start = time.perf_counter()
+            writer.put(keys[i % len(keys)], token.encode())
+            put_only.append(time.perf_counter() - start)
+            with cond:
+                if not cond.wait_for(lambda t=token: t in arrived, timeout=10):
+                    lost += 1
+                    continue
+                latencies.append(arrived[token] - start)
+    finally:
+        watch.stop()
+        writer.close()
+        watcher.close()
+    return {
+        "writes": writes,
+        "not_delivered_within_10s": lost,
+        "write_to_callback": summary_ms(latencies),
+        "write_only": summary_ms(put_only),
+    }
+
+
+def bench_reads(hosts: str, chroot: str, quick: bool) -> dict[str, Any]:
+    url = f"zookeeper://{hosts}{chroot}"
+    backend = ZooKeeperBackend.from_url(url)
+    backend.put("read/timeout_ms", b"250")
+    raw = KazooClient(hosts=hosts)
+    raw.start(timeout=10)
+    path = f"{chroot}/read/timeout_ms"
+    client = veltrix.Client(url, cache=veltrix.CachePolicy(ttl=3600.0))
+    try:
+        assert client.get("read/timeout_ms") == "250"
+        assert raw.get(path)[0] == b"250"
+        store_calls = 200 if quick else 1000
+        timings = per_call_us(
+            {
+                "cached": lambda: client.get("read/timeout_ms"),
+                "kazoo": lambda: raw.get(path),
+                "adapter": lambda: backend.get("read/timeout_ms"),
+            },
+            {"cached": 20_000 if quick else 200_000, "kazoo": store_calls, "adapter": store_calls},
+        )
+        cached, kazoo_get, adapter_get = timings["cached"], timings["kazoo"], timings["adapter"]
+        stats = client.stats()
+    finally:
+        client.close()
+        raw.stop()
+        raw.close()
+        backend.close()
+    return {
+        "veltrix_cached_get": cached,
+        "kazoo_get": kazoo_get,
+        "adapter_uncached_get": adapter_get,
+        "kazoo_over_cached": kazoo_get["median_us"] / cached["median_us"],
+        "adapter_over_kazoo": adapter_get["median_us"] / kazoo_get["median_us"],
+        "client_store_calls": stats["store_calls"],
+    }
+
+
+def bench_list(hosts: str, chroot: str, nodes: int) -> dict[str, Any]:
+    url = f"zookeeper://{hosts}{chroot}"
+    backend = ZooKeeperBackend.from_url(url)
+    raw = KazooClient(hosts=hosts)
+    raw.start(timeout=10)
+    try:
+        transaction = raw.transaction()
+        transaction.create(f"{chroot}/tree", b"")  # parents with data: keys too
+        for group in range(10):
+            transaction.create(f"{chroot}/tree/g{group}", b"")
+        for i in range(nodes):
+            transaction.create(f"{chroot}/tree/g{i % 10}/k{i}", b"v%d" % i)
+        transaction.commit()
+
+        def sequential() -> int:
+            count, stack = 0, [f"{chroot}/tree"]
+            while stack:
+                node = stack.pop()
+                data, _ = raw.get(node)
+                count += data is not None
+                stack.extend(f"{node}/{c}" for c in raw.get_children(node))
+            return count
+
+        assert sequential() == nodes + 11 == len(list(backend.list("tree")))
+        timings = per_call_us(
+            {"pipelined": lambda: list(backend.list("tree")), "sequential": sequential},
+            {"pipelined": 1, "sequential": 1},
+        )
+        pipelined, one_by_one = timings["pipelined"], timings["sequential"]
+    finally:
+        raw.stop()
+        raw.close()
+        backend.close()
+    return {
+        "keys": nodes + 11,
+        "pipelined_list_ms": pipelined["median_us"] / 1e3,
+        "sequential_walk_ms": one_by_one["median_us"] / 1e3,
+        "speedup": one_by_one["median_us"] / pipelined["median_us"],
+    }
+
+
+def server_version(hosts: str) -> str:
+    raw = KazooClient(hosts=hosts)
+    raw.start(timeout=10)
+    try:
+        return ".".join(str(part) for part in raw.server_version())
+    finally:
+        raw.stop()
+        raw.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    args = parser.parse_args()
+    load_services_env()
+    hosts = os.environ.get("VELTRIX_TEST_ZOOKEEPER")
+    if not hosts:
+        raise SystemExit("VELTRIX_TEST_ZOOKEEPER is not set: run scripts/services up zookeeper")
+    os.environ.pop("VELTRIX_ZK_AUTH", None)
+    chroot = f"/veltrix-bench/{uuid.uuid4().hex[:10]}"
+    writes = 200 if args.quick else 1000
+
+    propagation = bench_propagation(hosts, chroot, writes)
+    reads = bench_reads(hosts, chroot, args.quick)
+    listing = bench_list(hosts, chroot, 200 if args.quick else 1000)
+
+    results = {
+        "store": "zookeeper",
+        "quick": args.quick,
+        "server": f"ZooKeeper {server_version(hosts)} standalone on loopback",
+        "kazoo": version("kazoo"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "propagation": propagation,
+        "reads": reads,
+        "list": listing,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+    p = propagation["write_to_callback"]
+    w = propagation["write_only"]
+    r = reads
+    print(f"## ZooKeeper ({results['server']}, kazoo {results['kazoo']}, {os.cpu_count()} CPUs)\n")
+    print(f"Write -> watch callback, {writes} writes one at a time, second connection:\n")
+    print("| measure | p50 | p99 | max |")
+    print("|---|---|---|---|")
+    print(f"| put -> callback | {p['p50_ms']:.2f} ms | {p['p99_ms']:.2f} ms | {p['max_ms']:.2f} ms |")
+    print(f"| put alone | {w['p50_ms']:.2f} ms | {w['p99_ms']:.2f} ms | {w['max_ms']:.2f} ms |")
+    print(f"\nNot delivered within 10 s: {propagation['not_delivered_within_10s']}.\n")
+    print("Reads of one key (median of 5 runs):\n")
+    print("| read | per call | ratio |")
+    print("|---|---|---|")
+    cached_us = r["veltrix_cached_get"]["median_us"]
+    print(f"| veltrix.Client cached get | {cached_us * 1e3:.0f} ns | 1x |")
+    print(
+        f"| kazoo get | {r['kazoo_get']['median_us']:.1f} µs | "
+        f"{r['kazoo_over_cached']:.0f}x slower |"
+    )
+    print(
+        f"| ZooKeeperBackend.get (uncached) | {r['adapter_uncached_get']['median_us']:.1f} µs | "
+        f"{r['adapter_over_kazoo']:.2f}x kazoo |"
+    )
+    print(
+        f"\nList of {listing['keys']} keys in 10 groups: pipelined {listing['pipelined_list_ms']:.1f} ms"
+        f" vs one znode at a time {listing['sequential_walk_ms']:.1f} ms "
+        f"({listing['speedup']:.1f}x).\n"
+    )
+    print(f"Written to {RESULTS.relative_to(ROOT)}.")
+
+
+if __name__ == "__main__":
+    main()
