@@ -97,9 +97,7 @@ class MemoryBackend:
             found = [e for k, e in self._store.entries.items() if in_prefix(k, prefix)]
         return iter(sorted(found, key=lambda e: e.key))
 
-    def put(
-        self, key: str, value: bytes, *, if_version: str | AbsentType | None = None
-    ) -> str:
+    def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
         validate_key(key)
         value = check_value(key, value, self.max_value_bytes)
         store = self._store
@@ -139,4 +137,3 @@ class MemoryBackend:
         for watch in self._watches:
             watch.stop()
         self._watches.clear()
-

@@ -74,7 +74,11 @@ class SQLiteBackend:
     max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
 
     def __init__(
-        self, path: str | os.PathLike[str], *, busy_timeout: float = 10.0, poll_interval: float = 0.01
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 10.0,
+        poll_interval: float = 0.01,
     ) -> None:
         self.path = Path(path)
         self._busy_timeout = busy_timeout
@@ -267,7 +271,8 @@ class _SQLiteWatch:
             row = self._conn.execute("SELECT COALESCE(MAX(rev), 0) FROM changes").fetchone()
             self._rev: int = row[0]
             self._known = {
-                e.key: e for e in (backend._entry(*r) for r in backend._list_rows(self._conn, prefix))
+                e.key: e
+                for e in (backend._entry(*r) for r in backend._list_rows(self._conn, prefix))
             }
         finally:
             self._conn.execute("COMMIT")
@@ -303,7 +308,8 @@ class _SQLiteWatch:
             if in_prefix(key, self._prefix):
                 latest.pop(key, None)  # keep keys ordered by their latest change
                 latest[key] = (
-                    None if version is None
+                    None
+                    if version is None
                     else self._backend._entry(key, value, version, content_type)
                 )
         for key, entry in latest.items():

@@ -11,14 +11,23 @@ from pathlib import Path
 import pytest
 
 
-def run(*args: str, url: str | None = None, stdin: bytes | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+def run(
+    *args: str,
+    url: str | None = None,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("VELTRIX_URL", None)
     if url is not None:
         full_env["VELTRIX_URL"] = url
     return subprocess.run(
         [sys.executable, "-m", "veltrix.cli", *args],
-        input=stdin, capture_output=True, env=full_env, timeout=60,
+        check=False,
+        input=stdin,
+        capture_output=True,
+        env=full_env,
+        timeout=60,
     )
 
 
@@ -83,11 +92,17 @@ def test_secrets_are_masked(url: str) -> None:
         (("get", "k", "--url", "memory://?bogus=1"), 3, b"unknown option"),
         (("get", "bad key", "--url", "memory://"), 4, b"invalid key"),
         (("get", "missing", "--url", "memory://"), 5, b"not found"),
-        (("put", "k", "v", "--if-version", "1", "--create-only", "--url", "memory://"), 3, b"exclude"),
+        (
+            ("put", "k", "v", "--if-version", "1", "--create-only", "--url", "memory://"),
+            3,
+            b"exclude",
+        ),
         (("watch", "--url", "sqlite://host/x"), 3, b"no host"),
     ],
 )
-def test_errors_are_one_line_with_distinct_codes(args: tuple[str, ...], code: int, message: bytes) -> None:
+def test_errors_are_one_line_with_distinct_codes(
+    args: tuple[str, ...], code: int, message: bytes
+) -> None:
     result = run(*args)
     assert result.returncode == code, result.stderr
     assert message in result.stderr
@@ -111,9 +126,22 @@ def test_value_too_large(tmp_path: Path) -> None:
 
 def test_watch_prints_changes(url: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "veltrix.cli", "watch", "w", "--count", "2", "--timeout", "30",
-         "--json", "--url", url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "veltrix.cli",
+            "watch",
+            "w",
+            "--count",
+            "2",
+            "--timeout",
+            "30",
+            "--json",
+            "--url",
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert proc.stderr is not None
     proc.stderr.readline()  # "watching ..." once the watch is armed
@@ -122,7 +150,8 @@ def test_watch_prints_changes(url: str) -> None:
     out, _ = proc.communicate(timeout=60)
     lines = [json.loads(line) for line in out.splitlines()]
     assert [(x["key"], x.get("value"), x.get("deleted", False)) for x in lines] == [
-        ("w/a", "1", False), ("w/a", None, True),
+        ("w/a", "1", False),
+        ("w/a", None, True),
     ]
 
 

@@ -11,6 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 import veltrix
+from tests.unit.stores import ControlledStore, wait_until
 from veltrix import CachePolicy, Client
 from veltrix.backend import Absent, Change
 from veltrix.errors import (
@@ -23,7 +24,6 @@ from veltrix.errors import (
     UnsupportedOperationError,
     VersionConflictError,
 )
-from tests.unit.stores import ControlledStore, wait_until
 
 
 @pytest.fixture
@@ -271,7 +271,9 @@ def test_get_model_caches_and_invalidates(store: ControlledStore) -> None:
     with make(store, ttl=60) as client:
         cfg = client.get_model("payments", Payments)
         assert cfg == Payments(
-            timeout_ms=250, enabled=True, db=Database(host="db.local", port=5432),
+            timeout_ms=250,
+            enabled=True,
+            db=Database(host="db.local", port=5432),
             regions=["eu", "us"],
         )
         assert client.get_model("payments", Payments) is cfg

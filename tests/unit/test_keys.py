@@ -19,8 +19,10 @@ from veltrix.keys import (
 
 SEGMENT_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 segments = st.text(SEGMENT_ALPHABET, min_size=1, max_size=12).filter(lambda s: s not in (".", ".."))
-keys = st.lists(segments, min_size=1, max_size=6).map("/".join).filter(
-    lambda k: len(k) <= MAX_KEY_LENGTH
+keys = (
+    st.lists(segments, min_size=1, max_size=6)
+    .map("/".join)
+    .filter(lambda k: len(k) <= MAX_KEY_LENGTH)
 )
 
 
@@ -31,8 +33,26 @@ def test_valid_keys(key: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["", "/", "/a", "a/", "a//b", ".", "..", "a/./b", "a/../b", "a b", "a\nb", "ä", "a:b",
-     "a\\b", "x" * (MAX_KEY_LENGTH + 1), None, 3, b"a"],
+    [
+        "",
+        "/",
+        "/a",
+        "a/",
+        "a//b",
+        ".",
+        "..",
+        "a/./b",
+        "a/../b",
+        "a b",
+        "a\nb",
+        "ä",
+        "a:b",
+        "a\\b",
+        "x" * (MAX_KEY_LENGTH + 1),
+        None,
+        3,
+        b"a",
+    ],
 )
 def test_invalid_keys(key: object) -> None:
     with pytest.raises(InvalidKeyError):
@@ -53,12 +73,9 @@ def test_generated_keys_are_valid(key: str) -> None:
 
 @given(st.text(max_size=40))
 def test_validation_never_crashes_and_agrees_with_grammar(text: str) -> None:
-    expected = (
-        0 < len(text) <= MAX_KEY_LENGTH
-        and all(
-            seg and seg not in (".", "..") and all(c in SEGMENT_ALPHABET for c in seg)
-            for seg in text.split("/")
-        )
+    expected = 0 < len(text) <= MAX_KEY_LENGTH and all(
+        seg and seg not in (".", "..") and all(c in SEGMENT_ALPHABET for c in seg)
+        for seg in text.split("/")
     )
     assert is_valid_key(text) == expected
 

@@ -52,10 +52,18 @@ def test_settings_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
         @classmethod
         def settings_customise_sources(
-            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource, *args: Any, **kwargs: Any,
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            *args: Any,
+            **kwargs: Any,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return (init_settings, env_settings, VeltrixSettingsSource(settings_cls, client, "payments"))
+            return (
+                init_settings,
+                env_settings,
+                VeltrixSettingsSource(settings_cls, client, "payments"),
+            )
 
     monkeypatch.setenv("RETRIES", "9")
     settings = AppSettings()

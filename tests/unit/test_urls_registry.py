@@ -33,7 +33,9 @@ def test_missing_extra_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) ->
         return real_import(name, *args)
 
     monkeypatch.setattr(importlib, "import_module", failing_import)
-    with pytest.raises(errors.BackendNotInstalledError, match=r"pip install 'veltrix\[zookeeper\]'"):
+    with pytest.raises(
+        errors.BackendNotInstalledError, match=r"pip install 'veltrix\[zookeeper\]'"
+    ):
         open_backend("fakezk://h:1/x")
 
 
@@ -91,5 +93,7 @@ def test_import_is_light() -> None:
         "'grpc', 'pydantic_settings', 'yaml') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == ""
