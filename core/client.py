@@ -162,6 +162,14 @@ class Client:
 
         return VeltrixSettings(**overrides).client()
 
+    @classmethod
+    def from_terraform(cls, source: Any, **kwargs: Any) -> Client:
+        """A client for the store a Terraform module created: ``source`` is the path of
+        a ``terraform output -json`` file, its JSON text, or the parsed mapping."""
+        from veltrix.terraform import client_from_terraform
+
+        return client_from_terraform(source, **kwargs)
+
     @property
     def backend(self) -> Backend:
         return self._backend
