@@ -123,7 +123,7 @@ def bench_transport(
             )
             results["client_stats"] = client.stats()
     finally:
-        raw.transport.close()
+        raw.transport.close()  # type: ignore[no-untyped-call]
         backend.close()
     raw_p50 = results["raw_access_secret_version"]["p50_us"]
     results["speedup_cached_vs_raw_p50"] = raw_p50 / results["veltrix_cached_get"]["p50_us"]

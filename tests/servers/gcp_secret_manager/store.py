@@ -26,9 +26,9 @@ SecretPb: Any = resources.Secret.pb()
 SecretVersionPb: Any = resources.SecretVersion.pb()
 SecretPayloadPb: Any = resources.SecretPayload.pb()
 
-ENABLED = resources.SecretVersion.State.ENABLED.value
-DISABLED = resources.SecretVersion.State.DISABLED.value
-DESTROYED = resources.SecretVersion.State.DESTROYED.value
+ENABLED = int(resources.SecretVersion.State.ENABLED)
+DISABLED = int(resources.SecretVersion.State.DISABLED)
+DESTROYED = int(resources.SecretVersion.State.DESTROYED)
 STATE_NAMES = {ENABLED: "ENABLED", DISABLED: "DISABLED", DESTROYED: "DESTROYED"}
 
 MAX_PAYLOAD_BYTES = 64 * 1024
