@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+
 from veltrix.errors import (
     AccessDeniedError,
     BackendError,

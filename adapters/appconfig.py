@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Self
 
 import yaml
+
 from veltrix.adapters._aws import BOTO_ERRORS, TRANSIENT_ERRORS, error_code, make_client, map_error
 from veltrix.backend import AbsentType, Change, Entry
 from veltrix.errors import (
