@@ -649,6 +649,9 @@ class _ZooKeeperWatch:
                 if item != KazooState.CONNECTED:
                     continue
             elif kind == "event" and not dirty:
+                if not self._backend.connected:
+                    dirty = True  # the reconnection's resync covers it; don't queue reads
+                    continue
                 try:
                     self._handle(item)
                 except Exception as exc:

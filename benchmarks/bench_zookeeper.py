@@ -114,7 +114,7 @@ def bench_propagation(hosts: str, chroot: str, writes: int) -> dict[str, Any]:
             writer.put(keys[i % len(keys)], token.encode())
             put_only.append(time.perf_counter() - start)
             with cond:
-                if not cond.wait_for(lambda t=token: t in arrived, timeout=10):
+                if not cond.wait_for(lambda: token in arrived, timeout=10):  # noqa: B023
                     lost += 1
                     continue
                 latencies.append(arrived[token] - start)

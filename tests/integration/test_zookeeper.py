@@ -7,7 +7,7 @@ watches across a session expiry, options and error mapping.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from kazoo.client import KazooClient
@@ -27,6 +27,8 @@ from veltrix.registry import open_backend
 from veltrix.testing.conformance import ChangeRecorder
 
 SECRET = "s3cr3t-pw-do-not-log"
+
+OpenZK = Callable[..., ZooKeeperBackend]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def raw(zk_hosts: str) -> Iterator[KazooClient]:
 @pytest.fixture
 def open_zk(
     zk_hosts: str, chroot: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[object]:
+) -> Iterator[OpenZK]:
     monkeypatch.delenv("VELTRIX_ZK_AUTH", raising=False)
     opened: list[ZooKeeperBackend] = []
 
@@ -74,7 +76,7 @@ def open_zk(
 # -- digest ACLs ------------------------------------------------------------------------
 
 
-def test_digest_acl_denies_unauthenticated_reader(open_zk, raw: KazooClient, chroot: str) -> None:
+def test_digest_acl_denies_unauthenticated_reader(open_zk: OpenZK, raw: KazooClient, chroot: str) -> None:
     owner = open_zk(auth=f"alice:{SECRET}")
     assert SECRET not in repr(owner)
     owner.put("db/password", b"hunter2")
@@ -109,7 +111,7 @@ def test_digest_acl_denies_unauthenticated_reader(open_zk, raw: KazooClient, chr
     assert entry is not None and entry.value == b"hunter2", "denied writes wrote nothing"
 
 
-def test_bad_auth_variable_is_a_configuration_error(open_zk) -> None:
+def test_bad_auth_variable_is_a_configuration_error(open_zk: OpenZK) -> None:
     with pytest.raises(ConfigurationError) as error:
         open_zk(auth="no-colon-" + SECRET)
     assert SECRET not in str(error.value)
@@ -118,7 +120,7 @@ def test_bad_auth_variable_is_a_configuration_error(open_zk) -> None:
 # -- mapping ------------------------------------------------------------------------------
 
 
-def test_parents_are_null_znodes_not_keys(open_zk, raw: KazooClient, chroot: str) -> None:
+def test_parents_are_null_znodes_not_keys(open_zk: OpenZK, raw: KazooClient, chroot: str) -> None:
     backend = open_zk()
     backend.put("app/db/host", b"db1")
     backend.put("app/empty", b"")
@@ -140,7 +142,7 @@ def test_parents_are_null_znodes_not_keys(open_zk, raw: KazooClient, chroot: str
     assert raw.exists(f"{chroot}/app") is not None  # still holds app/empty
 
 
-def test_reads_znodes_written_by_other_tools(open_zk, raw: KazooClient, chroot: str) -> None:
+def test_reads_znodes_written_by_other_tools(open_zk: OpenZK, raw: KazooClient, chroot: str) -> None:
     raw.create(f"{chroot}/ext/flag", b"on", makepath=True)
     backend = open_zk()
     entry = backend.get("ext/flag")
@@ -152,7 +154,7 @@ def test_reads_znodes_written_by_other_tools(open_zk, raw: KazooClient, chroot: 
     assert backend.get("ext") is not None
 
 
-def test_versions_differ_across_delete_and_recreate(open_zk) -> None:
+def test_versions_differ_across_delete_and_recreate(open_zk: OpenZK) -> None:
     backend = open_zk()
     v1 = backend.put("aba/key", b"one")
     backend.delete("aba/key")
@@ -165,7 +167,7 @@ def test_versions_differ_across_delete_and_recreate(open_zk) -> None:
     assert backend.put("aba/key", b"two", if_version=v2) != v2
 
 
-def test_create_only_fills_a_null_parent(open_zk) -> None:
+def test_create_only_fills_a_null_parent(open_zk: OpenZK) -> None:
     backend = open_zk()
     backend.put("p/child", b"c")
     backend.put("p", b"now-a-key", if_version=Absent)
@@ -175,7 +177,7 @@ def test_create_only_fills_a_null_parent(open_zk) -> None:
         backend.put("p", b"again", if_version=Absent)
 
 
-def test_list_large_tree(open_zk) -> None:
+def test_list_large_tree(open_zk: OpenZK) -> None:
     backend = open_zk()
     keys = [f"many/{i % 7}/k{i}" for i in range(300)]
     for key in keys:
@@ -185,7 +187,7 @@ def test_list_large_tree(open_zk) -> None:
     assert all(e.value == e.key.encode() for e in entries)
 
 
-def test_value_size_checked_before_sending(open_zk, raw: KazooClient, chroot: str) -> None:
+def test_value_size_checked_before_sending(open_zk: OpenZK, raw: KazooClient, chroot: str) -> None:
     backend = open_zk()
     assert backend.get("big/over") is None
     session = backend._client.client_id
@@ -203,7 +205,8 @@ def test_reserved_zookeeper_node_without_chroot(zk_hosts: str) -> None:
         with pytest.raises(InvalidKeyError):
             backend.get("zookeeper/config")
         # Listing from the real root skips ZooKeeper's own /zookeeper subtree.
-        assert backend._children("/", ["zookeeper", "app"]) == ["/app"]  # type: ignore[attr-defined]
+        assert isinstance(backend, ZooKeeperBackend)
+        assert backend._children("/", ["zookeeper", "app"]) == ["/app"]
     finally:
         backend.close()
 
@@ -218,7 +221,7 @@ def _wait_states(recorder: ChangeRecorder, expected: set[tuple[str, bytes | None
     ), f"missing {expected - set(recorder.states())}; got {recorder.states()}"
 
 
-def test_watch_prefix_created_later_and_deleted_parent(open_zk) -> None:
+def test_watch_prefix_created_later_and_deleted_parent(open_zk: OpenZK) -> None:
     backend = open_zk()
     writer = open_zk()
     recorder = ChangeRecorder()
@@ -240,7 +243,7 @@ def test_watch_prefix_created_later_and_deleted_parent(open_zk) -> None:
         watch.stop()
 
 
-def test_watch_resyncs_after_session_expiry(open_zk, zk_hosts: str) -> None:
+def test_watch_resyncs_after_session_expiry(open_zk: OpenZK, zk_hosts: str) -> None:
     watcher = open_zk("?session_timeout=4")
     writer = open_zk()
     writer.put("exp/keep", b"1")
@@ -299,6 +302,7 @@ def test_bad_chroot_rejected(zk_hosts: str) -> None:
 def test_ensemble_url_and_nothing_listening() -> None:
     # Two members, neither listening: operations fail fast as unavailable.
     backend = open_backend("zookeeper://127.0.0.1:1,127.0.0.1:2/app?connect_timeout=0.3")
+    assert isinstance(backend, ZooKeeperBackend)
     try:
         assert repr(backend) == "ZooKeeperBackend('zookeeper://127.0.0.1:1,127.0.0.1:2/app')"
         started = time.monotonic()
