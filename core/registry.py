@@ -37,6 +37,8 @@ BUILTIN: dict[str, BuiltinBackend] = {
     "ssm": BuiltinBackend("veltrix.adapters.ssm", "SSMBackend", "aws"),
     "gcpsm": BuiltinBackend("veltrix.adapters.gcp_secret_manager", "SecretManagerBackend", "gcp"),
     "redis": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
+    "rediss": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
+    "redis+sentinel": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
 }
 
 

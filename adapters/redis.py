@@ -1,0 +1,529 @@
+"""``redis://host:6379/0[/namespace]``: Redis as a configuration store (and the L2 cache's link).
+
+Layout inside one Redis database, all keys of a namespace under one hash tag (so
+they share a Cluster slot and one transaction can touch them all)::
+
+    veltrix:{<namespace>}:e:<key>   hash: v (value), r (version), ct (content type)
+    veltrix:{<namespace>}:index     sorted set of every key (score 0): prefix lists by ZRANGEBYLEX
+    veltrix:{<namespace>}:rev       the namespace's revision counter
+    veltrix:{<namespace>}:log       stream of changes, entry id ``0-<rev>``: k, v, ct (or d=1)
+
+Every write is one optimistic transaction (``WATCH`` entry + rev, ``MULTI``,
+``EXEC``): the revision goes up by exactly one per committed write and is the
+written key's version, so compare-and-set never suffers ABA after delete and
+re-create, and the change log has no holes. A watch reads the change log with
+``XREAD BLOCK`` from the last revision it delivered; a hole (log trimmed past a
+slow watcher) or a revision that went backwards (Redis restarted empty or was
+flushed) makes it diff a fresh listing against what it knew, so no change is lost.
+
+Credentials never go in the URL: ``REDIS_USERNAME`` / ``REDIS_PASSWORD`` from the
+environment (``password_env=NAME`` picks another variable). ``rediss://`` is TLS
+(``ca_file=``, ``tls_verify=``); ``redis+sentinel://s1:26379,s2:26379/service/0``
+asks Sentinel for the current master.
+
+:func:`connect` is also how :mod:`veltrix.shared_cache` (the L2 cache) reaches Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+import redis
+import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from veltrix.backend import AbsentType, Change, Entry
+from veltrix.errors import (
+    AccessDeniedError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+)
+from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.urls import Options, ParsedURL, parse_url, redact_url
+from veltrix.values import check_expected_version, check_value
+from veltrix.watching import ChangeDispatcher, diff_snapshots
+
+log = logging.getLogger("veltrix.redis")
+
+DEFAULT_PORT = 6379
+SENTINEL_PORT = 26379
+#: Values are held twice (entry + change log) and travel in one reply: keep them modest.
+DEFAULT_MAX_VALUE_BYTES = 4 * 1024 * 1024
+#: Change-log entries kept for watchers (approximate trimming).
+DEFAULT_LOG_SIZE = 10_000
+#: Optimistic transactions retried this often when other writers keep winning.
+WRITE_ATTEMPTS = 50
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.ReadOnlyError,
+    OSError,
+)
+AUTH_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.NoPermissionError,
+)
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where a ``redis://``, ``rediss://`` or ``redis+sentinel://`` URL points."""
+
+    scheme: str
+    hosts: tuple[tuple[str, int], ...]
+    db: int
+    path: tuple[str, ...]  # path segments after the database number
+    service: str | None  # Sentinel service name
+
+
+def parse_target(parsed: ParsedURL) -> RedisTarget:
+    segments = [s for s in parsed.path.split("/") if s]
+    service = None
+    if parsed.scheme == "redis+sentinel":
+        if not segments:
+            raise ConfigurationError(
+                f"{parsed.redacted}: redis+sentinel:// needs a service name: "
+                "redis+sentinel://host:26379/<service>/<db>"
+            )
+        service = segments.pop(0)
+        hosts = parsed.hosts(SENTINEL_PORT)
+    else:
+        hosts = parsed.hosts(DEFAULT_PORT)
+        if len(hosts) != 1:
+            raise ConfigurationError(
+                f"{parsed.redacted}: one host only (use redis+sentinel:// for several)"
+            )
+    db = 0
+    if segments:
+        try:
+            db = int(segments[0])
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{parsed.redacted}: the first path segment is the database number, "
+                f"got {segments[0]!r}"
+            ) from exc
+        if db < 0:
+            raise ConfigurationError(f"{parsed.redacted}: database number must be >= 0")
+        segments = segments[1:]
+    return RedisTarget(parsed.scheme, tuple(hosts), db, tuple(segments), service)
+
+
+def connect(
+    target: RedisTarget,
+    opts: Options,
+    *,
+    timeout: float,
+    connect_timeout: float,
+    where: str,
+) -> Any:
+    """A redis-py client for ``target`` (no retries inside redis-py: callers decide).
+
+    Reads ``password_env``, ``ca_file`` and ``tls_verify`` from ``opts``; the caller
+    calls ``opts.finish()``.
+    """
+    password_env = opts.str("password_env", "REDIS_PASSWORD") or "REDIS_PASSWORD"
+    ca_file = opts.str("ca_file")
+    tls_verify = opts.bool("tls_verify", True)
+    password = os.environ.get(password_env) or None
+    username = os.environ.get("REDIS_USERNAME") or None
+    common: dict[str, Any] = {
+        "db": target.db,
+        "username": username,
+        "password": password,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": connect_timeout,
+        "retry": Retry(backoff=NoBackoff(), retries=0),
+        "protocol": 2,
+        "health_check_interval": 0,
+    }
+    if target.scheme == "rediss":
+        common.update(
+            ssl=True, ssl_ca_certs=ca_file, ssl_cert_reqs="required" if tls_verify else "none"
+        )
+        common["ssl_check_hostname"] = tls_verify
+    elif ca_file is not None:
+        raise ConfigurationError(f"{where}: ca_file needs rediss://")
+    try:
+        if target.scheme == "redis+sentinel":
+            from redis.sentinel import Sentinel
+
+            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                list(target.hosts),
+                socket_timeout=timeout,
+                socket_connect_timeout=connect_timeout,
+                sentinel_kwargs={"socket_timeout": timeout, "password": password},
+            )
+            assert target.service is not None
+            return sentinel.master_for(target.service, **common)  # type: ignore[no-untyped-call]
+        host, port = target.hosts[0]
+        return redis.Redis(host=host, port=port, **common)
+    except redis.exceptions.RedisError as exc:  # pragma: no cover - constructors do no I/O
+        raise ConfigurationError(f"{where}: {type(exc).__name__}") from exc
+
+
+def _tag(namespace: str) -> str:
+    return "veltrix:{" + (namespace or "/") + "}:"
+
+
+class RedisBackend:
+    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "redis+sentinel")
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
+    max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        url: str,
+        namespace: str = "",
+        log_size: int = DEFAULT_LOG_SIZE,
+        block: float = 1.0,
+        connect_watch: Callable[[], Any] | None = None,
+    ) -> None:
+        self._r: Any = client  # redis.Redis (typed loosely: replies depend on the protocol)
+        self.url = url
+        self.namespace = namespace
+        self._tag = _tag(namespace)
+        self._index = self._tag + "index"
+        self._rev = self._tag + "rev"
+        self._log = self._tag + "log"
+        self._log_size = log_size
+        self._block = block
+        self._connect_watch = connect_watch
+        self._watches: list[_RedisWatch] = []
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        parsed = parse_url(url, cls.schemes)
+        where = parsed.redacted
+        opts = Options(parsed.query, options, where=where)
+        timeout = opts.float("timeout", 5.0, minimum=0.001)
+        connect_timeout = opts.float("connect_timeout", 5.0, minimum=0.001)
+        log_size = opts.int("log_size", DEFAULT_LOG_SIZE, minimum=100)
+        block = opts.float("watch_block", 1.0, minimum=0.01)
+        target = parse_target(parsed)
+        client = connect(
+            target, opts, timeout=timeout, connect_timeout=connect_timeout, where=where
+        )
+        opts.finish()
+        namespace = "/".join(target.path)
+        if namespace:
+            try:
+                namespace = validate_key(namespace)
+            except Exception as exc:
+                raise ConfigurationError(f"{where}: bad namespace {namespace!r}: {exc}") from exc
+
+        def connect_watch() -> Any:
+            # Watches block in XREAD: their own connection, with a read timeout past the block.
+            again = Options(parsed.query, options, where=where)
+            return connect(
+                target, again, timeout=block + timeout, connect_timeout=connect_timeout, where=where
+            )
+
+        return cls(
+            client,
+            url=url,
+            namespace=namespace,
+            log_size=log_size,
+            block=block,
+            connect_watch=connect_watch,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisBackend({redact_url(self.url)!r})"
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _ekey(self, key: str) -> str:
+        return self._tag + "e:" + key
+
+    def _entry(self, key: str, fields: Mapping[bytes, bytes]) -> Entry:
+        ct = fields.get(b"ct")
+        return Entry(
+            key,
+            bytes(fields.get(b"v", b"")),
+            fields[b"r"].decode(),
+            ct.decode() if ct else None,
+            source=f"{redact_url(self.url)}#{key}",
+        )
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        if self._closed:
+            raise BackendUnavailableError(f"{self!r} is closed")
+        try:
+            return fn()
+        except AUTH_ERRORS as exc:
+            raise AccessDeniedError(f"{redact_url(self.url)}: {what}: access denied") from exc
+        except TRANSIENT_ERRORS as exc:
+            raise BackendUnavailableError(
+                f"{redact_url(self.url)}: {what}: {type(exc).__name__}"
+            ) from exc
+        except redis.exceptions.ResponseError as exc:
+            message = str(exc).split("\n", 1)[0]
+            if message.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
+                raise AccessDeniedError(f"{redact_url(self.url)}: {what}: access denied") from exc
+            if message.startswith(("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN")):
+                raise BackendUnavailableError(f"{redact_url(self.url)}: {what}: {message}") from exc
+            raise BackendError(f"{redact_url(self.url)}: {what}: {message}") from exc
+        except redis.exceptions.RedisError as exc:
+            raise BackendError(f"{redact_url(self.url)}: {what}: {type(exc).__name__}") from exc
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        validate_key(key)
+        fields = self._call("get", lambda: self._r.hgetall(self._ekey(key)))
+        if not fields or b"r" not in fields:
+            return None
+        return self._entry(key, fields)
+
+    def _list_entries(self, prefix: str) -> list[Entry]:
+        def run() -> list[Entry]:
+            if prefix:
+                keys = self._r.zrangebylex(self._index, "[" + prefix, "(" + prefix + "0")
+            else:
+                keys = self._r.zrangebylex(self._index, "-", "+")
+            names = [k.decode() for k in keys]
+            names = [k for k in names if in_prefix(k, prefix)]
+            if not names:
+                return []
+            pipe = self._r.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(self._ekey(name))
+            rows = pipe.execute()
+            return [
+                self._entry(name, fields)
+                for name, fields in zip(names, rows, strict=True)
+                if fields and b"r" in fields
+            ]
+
+        result: list[Entry] = self._call("list", run)
+        return result
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        return iter(self._list_entries(normalize_prefix(prefix)))
+
+    # -- writes ----------------------------------------------------------------------
+
+    def _transact(self, key: str, what: str, body: Callable[[Any, str | None, int], Any]) -> Any:
+        """Run ``body(pipe, current_version, next_rev)`` as one optimistic transaction.
+
+        ``body`` queues commands after ``pipe.multi()`` (it calls it) or returns
+        without queueing anything; its return value is returned after ``EXEC``.
+        """
+        ekey = self._ekey(key)
+
+        def run() -> Any:
+            with self._r.pipeline(transaction=True) as pipe:
+                for attempt in range(WRITE_ATTEMPTS):
+                    try:
+                        pipe.watch(ekey, self._rev)
+                        current = pipe.hget(ekey, "r")
+                        rev = int(pipe.get(self._rev) or 0)
+                        result = body(pipe, None if current is None else current.decode(), rev + 1)
+                        if pipe.explicit_transaction:
+                            pipe.execute()
+                        else:
+                            pipe.unwatch()
+                        return result
+                    except redis.exceptions.WatchError:
+                        pipe.reset()
+                        time.sleep(min(0.001 * (attempt + 1), 0.02))
+                raise BackendUnavailableError(
+                    f"{redact_url(self.url)}: {what} {key!r}: too many concurrent writers"
+                )
+
+        return self._call(what, run)
+
+    def _queue_log(self, pipe: Any, rev: int, fields: dict[str, bytes | str]) -> None:
+        pipe.set(self._rev, rev)
+        pipe.xadd(self._log, fields, id=f"0-{rev}", maxlen=self._log_size, approximate=True)
+
+    def put(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        if_version: str | AbsentType | None = None,
+        content_type: str | None = None,
+    ) -> str:
+        validate_key(key)
+        value = check_value(key, value, self.max_value_bytes)
+
+        def body(pipe: Any, current: str | None, rev: int) -> str:
+            check_expected_version(key, current, if_version)
+            fields: dict[str, bytes | str] = {"v": value, "r": str(rev)}
+            pipe.multi()
+            pipe.delete(self._ekey(key))
+            if content_type:
+                fields["ct"] = content_type
+            pipe.hset(self._ekey(key), mapping=fields)
+            pipe.zadd(self._index, {key: 0})
+            self._queue_log(pipe, rev, {"k": key, **fields})
+            return str(rev)
+
+        result: str = self._transact(key, "put", body)
+        return result
+
+    def delete(self, key: str, *, if_version: str | None = None) -> bool:
+        validate_key(key)
+
+        def body(pipe: Any, current: str | None, rev: int) -> bool:
+            if if_version is not None:
+                check_expected_version(key, current, if_version)
+            if current is None:
+                return False
+            pipe.multi()
+            pipe.delete(self._ekey(key))
+            pipe.zrem(self._index, key)
+            self._queue_log(pipe, rev, {"k": key, "d": "1"})
+            return True
+
+        result: bool = self._transact(key, "delete", body)
+        return result
+
+    # -- watch -----------------------------------------------------------------------
+
+    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> _RedisWatch:
+        prefix = normalize_prefix(prefix)
+        if self._connect_watch is None:  # pragma: no cover - from_url always sets it
+            raise ConfigurationError(f"{self!r} was not opened from a URL and cannot watch")
+        watch = _RedisWatch(self, prefix, on_change, self._connect_watch)
+        self._watches.append(watch)
+        return watch
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        for watch in self._watches:
+            watch.stop()
+        self._watches.clear()
+        self._closed = True
+        with contextlib.suppress(redis.exceptions.RedisError):
+            self._r.close()
+
+
+class _RedisWatch:
+    """Follows the namespace's change log from the revision it started at."""
+
+    def __init__(
+        self,
+        backend: RedisBackend,
+        prefix: str,
+        on_change: Callable[[Change], None],
+        connect_watch: Callable[[], Any],
+    ) -> None:
+        self._backend = backend
+        self._prefix = prefix
+        self._r: Any = connect_watch()
+        self._stop = threading.Event()
+        self._dispatcher = ChangeDispatcher(on_change, name=f"veltrix-redis-watch-{prefix}")
+        self._rev, self._known = backend._call("watch", self._baseline)
+        self._thread = threading.Thread(
+            target=self._run, name=f"veltrix-redis-watch-{prefix}", daemon=True
+        )
+        self._thread.start()
+
+    def _baseline(self) -> tuple[int, dict[str, Entry]]:
+        """The current revision and the entries under the prefix, consistently."""
+        backend = self._backend
+        while True:
+            rev = int(self._r.get(backend._rev) or 0)
+            known = {e.key: e for e in backend._list_entries(self._prefix)}
+            if int(self._r.get(backend._rev) or 0) == rev:
+                return rev, known
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            try:
+                self._poll()
+                backoff = 0.05
+            except (redis.exceptions.RedisError, OSError, BackendError) as exc:
+                if self._stop.is_set():
+                    break
+                log.warning(
+                    "redis watch on %s failed, retrying: %s",
+                    redact_url(self._backend.url),
+                    type(exc).__name__,
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+        with contextlib.suppress(redis.exceptions.RedisError):
+            self._r.close()
+
+    def _poll(self) -> None:
+        backend = self._backend
+        block_ms = int(backend._block * 1000)
+        reply = self._r.xread({backend._log: f"0-{self._rev}"}, count=1000, block=block_ms)
+        if self._stop.is_set():
+            return
+        if not reply:
+            # Idle: a revision below ours means Redis lost its data (restart, FLUSHDB).
+            if int(self._r.get(backend._rev) or 0) < self._rev:
+                self._resync()
+            return
+        _, items = reply[0]
+        for entry_id, fields in items:
+            rev = int(entry_id.decode().split("-", 1)[1])
+            if rev != self._rev + 1:  # the log was trimmed past us: diff instead
+                self._resync()
+                return
+            self._rev = rev
+            key = fields[b"k"].decode()
+            if not in_prefix(key, self._prefix):
+                continue
+            if fields.get(b"d"):
+                self._emit(key, None)
+            else:
+                self._emit(key, backend._entry(key, fields))
+
+    def _emit(self, key: str, entry: Entry | None) -> None:
+        known = self._known.get(key)
+        if entry is None:
+            if known is not None:
+                del self._known[key]
+                self._dispatcher.submit(Change(key, None))
+        elif known is None or known.version != entry.version:
+            self._known[key] = entry
+            self._dispatcher.submit(Change(key, entry))
+
+    def _resync(self) -> None:
+        rev, current = self._baseline()
+        changes = diff_snapshots(self._known, current)
+        if rev < self._rev:  # data lost: versions restart, compare values too
+            changes = [
+                Change(k, e)
+                for k, e in sorted(current.items())
+                if k not in self._known or self._known[k].value != e.value
+            ] + [Change(k, None) for k in sorted(self._known) if k not in current]
+        for change in changes:
+            self._dispatcher.submit(change)
+        self._rev, self._known = rev, current
+
+    def stop(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=self._backend._block + 5)
+        self._dispatcher.stop()
+
+
+__all__ = ["RedisBackend", "RedisTarget", "connect", "parse_target"]
