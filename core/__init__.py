@@ -30,6 +30,7 @@ from veltrix.errors import (
 from veltrix.registry import open_backend
 
 if TYPE_CHECKING:
+    from veltrix.migrate import MigrationReport
     from veltrix.settings import VeltrixSettings, VeltrixSettingsSource
 
 __version__ = "0.1.0"
@@ -41,6 +42,12 @@ def __getattr__(name: str) -> Any:
         from veltrix import settings
 
         return getattr(settings, name)
+    # Migration (and its CLI) is only imported by those who use it.
+    if name in ("migrate", "MigrationReport"):
+        import importlib
+
+        module = importlib.import_module("veltrix.migrate")  # a callable module: migrate()
+        return module if name == "migrate" else module.MigrationReport
     raise AttributeError(f"module 'veltrix' has no attribute {name!r}")
 
 
@@ -58,6 +65,7 @@ __all__ = [
     "Entry",
     "InvalidKeyError",
     "KeyNotFoundError",
+    "MigrationReport",
     "UnknownBackendError",
     "UnsupportedOperationError",
     "ValueTooLargeError",
@@ -66,5 +74,6 @@ __all__ = [
     "VeltrixSettingsSource",
     "VersionConflictError",
     "errors",
+    "migrate",
     "open_backend",
 ]
