@@ -383,5 +383,7 @@ def main() -> None:
         sys.exit(exit_code(exc))
 
 
+from veltrix import cli_migrate  # noqa: E402,F401  (registers export/import/diff/migrate)
+
 if __name__ == "__main__":
     main()

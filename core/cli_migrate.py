@@ -1,0 +1,345 @@
+"""``veltrix export | import | diff | migrate``: moving configuration between stores.
+
+Registered on :data:`veltrix.cli.app` by one import at the bottom of ``veltrix.cli``.
+Exit codes beyond those of :data:`veltrix.cli.EXIT_CODES`: 13 when pre-flight finds
+keys the destination cannot hold (nothing written), 6 when keys were left alone
+because they changed in the destination (conflicts), 14 when writes failed or the
+read-back verification found a mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from veltrix import cli, errors
+from veltrix.backend import Entry
+from veltrix.cli import MASK, JsonOption, RevealOption, SecretOption, err, fail, out
+
+EXIT_UNREPRESENTABLE = 13
+EXIT_CONFLICTS = 6
+EXIT_FAILED = 14
+
+PrefixOption = Annotated[
+    str, typer.Option("--prefix", "-p", help="Only keys at or below this prefix.")
+]
+SrcArgument = Annotated[str, typer.Argument(help="Source store URL (or a snapshot file).")]
+DstArgument = Annotated[str, typer.Argument(help="Destination store URL.")]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Plan and pre-flight only; write nothing.")
+]
+DeleteOption = Annotated[
+    bool,
+    typer.Option("--delete-extraneous", help="Delete destination keys absent from the source."),
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Overwrite keys changed in the destination meanwhile.")
+]
+SkipOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-unrepresentable", help="Skip keys the destination cannot hold instead of stopping."
+    ),
+]
+StateOption = Annotated[
+    Path | None,
+    typer.Option("--state", help="Resume file: records progress; rerun with it after a crash."),
+]
+ConcurrencyOption = Annotated[
+    int, typer.Option("--concurrency", "-j", min=1, max=256, help="Parallel writers.")
+]
+NoVerifyOption = Annotated[
+    bool, typer.Option("--no-verify", help="Skip reading the destination back.")
+]
+
+
+def _shown(value: bytes, secret: bool, reveal: bool, width: int = 60) -> str:
+    if secret and not reveal:
+        return MASK
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<{len(value)} bytes, binary>"
+    if not text.isprintable():
+        text = json.dumps(text)[1:-1]
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# -- export / import ---------------------------------------------------------------------------
+
+
+def export(
+    url: Annotated[str, typer.Argument(help="Store URL to export.")],
+    prefix: PrefixOption = "",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Snapshot file (default: stdout).")
+    ] = None,
+) -> None:
+    """Write the keys of URL (under --prefix) to a snapshot file (JSON Lines)."""
+    from veltrix.migrate import _list
+    from veltrix.registry import open_backend
+    from veltrix.snapshot import save_snapshot, write_snapshot
+    from veltrix.urls import redact_url
+
+    try:
+        backend = open_backend(url)
+        try:
+            from veltrix.keys import normalize_prefix
+
+            canonical = normalize_prefix(prefix)
+            entries = list(_list(backend, canonical, "export").values())
+        finally:
+            backend.close()
+        if output is None or str(output) == "-":
+            header = write_snapshot(sys.stdout.buffer, entries, source=url, prefix=canonical)
+            sys.stdout.flush()
+        else:
+            header = save_snapshot(output, entries, source=url, prefix=canonical)
+    except errors.VeltrixError as exc:
+        fail(exc)
+    secrets = sum(1 for e in entries if e.secret)
+    where = "stdout" if output is None or str(output) == "-" else str(output)
+    err.print(
+        f"exported {header.count} keys from {redact_url(url)} to {where}"
+        + (f" ({secrets} flagged secret: keep the file private)" if secrets else ""),
+        markup=False,
+    )
+
+
+def import_(
+    url: Annotated[str, typer.Argument(help="Destination store URL.")],
+    file: Annotated[Path, typer.Argument(help="Snapshot file ('-' = stdin).")],
+    dry_run: DryRunOption = False,
+    delete_extraneous: DeleteOption = False,
+    force: ForceOption = False,
+    skip_unrepresentable: SkipOption = False,
+    state: StateOption = None,
+    concurrency: ConcurrencyOption = 8,
+    no_verify: NoVerifyOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a snapshot into URL (checked completely before anything is written)."""
+    from veltrix.snapshot import SnapshotBackend, read_snapshot
+
+    try:
+        snapshot = read_snapshot(file)
+    except errors.VeltrixError as exc:
+        fail(exc)
+    source = SnapshotBackend(snapshot, str(file))
+    _run_migration(
+        source, url, snapshot.header.prefix, dry_run=dry_run,
+        delete_extraneous=delete_extraneous, force=force,
+        skip_unrepresentable=skip_unrepresentable, state=state, concurrency=concurrency,
+        verify=not no_verify, as_json=as_json, secret_prefix=None,
+    )
+
+
+# -- diff --------------------------------------------------------------------------------------
+
+
+def diff(
+    source: SrcArgument,
+    destination: DstArgument,
+    prefix: PrefixOption = "",
+    as_json: JsonOption = False,
+    reveal: RevealOption = False,
+    show_unchanged: Annotated[
+        bool, typer.Option("--unchanged", help="List unchanged keys too.")
+    ] = False,
+    secret_prefix: SecretOption = None,
+) -> None:
+    """Compare two stores: created / changed / unchanged / only in destination."""
+    from veltrix.migrate import diff as plan_diff
+
+    try:
+        plan = plan_diff(source, destination, prefix, secret_prefixes=secret_prefix or ())
+    except errors.VeltrixError as exc:
+        fail(exc)
+    src, dst = plan.source_entries, plan.dest_entries
+
+    def value(entry: Entry) -> str:
+        return _shown(entry.value, entry.key in plan.secret_keys, reveal)
+
+    rows: list[dict[str, Any]] = []
+    for key in plan.created:
+        rows.append({"status": "created", "key": key, "new": value(src[key])})
+    for key in plan.updated:
+        rows.append({"status": "changed", "key": key, "old": value(dst[key]),
+                     "new": value(src[key])})
+    for key in plan.extraneous:
+        rows.append({"status": "only in destination", "key": key, "old": value(dst[key])})
+    if show_unchanged:
+        rows.extend({"status": "unchanged", "key": key} for key in plan.unchanged)
+    rows.sort(key=lambda r: r["key"])
+    for row in rows:
+        row["secret"] = row["key"] in plan.secret_keys
+    counts = {
+        "created": len(plan.created),
+        "changed": len(plan.updated),
+        "unchanged": len(plan.unchanged),
+        "only_in_destination": len(plan.extraneous),
+    }
+    if as_json:
+        out.print_json(json.dumps({"source": plan.source, "destination": plan.destination,
+                                   "prefix": plan.prefix, "counts": counts,
+                                   "unrepresentable": [p.__dict__ for p in plan.unrepresentable],
+                                   "differences": rows}))
+        return
+    table = Table(title=f"{plan.source} -> {plan.destination}")
+    for column in ("status", "key", "destination", "source"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["status"], row["key"], row.get("old", ""), row.get("new", ""))
+    out.print(table)
+    out.print(
+        f"created {counts['created']}, changed {counts['changed']}, unchanged "
+        f"{counts['unchanged']}, only in destination {counts['only_in_destination']}",
+        markup=False,
+    )
+    for problem in plan.unrepresentable:
+        out.print(f"cannot be stored in the destination: {problem.key}: {problem.reason}",
+                  markup=False)
+
+
+# -- migrate -----------------------------------------------------------------------------------
+
+
+def migrate(
+    source: SrcArgument,
+    destination: DstArgument,
+    prefix: PrefixOption = "",
+    dry_run: DryRunOption = False,
+    delete_extraneous: DeleteOption = False,
+    force: ForceOption = False,
+    skip_unrepresentable: SkipOption = False,
+    state: StateOption = None,
+    concurrency: ConcurrencyOption = 8,
+    no_verify: NoVerifyOption = False,
+    as_json: JsonOption = False,
+    secret_prefix: SecretOption = None,
+) -> None:
+    """Copy keys from SOURCE to DESTINATION: pre-flight, CAS writes, verify, resume."""
+    _run_migration(
+        source, destination, prefix, dry_run=dry_run, delete_extraneous=delete_extraneous,
+        force=force, skip_unrepresentable=skip_unrepresentable, state=state,
+        concurrency=concurrency, verify=not no_verify, as_json=as_json,
+        secret_prefix=secret_prefix,
+    )
+
+
+def _run_migration(
+    source: Any,
+    destination: str,
+    prefix: str,
+    *,
+    dry_run: bool,
+    delete_extraneous: bool,
+    force: bool,
+    skip_unrepresentable: bool,
+    state: Path | None,
+    concurrency: int,
+    verify: bool,
+    as_json: bool,
+    secret_prefix: list[str] | None,
+) -> None:
+    from veltrix import migrate as migration
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def on_progress(event: migration.Progress) -> None:
+        if event.phase in ("plan", "done"):
+            return
+        if event.phase not in tasks:
+            label = "writing" if event.phase == "apply" else "verifying"
+            tasks[event.phase] = bar.add_task(label, total=event.total or None, detail="")
+        detail = ""
+        if event.phase == "apply":
+            detail = f"written {event.written}"
+            if event.conflicts:
+                detail += f", conflicts {event.conflicts}"
+            if event.failed:
+                detail += f", failed {event.failed}"
+        bar.update(tasks[event.phase], completed=event.done, total=event.total or None,
+                   detail=detail)
+
+    try:
+        with bar:
+            report = migration.migrate(
+                source, destination, prefix=prefix, dry_run=dry_run,
+                delete_extraneous=delete_extraneous, force=force,
+                skip_unrepresentable=skip_unrepresentable, state=state,
+                concurrency=concurrency, verify=verify,
+                secret_prefixes=secret_prefix or (), progress=on_progress,
+            )
+    except migration.UnrepresentableError as exc:
+        if as_json:
+            out.print_json(json.dumps({"ok": False, "error": "unrepresentable",
+                                       "problems": [p.__dict__ for p in exc.problems]}))
+        else:
+            err.print(f"error: {exc}", markup=False)
+            for problem in exc.problems:
+                err.print(f"  {problem.key}: {problem.reason}", markup=False)
+        raise typer.Exit(EXIT_UNREPRESENTABLE) from exc
+    except errors.VeltrixError as exc:
+        fail(exc)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        out.print(f"{report.source} -> {report.destination}: {report.summary()} "
+                  f"in {report.seconds:.2f}s", markup=False)
+        for warning in report.warnings:
+            err.print(f"warning: {warning}", markup=False)
+        for kind, problems in (("conflict (changed in the destination; --force overwrites)",
+                                report.conflicts), ("skipped", report.skipped),
+                               ("failed", report.failed),
+                               ("verify failed", report.verify_failures)):
+            for problem in problems:
+                err.print(f"{kind}: {problem.key}: {problem.reason}", markup=False)
+    if report.failed or report.verify_failures:
+        raise typer.Exit(EXIT_FAILED)
+    if report.conflicts:
+        raise typer.Exit(EXIT_CONFLICTS)
+
+
+def _register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("import")(import_)
+    app.command("diff")(diff)
+    app.command("migrate")(migrate)
+
+
+_register(cli.app)
+# ``python -m veltrix.cli`` runs the module as ``__main__``, a second copy of it; its app
+# needs the commands too.
+_main = sys.modules.get("__main__")
+if (
+    _main is not None
+    and getattr(getattr(_main, "__spec__", None), "name", None) == "veltrix.cli"
+    and isinstance(getattr(_main, "app", None), typer.Typer)
+    and _main.app is not cli.app
+):
+    _register(_main.app)
