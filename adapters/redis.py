@@ -73,6 +73,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ReadOnlyError,
     OSError,
 )
+#: Everything redis-py raises (plus socket errors): the L2 cache never lets one escape.
+ALL_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
 AUTH_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.AuthenticationError,
     redis.exceptions.AuthorizationError,

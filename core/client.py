@@ -12,11 +12,12 @@ pushes changes into the cache within milliseconds; TTL stays the safety net.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Self, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
 
 from veltrix.backend import (
     AbsentType,
@@ -41,6 +42,10 @@ from veltrix.errors import (
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.registry import open_backend
 from veltrix.urls import redact_url
+
+if TYPE_CHECKING:
+    from veltrix.lkg import SnapshotWriter
+    from veltrix.shared_cache import SharedCache
 
 log = logging.getLogger("veltrix.client")
 
@@ -102,6 +107,8 @@ class Client:
         *,
         cache: CachePolicy | None = None,
         secret_prefixes: Iterable[str] = (),
+        cache_url: str | None = None,
+        snapshot_path: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> None:
         if store is None:
@@ -152,6 +159,51 @@ class Client:
         )
         if self.policy.track_hits:
             self.get = self._get_counting  # type: ignore[method-assign]
+        # Optional shared cache (L2) and disk last-known-good: slow path only.
+        self._l2: SharedCache | None = None
+        self._lkg: SnapshotWriter | None = None
+        self._lkg_entries: dict[str, tuple[Entry, float]] = {}
+        if cache_url is not None or snapshot_path is not None:
+            try:
+                self._setup_shared(cache_url, snapshot_path)
+            except BaseException:
+                self.close()
+                raise
+
+    def _setup_shared(self, cache_url: str | None, snapshot_path: Any) -> None:
+        from veltrix.secrets_crypto import box_from_env
+
+        box = box_from_env()
+        store = getattr(self._backend, "url", None)
+        store_id = store if isinstance(store, str) else self.source
+        if cache_url is not None:
+            from veltrix.shared_cache import SharedCache
+
+            self._counters.update(dict.fromkeys(("bus_invalidations", "snapshot_served"), 0))
+            self._l2 = SharedCache(
+                cache_url,
+                store=store_id,
+                policy=self.policy,
+                box=box,
+                is_secret=self.is_secret,
+                on_message=self._on_bus,
+                on_reconnect=self._on_bus_reconnect,
+            )
+        if snapshot_path is not None:
+            from veltrix.lkg import SnapshotFile, SnapshotWriter
+
+            self._counters.setdefault("snapshot_served", 0)
+            snapshot = SnapshotFile(
+                snapshot_path, store=store_id, box=box, is_secret=self.is_secret
+            )
+            self._lkg_entries = snapshot.load()
+            if self._lkg_entries:
+                log.info(
+                    "loaded %d last-known-good values from %s",
+                    len(self._lkg_entries),
+                    snapshot.path,
+                )
+            self._lkg = SnapshotWriter(snapshot, self._snapshot_entries)
 
     # -- construction helpers ---------------------------------------------------------
 
@@ -295,24 +347,66 @@ class Client:
                     exc,
                 )
                 return stale
+            if stale is None and key in self._lkg_entries:
+                return self._serve_snapshot(key, exc)
             raise
+        return record
+
+    def _serve_snapshot(self, key: str, exc: BaseException) -> Record:
+        """Cold start with the store down: the disk last-known-good value, as stale."""
+        entry, fetched_wall = self._lkg_entries[key]
+        now = monotonic()
+        age = max(0.0, time.time() - fetched_wall)
+        expired_at = now - max(0.0, age - self.policy.expires_at(0.0, False))
+        if not self.policy.may_serve_stale(expired_at, now):
+            raise exc
+        with self._lock:
+            record = self._records.get(key)
+            if record is None:
+                record = Record(entry, now - age, min(expired_at, now))
+                self._records[key] = record
+            record.retry_after = now + self.policy.error_backoff
+        self._counters["stale_served"] += 1
+        self._counters["snapshot_served"] += 1
+        log.warning(
+            "store %s unavailable; serving %r from the disk snapshot (fetched %.0fs ago): %s",
+            self.source,
+            key,
+            age,
+            exc,
+        )
         return record
 
     def _load(self, key: str) -> Record:
         generation = self._generation.get(key, 0)
-        entry = self._call_store(lambda: self._backend.get(key), retries=self.policy.retries)
+        ttl: float | None = None
+        if self._l2 is None:
+            entry = self._call_store(lambda: self._backend.get(key), retries=self.policy.retries)
+        else:  # L1 miss -> L2 -> (one process in the fleet) the store
+            entry, ttl = self._l2.read_through(
+                key,
+                lambda: self._call_store(
+                    lambda: self._backend.get(key), retries=self.policy.retries
+                ),
+            )
         with self._lock:
             current = self._records.get(key)
             if self._generation.get(key, 0) != generation and current is not None:
                 return current  # a watch or a write installed something newer meanwhile
-            record = self._install(key, entry)
+            record = self._install(key, entry, ttl)
         self._ensure_watch()
         return record
 
-    def _install(self, key: str, entry: Entry | None) -> Record:
-        """Make ``entry`` (``None``: absent) the current state of ``key``. Lock held."""
+    def _install(self, key: str, entry: Entry | None, ttl: float | None = None) -> Record:
+        """Make ``entry`` (``None``: absent) the current state of ``key``. Lock held.
+
+        ``ttl``: seconds it stays fresh when less than the policy's (an L2 entry's rest).
+        """
         now = monotonic()
-        record = Record(entry, now, self.policy.expires_at(now, entry is None))
+        expires_at = self.policy.expires_at(now, entry is None) if ttl is None else now + ttl
+        record = Record(entry, now, expires_at)
+        if self._lkg is not None and entry is not None:
+            self._lkg.mark_dirty()
         self._records[key] = record
         self._drop_fresh(key)
         if now < record.expires_at:
@@ -476,6 +570,8 @@ class Client:
                 self._install(key, change.entry)
                 self._counters["watch_updates"] += 1
             subscribers = [cb for prefix, cb in self._subscribers if in_prefix(key, prefix)]
+        if self._l2 is not None:
+            self._l2.publish(key, change.entry)
         for callback in subscribers:
             try:
                 callback(change)
@@ -489,6 +585,38 @@ class Client:
             if in_prefix(key, prefix):
                 self._models.pop(token, None)
                 self._model_generation[token] = self._model_generation.get(token, 0) + 1
+
+    def _on_bus(self, key: str, version: str | None, own: bool) -> None:
+        """Another client wrote ``key`` (or its watch saw a change): drop L1, re-read L2."""
+        if own or self._l2 is None:
+            return
+        with self._lock:
+            record = self._records.get(key)
+            if record is None:
+                return
+            current = None if record.entry is None else record.entry.version
+            if current == version:
+                return  # already have it (our own watch got there first)
+            self._bump(key)
+            self._drop_fresh(key)
+            record.expires_at = min(record.expires_at, monotonic())
+            generation = self._generation[key]
+            self._counters["bus_invalidations"] += 1
+        hit = self._l2.peek(key)
+        if hit is None:
+            return  # the next read asks L2 / the store
+        entry, ttl = hit
+        with self._lock:
+            if self._generation.get(key, 0) == generation and not self._closed:
+                self._install(key, entry, ttl)
+
+    def _on_bus_reconnect(self) -> None:
+        """Invalidations may have been missed while Redis was away: re-read every key from L2."""
+        now = monotonic()
+        with self._lock:
+            for key, record in self._records.items():
+                record.expires_at = min(record.expires_at, now)
+                self._drop_fresh(key)
 
     def watch(self, prefix: str, callback: Callable[[Change], None]) -> _Subscription:
         """Call ``callback(change)`` for every change under ``prefix``.
@@ -525,6 +653,8 @@ class Client:
         with self._lock:
             self._bump(key)
             self._install(key, entry)
+        if self._l2 is not None:
+            self._l2.publish(key, entry)
         return version
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:
@@ -535,6 +665,8 @@ class Client:
         with self._lock:
             self._bump(key)
             self._install(key, None)
+        if self._l2 is not None:
+            self._l2.publish(key, None)
         return existed
 
     def list(self, prefix: str = "") -> list[Entry]:
@@ -559,6 +691,9 @@ class Client:
         errors, watch_updates, cached_keys; plus reads and hits with ``track_hits``."""
         result = dict(self._counters)
         result["cached_keys"] = len(self._records)
+        if self._l2 is not None:
+            result.update(self._l2.counters)
+            result["l2_breaker_open"] = int(self._l2.breaker.is_open)
         if self.policy.track_hits:
             result["reads"] = self._reads
             result["hits"] = self._reads - self._counters["misses"]
@@ -578,6 +713,19 @@ class Client:
                 for token in self._model_prefixes:
                     self._model_generation[token] = self._model_generation.get(token, 0) + 1
 
+    def _snapshot_entries(self) -> dict[str, tuple[Entry, float]]:
+        """What the disk snapshot keeps: every cached value, with wall-clock fetch times."""
+        offset = time.time() - monotonic()
+        with self._lock:
+            current = {
+                key: (record.entry, record.fetched_at + offset)
+                for key, record in self._records.items()
+                if record.entry is not None
+            }
+        merged = {k: v for k, v in self._lkg_entries.items() if k not in current}
+        merged.update(current)
+        return merged
+
     def _check_open(self) -> None:
         if self._closed:
             raise ConfigurationError(f"{self!r} is closed")
@@ -595,6 +743,10 @@ class Client:
         self._scheduler.close()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        if self._lkg is not None:
+            self._lkg.close()
+        if self._l2 is not None:
+            self._l2.close()
         if self._owns_backend:
             self._backend.close()
 

@@ -41,6 +41,10 @@ class VeltrixSettings(BaseSettings):
     cache_negative_ttl: float = Field(5.0, ge=0)
     cache_watch: bool = True
     secret_prefixes: list[str] = Field(default_factory=list)
+    cache_url: str | None = Field(
+        None, description="shared Redis cache (L2), e.g. redis://host:6379/0"
+    )
+    snapshot_path: str | None = Field(None, description="disk last-known-good snapshot file")
 
     def policy(self) -> CachePolicy:
         return CachePolicy(
@@ -53,7 +57,13 @@ class VeltrixSettings(BaseSettings):
         )
 
     def client(self) -> Client:
-        return Client(self.url, cache=self.policy(), secret_prefixes=self.secret_prefixes)
+        return Client(
+            self.url,
+            cache=self.policy(),
+            secret_prefixes=self.secret_prefixes,
+            cache_url=self.cache_url,
+            snapshot_path=self.snapshot_path,
+        )
 
 
 class VeltrixSettingsSource(PydanticBaseSettingsSource):
