@@ -387,3 +387,5 @@ from veltrix import cli_migrate  # noqa: E402,F401  (registers export/import/dif
 
 if __name__ == "__main__":
     main()
+
+from veltrix import cli_check  # noqa: E402,F401  (registers `veltrix check`)

@@ -1,0 +1,149 @@
+"""``veltrix check``: connect to a store (from Terraform outputs or a URL) and report.
+
+Registered on :data:`veltrix.cli.app` when :mod:`veltrix.cli` is imported. It opens
+the store, lists its keys and prints what it found: the URL (redacted), whether
+the store answered, how many keys it holds and a sample of their names (never
+values), plus the shared cache's address and whether it accepts connections.
+
+Exit codes: 0 all good; 3 bad Terraform outputs/URL/options (or a missing extra);
+7 store unreachable; 8 access denied; 12 other store error (see
+:data:`veltrix.cli.EXIT_CODES`); 13 the store is fine but the shared cache does
+not accept connections.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+from rich.table import Table
+
+from veltrix import errors
+from veltrix.cache import CachePolicy
+from veltrix.cli import UrlOption, app, err, exit_code, out
+from veltrix.client import Client
+from veltrix.urls import redact_url
+
+#: Exit code when the store answered but the shared cache did not.
+CACHE_UNREACHABLE = 13
+DEFAULT_CACHE_PORT = 6379
+
+
+def probe_cache(cache_url: str, timeout: float = 3.0) -> tuple[bool, str | None]:
+    """Whether the cache's host:port accepts a TCP connection, and why not."""
+    try:
+        parts = urlsplit(cache_url)
+        host, port = parts.hostname, parts.port or DEFAULT_CACHE_PORT
+    except ValueError as exc:
+        return False, f"unparseable cache URL ({exc.__class__.__name__})"
+    if not host:
+        return False, "cache URL has no host"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True, None
+    except OSError as exc:
+        return False, f"{host}:{port}: {exc.strerror or exc.__class__.__name__}"
+
+
+def run_check(url: str, *, cache_url: str | None, sample: int) -> tuple[dict[str, Any], int]:
+    """Connect and describe the store; returns the report and the exit code."""
+    report: dict[str, Any] = {
+        "url": redact_url(url),
+        "store": urlsplit(url).scheme or None,
+        "reachable": False,
+        "keys": None,
+        "sample": [],
+        "error": None,
+    }
+    code = 0
+    try:
+        with Client(url, cache=CachePolicy(ttl=0, watch=False)) as client:
+            report["url"] = client.source
+            try:
+                entries = client.list("")
+            except errors.UnsupportedOperationError:
+                # A store without listing: one read tells reachability.
+                client.get_entry("veltrix-check")
+                report["reachable"] = True
+            else:
+                report["reachable"] = True
+                names = sorted(entry.key for entry in entries)
+                report["keys"] = len(names)
+                report["sample"] = names[: max(sample, 0)]
+    except errors.VeltrixError as exc:
+        report["error"] = f"{type(exc).__name__}: {exc}"
+        code = exit_code(exc)
+    if cache_url is not None:
+        ok, why = probe_cache(cache_url)
+        report["cache_url"] = redact_url(cache_url)
+        report["cache_reachable"] = ok
+        if why:
+            report["cache_error"] = why
+        if not ok and code == 0:
+            code = CACHE_UNREACHABLE
+    return report, code
+
+
+@app.command("check")
+def check(
+    terraform_output: Annotated[
+        Path | None,
+        typer.Option(
+            "--terraform-output",
+            "-t",
+            help="A `terraform output -json` file; its veltrix_url (and veltrix_cache_url) are checked.",
+        ),
+    ] = None,
+    module: Annotated[
+        str | None,
+        typer.Option(help="The object output holding veltrix_url, when several do."),
+    ] = None,
+    url: UrlOption = None,
+    sample: Annotated[int, typer.Option(min=0, help="How many key names to show.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Connect to a store and report what is there (URL, reachable, key count, sample keys)."""
+    cache_url: str | None = None
+    if terraform_output is not None:
+        from veltrix.terraform import read_outputs
+
+        try:
+            outputs = read_outputs(terraform_output, module=module)
+        except errors.VeltrixError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(exit_code(exc)) from None
+        target, cache_url = outputs.url, outputs.cache_url
+    elif url is not None:
+        target = url
+    else:
+        err.print("error: give --terraform-output FILE or --url URL (or set VELTRIX_URL)")
+        raise typer.Exit(2)
+
+    report, code = run_check(target, cache_url=cache_url, sample=sample)
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        table = Table(title="veltrix check", show_header=False)
+        table.add_column("what")
+        table.add_column("found")
+        table.add_row("store", str(report["url"]))
+        table.add_row("reachable", "yes" if report["reachable"] else "no")
+        if report["keys"] is not None:
+            table.add_row("keys", str(report["keys"]))
+            table.add_row("sample", ", ".join(report["sample"]) or "(none)")
+        elif report["reachable"]:
+            table.add_row("keys", "(this store cannot list keys)")
+        if "cache_url" in report:
+            table.add_row("shared cache", str(report["cache_url"]))
+            table.add_row("cache reachable", "yes" if report["cache_reachable"] else "no")
+        out.print(table)
+        if report["error"]:
+            err.print(f"error: {report['error']}", markup=False)
+        elif report.get("cache_error"):
+            err.print(f"error: shared cache unreachable: {report['cache_error']}", markup=False)
+    if code:
+        raise typer.Exit(code)
