@@ -236,3 +236,31 @@ def test_cli_migrates_between_server_stores(opener: Opener, tmp_path: Path) -> N
             for entry in list(store.list("")):  # type: ignore[attr-defined]
                 store.delete(entry.key)  # type: ignore[attr-defined]
             store.close()
+
+
+def test_live_mirror_between_server_stores(opener: Opener) -> None:
+    """Dual-write -> backfill -> shadow-read -> switch, ZooKeeper to Consul, via a Client."""
+    import veltrix
+    from veltrix.mirror import MirrorBackend
+
+    old, new = opener("zookeeper"), opener("consul")
+    seed(old, {"app/a": b"1", "app/b": b"2"})
+    mirror = MirrorBackend(old, new)
+    policy = veltrix.CachePolicy(ttl=0, watch=False)
+    with veltrix.Client(mirror, cache=policy) as client:
+        client.put("app/c", "3")  # dual write
+        assert contents(new) == {"app/c": b"3"}
+        assert migrate(old, new).created == ["app/a", "app/b"]  # backfill
+        mirror.shadow = True
+        assert client.get("app/a") == "1"
+        assert [e.key for e in client.list("app")] == ["app/a", "app/b", "app/c"]
+        assert mirror.stats()["mismatches"] == 0 and mirror.stats()["shadow_reads"] == 2
+        new.put("app/b", b"drifted")  # type: ignore[attr-defined]
+        assert client.get("app/b") == "2"  # the primary's answer is served
+        assert mirror.stats()["mismatched_keys"] == ["app/b"]
+    switched = MirrorBackend(new, old, shadow=True)  # switch: Consul is primary now
+    switched.put("app/b", b"2")
+    entry = switched.get("app/b")
+    assert entry is not None and entry.value == b"2"
+    assert switched.stats()["mismatches"] == 0
+    assert contents(old) == contents(new)
