@@ -1,5 +1,5 @@
 output "veltrix_url" {
-  description = "The store URL for veltrix.Client: appconfig://APPLICATION_ID/ENVIRONMENT_ID/PROFILE_ID?region=...&<veltrix_url_options>."
+  description = "The store URL for veltrix.Client: appconfig://APPLICATION_ID/ENVIRONMENT_ID/PROFILE_ID?region=REGION plus veltrix_url_options."
   value       = local.veltrix_url
   depends_on  = [aws_appconfig_deployment.this]
 }
