@@ -1,7 +1,8 @@
 """One fleet member: a process with reader threads, reading hot keys through a Client.
 
-Run as ``python -m benchmarks.redis_fleet '<json config>'``; prints one JSON line of
-results. The store is a SQLite file wrapped in :class:`CountingBackend`, which counts
+Run as ``python -m benchmarks.redis_fleet '<json config>'``: prints ``ready`` once its
+client exists, reads the common start time (epoch seconds) from stdin, then prints
+one JSON line of results (use :func:`run_fleet`). The store is a SQLite file wrapped in :class:`CountingBackend`, which counts
 the ``get`` calls that really reach the store (independently of the client's own
 counters). Used by ``tests/integration/test_redis_cache.py`` and
 ``benchmarks/bench_redis_l2.py``.
@@ -61,7 +62,6 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     policy = CachePolicy(ttl=config["ttl"], negative_ttl=config["ttl"], watch=False)
     client = Client(backend, cache=policy, cache_url=config.get("cache_url"))
     keys: list[str] = config["keys"]
-    stop_at = config["start_at"] + config["duration"]
     reads = [0] * config["threads"]
     failures: list[str] = []
 
@@ -78,7 +78,11 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             failures.append(f"{type(exc).__name__}: {exc}")
         reads[index] = n
 
-    delay = config["start_at"] - time.time()
+    # Handshake: "ready" once the client exists, then the parent sends the common start time.
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
+    stop_at = start_at + config["duration"]
+    delay = start_at - time.time()
     if delay > 0:
         time.sleep(delay)
     started = time.monotonic()
@@ -98,6 +102,48 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         "failed": len(failures),
         "stats": stats,
     }
+
+
+def run_fleet(
+    config: dict[str, Any], processes: int, *, timeout: float = 120
+) -> list[dict[str, Any]]:
+    """Start ``processes`` workers, start them together once all are ready, collect results."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.redis_fleet", json.dumps(config)],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("fleet worker did not start")
+        start_at = time.time() + 0.3
+        results = []
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(f"{start_at}\n")
+            proc.stdin.flush()
+        for proc in procs:
+            out, _ = proc.communicate(timeout=timeout)
+            if proc.returncode != 0:
+                raise RuntimeError(f"fleet worker failed ({proc.returncode})")
+            results.append(json.loads(out))
+        return results
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 if __name__ == "__main__":

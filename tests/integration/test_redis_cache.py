@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,8 +15,8 @@ from typing import Any
 import pytest
 import redis
 
-from benchmarks.redis_fleet import CountingBackend
-from tests.support import REPO_ROOT, kill_service, server_env, start_service, unique_name
+from benchmarks.redis_fleet import CountingBackend, run_fleet
+from tests.support import kill_service, server_env, start_service, unique_name
 from veltrix import CachePolicy, Client
 from veltrix.adapters.sqlite import SQLiteBackend
 from veltrix.errors import BackendUnavailableError
@@ -60,23 +58,8 @@ def _fleet(
         "threads": 3,
         "duration": duration,
         "delay": 0.005,
-        "start_at": time.time() + 2.0,  # every process starts reading at the same moment
     }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.redis_fleet", json.dumps(config)],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    results = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0
-        results.append(json.loads(out))
-    return results
+    return run_fleet(config, processes, timeout=60)
 
 
 def test_fleet_reads_the_store_once_per_key_per_ttl(redis_url: str, store: str) -> None:
