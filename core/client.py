@@ -274,6 +274,16 @@ class Client:
         """The value parsed as JSON (any shape); :class:`DecodeError` if it is not JSON."""
         return self.get(key, default, type=JSON)
 
+    def flag(self, name: str, default: bool = False) -> bool:
+        """Whether feature flag ``name`` is on: the key ``flags/<name>/enabled``.
+
+        AppConfig feature-flag profiles expose their flags under that key; any other
+        store can hold flags the same way. ``default`` when the flag is not defined;
+        :class:`DecodeError` when its value is not a boolean.
+        """
+        value = self.get(f"flags/{name}/enabled", None, bool)
+        return default if value is None else bool(value)
+
     def get_entry(self, key: str) -> Entry | None:
         """The cached entry (value, version, provenance), or ``None`` when absent."""
         validate_key(key)

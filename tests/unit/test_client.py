@@ -361,3 +361,18 @@ def test_public_names() -> None:
     assert veltrix.Client is Client
     assert issubclass(veltrix.KeyNotFoundError, veltrix.VeltrixError)
     assert issubclass(veltrix.KeyNotFoundError, KeyError)
+
+
+def test_feature_flags(store: ControlledStore) -> None:
+    store.put("flags/new-checkout/enabled", b"true")
+    store.put("flags/dark-mode/enabled", b"false")
+    store.put("flags/broken/enabled", b"maybe")
+    with make(store) as client:
+        assert client.flag("new-checkout") is True
+        assert client.flag("dark-mode", default=True) is False
+        assert client.flag("undefined") is False
+        assert client.flag("undefined", default=True) is True
+        with pytest.raises(DecodeError):
+            client.flag("broken")
+        with pytest.raises(InvalidKeyError):
+            client.flag("bad name")
