@@ -383,9 +383,10 @@ def main() -> None:
         sys.exit(exit_code(exc))
 
 
-from veltrix import cli_migrate  # noqa: E402,F401  (registers export/import/diff/migrate)
+from veltrix import (  # noqa: E402,F401  (register their commands on app)
+    cli_check,  # check
+    cli_migrate,  # export/import/diff/migrate
+)
 
 if __name__ == "__main__":
     main()
-
-from veltrix import cli_check  # noqa: E402,F401  (registers `veltrix check`)

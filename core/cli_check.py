@@ -1,6 +1,6 @@
 """``veltrix check``: connect to a store (from Terraform outputs or a URL) and report.
 
-Registered on :data:`veltrix.cli.app` when :mod:`veltrix.cli` is imported. It opens
+Registered on :data:`veltrix.cli.app` by the import at the bottom of :mod:`veltrix.cli`. It opens
 the store, lists its keys and prints what it found: the URL (redacted), whether
 the store answered, how many keys it holds and a sample of their names (never
 values), plus the shared cache's address and whether it accepts connections.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -22,9 +23,9 @@ from urllib.parse import urlsplit
 import typer
 from rich.table import Table
 
-from veltrix import errors
+from veltrix import cli, errors
 from veltrix.cache import CachePolicy
-from veltrix.cli import UrlOption, app, err, exit_code, out
+from veltrix.cli import UrlOption, err, exit_code, out
 from veltrix.client import Client
 from veltrix.urls import redact_url
 
@@ -88,7 +89,6 @@ def run_check(url: str, *, cache_url: str | None, sample: int) -> tuple[dict[str
     return report, code
 
 
-@app.command("check")
 def check(
     terraform_output: Annotated[
         Path | None,
@@ -147,3 +147,20 @@ def check(
             err.print(f"error: shared cache unreachable: {report['cache_error']}", markup=False)
     if code:
         raise typer.Exit(code)
+
+
+def _register(app: typer.Typer) -> None:
+    app.command("check")(check)
+
+
+_register(cli.app)
+# ``python -m veltrix.cli`` runs the module as ``__main__``, a second copy of it whose
+# app needs the command too.
+_main = sys.modules.get("__main__")
+if (
+    _main is not None
+    and getattr(getattr(_main, "__spec__", None), "name", None) == "veltrix.cli"
+    and isinstance(getattr(_main, "app", None), typer.Typer)
+    and _main.app is not cli.app
+):
+    _register(_main.app)
