@@ -73,7 +73,7 @@ def _load(source: Any) -> tuple[Any, str]:
             source = bytes(source).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigurationError("Terraform outputs are not UTF-8 text") from exc
-    if isinstance(source, str) and source.lstrip().startswith(("{", '"')):
+    if isinstance(source, str) and source.lstrip().startswith(("{", "[", '"')):
         origin, text = "<json text>", source
     elif isinstance(source, str | os.PathLike):
         path = Path(source)
