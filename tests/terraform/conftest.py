@@ -135,3 +135,37 @@ def terraform_tree(tmp_path: Path) -> Iterator[Path]:
         ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*"),
     )
     yield tree
+
+
+AWS_REGION = "us-east-1"
+FAKE_AWS_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def aws_override(**endpoints: str) -> str:
+    """An ``override.tf`` pointing the AWS provider at local test servers, fake keys."""
+    lines = "\n".join(f'    {service} = "{url}"' for service, url in sorted(endpoints.items()))
+    return f"""
+provider "aws" {{
+  region                      = "{AWS_REGION}"
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  endpoints {{
+{lines}
+  }}
+}}
+"""
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Fake AWS credentials for the Python side (boto3 in the adapters and the tests)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    env = {**FAKE_AWS_KEYS, "AWS_DEFAULT_REGION": AWS_REGION}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env

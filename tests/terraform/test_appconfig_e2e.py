@@ -25,41 +25,12 @@ import pytest
 
 import veltrix
 from tests.support import server_env, unique_name
-from tests.terraform.conftest import Terraform
+from tests.terraform.conftest import AWS_REGION as REGION
+from tests.terraform.conftest import Terraform, aws_override
 
 pytestmark = pytest.mark.timeout(300)
 
-REGION = "us-east-1"
 VELTRIX = str(Path(sys.executable).with_name("veltrix"))  # the installed console script
-FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def override(appconfig: str, moto: str) -> str:
-    return f"""
-provider "aws" {{
-  region                      = "{REGION}"
-  access_key                  = "testing"
-  secret_key                  = "testing"
-  skip_credentials_validation = true
-  skip_metadata_api_check     = true
-  skip_region_validation      = true
-  endpoints {{
-    appconfig = "{appconfig}"
-    iam       = "{moto}"
-    sts       = "{moto}"
-  }}
-}}
-"""
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    for name, value in {**FAKE_KEYS, "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    return {**FAKE_KEYS, "AWS_DEFAULT_REGION": REGION}
 
 
 @pytest.fixture
@@ -69,7 +40,7 @@ def example(
     appconfig = server_env("VELTRIX_TEST_APPCONFIG_ENDPOINT", "AppConfig test server")
     moto = server_env("VELTRIX_TEST_MOTO_ENDPOINT", "moto server (IAM, STS)")
     workdir = terraform_tree / "examples" / "aws-appconfig"
-    (workdir / "override.tf").write_text(override(appconfig, moto))
+    (workdir / "override.tf").write_text(aws_override(appconfig=appconfig, iam=moto, sts=moto))
     terraform.init(workdir)
     yield workdir, appconfig, moto
     # Always clean up, also after a failed assertion (the servers are shared).

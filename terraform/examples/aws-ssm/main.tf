@@ -12,5 +12,6 @@ module "ssm" {
     "db/password"         = var.db_password
   }
   create_write_policy = true
+  veltrix_url_options = var.veltrix_url_options
   tags                = { "managed-by" = "terraform", "example" = "veltrix-aws-ssm" }
 }

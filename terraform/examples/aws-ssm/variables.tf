@@ -15,3 +15,9 @@ variable "db_password" {
   type        = string
   sensitive   = true
 }
+
+variable "veltrix_url_options" {
+  description = "Extra options for veltrix_url, e.g. { poll_interval = \"30\" }."
+  type        = map(string)
+  default     = {}
+}
