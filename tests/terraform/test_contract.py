@@ -177,3 +177,22 @@ def test_gcp_secret_ids_and_labels_match_the_adapter(tmp_path: Path) -> None:
     got = _console(expressions, tmp_path)
     assert got[: len(keys)] == [encode_key(k) for k in keys]
     assert got[len(keys) :] == [top_label(k) for k in keys]
+
+
+def test_zookeeper_node_script_renders(tmp_path: Path) -> None:
+    template = TERRAFORM_DIR / "modules" / "zookeeper" / "templates" / "node.sh.tftpl"
+    ips = ["10.0.0.11", "10.0.1.12", "10.0.2.13"]
+    (script,) = _console(
+        [
+            f'templatefile("{template}", {{ my_id = 2, node_ips = {json.dumps(ips)}, client_port = 2181 }})'
+        ],
+        tmp_path,
+    )
+    assert "echo 2 > /var/lib/zookeeper/myid" in script
+    assert "clientPort=2181" in script
+    servers = [line for line in script.splitlines() if line.startswith("server.")]
+    assert servers == [f"server.{n}={ip}:2888:3888" for n, ip in enumerate(ips, start=1)]
+    syntax = subprocess.run(
+        ["bash", "-n"], input=script, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert syntax.returncode == 0, syntax.stderr
