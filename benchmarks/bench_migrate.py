@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks._common import load_services_env, machine, package_versions, write_json
 from veltrix.backend import Backend
-from veltrix.migrate import migrate
+from veltrix.migration import migrate
 from veltrix.registry import open_backend
 
 REGION = "us-east-1"

@@ -30,7 +30,7 @@ from veltrix.errors import (
 from veltrix.registry import open_backend
 
 if TYPE_CHECKING:
-    from veltrix.migrate import MigrationReport
+    from veltrix.migration import MigrationReport, migrate
     from veltrix.settings import VeltrixSettings, VeltrixSettingsSource
 
 __version__ = "0.1.0"
@@ -46,8 +46,9 @@ def __getattr__(name: str) -> Any:
     if name in ("migrate", "MigrationReport"):
         import importlib
 
-        module = importlib.import_module("veltrix.migrate")  # a callable module: migrate()
-        return module if name == "migrate" else module.MigrationReport
+        value = getattr(importlib.import_module("veltrix.migration"), name)
+        globals()[name] = value  # later lookups skip this hook
+        return value
     raise AttributeError(f"module 'veltrix' has no attribute {name!r}")
 
 

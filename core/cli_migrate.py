@@ -90,7 +90,7 @@ def export(
     ] = None,
 ) -> None:
     """Write the keys of URL (under --prefix) to a snapshot file (JSON Lines)."""
-    from veltrix.migrate import _list
+    from veltrix.migration import _list
     from veltrix.registry import open_backend
     from veltrix.snapshot import save_snapshot, write_snapshot
     from veltrix.urls import redact_url
@@ -163,7 +163,7 @@ def diff(
     secret_prefix: SecretOption = None,
 ) -> None:
     """Compare two stores: created / changed / unchanged / only in destination."""
-    from veltrix.migrate import diff as plan_diff
+    from veltrix.migration import diff as plan_diff
 
     try:
         plan = plan_diff(source, destination, prefix, secret_prefixes=secret_prefix or ())
@@ -256,7 +256,7 @@ def _run_migration(
     as_json: bool,
     secret_prefix: list[str] | None,
 ) -> None:
-    from veltrix import migrate as migration
+    from veltrix import migration
 
     bar = Progress(
         TextColumn("{task.description}"),

@@ -14,7 +14,7 @@ from veltrix.adapters.memory import MemoryBackend
 from veltrix.adapters.sqlite import SQLiteBackend
 from veltrix.backend import Entry
 from veltrix.errors import DecodeError
-from veltrix.migrate import (
+from veltrix.migration import (
     MigrationReport,
     Progress,
     UnrepresentableError,

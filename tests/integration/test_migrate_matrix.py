@@ -16,7 +16,7 @@ import pytest
 from tests.integration.test_migrate import contents, dataset, seed
 from tests.support import missing_server, port_open, server_env, unique_name
 from veltrix.backend import Backend
-from veltrix.migrate import diff, migrate
+from veltrix.migration import diff, migrate
 from veltrix.registry import open_backend
 
 REGION = "us-east-1"
@@ -178,13 +178,13 @@ def test_update_delete_and_conflict_against_a_batching_store(opener: Opener) -> 
     source, destination = opener("sqlite"), opener("consul")
     seed(source, {"a": b"1", "b": b"2", "c": b"3"})
     seed(destination, {"a": b"old", "b": b"old", "z": b"extra"})
-    from veltrix.migrate import make_plan
+    from veltrix.migration import make_plan
 
     plan = make_plan(source, destination, delete_extraneous=True)
     assert (plan.created, plan.updated, plan.deleted) == (["c"], ["a", "b"], ["z"])
     destination.put("b", b"changed-meanwhile")  # type: ignore[attr-defined]
     # a fresh migrate re-plans, so make the conflict with a stale plan applied directly
-    from veltrix.migrate import MigrationReport, _apply
+    from veltrix.migration import MigrationReport, _apply
 
     report = MigrationReport(plan.source, plan.destination, plan.prefix, dry_run=False)
     _apply(destination, plan, report, None, force=False, concurrency=4,  # type: ignore[arg-type]

@@ -55,7 +55,7 @@ from veltrix.snapshot import sha256_hex
 from veltrix.urls import redact_url
 from veltrix.values import check_expected_version
 
-log = logging.getLogger("veltrix.migrate")
+log = logging.getLogger("veltrix.migration")
 
 STATE_FORMAT = "veltrix-migrate-state"
 Action = Literal["create", "update", "delete"]
@@ -883,30 +883,3 @@ def _mismatches(dst: Backend, prefix: str, expected: Mapping[str, str | None]) -
         if (None if entry is None else sha256_hex(entry.value)) != wanted:
             bad.append(key)
     return bad
-
-
-# ``veltrix.migrate(...)`` must work whether ``veltrix.migrate`` resolves to this module
-# (once imported, the import system puts the submodule there) or to the function.
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> MigrationReport:
-        return migrate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
-
-__all__ = [
-    "Change",
-    "MigrationError",
-    "MigrationReport",
-    "Plan",
-    "Problem",
-    "Progress",
-    "StateFile",
-    "UnrepresentableError",
-    "diff",
-    "key_problem",
-    "make_plan",
-    "migrate",
-    "value_problem",
-]
