@@ -6,7 +6,9 @@ import json
 import os
 import platform
 import statistics
+import time
 import timeit
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -16,19 +18,60 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_services_env() -> None:
-    """Read .services/env (written by scripts/services up) into os.environ."""
-    env_file = REPO_ROOT / ".services" / "env"
+    """Read the ``VELTRIX_*`` lines of $VELTRIX_SERVICES_DIR/env (default .services/env,
+    written by ``scripts/services up``) into os.environ; variables already set win."""
+    env_file = Path(os.environ.get("VELTRIX_SERVICES_DIR", REPO_ROOT / ".services")) / "env"
     if env_file.exists():
         for line in env_file.read_text().splitlines():
-            name, sep, value = line.partition("=")
-            if sep:
-                os.environ.setdefault(name.strip(), value.strip())
+            name, sep, value = line.strip().partition("=")
+            if sep and name.startswith("VELTRIX_"):
+                os.environ.setdefault(name, value)
 
 
 def percentile(values: list[float], fraction: float) -> float:
+    """Nearest rank on ``fraction * (n - 1)`` (rounded): p50 of 4 samples is the 2nd."""
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
+
+
+def rank_percentile(values: list[float], fraction: float) -> float:
+    """The sample at index ``int(fraction * n)``: p99 of 1,000 samples is the 991st."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summary_ms(samples_s: list[float]) -> dict[str, float]:
+    """n, mean, p50, p99 and max in ms of samples given in seconds (rank percentiles)."""
+    return {
+        "n": len(samples_s),
+        "mean_ms": statistics.fmean(samples_s) * 1e3,
+        "p50_ms": rank_percentile(samples_s, 0.50) * 1e3,
+        "p99_ms": rank_percentile(samples_s, 0.99) * 1e3,
+        "max_ms": max(samples_s) * 1e3,
+    }
+
+
+def summary_us(samples_s: list[float]) -> dict[str, float]:
+    """n, mean, p50 and p99 in µs of samples given in seconds (rank percentiles)."""
+    return {
+        "n": len(samples_s),
+        "mean_us": statistics.fmean(samples_s) * 1e6,
+        "p50_us": rank_percentile(samples_s, 0.50) * 1e6,
+        "p99_us": rank_percentile(samples_s, 0.99) * 1e6,
+    }
+
+
+def timed_calls(call: Callable[[], object], n: int, *, warm_up: int = 0) -> list[float]:
+    """Seconds taken by each of ``n`` calls of ``call``, after ``warm_up`` untimed calls."""
+    for _ in range(warm_up):
+        call()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
 
 
 def compare_ns(

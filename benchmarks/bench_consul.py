@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import threading
 import time
 import uuid
@@ -29,34 +28,12 @@ from typing import Any
 import consul
 
 import veltrix
+from benchmarks._common import load_services_env, summary_us, timed_calls
 from veltrix.adapters.consul import ConsulBackend
 from veltrix.backend import Change
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "consul.json"
-
-
-def load_services_env() -> None:
-    env_file = Path(os.environ.get("VELTRIX_SERVICES_DIR", ROOT / ".services")) / "env"
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            name, sep, value = line.strip().partition("=")
-            if sep and name.startswith("VELTRIX_"):
-                os.environ.setdefault(name, value)
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def summary_us(samples: list[float]) -> dict[str, float]:
-    return {
-        "n": len(samples),
-        "mean_us": statistics.fmean(samples) * 1e6,
-        "p50_us": percentile(samples, 0.50) * 1e6,
-        "p99_us": percentile(samples, 0.99) * 1e6,
-    }
 
 
 def bench_watch_latency(address: str, writes: int) -> dict[str, Any]:
@@ -99,26 +76,18 @@ def bench_reads(address: str, cached_reads: int, store_reads: int) -> dict[str, 
     raw = consul.Consul(host=host, port=int(port))
     full_key = f"{prefix}/payments/timeout_ms"
 
-    def timed(call: Any, n: int) -> list[float]:
-        samples = []
-        for _ in range(n):
-            started = time.perf_counter()
-            call()
-            samples.append(time.perf_counter() - started)
-        return samples
-
     for _ in range(20):  # warm connections
         raw.kv.get(full_key)
         backend.get("payments/timeout_ms")
     results: dict[str, Any] = {}
-    results["py_consul_kv_get"] = summary_us(timed(lambda: raw.kv.get(full_key), store_reads))
+    results["py_consul_kv_get"] = summary_us(timed_calls(lambda: raw.kv.get(full_key), store_reads))
     results["adapter_get_uncached"] = summary_us(
-        timed(lambda: backend.get("payments/timeout_ms"), store_reads)
+        timed_calls(lambda: backend.get("payments/timeout_ms"), store_reads)
     )
     client = veltrix.Client(backend, cache=veltrix.CachePolicy(ttl=30.0, watch=True))
     assert client.get("payments/timeout_ms") == "250"
     results["veltrix_cached_get"] = summary_us(
-        timed(lambda: client.get("payments/timeout_ms"), cached_reads)
+        timed_calls(lambda: client.get("payments/timeout_ms"), cached_reads)
     )
     started = time.perf_counter()
     for _ in range(cached_reads):

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 )
 
 import veltrix
+from benchmarks._common import load_services_env, summary_us, timed_calls
 from veltrix.adapters.gcp_secret_manager import SecretManagerBackend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,37 +41,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "gcpsm.json"
 VARIABLES = {"grpc": "VELTRIX_TEST_GCPSM_GRPC", "rest": "VELTRIX_TEST_GCPSM_REST"}
 
 
-def load_services_env() -> None:
-    env_file = Path(os.environ.get("VELTRIX_SERVICES_DIR", ROOT / ".services")) / "env"
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            name, sep, value = line.strip().partition("=")
-            if sep and name.startswith("VELTRIX_"):
-                os.environ.setdefault(name, value)
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def summary_us(samples: list[float]) -> dict[str, float]:
-    return {
-        "n": len(samples),
-        "mean_us": statistics.fmean(samples) * 1e6,
-        "p50_us": percentile(samples, 0.50) * 1e6,
-        "p99_us": percentile(samples, 0.99) * 1e6,
-    }
-
-
 def timed(call: Callable[[], object], n: int) -> list[float]:
-    call()  # warm up (connection, channel)
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    return samples
+    return timed_calls(call, n, warm_up=1)  # one untimed call: connection, channel
 
 
 def raw_client(transport: str, endpoint: str) -> SecretManagerServiceClient:

@@ -31,35 +31,12 @@ from typing import Any
 from kazoo.client import KazooClient
 
 import veltrix
+from benchmarks._common import load_services_env, summary_ms
 from veltrix.adapters.zookeeper import ZooKeeperBackend
 from veltrix.backend import Change
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "zookeeper.json"
-
-
-def load_services_env() -> None:
-    env_file = Path(os.environ.get("VELTRIX_SERVICES_DIR", ROOT / ".services")) / "env"
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            name, sep, value = line.strip().partition("=")
-            if sep and name.startswith("VELTRIX_"):
-                os.environ.setdefault(name, value)
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def summary_ms(samples: list[float]) -> dict[str, float]:
-    return {
-        "n": len(samples),
-        "mean_ms": statistics.fmean(samples) * 1e3,
-        "p50_ms": percentile(samples, 0.50) * 1e3,
-        "p99_ms": percentile(samples, 0.99) * 1e3,
-        "max_ms": max(samples) * 1e3,
-    }
 
 
 def per_call_us(fns: dict[str, Any], calls: dict[str, int], runs: int = 5) -> dict[str, Any]:
