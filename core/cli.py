@@ -389,4 +389,8 @@ from veltrix import (  # noqa: E402,F401  (register their commands on app)
 )
 
 if __name__ == "__main__":
-    main()
+    # ``python -m veltrix.cli`` runs this file as a second module named __main__; the
+    # subcommand modules registered themselves on the real ``veltrix.cli``: run that one.
+    from veltrix.cli import main as real_main
+
+    real_main()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -154,13 +153,3 @@ def _register(app: typer.Typer) -> None:
 
 
 _register(cli.app)
-# ``python -m veltrix.cli`` runs the module as ``__main__``, a second copy of it whose
-# app needs the command too.
-_main = sys.modules.get("__main__")
-if (
-    _main is not None
-    and getattr(getattr(_main, "__spec__", None), "name", None) == "veltrix.cli"
-    and isinstance(getattr(_main, "app", None), typer.Typer)
-    and _main.app is not cli.app
-):
-    _register(_main.app)

@@ -333,13 +333,3 @@ def _register(app: typer.Typer) -> None:
 
 
 _register(cli.app)
-# ``python -m veltrix.cli`` runs the module as ``__main__``, a second copy of it; its app
-# needs the commands too.
-_main = sys.modules.get("__main__")
-if (
-    _main is not None
-    and getattr(getattr(_main, "__spec__", None), "name", None) == "veltrix.cli"
-    and isinstance(getattr(_main, "app", None), typer.Typer)
-    and _main.app is not cli.app
-):
-    _register(_main.app)

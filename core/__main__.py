@@ -1,0 +1,5 @@
+"""``python -m veltrix``: the command line."""
+
+from veltrix.cli import main
+
+main()
