@@ -59,7 +59,7 @@ def test_concurrent_processes_lose_no_update(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_watch_sees_other_process_within_50ms(tmp_path: Path) -> None:
+def test_watch_sees_other_process_promptly(tmp_path: Path) -> None:
     path = str(tmp_path / "watched.db")
     backend = SQLiteBackend(path)
     recorder = ChangeRecorder()
@@ -74,8 +74,9 @@ def test_watch_sees_other_process_within_50ms(tmp_path: Path) -> None:
     watch.stop()
     backend.close()
     assert recorder.states() == [("remote/key", b"from-another-process")]
-    # The write committed before join() returned; delivery must follow within 50 ms.
-    assert seen - committed < 0.05 + 0.05  # poll interval 10 ms; slack for a loaded CI core
+    # The write committed before join() returned. The target is 50 ms (10 ms polls);
+    # benchmarks/ measures it. The bound here only has slack for a loaded CI machine.
+    assert seen - committed < 0.25
 
 
 def test_watch_resyncs_after_change_log_pruning(tmp_path: Path) -> None:
