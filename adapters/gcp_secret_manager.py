@@ -66,7 +66,7 @@ from veltrix.errors import (
 )
 from veltrix.keys import SEPARATOR, in_prefix, join, normalize_prefix, relative, validate_key
 from veltrix.urls import Options, parse_url
-from veltrix.values import check_value
+from veltrix.values import check_value as check_size
 from veltrix.watching import PollingWatch
 
 log = logging.getLogger("veltrix.gcpsm")
@@ -463,6 +463,27 @@ class SecretManagerBackend:
     def _secret_name(self, full_key: str) -> str:
         return f"{self._parent}/secrets/{secret_id_for(full_key)}"
 
+    def check_key(self, key: str) -> None:
+        """Raise :class:`InvalidKeyError` when ``key`` (with the URL's prefix) does not
+        encode to a secret id Secret Manager accepts (the check every call makes first)."""
+        self._secret_name(self._full_key(key))
+
+    def _payload(self, key: str, value: bytes) -> bytes:
+        """``value`` as stored (empty-value marker encoding), within the API's limit."""
+        value = check_size(key, value, self.max_value_bytes)
+        payload = encode_value(value)
+        if len(payload) > MAX_VALUE_BYTES:
+            raise ValueTooLargeError(
+                f"value for {key!r} needs {len(payload)} bytes once encoded; "
+                f"Secret Manager holds at most {MAX_VALUE_BYTES}"
+            )
+        return payload
+
+    def check_value(self, key: str, value: bytes) -> None:
+        """Raise :class:`ValueTooLargeError` when ``value`` does not fit a secret version
+        once encoded (the check :meth:`put` makes before any I/O)."""
+        self._payload(key, value)
+
     def _entry(self, full_key: str, data: bytes, version: str) -> Entry:
         return Entry(
             relative(full_key, self.prefix),
@@ -656,13 +677,7 @@ class SecretManagerBackend:
     def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
         full_key = self._full_key(key)
         name = self._secret_name(full_key)
-        value = check_value(key, value, self.max_value_bytes)
-        payload = encode_value(value)
-        if len(payload) > MAX_VALUE_BYTES:
-            raise ValueTooLargeError(
-                f"value for {key!r} needs {len(payload)} bytes once encoded; "
-                f"Secret Manager holds at most {MAX_VALUE_BYTES}"
-            )
+        payload = self._payload(key, value)
         if isinstance(if_version, str) and not if_version.isdigit():
             raise VersionConflictError(f"{key!r}: {if_version!r} is not a Secret Manager version")
         what = f"put {full_key!r}"

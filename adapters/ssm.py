@@ -40,7 +40,8 @@ from veltrix.errors import (
 )
 from veltrix.keys import SEPARATOR, in_prefix, is_valid_key, normalize_prefix, validate_key
 from veltrix.urls import Options, parse_url
-from veltrix.values import check_expected_version, check_value
+from veltrix.values import check_expected_version
+from veltrix.values import check_value as check_size
 from veltrix.watching import PollingWatch
 
 log = logging.getLogger("veltrix.ssm")
@@ -157,6 +158,28 @@ class SSMBackend:
             raise InvalidKeyError(f"parameter names may not start with 'aws' or 'ssm': {key!r}")
         return name
 
+    def check_key(self, key: str) -> None:
+        """Raise :class:`InvalidKeyError` when ``key`` cannot be a parameter here (the
+        name rules :meth:`put` applies before any I/O: length, depth, reserved prefixes)."""
+        self._name(key)
+
+    def _encoded(self, key: str, value: bytes) -> str:
+        """``value`` as the parameter's text; :class:`ValueTooLargeError` when the tier
+        cannot hold it (before or after the encoding)."""
+        value = check_size(key, value, self.max_value_bytes)
+        text = encode_value(value)
+        if len(text.encode("utf-8")) > self.max_value_bytes:  # type: ignore[operator]
+            raise ValueTooLargeError(
+                f"value for {key!r} is {len(text.encode('utf-8'))} bytes once encoded for "
+                f"SSM; at most {self.max_value_bytes}"
+            )
+        return text
+
+    def check_value(self, key: str, value: bytes) -> None:
+        """Raise :class:`ValueTooLargeError` when the tier cannot hold ``value`` once
+        encoded (the check :meth:`put` applies before any I/O)."""
+        self._encoded(key, value)
+
     def _key(self, name: str) -> str | None:
         base = f"/{self.prefix}/" if self.prefix else "/"
         if not name.startswith(base):
@@ -243,13 +266,7 @@ class SSMBackend:
 
     def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
         name = self._name(key)
-        value = check_value(key, value, self.max_value_bytes)
-        text = encode_value(value)
-        if len(text.encode("utf-8")) > self.max_value_bytes:  # type: ignore[operator]
-            raise ValueTooLargeError(
-                f"value for {key!r} is {len(text)} bytes once encoded for SSM; "
-                f"at most {self.max_value_bytes}"
-            )
+        text = self._encoded(key, value)
         expected: int | None = None
         if if_version is not None and if_version is not Absent:
             current = self._get(key)
