@@ -39,7 +39,8 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn, Self
 
 from kazoo.client import KazooClient
@@ -58,14 +59,17 @@ from kazoo.exceptions import (
     NotReadOnlyCallError,
     OperationTimeoutError,
     RequestTimeoutError,
+    RolledBackError,
+    RuntimeInconsistency,
     SessionExpiredError,
     SessionMovedError,
     ThrottledOpError,
     ZookeeperStoppedError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.serialization import Create, SetData
 from kazoo.protocol.states import EventType, KazooState, WatchedEvent, ZnodeStat
-from kazoo.security import make_digest_acl
+from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
 from veltrix.backend import Absent, AbsentType, Change, Entry
 from veltrix.errors import (
@@ -74,13 +78,15 @@ from veltrix.errors import (
     BackendUnavailableError,
     ConfigurationError,
     InvalidKeyError,
+    UnsupportedOperationError,
     ValueTooLargeError,
     VeltrixError,
     VersionConflictError,
 )
 from veltrix.keys import normalize_prefix, validate_key
 from veltrix.urls import Options, parse_url
-from veltrix.values import check_value
+from veltrix.values import check_expected_version
+from veltrix.values import check_value as check_size
 from veltrix.watching import ChangeDispatcher, diff_snapshots
 
 log = logging.getLogger("veltrix.zookeeper")
@@ -96,6 +102,15 @@ TLS_KEY_PASSWORD_ENV = "VELTRIX_ZK_TLS_KEY_PASSWORD"
 PIPELINE_DEPTH = 1000
 #: Attempts of a write that races with concurrent creates/deletes of the same znodes.
 WRITE_ATTEMPTS = 8
+#: Items per ``put_many`` call that callers batching writes should aim for (ZooKeeper
+#: itself bounds a transaction by bytes only: the whole request within jute.maxbuffer).
+MAX_BATCH_OPS = 1000
+#: Upper bounds of the framing around one operation of a multi request (multi header,
+#: length prefixes, version/flags) and around the whole request.
+_OP_OVERHEAD = 48
+_TXN_OVERHEAD = 64
+
+ItemValue = bytes | None
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     ConnectionLoss,
@@ -125,6 +140,26 @@ def _check_chroot(path: str, where: str) -> str:
     return "/" + stripped
 
 
+@dataclass(frozen=True)
+class _Item:
+    """One write of a batch: a put (``value`` bytes) or a delete (``None``)."""
+
+    key: str
+    path: str
+    value: bytes | None
+    if_version: str | AbsentType | None
+
+
+def _depth(path: str) -> int:
+    return path.count("/")
+
+
+def _ancestors(path: str) -> list[str]:
+    """``/a/b/c`` -> ``["/a", "/a/b"]``."""
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
 def _parse_auth(raw: str) -> tuple[str, str]:
     user, sep, password = raw.partition(":")
     if not sep or not user or not password:
@@ -140,6 +175,8 @@ class ZooKeeperBackend:
     schemes: ClassVar[tuple[str, ...]] = ("zookeeper",)
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = _UNAVAILABLE
     max_value_bytes: ClassVar[int | None] = MAX_VALUE_BYTES
+    #: A hint for callers batching writes through :meth:`put_many`.
+    max_batch_ops: ClassVar[int] = MAX_BATCH_OPS
 
     def __init__(
         self,
@@ -315,13 +352,27 @@ class ZooKeeperBackend:
     def _entry(self, key: str, data: bytes, stat: ZnodeStat) -> Entry:
         return Entry(key, data, str(stat.mzxid), source=f"{self.url}/{key}")
 
-    def _check_size(self, key: str, path: str, value: bytes) -> None:
+    def _checked_value(self, key: str, path: str, value: bytes) -> bytes:
+        """``value`` as bytes, or :class:`ValueTooLargeError` when the request writing it
+        at ``path`` (value + path + ACL + header) would exceed jute.maxbuffer."""
+        value = check_size(key, value, self.max_value_bytes)
         request = len(value) + len(path.encode()) + self._acl_bytes + 32
         if request > JUTE_MAXBUFFER:
             raise ValueTooLargeError(
                 f"value for {key!r} is {len(value)} bytes; with its path and ACL the request "
                 f"exceeds ZooKeeper's jute.maxbuffer of {JUTE_MAXBUFFER} bytes"
             )
+        return value
+
+    def check_key(self, key: str) -> None:
+        """Raise :class:`InvalidKeyError` when ``key`` cannot be a znode here (the
+        canonical grammar; ``/zookeeper`` is reserved when there is no chroot)."""
+        self._path(key)
+
+    def check_value(self, key: str, value: bytes) -> None:
+        """Raise :class:`ValueTooLargeError` when writing ``value`` at ``key`` would not
+        fit jute.maxbuffer (the check :meth:`put` makes before any I/O)."""
+        self._checked_value(key, self._path(key), value)
 
     # -- reads -----------------------------------------------------------------------
 
@@ -422,8 +473,7 @@ class ZooKeeperBackend:
         self, key: str, value: bytes, *, if_version: str | AbsentType | None = None
     ) -> str:
         path = self._path(key)
-        value = check_value(key, value, self.max_value_bytes)
-        self._check_size(key, path, value)
+        value = self._checked_value(key, path, value)
         what = f"put {key!r}"
         client = self._ready(what)
         try:
@@ -526,6 +576,224 @@ class ZooKeeperBackend:
                     raise VersionConflictError(f"{key!r} changed during the delete") from exc
                 continue  # raced with another writer: look again
         raise VersionConflictError(f"{key!r} kept changing during the delete")
+
+    # -- batches ---------------------------------------------------------------------
+
+    def put_many(
+        self,
+        items: Mapping[str, ItemValue] | Iterable[tuple[str, ItemValue]],
+        *,
+        atomic: bool = True,
+        if_versions: Mapping[str, str | AbsentType] | None = None,
+    ) -> dict[str, str | None]:
+        """Write many keys in one ZooKeeper transaction (``multi``); ``None`` deletes.
+
+        Returns ``{key: new version}`` (``None`` for deletes); every key written by one
+        transaction gets the same version (its zxid). ``if_versions`` adds
+        compare-and-set per key (a version, or :data:`Absent` for create-only),
+        checked against the znodes as read just before the transaction, which itself
+        carries each znode's version: a key changed in between fails the transaction
+        and it starts over (a compare-and-set key that changed is then a
+        :class:`VersionConflictError`). Missing parents are created (null) inside the
+        same transaction.
+
+        ``atomic=True`` (default): all or nothing; a batch whose request would exceed
+        jute.maxbuffer raises :class:`UnsupportedOperationError` before any I/O.
+        ``atomic=False``: split into transactions that each fit jute.maxbuffer, each
+        all or nothing; if one fails, the error says how many keys were written before
+        it (those stay written) and nothing after it is attempted.
+        """
+        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+        versions = dict(if_versions or {})
+        batch: list[_Item] = []
+        seen: set[str] = set()
+        for key, raw in pairs:
+            path = self._path(key)
+            if key in seen:
+                raise InvalidKeyError(f"key {key!r} appears twice in one batch")
+            seen.add(key)
+            value = None if raw is None else self._checked_value(key, path, raw)
+            batch.append(_Item(key, path, value, versions.pop(key, None)))
+        if versions:
+            raise InvalidKeyError(
+                f"if_versions names {sorted(versions)[0]!r}, which is not in the batch"
+            )
+        chunks = self._txn_chunks(batch)
+        if atomic and len(chunks) > 1:
+            raise UnsupportedOperationError(
+                f"{len(batch)} writes do not fit one ZooKeeper transaction (jute.maxbuffer "
+                f"is {JUTE_MAXBUFFER} bytes); pass atomic=False to split them"
+            )
+        result: dict[str, str | None] = {}
+        if not batch:
+            return result
+        what = f"batch of {len(batch)} writes"
+        client = self._ready(what)
+        done = 0
+        for chunk in chunks:
+            try:
+                if len(chunk) == 1 and self._txn_bytes(chunk) > JUTE_MAXBUFFER:
+                    # one value near the limit plus parents to create: write it alone
+                    item = chunk[0]
+                    assert item.value is not None  # a delete is always small
+                    result[item.key] = self.put(item.key, item.value, if_version=item.if_version)
+                else:
+                    result.update(self._commit(client, chunk, what))
+            except VeltrixError as exc:
+                if not done:
+                    raise
+                raise type(exc)(f"{exc}; {done} earlier writes stay applied") from exc
+            done += len(chunk)
+        return result
+
+    def _txn_bytes(self, chunk: list[_Item]) -> int:
+        """An upper bound of the request size of ``chunk`` as one transaction (every
+        missing parent counted as created)."""
+        size = _TXN_OVERHEAD
+        parents: set[str] = set()
+        for item in chunk:
+            size += len(item.path.encode()) + len(item.value or b"") + self._acl_bytes
+            size += _OP_OVERHEAD
+            if item.value is not None:
+                parents.update(_ancestors(item.path))
+        return size + sum(len(p.encode()) + self._acl_bytes + _OP_OVERHEAD for p in parents)
+
+    def _txn_chunks(self, batch: list[_Item]) -> list[list[_Item]]:
+        chunks: list[list[_Item]] = []
+        current: list[_Item] = []
+        for item in batch:
+            if current and self._txn_bytes([*current, item]) > JUTE_MAXBUFFER:
+                chunks.append(current)
+                current = []
+            current.append(item)
+        if current:
+            chunks.append(current)
+        return chunks
+
+    def _read_state(
+        self, client: KazooClient, chunk: list[_Item]
+    ) -> tuple[dict[str, tuple[bytes | None, ZnodeStat] | None], set[str]]:
+        """``({item path: (data, stat) or None when absent}, {missing parent paths})``,
+        read with pipelined requests."""
+        gets = [(item.path, client.get_async(item.path)) for item in chunk]
+        puts = {item.path for item in chunk if item.value is not None}
+        parents = sorted(
+            {a for path in puts for a in _ancestors(path)} - puts
+        )
+        checks = [(path, client.exists_async(path)) for path in parents]
+        state: dict[str, tuple[bytes | None, ZnodeStat] | None] = {}
+        for path, result in gets:
+            try:
+                state[path] = self._wait(result)
+            except NoNodeError:
+                state[path] = None
+        missing = {path for path, result in checks if self._wait(result) is None}
+        return state, missing
+
+    def _commit(self, client: KazooClient, chunk: list[_Item], what: str) -> dict[str, str | None]:
+        """One chunk as one transaction, re-read and retried when a znode changed
+        between the read and the commit."""
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                state, missing = self._read_state(client, chunk)
+            except VeltrixError:
+                raise
+            except Exception as exc:
+                self._fail(exc, what)
+            for item in chunk:
+                node = state[item.path]
+                current = None if node is None or node[0] is None else str(node[1].mzxid)
+                check_expected_version(item.key, current, item.if_version)
+            txn, created, removed = self._build(client, chunk, state, missing)
+            if not txn.operations:  # only deletes of keys that are not there
+                return {item.key: None for item in chunk}
+            try:
+                results = self._wait(txn.commit_async())
+            except Exception as exc:
+                self._fail(exc, what)
+            failure = next(
+                (r for r in results if isinstance(r, Exception)
+                 and not isinstance(r, RolledBackError | RuntimeInconsistency)),
+                None,
+            )
+            if failure is None:
+                try:
+                    version = self._txn_version(client, results, created)
+                except VeltrixError:
+                    raise
+                except Exception as exc:
+                    self._fail(exc, what)
+                for path in removed:
+                    self._prune(client, path)
+                return {item.key: None if item.value is None else version for item in chunk}
+            if isinstance(failure, BadVersionError | NodeExistsError | NoNodeError
+                          | NotEmptyError):
+                continue  # a znode changed since it was read: read again
+            self._fail(failure, what)
+        raise VersionConflictError(f"{what}: the znodes kept changing during the transaction")
+
+    def _build(
+        self,
+        client: KazooClient,
+        chunk: list[_Item],
+        state: Mapping[str, tuple[bytes | None, ZnodeStat] | None],
+        missing: set[str],
+    ) -> tuple[Any, list[str], list[str]]:
+        """The transaction for ``chunk``: creates and sets, parents first, then
+        deletes, children first. Returns it with the paths it creates and removes."""
+        txn = client.transaction()
+        acl = self._acl or OPEN_ACL_UNSAFE
+        writes: list[tuple[str, bytes | None, ZnodeStat | None]] = [
+            (path, None, None) for path in missing  # null parents
+        ]
+        deletes: list[_Item] = []
+        for item in chunk:
+            node = state[item.path]
+            if item.value is None:
+                if node is not None and node[0] is not None:
+                    deletes.append(item)
+            else:
+                writes.append((item.path, item.value, None if node is None else node[1]))
+        created = [path for path, _, stat in writes if stat is None]
+        new_children: dict[str, int] = {}
+        for path in created:
+            parent = path.rsplit("/", 1)[0]
+            new_children[parent] = new_children.get(parent, 0) + 1
+        for path, value, stat in sorted(writes, key=lambda w: _depth(w[0])):
+            if stat is None:
+                # kazoo's builder refuses a null data buffer; ZooKeeper takes one (a
+                # parent that is not a key), so the request is added as it goes on the wire
+                txn.operations.append(Create(path, value, acl, 0))
+            else:
+                assert value is not None
+                txn.set_data(path, value, stat.version)
+        removed: list[str] = []
+        gone_children: dict[str, int] = {}
+        for item in sorted(deletes, key=lambda i: -_depth(i.path)):
+            node = state[item.path]
+            assert node is not None
+            stat = node[1]
+            left = stat.numChildren - gone_children.get(item.path, 0)
+            if left == 0 and not new_children.get(item.path):
+                txn.delete(item.path, stat.version)
+                removed.append(item.path)
+                parent = item.path.rsplit("/", 1)[0]
+                gone_children[parent] = gone_children.get(parent, 0) + 1
+            else:  # keep the children: the node becomes a null parent
+                txn.operations.append(SetData(item.path, None, stat.version))
+        return txn, created, removed
+
+    def _txn_version(self, client: KazooClient, results: list[Any], created: list[str]) -> str:
+        """The zxid of a committed transaction: the ``mzxid`` of any znode it set, else
+        the ``czxid`` of a znode it created."""
+        for result in results:
+            if isinstance(result, ZnodeStat):
+                return str(result.mzxid)
+        for path in created:
+            stat = self._wait(client.exists_async(path))
+            if stat is not None:
+                return str(stat.czxid)
+        raise VersionConflictError("every znode of the batch was deleted right after it")
 
     def _prune(self, client: KazooClient, path: str) -> None:
         """Remove null ancestors of ``path`` left without children (best effort)."""
