@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -46,6 +46,8 @@ from veltrix.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
+    InvalidKeyError,
+    VeltrixError,
 )
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.urls import Options, ParsedURL, parse_url, redact_url
@@ -62,6 +64,11 @@ DEFAULT_MAX_VALUE_BYTES = 4 * 1024 * 1024
 DEFAULT_LOG_SIZE = 10_000
 #: Optimistic transactions retried this often when other writers keep winning.
 WRITE_ATTEMPTS = 50
+#: Writes per ``put_many`` transaction when ``atomic=False`` splits a batch; also the
+#: batch size suggested to callers (``RedisBackend.max_batch_ops``).
+MAX_BATCH_OPS = 1000
+
+ItemValue = bytes | None
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
@@ -186,6 +193,8 @@ class RedisBackend:
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "redis+sentinel")
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
+    #: A hint for callers batching writes through :meth:`put_many`.
+    max_batch_ops: ClassVar[int] = MAX_BATCH_OPS
 
     def __init__(
         self,
@@ -398,6 +407,111 @@ class RedisBackend:
             return True
 
         result: bool = self._transact(key, "delete", body)
+        return result
+
+    def put_many(
+        self,
+        items: Mapping[str, ItemValue] | Iterable[tuple[str, ItemValue]],
+        *,
+        atomic: bool = True,
+        if_versions: Mapping[str, str | AbsentType] | None = None,
+    ) -> dict[str, str | None]:
+        """Write many keys in one ``WATCH``/``MULTI``/``EXEC`` transaction; ``None`` deletes.
+
+        Returns ``{key: new version}`` (``None`` for deletes). Each write takes the next
+        revision (so the change log stays gap-free for watchers); ``if_versions`` adds
+        compare-and-set per key (a version, or :data:`Absent` for create-only), checked
+        under ``WATCH``: a lost compare raises :class:`VersionConflictError` with nothing
+        written, and a concurrent write to any of the keys makes the transaction start
+        over. ``atomic=True`` (default): one transaction, all or nothing.
+        ``atomic=False``: transactions of at most ``MAX_BATCH_OPS`` writes, each all or
+        nothing; if one fails, the error says how many keys were written before it
+        (those stay written) and nothing after it is attempted.
+        """
+        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+        versions = dict(if_versions or {})
+        batch: list[tuple[str, bytes | None, str | AbsentType | None]] = []
+        seen: set[str] = set()
+        for key, raw in pairs:
+            validate_key(key)
+            if key in seen:
+                raise InvalidKeyError(f"key {key!r} appears twice in one batch")
+            seen.add(key)
+            value = None if raw is None else check_value(key, raw, self.max_value_bytes)
+            batch.append((key, value, versions.pop(key, None)))
+        if versions:
+            raise InvalidKeyError(
+                f"if_versions names {sorted(versions)[0]!r}, which is not in the batch"
+            )
+        size = len(batch) if atomic else MAX_BATCH_OPS
+        result: dict[str, str | None] = {}
+        done = 0
+        for start in range(0, len(batch), max(size, 1)):
+            chunk = batch[start : start + size]
+            try:
+                result.update(self._transact_many(chunk))
+            except VeltrixError as exc:
+                if not done:
+                    raise
+                raise type(exc)(f"{exc}; {done} earlier writes stay applied") from exc
+            done += len(chunk)
+        return result
+
+    def _transact_many(
+        self, chunk: list[tuple[str, bytes | None, str | AbsentType | None]]
+    ) -> dict[str, str | None]:
+        ekeys = [self._ekey(key) for key, _, _ in chunk]
+        what = f"batch of {len(chunk)} writes"
+
+        def run() -> dict[str, str | None]:
+            with self._r.pipeline(transaction=True) as pipe:
+                for attempt in range(WRITE_ATTEMPTS):
+                    try:
+                        pipe.watch(*ekeys, self._rev)
+                        # Read on another connection in one round trip: WATCH (already
+                        # answered) covers every change made after it, whoever reads.
+                        reader = self._r.pipeline(transaction=False)
+                        for ekey in ekeys:
+                            reader.hget(ekey, "r")
+                        reader.get(self._rev)
+                        *currents, rev_raw = reader.execute()
+                        rev = int(rev_raw or 0)
+                        for (key, _, if_version), current in zip(chunk, currents, strict=True):
+                            check_expected_version(
+                                key, None if current is None else current.decode(), if_version
+                            )
+                        pipe.multi()
+                        out: dict[str, str | None] = {}
+                        writes = 0
+                        for (key, value, _), current in zip(chunk, currents, strict=True):
+                            out[key] = None
+                            if value is None and current is None:
+                                continue  # nothing to delete: no revision, no log entry
+                            rev += 1
+                            writes += 1
+                            pipe.delete(self._ekey(key))
+                            if value is None:
+                                pipe.zrem(self._index, key)
+                                self._queue_log(pipe, rev, {"k": key, "d": "1"})
+                            else:
+                                fields: dict[str, bytes | str] = {"v": value, "r": str(rev)}
+                                pipe.hset(self._ekey(key), mapping=fields)
+                                pipe.zadd(self._index, {key: 0})
+                                self._queue_log(pipe, rev, {"k": key, **fields})
+                                out[key] = str(rev)
+                        if writes:
+                            pipe.execute()
+                        else:
+                            pipe.reset()
+                        return out
+                    except redis.exceptions.WatchError:
+                        pipe.reset()
+                        time.sleep(min(0.001 * (attempt + 1), 0.02))
+                raise BackendUnavailableError(
+                    f"{redact_url(self.url)}: {what}: too many concurrent writers"
+                )
+
+        result: dict[str, str | None] = self._call(what, run)
         return result
 
     # -- watch -----------------------------------------------------------------------
