@@ -28,13 +28,14 @@ Options: ``region``, ``endpoint_url`` (also ``data_endpoint_url``), ``poll_inter
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Self
 
 import yaml
@@ -45,6 +46,7 @@ from veltrix.errors import (
     BackendUnavailableError,
     ConfigurationError,
     DecodeError,
+    InvalidKeyError,
     UnsupportedOperationError,
     ValueTooLargeError,
     VeltrixError,
@@ -64,11 +66,17 @@ DEFAULT_MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 #: Tokens live at most 24 hours; start a new session a little before that.
 TOKEN_MAX_AGE = 23.5 * 3600
 WRITE_ATTEMPTS = 8
+#: Keys per ``put_many`` that callers batching writes should aim for: one hosted version
+#: (and deployment) per batch, whatever its size; the document bounds the whole.
+MAX_BATCH_OPS = 500
 FEATURE_FLAGS_TYPE = "AWS.AppConfig.FeatureFlags"
 FLAGS_PREFIX = "flags"
 _BINARY = "$binary"
 _SELF = ""  # member holding a node's own value when it also has children
 _YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
+
+ItemValue = bytes | None
+_Batch = list[tuple[str, bytes | None, str | AbsentType | None]]
 
 
 # -- the document <-> keys mapping -------------------------------------------------------------
@@ -199,6 +207,23 @@ def _remove(document: dict[str, Any], key: str) -> bool:
     return True
 
 
+def _apply(document: dict[str, Any], batch: _Batch) -> bool:
+    """Check every key's compare-and-set against ``document`` first, then apply the
+    batch of ``(key, value or None to delete, if_version)``; True when something was
+    set or removed."""
+    for key, _, if_version in batch:
+        now = _lookup(document, key)
+        check_expected_version(key, None if now is None else version_of(now), if_version)
+    changed = False
+    for key, value, _ in batch:
+        if value is None:
+            changed = _remove(document, key) or changed
+        else:
+            _set(document, key, _leaf_value(value))
+            changed = True
+    return changed
+
+
 def parse_document(content: bytes, content_type: str | None) -> Any:
     if not content.strip():
         return {}
@@ -227,15 +252,16 @@ def dump_document(document: Any, content_type: str) -> bytes:
 
 
 class _Document:
-    """The last document the session delivered, as keys."""
+    """The last document the session delivered, as keys (and as parsed)."""
 
-    __slots__ = ("content_type", "entries", "label")
+    __slots__ = ("content_type", "document", "entries", "label")
 
     def __init__(self, entries: dict[str, Entry], content_type: str | None,
-                 label: str | None) -> None:
+                 label: str | None, document: Any = None) -> None:
         self.entries = entries
         self.content_type = content_type
         self.label = label
+        self.document = document
 
 
 class AppConfigBackend:
@@ -245,6 +271,8 @@ class AppConfigBackend:
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     #: Largest single value; the whole document is bounded by ``max_document_bytes``.
     max_value_bytes: ClassVar[int | None] = 1024 * 1024
+    #: A hint for callers batching writes through :meth:`put_many`.
+    max_batch_ops: ClassVar[int] = MAX_BATCH_OPS
 
     def __init__(
         self,
@@ -429,16 +457,15 @@ class AppConfigBackend:
         self._set_document(body, response.get("ContentType"), response.get("VersionLabel"))
 
     def _set_document(self, body: bytes, content_type: str | None, label: str | None) -> None:
-        document = parse_document(body, content_type)
-        if self._is_flags(document):
-            document = {FLAGS_PREFIX: document}
+        parsed = parse_document(body, content_type)
+        document = {FLAGS_PREFIX: parsed} if self._is_flags(parsed) else parsed
         if not isinstance(document, dict):
             raise DecodeError(f"{self.url}: the configuration is not a JSON/YAML object")
         entries = {
             key: Entry(key, value, version_of(value), source=f"{self.url}#{key}")
             for key, value in flatten(document).items()
         }
-        self._doc = _Document(entries, content_type, label)
+        self._doc = _Document(entries, content_type, label, parsed)
 
     def _is_flags(self, document: Any) -> bool:
         if self._feature_flags == "true":
@@ -539,8 +566,16 @@ class AppConfigBackend:
             newest = number if newest is None else max(newest, number)
         return newest
 
-    def _write(self, key: str, if_version: str | AbsentType | None,
-               change: Callable[[dict[str, Any], bytes | None], bool]) -> bool:
+    def _check_document_size(self, body: bytes) -> None:
+        if len(body) > self.max_document_bytes:
+            raise ValueTooLargeError(
+                f"{self.url}: the document would be {len(body)} bytes; the profile holds "
+                f"at most {self.max_document_bytes}"
+            )
+
+    def _write(self, change: Callable[[dict[str, Any]], bool]) -> bool:
+        """Apply ``change`` (which checks compare-and-set itself and says whether it
+        changed anything) to the latest hosted version; create and deploy the result."""
         app_id, env_id, profile_id = self._resolve()
         if self._profile_type == FEATURE_FLAGS_TYPE:
             raise UnsupportedOperationError(
@@ -564,17 +599,10 @@ class AppConfigBackend:
                 document = parse_document(hosted["Content"].read(), content_type)
             if not isinstance(document, dict):
                 raise DecodeError(f"{self.url}: the configuration is not a JSON/YAML object")
-            current = _lookup(document, key)
-            check_expected_version(key, None if current is None else version_of(current),
-                                   if_version)
-            if not change(document, current):
+            if not change(document):
                 return False
             body = dump_document(document, content_type)
-            if len(body) > self.max_document_bytes:
-                raise ValueTooLargeError(
-                    f"{self.url}: the document would be {len(body)} bytes; the profile holds "
-                    f"at most {self.max_document_bytes}"
-                )
+            self._check_document_size(body)
             if self._create_and_deploy((app_id, env_id, profile_id), body, content_type, latest):
                 return True
         raise BackendUnavailableError(
@@ -633,24 +661,81 @@ class AppConfigBackend:
         return True
 
     def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
-        validate_key(key)
-        value = check_value(key, value, self.max_value_bytes)
-        leaf = _leaf_value(value)
-
-        def change(document: dict[str, Any], current: bytes | None) -> bool:
-            _set(document, key, leaf)
-            return True
-
-        self._write(key, if_version, change)
-        return version_of(value)
+        batch = self._batch([(key, value)], None if if_version is None else {key: if_version})
+        self._write(lambda document: _apply(document, batch))
+        _, written, _ = batch[0]
+        return version_of(written or b"")
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:
-        validate_key(key)
+        batch = self._batch([(key, None)], None if if_version is None else {key: if_version})
+        return self._write(lambda document: _apply(document, batch))
 
-        def change(document: dict[str, Any], current: bytes | None) -> bool:
-            return current is not None and _remove(document, key)
+    def _batch(
+        self,
+        items: Mapping[str, ItemValue] | Iterable[tuple[str, ItemValue]],
+        if_versions: Mapping[str, str | AbsentType] | None,
+    ) -> _Batch:
+        """Validate a batch before any I/O: keys, value sizes, duplicates, versions."""
+        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+        versions = dict(if_versions or {})
+        batch: _Batch = []
+        seen: set[str] = set()
+        for key, raw in pairs:
+            validate_key(key)
+            if key in seen:
+                raise InvalidKeyError(f"key {key!r} appears twice in one batch")
+            seen.add(key)
+            value = None if raw is None else check_value(key, raw, self.max_value_bytes)
+            batch.append((key, value, versions.pop(key, None)))
+        if versions:
+            raise InvalidKeyError(
+                f"if_versions names {sorted(versions)[0]!r}, which is not in the batch"
+            )
+        return batch
 
-        return self._write(key, if_version, change)
+    def check_batch(
+        self, items: Mapping[str, ItemValue] | Iterable[tuple[str, ItemValue]]
+    ) -> None:
+        """Pre-flight of :meth:`put_many` without writing: raise when a key or value is
+        refused, or :class:`ValueTooLargeError` when the document, with ``items``
+        applied (``None`` deletes), would exceed ``max_document_bytes``.
+
+        The document is the one last delivered through the session (read now if
+        none was); the write itself bases the new version on the latest hosted version
+        and checks the size again, with the same rule, before creating it.
+        """
+        batch = self._batch(items, None)
+        current = self._current()
+        document = copy.deepcopy(current.document)
+        if not isinstance(document, dict):
+            document = {}
+        _apply(document, batch)
+        self._check_document_size(
+            dump_document(document, current.content_type or "application/json")
+        )
+
+    def put_many(
+        self,
+        items: Mapping[str, ItemValue] | Iterable[tuple[str, ItemValue]],
+        *,
+        atomic: bool = True,
+        if_versions: Mapping[str, str | AbsentType] | None = None,
+    ) -> dict[str, str | None]:
+        """Write many keys as ONE new hosted version (and one deployment); ``None`` deletes.
+
+        Returns ``{key: new version}`` (``None`` for deletes). ``if_versions`` adds
+        compare-and-set per key (a version, or :data:`Absent` for create-only),
+        checked against the hosted version the write is based on; one lost compare
+        raises :class:`VersionConflictError` and nothing is written. A document over
+        ``max_document_bytes`` raises :class:`ValueTooLargeError` before any version is
+        created. The batch is always all or nothing (one version), so ``atomic=False``
+        changes nothing; a batch that only deletes absent keys creates no version.
+        """
+        del atomic  # one hosted version holds the whole batch either way
+        batch = self._batch(items, if_versions)
+        if batch:
+            self._write(lambda document: _apply(document, batch))
+        return {key: None if value is None else version_of(value) for key, value, _ in batch}
 
     def close(self) -> None:
         if self._closed:

@@ -112,6 +112,8 @@ class ConsulBackend:
         BackendUnavailableError,
     )
     max_value_bytes: ClassVar[int | None] = MAX_VALUE_BYTES
+    #: Operations one atomic :meth:`put_many` takes (a hint for callers batching writes).
+    max_batch_ops: ClassVar[int] = MAX_TXN_OPS
 
     def __init__(
         self,
