@@ -69,6 +69,7 @@ WRITE_ATTEMPTS = 50
 MAX_BATCH_OPS = 1000
 
 ItemValue = bytes | None
+_BatchItems = list[tuple[str, bytes | None, str | AbsentType | None]]  # ``list`` is shadowed
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
@@ -430,7 +431,7 @@ class RedisBackend:
         """
         pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
         versions = dict(if_versions or {})
-        batch: list[tuple[str, bytes | None, str | AbsentType | None]] = []
+        batch: _BatchItems = []
         seen: set[str] = set()
         for key, raw in pairs:
             validate_key(key)
@@ -458,7 +459,7 @@ class RedisBackend:
         return result
 
     def _transact_many(
-        self, chunk: list[tuple[str, bytes | None, str | AbsentType | None]]
+        self, chunk: _BatchItems
     ) -> dict[str, str | None]:
         ekeys = [self._ekey(key) for key, _, _ in chunk]
         what = f"batch of {len(chunk)} writes"

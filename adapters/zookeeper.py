@@ -111,6 +111,10 @@ _OP_OVERHEAD = 48
 _TXN_OVERHEAD = 64
 
 ItemValue = bytes | None
+_Items = list["_Item"]  # (``list`` is shadowed inside ZooKeeperBackend)
+_Chunks = list[_Items]
+_Paths = list[str]
+_Results = list[Any]
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     ConnectionLoss,
@@ -605,7 +609,7 @@ class ZooKeeperBackend:
         """
         pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
         versions = dict(if_versions or {})
-        batch: list[_Item] = []
+        batch: _Items = []
         seen: set[str] = set()
         for key, raw in pairs:
             path = self._path(key)
@@ -646,7 +650,7 @@ class ZooKeeperBackend:
             done += len(chunk)
         return result
 
-    def _txn_bytes(self, chunk: list[_Item]) -> int:
+    def _txn_bytes(self, chunk: _Items) -> int:
         """An upper bound of the request size of ``chunk`` as one transaction (every
         missing parent counted as created)."""
         size = _TXN_OVERHEAD
@@ -658,9 +662,9 @@ class ZooKeeperBackend:
                 parents.update(_ancestors(item.path))
         return size + sum(len(p.encode()) + self._acl_bytes + _OP_OVERHEAD for p in parents)
 
-    def _txn_chunks(self, batch: list[_Item]) -> list[list[_Item]]:
-        chunks: list[list[_Item]] = []
-        current: list[_Item] = []
+    def _txn_chunks(self, batch: _Items) -> _Chunks:
+        chunks: _Chunks = []
+        current: _Items = []
         for item in batch:
             if current and self._txn_bytes([*current, item]) > JUTE_MAXBUFFER:
                 chunks.append(current)
@@ -671,7 +675,7 @@ class ZooKeeperBackend:
         return chunks
 
     def _read_state(
-        self, client: KazooClient, chunk: list[_Item]
+        self, client: KazooClient, chunk: _Items
     ) -> tuple[dict[str, tuple[bytes | None, ZnodeStat] | None], set[str]]:
         """``({item path: (data, stat) or None when absent}, {missing parent paths})``,
         read with pipelined requests."""
@@ -690,7 +694,7 @@ class ZooKeeperBackend:
         missing = {path for path, result in checks if self._wait(result) is None}
         return state, missing
 
-    def _commit(self, client: KazooClient, chunk: list[_Item], what: str) -> dict[str, str | None]:
+    def _commit(self, client: KazooClient, chunk: _Items, what: str) -> dict[str, str | None]:
         """One chunk as one transaction, re-read and retried when a znode changed
         between the read and the commit."""
         for _ in range(WRITE_ATTEMPTS):
@@ -735,10 +739,10 @@ class ZooKeeperBackend:
     def _build(
         self,
         client: KazooClient,
-        chunk: list[_Item],
+        chunk: _Items,
         state: Mapping[str, tuple[bytes | None, ZnodeStat] | None],
         missing: set[str],
-    ) -> tuple[Any, list[str], list[str]]:
+    ) -> tuple[Any, _Paths, _Paths]:
         """The transaction for ``chunk``: creates and sets, parents first, then
         deletes, children first. Returns it with the paths it creates and removes."""
         txn = client.transaction()
@@ -746,7 +750,7 @@ class ZooKeeperBackend:
         writes: list[tuple[str, bytes | None, ZnodeStat | None]] = [
             (path, None, None) for path in missing  # null parents
         ]
-        deletes: list[_Item] = []
+        deletes: _Items = []
         for item in chunk:
             node = state[item.path]
             if item.value is None:
@@ -767,7 +771,7 @@ class ZooKeeperBackend:
             else:
                 assert value is not None
                 txn.set_data(path, value, stat.version)
-        removed: list[str] = []
+        removed: _Paths = []
         gone_children: dict[str, int] = {}
         for item in sorted(deletes, key=lambda i: -_depth(i.path)):
             node = state[item.path]
@@ -783,7 +787,7 @@ class ZooKeeperBackend:
                 txn.operations.append(SetData(item.path, None, stat.version))
         return txn, created, removed
 
-    def _txn_version(self, client: KazooClient, results: list[Any], created: list[str]) -> str:
+    def _txn_version(self, client: KazooClient, results: _Results, created: _Paths) -> str:
         """The zxid of a committed transaction: the ``mzxid`` of any znode it set, else
         the ``czxid`` of a znode it created."""
         for result in results:
