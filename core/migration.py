@@ -6,14 +6,18 @@
    the destination), *updated* (different bytes) or *unchanged* (same SHA-256); keys
    only in the destination are *extraneous* (deleted with ``delete_extraneous``).
 2. **Pre-flight**, before any write: every key and value to write is checked against
-   what the destination can hold (value size, key encodings and lengths, document
-   size); any problem stops the run with nothing written
-   (:class:`UnrepresentableError`) unless ``skip_unrepresentable`` skips those keys.
+   what the destination can hold, through the adapter's public hooks where it has
+   them (``check_key(key)``, ``check_value(key, value)``, ``check_batch(items)`` for
+   whole-document limits), else against its ``max_value_bytes``; any problem stops
+   the run with nothing written (:class:`UnrepresentableError`) unless
+   ``skip_unrepresentable`` skips those keys.
 3. **Apply** with compare-and-set on the destination version seen while planning, so a
    key changed there meanwhile is reported as a conflict and left alone (``force``
-   overwrites). Stores with batch writes get batches (Consul ``/v1/txn`` through
-   ``put_many``, one AppConfig hosted version per batch); the others get
-   ``concurrency`` parallel writers.
+   overwrites). Stores with an all-or-nothing
+   ``put_many(items, *, atomic=True, if_versions=None)`` get batches of their
+   ``max_batch_ops`` (Consul ``/v1/txn``, one AppConfig hosted version, a ZooKeeper
+   ``multi``, a Redis ``MULTI``/``EXEC``); the others get ``concurrency`` parallel
+   writers.
 4. **Verify**: read the destination back and compare SHA-256 with the source.
 
 ``state`` names a resume file (JSON Lines, one line per completed write). A run killed
@@ -29,10 +33,8 @@ import inspect
 import json
 import logging
 import os
-import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -49,11 +51,10 @@ from veltrix.errors import (
     VeltrixError,
     VersionConflictError,
 )
-from veltrix.keys import SEPARATOR, in_prefix, join, normalize_prefix, validate_key
+from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.registry import open_backend
 from veltrix.snapshot import sha256_hex
 from veltrix.urls import redact_url
-from veltrix.values import check_expected_version
 
 log = logging.getLogger("veltrix.migration")
 
@@ -242,10 +243,13 @@ def _list(store: Backend, prefix: str, what: str) -> dict[str, Entry]:
 
 
 # -- representability --------------------------------------------------------------------------
-
-
-def _adapter_module(store: object) -> types.ModuleType | None:
-    return sys.modules.get(type(store).__module__)
+#
+# Every store-specific rule lives in its adapter, behind optional public hooks:
+#   check_key(key) -> None           raises InvalidKeyError
+#   check_value(key, value) -> None  raises ValueTooLargeError (or InvalidKeyError)
+#   check_batch(items) -> None       whole-batch limits, e.g. AppConfig's document size
+# A store without hooks (a third-party adapter) is checked against the canonical key
+# grammar and its ``max_value_bytes`` only.
 
 
 def _hook(store: object, name: str) -> Callable[..., Any] | None:
@@ -254,11 +258,7 @@ def _hook(store: object, name: str) -> Callable[..., Any] | None:
 
 
 def key_problem(store: object, key: str) -> str | None:
-    """Why ``store`` cannot hold ``key``, or ``None``.
-
-    Uses the adapter's ``check_key(key)`` when it has one (raising
-    :class:`InvalidKeyError`), else the rules known for its scheme.
-    """
+    """Why ``store`` cannot hold ``key`` (its ``check_key`` hook), or ``None``."""
     try:
         validate_key(key)
     except InvalidKeyError as exc:
@@ -269,38 +269,12 @@ def key_problem(store: object, key: str) -> str | None:
             hook(key)
         except (InvalidKeyError, ValueTooLargeError) as exc:
             return str(exc)
-        return None
-    scheme = _scheme_of(store)
-    module = _adapter_module(store)
-    if scheme == "ssm":
-        prefix = str(getattr(store, "prefix", ""))
-        name = f"/{prefix}/{key}" if prefix else f"/{key}"
-        max_name = int(getattr(module, "MAX_NAME_LENGTH", 1011))
-        max_depth = int(getattr(module, "MAX_DEPTH", 15))
-        if len(name) > max_name:
-            return f"parameter name {len(name)} characters long; SSM allows {max_name}"
-        if name.count(SEPARATOR) > max_depth:
-            return f"{name.count(SEPARATOR)} levels deep; SSM allows {max_depth}"
-        if name.split(SEPARATOR)[1].lower().startswith(("aws", "ssm")):
-            return "SSM parameter names may not start with 'aws' or 'ssm'"
-    elif scheme == "gcpsm":
-        secret_id_for = getattr(module, "secret_id_for", None)
-        if callable(secret_id_for):
-            try:
-                secret_id_for(join(str(getattr(store, "prefix", "")), key))
-            except InvalidKeyError as exc:
-                return str(exc)
-    elif (
-        scheme == "zookeeper"
-        and not getattr(store, "root", "")
-        and key.split(SEPARATOR, 1)[0] == "zookeeper"
-    ):
-        return "/zookeeper is reserved by ZooKeeper"
     return None
 
 
 def value_problem(store: object, key: str, value: bytes) -> str | None:
-    """Why ``store`` cannot hold ``value`` at ``key`` (size after its encoding), or ``None``."""
+    """Why ``store`` cannot hold ``value`` at ``key`` (its ``check_value`` hook, else
+    its ``max_value_bytes``), or ``None``."""
     hook = _hook(store, "check_value")
     if hook is not None:
         try:
@@ -311,49 +285,20 @@ def value_problem(store: object, key: str, value: bytes) -> str | None:
     limit = getattr(store, "max_value_bytes", None)
     if isinstance(limit, int) and len(value) > limit:
         return f"value is {len(value)} bytes; the destination holds at most {limit}"
-    scheme = _scheme_of(store)
-    module = _adapter_module(store)
-    if scheme == "ssm" and isinstance(limit, int):
-        encode = getattr(module, "encode_value", None)
-        if callable(encode):
-            size = len(str(encode(value)).encode("utf-8"))
-            if size > limit:
-                return f"value is {size} bytes once encoded for SSM; at most {limit}"
-    elif scheme == "gcpsm":
-        encode = getattr(module, "encode_value", None)
-        cap = int(getattr(module, "MAX_VALUE_BYTES", 64 * 1024))
-        if callable(encode) and len(encode(value)) > cap:
-            return f"value is {len(encode(value))} bytes once encoded; Secret Manager holds {cap}"
-    elif scheme == "zookeeper":
-        maxbuffer = int(getattr(module, "JUTE_MAXBUFFER", 0xFFFFF))
-        path = f"{getattr(store, 'root', '')}/{key}"
-        request = len(value) + len(path.encode()) + int(getattr(store, "_acl_bytes", 0)) + 32
-        if request > maxbuffer:
-            return (
-                f"value is {len(value)} bytes; with its path and ACL the request exceeds "
-                f"ZooKeeper's jute.maxbuffer of {maxbuffer}"
-            )
     return None
 
 
-def _document_problem(
-    store: object, final: Mapping[str, bytes]
-) -> tuple[int, int] | None:
-    """For one-document stores (AppConfig): ``(size, limit)`` when the document that the
-    migration would produce is too large."""
-    limit = getattr(store, "max_document_bytes", None)
-    module = _adapter_module(store)
-    set_leaf = getattr(module, "_set", None)
-    leaf_value = getattr(module, "_leaf_value", None)
-    dump = getattr(module, "dump_document", None)
-    if not isinstance(limit, int) or not all(callable(f) for f in (set_leaf, leaf_value, dump)):
+def batch_problem(store: object, changes: Iterable[Change]) -> str | None:
+    """Why ``store`` cannot take these writes together (its ``check_batch`` hook: e.g. an
+    AppConfig document over its size limit), or ``None``."""
+    hook = _hook(store, "check_batch")
+    if hook is None:
         return None
-    assert set_leaf is not None and leaf_value is not None and dump is not None
-    document: dict[str, Any] = {}
-    for key in sorted(final):
-        set_leaf(document, key, leaf_value(final[key]))
-    size = len(dump(document, "application/json"))
-    return (size, limit) if size > limit else None
+    try:
+        hook([(c.key, None if c.entry is None else c.entry.value) for c in changes])
+    except (InvalidKeyError, ValueTooLargeError) as exc:
+        return str(exc)
+    return None
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -409,18 +354,9 @@ def make_plan(
         if reason:
             plan.unrepresentable.append(Problem(change.key, reason))
     bad = {p.key for p in plan.unrepresentable}
-    final = {k: e.value for k, e in dst.items()}
-    for change in plan.changes:
-        if change.entry is None:
-            final.pop(change.key, None)
-        elif change.key not in bad:
-            final[change.key] = change.entry.value
-    too_big = _document_problem(destination, final)
+    too_big = batch_problem(destination, [c for c in plan.changes if c.key not in bad])
     if too_big:
-        plan.unrepresentable.append(
-            Problem("<document>", f"the destination document would be {too_big[0]} bytes; "
-                    f"it holds at most {too_big[1]}")
-        )
+        plan.unrepresentable.append(Problem("<document>", too_big))
     unflagged = [
         k for k in plan.secret_keys
         if k in src and _scheme_of(destination) not in _SECRET_STORES
@@ -578,17 +514,18 @@ def _write_one(store: SupportsWrite, change: Change, force: bool, with_type: boo
 BatchWriter = Callable[[list[Change], bool], list[_Outcome]]
 
 
-def _consul_style_batch(store: Any) -> BatchWriter | None:
-    """``put_many(items, atomic=..., if_versions=...)`` (Consul's ``/v1/txn``)."""
+def _batch_writer(store: Any) -> tuple[BatchWriter | None, int]:
+    """A writer over the store's ``put_many(items, *, atomic, if_versions)`` (all or
+    nothing with ``atomic=True``) and its batch size, or ``(None, 1)``."""
     put_many = _hook(store, "put_many")
     if put_many is None:
-        return None
+        return None, 1
     try:
         params = inspect.signature(put_many).parameters
     except (TypeError, ValueError):
-        return None
+        return None, 1
     if "atomic" not in params or "if_versions" not in params:
-        return None
+        return None, 1
 
     def write(batch: list[Change], force: bool) -> list[_Outcome]:
         items = [(c.key, None if c.entry is None else c.entry.value) for c in batch]
@@ -601,54 +538,8 @@ def _consul_style_batch(store: Any) -> BatchWriter | None:
         result = put_many(items, atomic=True, if_versions=versions)
         return [_Outcome(c, version=result.get(c.key)) for c in batch]
 
-    return write
-
-
-def _appconfig_batch(store: Any) -> BatchWriter | None:
-    """Every change of a batch in one new hosted version of the AppConfig document.
-
-    Uses the adapter's document helpers; falls back to per-key writes if they change.
-    """
-    module = _adapter_module(store)
-    names = ("_set", "_remove", "_leaf_value", "_lookup", "version_of")
-    helpers = [getattr(module, n, None) for n in names]
-    write_doc = _hook(store, "_write")
-    if _scheme_of(store) != "appconfig" or write_doc is None or not all(map(callable, helpers)):
-        return None
-    set_leaf, remove, leaf_value, lookup, version_of = helpers
-    assert set_leaf and remove and leaf_value and lookup and version_of
-
-    def write(batch: list[Change], force: bool) -> list[_Outcome]:
-        def change_document(document: dict[str, Any], _current: bytes | None) -> bool:
-            for change in batch:
-                now = lookup(document, change.key)
-                check_expected_version(
-                    change.key, None if now is None else version_of(now),
-                    None if change.entry is None and force else _if_version(change, force),
-                )
-                if change.entry is None:
-                    remove(document, change.key)
-                else:
-                    set_leaf(document, change.key, leaf_value(change.entry.value))
-            return True
-
-        write_doc(batch[0].key, None, change_document)
-        return [
-            _Outcome(c, version=None if c.entry is None else str(version_of(c.entry.value)))
-            for c in batch
-        ]
-
-    return write
-
-
-def _batch_writer(store: Any) -> tuple[BatchWriter | None, int]:
-    writer = _consul_style_batch(store)
-    if writer is not None:
-        return writer, int(getattr(_adapter_module(store), "MAX_TXN_OPS", 64))
-    writer = _appconfig_batch(store)
-    if writer is not None:
-        return writer, 500
-    return None, 1
+    size = getattr(store, "max_batch_ops", 64)
+    return write, size if isinstance(size, int) and size > 0 else 64
 
 
 def _batches(changes: list[Change], size: int, max_bytes: int) -> Iterator[list[Change]]:
@@ -711,8 +602,8 @@ def migrate(
                     + "; --skip-unrepresentable skips them",
                     plan.unrepresentable,
                 )
-            report.skipped = list(plan.unrepresentable)
             plan = _without_unrepresentable(plan, dst)
+            report.skipped = list(plan.unrepresentable)  # with keys dropped to fit a document
         if dry_run:
             report.created, report.updated = plan.created, plan.updated
             report.deleted = plan.deleted
@@ -751,20 +642,11 @@ def migrate(
 def _without_unrepresentable(plan: Plan, dst: Backend) -> Plan:
     bad = {p.key for p in plan.unrepresentable}
     plan.changes = [c for c in plan.changes if c.key not in bad]
-    if "<document>" in bad:  # drop the largest values until the document fits
+    if "<document>" in bad:  # drop the largest values until the batch fits
         writes = sorted((c for c in plan.changes if c.entry is not None),
                         key=lambda c: len(c.entry.value) if c.entry else 0)
-        final = {k: e.value for k, e in plan.dest_entries.items()}
-        for change in plan.changes:
-            if change.entry is None:
-                final.pop(change.key, None)
-            else:
-                final[change.key] = change.entry.value
-        while writes and _document_problem(dst, final):
+        while writes and batch_problem(dst, plan.changes):
             dropped = writes.pop()
-            final.pop(dropped.key, None)
-            if dropped.key in plan.dest_entries:
-                final[dropped.key] = plan.dest_entries[dropped.key].value
             plan.changes.remove(dropped)
             plan.unrepresentable.append(Problem(dropped.key, "skipped to fit the document"))
     return plan

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from veltrix.migration import (
     MigrationReport,
     Progress,
     UnrepresentableError,
+    batch_problem,
     diff,
     key_problem,
     migrate,
@@ -148,26 +150,90 @@ def test_preflight_stops_before_any_write(src: SQLiteBackend, tmp_path: Path) ->
     assert contents(small) == {"ok/a": b"1", "ok/b": b"2"}
 
 
-def test_key_and_value_rules_of_other_stores_are_known() -> None:
-    class FakeZk:  # only the attributes the generic rules read
-        schemes = ("zookeeper",)
+def test_stores_without_hooks_get_the_generic_checks_only() -> None:
+    class ThirdParty:  # no hooks: the canonical grammar and max_value_bytes
+        schemes = ("zookeeper",)  # a scheme alone brings no rules: they live in adapters
         root = ""
         max_value_bytes = 10
 
-    assert key_problem(FakeZk(), "zookeeper/quota") is not None
-    assert key_problem(FakeZk(), "app/x") is None
-    assert value_problem(FakeZk(), "k", b"x" * 11) is not None
+    assert key_problem(ThirdParty(), "zookeeper/quota") is None
+    assert key_problem(ThirdParty(), "bad//key") is not None
+    assert value_problem(ThirdParty(), "k", b"x" * 11) == (
+        "value is 11 bytes; the destination holds at most 10")
+    assert value_problem(ThirdParty(), "k", b"x" * 10) is None
+    assert batch_problem(ThirdParty(), []) is None
 
-    class WithHook:
+
+def test_adapter_hooks_decide() -> None:
+    class WithHooks:
         schemes = ("custom",)
-        max_value_bytes = None
+        max_value_bytes = 1  # the check_value hook replaces this generic limit
 
         def check_key(self, key: str) -> None:
             if key.startswith("no"):
                 raise veltrix.InvalidKeyError(f"{key!r} refused")
 
-    assert key_problem(WithHook(), "nope") == "'nope' refused"
-    assert key_problem(WithHook(), "yes") is None
+        def check_value(self, key: str, value: bytes) -> None:
+            if len(value) > 5:
+                raise veltrix.ValueTooLargeError(f"{key!r} over 5")
+
+    assert key_problem(WithHooks(), "nope") == "'nope' refused"
+    assert key_problem(WithHooks(), "yes") is None
+    assert value_problem(WithHooks(), "k", b"12345") is None
+    assert value_problem(WithHooks(), "k", b"123456") == "'k' over 5"
+
+
+class SmallDocument(MemoryBackend):
+    """A store with a whole-batch limit (as AppConfig's document) and batch writes."""
+
+    max_batch_ops = 2
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.batches: list[list[str]] = []
+
+    def check_batch(self, items: list[tuple[str, bytes | None]]) -> None:
+        final = {e.key: e.value for e in self.list("")}
+        for key, value in items:
+            if value is None:
+                final.pop(key, None)
+            else:
+                final[key] = value
+        size = sum(len(v) for v in final.values())
+        if size > self.limit:
+            raise veltrix.ValueTooLargeError(f"the document would be {size} bytes")
+
+    def put_many(
+        self,
+        items: list[tuple[str, bytes | None]],
+        *,
+        atomic: bool = True,
+        if_versions: dict[str, Any] | None = None,
+    ) -> dict[str, str | None]:
+        self.batches.append([key for key, _ in items])
+        out: dict[str, str | None] = {}
+        for key, value in items:
+            wanted = (if_versions or {}).get(key)
+            if value is None:
+                self.delete(key, if_version=wanted)
+                out[key] = None
+            else:
+                out[key] = self.put(key, value, if_version=wanted)
+        return out
+
+
+def test_batch_hooks_preflight_and_batching(src: SQLiteBackend) -> None:
+    seed(src, {"a": b"1" * 10, "b": b"2" * 20, "c": b"3" * 30, "d": b"4"})
+    dst = SmallDocument(limit=45)
+    with pytest.raises(UnrepresentableError, match="<document>: the document would be 61"):
+        migrate(src, dst)
+    assert contents(dst) == {}
+    report = migrate(src, dst, skip_unrepresentable=True)
+    assert report.ok, report.verify_failures
+    assert {p.key for p in report.skipped} == {"<document>", "c"}  # the largest value went
+    assert contents(dst) == {"a": b"1" * 10, "b": b"2" * 20, "d": b"4"}
+    assert dst.batches == [["a", "b"], ["d"]] and report.write_calls == 2
 
 
 def test_state_file_records_progress_and_refuses_another_migration(
