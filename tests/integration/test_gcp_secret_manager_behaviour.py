@@ -12,12 +12,13 @@ from google.cloud.secretmanager_v1.types import SecretVersion
 
 from tests.integration.test_gcp_secret_manager import open_gcpsm, server_url
 from tests.support import server_env, unique_name
-from veltrix.adapters.gcp_secret_manager import SecretManagerBackend
+from veltrix.adapters.gcp_secret_manager import EMPTY_MARKER, SecretManagerBackend
 from veltrix.errors import (
     AccessDeniedError,
     BackendUnavailableError,
     ConfigurationError,
     InvalidKeyError,
+    ValueTooLargeError,
 )
 
 ENABLED = SecretVersion.State.ENABLED
@@ -208,3 +209,34 @@ def test_closed_backend_is_unavailable(backend: SecretManagerBackend) -> None:
 def test_bad_urls(url: str) -> None:
     with pytest.raises(ConfigurationError):
         SecretManagerBackend.from_url(url)
+
+
+def test_check_hooks_are_the_rules_put_applies(backend: SecretManagerBackend) -> None:
+    """check_key/check_value refuse exactly what put refuses (before any I/O); what they
+    accept the server stores: a key encoding to a 255-character id, 64 KiB values."""
+    room = 255 - len("app_s")  # the URL's prefix is part of the secret id
+    fits = "k" * room
+    backend.check_key(fits)
+    backend.put(fits, b"v")
+    assert backend.get(fits) is not None
+    limit = 64 * 1024
+    full = b"x" * limit
+    backend.check_value("big", full)
+    backend.put("big", full)
+    entry = backend.get("big")
+    assert entry is not None and entry.value == full
+    backend.check_value("empty", b"")  # stored as a marker, read back empty
+    for key in ("k" * (room + 1), "_" * (room // 2 + 1)):  # '_' doubles in an id
+        with pytest.raises(InvalidKeyError) as hooked:
+            backend.check_key(key)
+        with pytest.raises(InvalidKeyError) as put:
+            backend.put(key, b"v")
+        assert str(hooked.value) == str(put.value)
+    marked = EMPTY_MARKER + b"x" * (limit - len(EMPTY_MARKER))  # at the limit, one more marker
+    for value in (full + b"x", marked):
+        with pytest.raises(ValueTooLargeError) as hooked_value:
+            backend.check_value("v", value)
+        with pytest.raises(ValueTooLargeError) as put_value:
+            backend.put("v", value)
+        assert str(hooked_value.value) == str(put_value.value)
+    assert backend.get("v") is None, "refused values were never sent"

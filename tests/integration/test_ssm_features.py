@@ -10,8 +10,13 @@ import boto3
 import pytest
 
 from tests.support import server_env, unique_name
-from veltrix.adapters.ssm import MARKER, SSMBackend
-from veltrix.errors import BackendUnavailableError, ConfigurationError, InvalidKeyError
+from veltrix.adapters.ssm import MARKER, SSMBackend, encode_value
+from veltrix.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidKeyError,
+    ValueTooLargeError,
+)
 
 REGION = "us-east-1"
 
@@ -144,3 +149,51 @@ def test_unreachable_endpoint_is_backend_unavailable() -> None:
             backend.get("a")
     finally:
         backend.close()
+
+
+def test_check_hooks_are_the_rules_put_applies(moto_endpoint: str, prefix: str) -> None:
+    """check_key/check_value refuse exactly what put refuses (before any I/O), and what
+    they accept moto stores: names at the length and depth limits, a binary value whose
+    encoded form is at the tier's limit."""
+    backend = open_ssm(moto_endpoint, prefix)
+    try:
+        longest = "n" * 255  # the canonical grammar's limit; SSM's 1011 is never reached
+        deepest = "/".join(["d"] * (15 - prefix.count("/") - 1))
+        limit = backend.max_value_bytes
+        assert limit == 4096
+        binary = b"\xff" * ((limit - len(MARKER)) // 4 * 3)  # encodes to <= 4096
+        assert len(encode_value(binary)) <= limit < len(encode_value(binary + b"\xff" * 3))
+        for key in (longest, deepest):
+            backend.check_key(key)
+            assert backend.get(key) is None
+            backend.put(key, b"v")
+            assert backend.get(key) is not None
+        backend.check_value("bin", binary)
+        backend.put("bin", binary)
+        entry = backend.get("bin")
+        assert entry is not None and entry.value == binary
+        refused_keys = [deepest + "/d", "x//y"]
+        refused_values = [binary + b"\xff" * 3, b"x" * (limit + 1)]
+        for key in refused_keys:
+            with pytest.raises(InvalidKeyError) as hooked:
+                backend.check_key(key)
+            with pytest.raises(InvalidKeyError) as put:
+                backend.put(key, b"v")
+            assert str(hooked.value) == str(put.value)
+        for value in refused_values:
+            with pytest.raises(ValueTooLargeError) as hooked_value:
+                backend.check_value("v", value)
+            with pytest.raises(ValueTooLargeError) as put_value:
+                backend.put("v", value)
+            assert str(hooked_value.value) == str(put_value.value)
+        assert backend.get("v") is None, "refused values were never sent"
+    finally:
+        backend.close()
+    at_root = open_ssm(moto_endpoint, "")
+    try:
+        for key in ("aws/x", "SSM-config", "awsome"):
+            with pytest.raises(InvalidKeyError, match="may not start with 'aws' or 'ssm'"):
+                at_root.check_key(key)
+        at_root.check_key("configs/aws")  # only the first level is reserved
+    finally:
+        at_root.close()
