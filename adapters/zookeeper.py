@@ -722,7 +722,10 @@ class ZooKeeperBackend:
             )
             if failure is None:
                 try:
-                    version = self._txn_version(client, results, created)
+                    version = (
+                        self._txn_version(client, results, created)
+                        if any(item.value is not None for item in chunk) else None
+                    )
                 except VeltrixError:
                     raise
                 except Exception as exc:
