@@ -112,7 +112,7 @@ _TXN_OVERHEAD = 64
 
 ItemValue = bytes | None
 _Items = list["_Item"]  # (``list`` is shadowed inside ZooKeeperBackend)
-_Chunks = list[_Items]
+_SizedChunks = list[tuple[_Items, int]]
 _Paths = list[str]
 _Results = list[Any]
 
@@ -622,7 +622,7 @@ class ZooKeeperBackend:
             raise InvalidKeyError(
                 f"if_versions names {sorted(versions)[0]!r}, which is not in the batch"
             )
-        chunks = self._txn_chunks(batch)
+        chunks = self._chunk_sizes(batch)
         if atomic and len(chunks) > 1:
             raise UnsupportedOperationError(
                 f"{len(batch)} writes do not fit one ZooKeeper transaction (jute.maxbuffer "
@@ -634,9 +634,9 @@ class ZooKeeperBackend:
         what = f"batch of {len(batch)} writes"
         client = self._ready(what)
         done = 0
-        for chunk in chunks:
+        for chunk, size in chunks:
             try:
-                if len(chunk) == 1 and self._txn_bytes(chunk) > JUTE_MAXBUFFER:
+                if len(chunk) == 1 and size > JUTE_MAXBUFFER:
                     # one value near the limit plus parents to create: write it alone
                     item = chunk[0]
                     assert item.value is not None  # a delete is always small
@@ -650,28 +650,35 @@ class ZooKeeperBackend:
             done += len(chunk)
         return result
 
-    def _txn_bytes(self, chunk: _Items) -> int:
-        """An upper bound of the request size of ``chunk`` as one transaction (every
-        missing parent counted as created)."""
-        size = _TXN_OVERHEAD
-        parents: set[str] = set()
-        for item in chunk:
-            size += len(item.path.encode()) + len(item.value or b"") + self._acl_bytes
-            size += _OP_OVERHEAD
-            if item.value is not None:
-                parents.update(_ancestors(item.path))
-        return size + sum(len(p.encode()) + self._acl_bytes + _OP_OVERHEAD for p in parents)
+    def _op_bytes(self, item: _Item, counted: set[str]) -> tuple[int, _Paths]:
+        """An upper bound of the request bytes ``item`` adds to a transaction that
+        already counts the parents in ``counted``, and the parents it adds (every
+        parent counted as created: whether it exists is not known before I/O)."""
+        size = len(item.path.encode()) + len(item.value or b"") + self._acl_bytes + _OP_OVERHEAD
+        parents = [] if item.value is None else [
+            p for p in _ancestors(item.path) if p not in counted
+        ]
+        size += sum(len(p.encode()) + self._acl_bytes + _OP_OVERHEAD for p in parents)
+        return size, parents
 
-    def _txn_chunks(self, batch: _Items) -> _Chunks:
-        chunks: _Chunks = []
+    def _chunk_sizes(self, batch: _Items) -> _SizedChunks:
+        """``batch`` in order, cut into transactions that each fit jute.maxbuffer (a
+        single item that does not is a chunk of its own), with their sizes."""
+        chunks: _SizedChunks = []
         current: _Items = []
+        counted: set[str] = set()
+        size = _TXN_OVERHEAD
         for item in batch:
-            if current and self._txn_bytes([*current, item]) > JUTE_MAXBUFFER:
-                chunks.append(current)
-                current = []
+            cost, parents = self._op_bytes(item, counted)
+            if current and size + cost > JUTE_MAXBUFFER:
+                chunks.append((current, size))
+                current, counted, size = [], set(), _TXN_OVERHEAD
+                cost, parents = self._op_bytes(item, counted)
+            size += cost
+            counted.update(parents)
             current.append(item)
         if current:
-            chunks.append(current)
+            chunks.append((current, size))
         return chunks
 
     def _read_state(
