@@ -354,7 +354,8 @@ def make_plan(
         if reason:
             plan.unrepresentable.append(Problem(change.key, reason))
     bad = {p.key for p in plan.unrepresentable}
-    too_big = batch_problem(destination, [c for c in plan.changes if c.key not in bad])
+    writes = [c for c in plan.changes if c.key not in bad]
+    too_big = batch_problem(destination, writes) if writes else None
     if too_big:
         plan.unrepresentable.append(Problem("<document>", too_big))
     unflagged = [

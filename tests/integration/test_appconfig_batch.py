@@ -13,6 +13,7 @@ from tests.support import server_env, unique_name
 from veltrix.adapters.appconfig import AppConfigBackend, version_of
 from veltrix.backend import Absent
 from veltrix.errors import InvalidKeyError, ValueTooLargeError, VersionConflictError
+from veltrix.migration import UnrepresentableError, migrate
 from veltrix.registry import open_backend
 
 REGION = "us-east-1"
@@ -162,3 +163,22 @@ def test_batch_is_validated_before_any_io(open_store: Open, profile: Profile) ->
                 store.check_batch(items)
     assert profile.versions() == 0
     assert store.put_many([]) == {}
+
+
+def test_migration_preflight_uses_check_batch(open_store: Open, profile: Profile) -> None:
+    from veltrix.adapters.memory import MemoryBackend
+
+    source = MemoryBackend()
+    for key, size in (("a", 40), ("b", 50), ("c", 120), ("d", 10)):
+        source.put(f"app/{key}", b"v" * size)
+    store = open_store(max_document_bytes=200)
+    store.put("elsewhere/x", b"w" * 30)  # outside the prefix, still in the document
+    with pytest.raises(UnrepresentableError, match=r"<document>: .*the document would be"):
+        migrate(source, store, prefix="app")
+    assert profile.versions() == 1, "nothing written"
+    report = migrate(source, store, prefix="app", skip_unrepresentable=True)
+    assert report.ok, report.verify_failures
+    assert {p.key for p in report.skipped} == {"<document>", "app/c"}
+    assert report.write_calls == 1 and profile.versions() == 2, "one version for the batch"
+    assert contents(store) == {"app/a": b"v" * 40, "app/b": b"v" * 50, "app/d": b"v" * 10,
+                               "elsewhere/x": b"w" * 30}
