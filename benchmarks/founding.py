@@ -118,6 +118,15 @@ def _consul_direct(address: str, prefix: str) -> tuple[Callable[[int], Callable[
     return reader, clients.clear
 
 
+def _shared(get: Callable[[str], object]) -> Callable[[int], Callable[[str], object]]:
+    """Every consumer thread reads through the same ``get`` (one shared client)."""
+    return lambda _index: get
+
+
+def _nothing() -> None:
+    return None
+
+
 def _store_setups(quick: bool) -> dict[str, dict[str, Any]]:
     env = os.environ.get
     stores: dict[str, dict[str, Any]] = {}
@@ -168,14 +177,14 @@ def run(quick: bool = False, *, stores: dict[str, dict[str, Any]] | None = None,
             modes["direct"] = setup["direct"]()
         l1 = veltrix.Client(setup["url"], cache=policy)
         clients.append(l1)
-        modes["L1"] = (lambda _i, c=l1: c.get, lambda: None)
+        modes["L1"] = (_shared(l1.get), _nothing)
         if redis_url:
             l2 = veltrix.Client(
                 setup["url"], cache=policy,
                 cache_url=f"{redis_url}?namespace=bench-{uuid.uuid4().hex[:8]}",
             )
             clients.append(l2)
-            modes["L1+L2"] = (lambda _i, c=l2: c.get, lambda: None)
+            modes["L1+L2"] = (_shared(l2.get), _nothing)
         for client in clients:  # warm: the scenario is steady state, not cold start
             for key, value in zip(KEYS, VALUES, strict=True):
                 assert client.get(key) == value

@@ -98,7 +98,7 @@ def worker(kind: str, measure: str, store: str, n: int) -> dict[str, Any]:
     """One figure in a fresh process: ``kind`` dict|veltrix, ``measure`` rss|trace."""
     import tracemalloc
 
-    import psutil
+    import psutil  # type: ignore[import-untyped]
 
     keys = [key_for(i) for i in range(n)]
     process = psutil.Process()

@@ -100,7 +100,7 @@ def run_section(section: Section, quick: bool, timeout: float) -> dict[str, Any]
     json_path = RESULTS_DIR / f"{section.json_name}.json"
     before = json_path.stat().st_mtime if json_path.exists() else None
     started = time.monotonic()
-    print(f"[bench] {section.name}: {' '.join(command[1:3])} ...", flush=True)
+    print(f"[bench] {section.name}: {section.module} ...", flush=True)
     with log_path.open("w") as log:
         try:
             proc = subprocess.run(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -142,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     started = time.monotonic()
     sections: dict[str, Any] = {}
+    previous = RESULTS_DIR / "run.json"
+    if only and previous.exists():  # re-running some sections: keep the rest of the last run
+        last = json.loads(previous.read_text())
+        if last.get("quick") == args.quick:
+            sections.update(last.get("sections", {}))
     for section in SECTIONS:
         if only and section.name not in only:
             continue
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     if only:
-        run["command"] += f" --only {args.only}"
+        run["rerun"] = sorted(only)
     (RESULTS_DIR / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
     path = report.write(run)
     print(f"[bench] written {path.relative_to(REPO_ROOT)} and plots in "
