@@ -46,14 +46,13 @@ from veltrix.errors import (
     BackendUnavailableError,
     ConfigurationError,
     DecodeError,
-    InvalidKeyError,
     UnsupportedOperationError,
     ValueTooLargeError,
     VeltrixError,
 )
 from veltrix.keys import SEPARATOR, in_prefix, normalize_prefix, validate_key
 from veltrix.urls import Options, parse_url
-from veltrix.values import check_expected_version, check_value
+from veltrix.values import check_expected_version, check_value, prepare_batch
 from veltrix.watching import PollingWatch
 
 log = logging.getLogger("veltrix.appconfig")
@@ -676,22 +675,9 @@ class AppConfigBackend:
         if_versions: Mapping[str, str | AbsentType] | None,
     ) -> _Batch:
         """Validate a batch before any I/O: keys, value sizes, duplicates, versions."""
-        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
-        versions = dict(if_versions or {})
-        batch: _Batch = []
-        seen: set[str] = set()
-        for key, raw in pairs:
-            validate_key(key)
-            if key in seen:
-                raise InvalidKeyError(f"key {key!r} appears twice in one batch")
-            seen.add(key)
-            value = None if raw is None else check_value(key, raw, self.max_value_bytes)
-            batch.append((key, value, versions.pop(key, None)))
-        if versions:
-            raise InvalidKeyError(
-                f"if_versions names {sorted(versions)[0]!r}, which is not in the batch"
-            )
-        return batch
+        return prepare_batch(
+            items, if_versions, lambda key, raw: check_value(key, raw, self.max_value_bytes)
+        )
 
     def check_batch(
         self, items: Mapping[str, ItemValue] | Iterable[tuple[str, ItemValue]]

@@ -43,7 +43,7 @@ from veltrix.errors import (
 )
 from veltrix.keys import in_prefix, join, normalize_prefix, validate_key
 from veltrix.urls import Options, parse_url
-from veltrix.values import check_value
+from veltrix.values import check_value, prepare_batch
 from veltrix.watching import ChangeDispatcher, diff_snapshots
 
 log = logging.getLogger("veltrix.consul")
@@ -499,21 +499,12 @@ class ConsulBackend:
         each all or nothing; if one fails, the error says how many keys were written
         before it (those stay written) and nothing after it is attempted.
         """
-        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
-        versions = dict(if_versions or {})
-        ops: list[_Op] = []
-        seen: set[str] = set()
-        for key, raw in pairs:
-            validate_key(key)
-            if key in seen:
-                raise InvalidKeyError(f"key {key!r} appears twice in one batch")
-            seen.add(key)
-            value = None if raw is None else check_value(key, raw, self.max_value_bytes)
-            ops.append(_Op(key, value, versions.pop(key, None)))
-        if versions:
-            raise InvalidKeyError(
-                f"if_versions names {sorted(versions)[0]!r}, which is not in the batch"
+        ops = [
+            _Op(*item)
+            for item in prepare_batch(
+                items, if_versions, lambda key, raw: check_value(key, raw, self.max_value_bytes)
             )
+        ]
         encoded = [self._kv_op(op) for op in ops]
         chunks = self._chunks(encoded)
         if atomic and len(chunks) > 1:

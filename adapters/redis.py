@@ -46,13 +46,12 @@ from veltrix.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
-    InvalidKeyError,
     VeltrixError,
 )
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.urls import Options, ParsedURL, parse_url, redact_url
-from veltrix.values import check_expected_version, check_value
-from veltrix.watching import ChangeDispatcher, diff_snapshots
+from veltrix.values import check_expected_version, check_value, prepare_batch
+from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
 
 log = logging.getLogger("veltrix.redis")
 
@@ -429,21 +428,9 @@ class RedisBackend:
         nothing; if one fails, the error says how many keys were written before it
         (those stay written) and nothing after it is attempted.
         """
-        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
-        versions = dict(if_versions or {})
-        batch: _BatchItems = []
-        seen: set[str] = set()
-        for key, raw in pairs:
-            validate_key(key)
-            if key in seen:
-                raise InvalidKeyError(f"key {key!r} appears twice in one batch")
-            seen.add(key)
-            value = None if raw is None else check_value(key, raw, self.max_value_bytes)
-            batch.append((key, value, versions.pop(key, None)))
-        if versions:
-            raise InvalidKeyError(
-                f"if_versions names {sorted(versions)[0]!r}, which is not in the batch"
-            )
+        batch: _BatchItems = prepare_batch(
+            items, if_versions, lambda key, raw: check_value(key, raw, self.max_value_bytes)
+        )
         size = len(batch) if atomic else MAX_BATCH_OPS
         result: dict[str, str | None] = {}
         done = 0
@@ -612,14 +599,7 @@ class _RedisWatch:
                 self._emit(key, backend._entry(key, fields))
 
     def _emit(self, key: str, entry: Entry | None) -> None:
-        known = self._known.get(key)
-        if entry is None:
-            if known is not None:
-                del self._known[key]
-                self._dispatcher.submit(Change(key, None))
-        elif known is None or known.version != entry.version:
-            self._known[key] = entry
-            self._dispatcher.submit(Change(key, entry))
+        emit_if_changed(self._known, self._dispatcher, key, entry)
 
     def _resync(self) -> None:
         rev, current = self._baseline()

@@ -26,7 +26,7 @@ from veltrix.errors import BackendUnavailableError, ConfigurationError, ValueToo
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_expected_version, check_value
-from veltrix.watching import ChangeDispatcher, diff_snapshots
+from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
 
 log = logging.getLogger("veltrix.sqlite")
 
@@ -316,14 +316,7 @@ class _SQLiteWatch:
             self._emit(key, entry)
 
     def _emit(self, key: str, entry: Entry | None) -> None:
-        known = self._known.get(key)
-        if entry is None:
-            if known is not None:
-                del self._known[key]
-                self._dispatcher.submit(Change(key, None))
-        elif known is None or known.version != entry.version:
-            self._known[key] = entry
-            self._dispatcher.submit(Change(key, entry))
+        emit_if_changed(self._known, self._dispatcher, key, entry)
 
     def _resync(self) -> None:
         conn = self._conn

@@ -85,9 +85,9 @@ from veltrix.errors import (
 )
 from veltrix.keys import normalize_prefix, validate_key
 from veltrix.urls import Options, parse_url
-from veltrix.values import check_expected_version
+from veltrix.values import check_expected_version, prepare_batch
 from veltrix.values import check_value as check_size
-from veltrix.watching import ChangeDispatcher, diff_snapshots
+from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
 
 log = logging.getLogger("veltrix.zookeeper")
 
@@ -607,21 +607,12 @@ class ZooKeeperBackend:
         all or nothing; if one fails, the error says how many keys were written before
         it (those stay written) and nothing after it is attempted.
         """
-        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
-        versions = dict(if_versions or {})
-        batch: _Items = []
-        seen: set[str] = set()
-        for key, raw in pairs:
-            path = self._path(key)
-            if key in seen:
-                raise InvalidKeyError(f"key {key!r} appears twice in one batch")
-            seen.add(key)
-            value = None if raw is None else self._checked_value(key, path, raw)
-            batch.append(_Item(key, path, value, versions.pop(key, None)))
-        if versions:
-            raise InvalidKeyError(
-                f"if_versions names {sorted(versions)[0]!r}, which is not in the batch"
+        batch: _Items = [
+            _Item(key, self._path(key), value, version)
+            for key, value, version in prepare_batch(
+                items, if_versions, lambda key, raw: self._checked_value(key, self._path(key), raw)
             )
+        ]
         chunks = self._chunk_sizes(batch)
         if atomic and len(chunks) > 1:
             raise UnsupportedOperationError(
@@ -1046,14 +1037,7 @@ class _ZooKeeperWatch:
             self._emit(self._backend._key(path), None)
 
     def _emit(self, key: str, entry: Entry | None) -> None:
-        known = self._known.get(key)
-        if entry is None:
-            if known is not None:
-                del self._known[key]
-                self._dispatcher.submit(Change(key, None))
-        elif known is None or known.version != entry.version:
-            self._known[key] = entry
-            self._dispatcher.submit(Change(key, entry))
+        emit_if_changed(self._known, self._dispatcher, key, entry)
 
     def stop(self) -> None:
         if self._stopped.is_set():

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+
 from veltrix.backend import Absent, AbsentType
-from veltrix.errors import ValueTooLargeError, VersionConflictError
+from veltrix.errors import InvalidKeyError, ValueTooLargeError, VersionConflictError
+from veltrix.keys import validate_key
+
+#: One write of a ``put_many`` batch: key, value (``None`` = delete), expected version.
+BatchItem = tuple[str, bytes | None, str | AbsentType | None]
 
 
 def check_value(key: str, value: object, max_bytes: int | None) -> bytes:
@@ -38,4 +44,32 @@ def check_expected_version(
         raise VersionConflictError(f"{key!r} is at version {current_version}, not {if_version}")
 
 
-__all__ = ["check_expected_version", "check_value"]
+def prepare_batch(
+    items: Mapping[str, bytes | None] | Iterable[tuple[str, bytes | None]],
+    if_versions: Mapping[str, str | AbsentType] | None,
+    check: Callable[[str, bytes], bytes],
+) -> list[BatchItem]:
+    """Validate a ``put_many`` batch before any I/O.
+
+    Keys must be canonical and appear once; every value passes ``check`` (the
+    store's own size/encoding rule, the one its ``put`` uses); ``if_versions`` may
+    only name keys in the batch.
+    """
+    pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+    versions = dict(if_versions or {})
+    batch: list[BatchItem] = []
+    seen: set[str] = set()
+    for key, raw in pairs:
+        validate_key(key)
+        if key in seen:
+            raise InvalidKeyError(f"key {key!r} appears twice in one batch")
+        seen.add(key)
+        batch.append((key, None if raw is None else check(key, raw), versions.pop(key, None)))
+    if versions:
+        raise InvalidKeyError(
+            f"if_versions names {sorted(versions)[0]!r}, which is not in the batch"
+        )
+    return batch
+
+
+__all__ = ["BatchItem", "check_expected_version", "check_value", "prepare_batch"]

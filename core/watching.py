@@ -65,6 +65,24 @@ def diff_snapshots(known: Mapping[str, Entry], current: Mapping[str, Entry]) -> 
     return changes
 
 
+def emit_if_changed(
+    known: dict[str, Entry], dispatcher: ChangeDispatcher, key: str, entry: Entry | None
+) -> None:
+    """Deliver ``key``'s new state unless ``known`` (what was last delivered) already has it.
+
+    Watches that re-read a key after an event, or re-list after a reconnect, see the
+    same state more than once; this keeps each state delivered exactly once.
+    """
+    current = known.get(key)
+    if entry is None:
+        if current is not None:
+            del known[key]
+            dispatcher.submit(Change(key, None))
+    elif current is None or current.version != entry.version:
+        known[key] = entry
+        dispatcher.submit(Change(key, entry))
+
+
 class PollingWatch:
     """Polls ``snapshot()`` every ``interval`` seconds and emits the differences.
 
@@ -122,4 +140,4 @@ class PollingWatch:
         self._dispatcher.stop()
 
 
-__all__ = ["ChangeDispatcher", "PollingWatch", "diff_snapshots"]
+__all__ = ["ChangeDispatcher", "PollingWatch", "diff_snapshots", "emit_if_changed"]
