@@ -98,6 +98,7 @@ def test_secrets_are_masked(url: str) -> None:
             b"exclude",
         ),
         (("watch", "--url", "sqlite://host/x"), 3, b"no host"),
+        (("get", "k", "--url", "consul://127.0.0.1:1/x"), 7, b"unreachable"),  # store down
     ],
 )
 def test_errors_are_one_line_with_distinct_codes(
