@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kazoo.client import KazooClient
 
-from tests.support import server_env, unique_name
+from tests.support import unique_name
 from veltrix.adapters.zookeeper import MAX_VALUE_BYTES, ZooKeeperBackend
 from veltrix.backend import Absent
 from veltrix.errors import (
@@ -31,24 +31,9 @@ SECRET = "s3cr3t-pw-do-not-log"
 OpenZK = Callable[..., ZooKeeperBackend]
 
 
-@pytest.fixture(scope="module")
-def zk_hosts() -> str:
-    return server_env("VELTRIX_TEST_ZOOKEEPER", "ZooKeeper server")
-
-
 @pytest.fixture
 def chroot() -> str:
     return f"/veltrix-tests/{unique_name('zk')}"
-
-
-@pytest.fixture
-def raw(zk_hosts: str) -> Iterator[KazooClient]:
-    """A plain kazoo client, to look at znodes the way other ZooKeeper tools do."""
-    client = KazooClient(hosts=zk_hosts)
-    client.start(timeout=10)
-    yield client
-    client.stop()
-    client.close()
 
 
 @pytest.fixture
@@ -76,15 +61,15 @@ def open_zk(
 # -- digest ACLs ------------------------------------------------------------------------
 
 
-def test_digest_acl_denies_unauthenticated_reader(open_zk: OpenZK, raw: KazooClient, chroot: str) -> None:
+def test_digest_acl_denies_unauthenticated_reader(open_zk: OpenZK, kazoo: KazooClient, chroot: str) -> None:
     owner = open_zk(auth=f"alice:{SECRET}")
     assert SECRET not in repr(owner)
     owner.put("db/password", b"hunter2")
     entry = owner.get("db/password")
     assert entry is not None and entry.value == b"hunter2"
 
-    raw.add_auth("digest", f"alice:{SECRET}")  # getACL needs READ or ADMIN on the znode
-    acls, _ = raw.get_acls(f"{chroot}/db/password")
+    kazoo.add_auth("digest", f"alice:{SECRET}")  # getACL needs READ or ADMIN on the znode
+    acls, _ = kazoo.get_acls(f"{chroot}/db/password")
     assert [(a.id.scheme, a.id.id.split(":")[0], a.perms) for a in acls] == [
         ("digest", "alice", 31)
     ]
@@ -120,13 +105,13 @@ def test_bad_auth_variable_is_a_configuration_error(open_zk: OpenZK) -> None:
 # -- mapping ------------------------------------------------------------------------------
 
 
-def test_parents_are_null_znodes_not_keys(open_zk: OpenZK, raw: KazooClient, chroot: str) -> None:
+def test_parents_are_null_znodes_not_keys(open_zk: OpenZK, kazoo: KazooClient, chroot: str) -> None:
     backend = open_zk()
     backend.put("app/db/host", b"db1")
     backend.put("app/empty", b"")
-    assert raw.get(f"{chroot}/app/db/host")[0] == b"db1"  # value = znode data, as is
-    assert raw.get(f"{chroot}/app/db")[0] is None  # a parent created as needed
-    assert raw.get(f"{chroot}/app/empty")[0] == b""
+    assert kazoo.get(f"{chroot}/app/db/host")[0] == b"db1"  # value = znode data, as is
+    assert kazoo.get(f"{chroot}/app/db")[0] is None  # a parent created as needed
+    assert kazoo.get(f"{chroot}/app/empty")[0] == b""
     assert backend.get("app/db") is None
     assert [e.key for e in backend.list("app")] == ["app/db/host", "app/empty"]
 
@@ -134,21 +119,21 @@ def test_parents_are_null_znodes_not_keys(open_zk: OpenZK, raw: KazooClient, chr
     backend.put("app/db", b"parent-value")
     assert backend.delete("app/db") is True
     assert backend.get("app/db") is None
-    assert raw.exists(f"{chroot}/app/db") is not None
+    assert kazoo.exists(f"{chroot}/app/db") is not None
     assert backend.delete("app/db") is False
     # Null parents left without children are pruned.
     assert backend.delete("app/db/host") is True
-    assert raw.exists(f"{chroot}/app/db") is None
-    assert raw.exists(f"{chroot}/app") is not None  # still holds app/empty
+    assert kazoo.exists(f"{chroot}/app/db") is None
+    assert kazoo.exists(f"{chroot}/app") is not None  # still holds app/empty
 
 
-def test_reads_znodes_written_by_other_tools(open_zk: OpenZK, raw: KazooClient, chroot: str) -> None:
-    raw.create(f"{chroot}/ext/flag", b"on", makepath=True)
+def test_reads_znodes_written_by_other_tools(open_zk: OpenZK, kazoo: KazooClient, chroot: str) -> None:
+    kazoo.create(f"{chroot}/ext/flag", b"on", makepath=True)
     backend = open_zk()
     entry = backend.get("ext/flag")
     assert entry is not None and entry.value == b"on"
     assert entry.source.endswith(f"{chroot}/ext/flag")
-    _, stat = raw.get(f"{chroot}/ext/flag")
+    _, stat = kazoo.get(f"{chroot}/ext/flag")
     assert entry.version == str(stat.mzxid)
     # kazoo's makepath creates parents with empty (not null) data: those are keys.
     assert backend.get("ext") is not None
@@ -187,13 +172,13 @@ def test_list_large_tree(open_zk: OpenZK) -> None:
     assert all(e.value == e.key.encode() for e in entries)
 
 
-def test_value_size_checked_before_sending(open_zk: OpenZK, raw: KazooClient, chroot: str) -> None:
+def test_value_size_checked_before_sending(open_zk: OpenZK, kazoo: KazooClient, chroot: str) -> None:
     backend = open_zk()
     assert backend.get("big/over") is None
     session = backend._client.client_id
     with pytest.raises(ValueTooLargeError):
         backend.put("big/over", b"x" * (1024 * 1024))
-    assert raw.exists(f"{chroot}/big") is None, "nothing was written"
+    assert kazoo.exists(f"{chroot}/big") is None, "nothing was written"
     # The server never saw the request (it drops the connection of an oversized one).
     assert backend.connected and backend._client.client_id == session
     assert MAX_VALUE_BYTES < 1024 * 1024

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from kazoo.client import KazooClient
 
-from tests.support import server_env, unique_name
+from tests.support import unique_name
 from veltrix.adapters.zookeeper import MAX_VALUE_BYTES, ZooKeeperBackend
 from veltrix.backend import Absent
 from veltrix.errors import (
@@ -22,41 +22,27 @@ from veltrix.errors import (
 SECRET = "batch-pw-not-logged"
 
 
-@pytest.fixture(scope="module")
-def zk_hosts() -> str:
-    return server_env("VELTRIX_TEST_ZOOKEEPER", "ZooKeeper server")
-
-
 @pytest.fixture
 def chroot() -> str:
     return f"/veltrix-tests/{unique_name('zkb')}"
 
 
 @pytest.fixture
-def raw(zk_hosts: str) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=zk_hosts)
-    client.start(timeout=10)
-    yield client
-    client.stop()
-    client.close()
-
-
-@pytest.fixture
-def zk(zk_hosts: str, chroot: str, raw: KazooClient,
+def zk(zk_hosts: str, chroot: str, kazoo: KazooClient,
        monkeypatch: pytest.MonkeyPatch) -> Iterator[ZooKeeperBackend]:
     monkeypatch.delenv("VELTRIX_ZK_AUTH", raising=False)
     backend = ZooKeeperBackend(zk_hosts, chroot)
     yield backend
     backend.close()
-    if raw.exists(chroot):
-        raw.delete(chroot, recursive=True)
+    if kazoo.exists(chroot):
+        kazoo.delete(chroot, recursive=True)
 
 
 def contents(zk: ZooKeeperBackend) -> dict[str, bytes]:
     return {e.key: e.value for e in zk.list("")}
 
 
-def test_put_many_is_one_transaction(zk: ZooKeeperBackend, raw: KazooClient, chroot: str) -> None:
+def test_put_many_is_one_transaction(zk: ZooKeeperBackend, kazoo: KazooClient, chroot: str) -> None:
     zk.put("old", b"0")
     versions = zk.put_many({"a": b"1", "a/b/c": b"2", "x/y": b"", "old": None, "never": None})
     assert versions["old"] is None and versions["never"] is None
@@ -66,13 +52,13 @@ def test_put_many_is_one_transaction(zk: ZooKeeperBackend, raw: KazooClient, chr
     for key in ("a", "a/b/c", "x/y"):
         entry = zk.get(key)
         assert entry is not None and entry.version == versions[key]
-    data, _ = raw.get(f"{chroot}/a/b")  # a parent made inside the transaction
+    data, _ = kazoo.get(f"{chroot}/a/b")  # a parent made inside the transaction
     assert data is None, "parents are null znodes, not keys"
     assert zk.get("a/b") is None
-    assert not raw.exists(f"{chroot}/old")
+    assert not kazoo.exists(f"{chroot}/old")
 
 
-def test_one_conflict_writes_nothing(zk: ZooKeeperBackend, raw: KazooClient, chroot: str) -> None:
+def test_one_conflict_writes_nothing(zk: ZooKeeperBackend, kazoo: KazooClient, chroot: str) -> None:
     v1 = zk.put("k", b"1")
     zk.put("k", b"2")  # v1 is stale now
     zk.put("gone", b"x")
@@ -80,7 +66,7 @@ def test_one_conflict_writes_nothing(zk: ZooKeeperBackend, raw: KazooClient, chr
     with pytest.raises(VersionConflictError, match="'k' is at version"):
         zk.put_many({"new/deep/key": b"n", "gone": None, "k": b"3"}, if_versions={"k": v1})
     assert contents(zk) == before, "nothing written"
-    assert not raw.exists(f"{chroot}/new"), "not even a parent znode"
+    assert not kazoo.exists(f"{chroot}/new"), "not even a parent znode"
     with pytest.raises(VersionConflictError, match="already exists"):
         zk.put_many([("fresh", b"f"), ("k", b"4")], if_versions={"k": Absent})
     assert zk.get("fresh") is None
@@ -96,7 +82,7 @@ def test_one_conflict_writes_nothing(zk: ZooKeeperBackend, raw: KazooClient, chr
 
 
 def test_deletes_keep_children_and_prune_null_parents(
-    zk: ZooKeeperBackend, raw: KazooClient, chroot: str
+    zk: ZooKeeperBackend, kazoo: KazooClient, chroot: str
 ) -> None:
     zk.put_many({"p": b"parent", "p/c1": b"1", "p/c2": b"2", "q/r/s": b"deep"})
     p = zk.get("p")
@@ -104,12 +90,12 @@ def test_deletes_keep_children_and_prune_null_parents(
     # p keeps a child: it becomes a null parent; q/r/s goes with its null parents
     zk.put_many({"p": None, "p/c1": None, "q/r/s": None}, if_versions={"p": p.version})
     assert contents(zk) == {"p/c2": b"2"}
-    assert raw.get(f"{chroot}/p")[0] is None
-    assert not raw.exists(f"{chroot}/q")
+    assert kazoo.get(f"{chroot}/p")[0] is None
+    assert not kazoo.exists(f"{chroot}/q")
     # a parent and all its children deleted together: the parent znode goes too
     zk.put_many({"t": b"t", "t/u": b"u"})
     zk.put_many({"t": None, "t/u": None})
-    assert not raw.exists(f"{chroot}/t")
+    assert not kazoo.exists(f"{chroot}/t")
     # a key deleted while a child is created under it: a null parent holding the child
     zk.put("w", b"w")
     zk.put_many({"w": None, "w/new": b"n"})
@@ -156,16 +142,16 @@ def test_batch_is_validated_before_any_io(zk: ZooKeeperBackend) -> None:
 
 
 def test_digest_acl_on_every_znode_the_batch_creates(
-    zk_hosts: str, chroot: str, raw: KazooClient, monkeypatch: pytest.MonkeyPatch
+    zk_hosts: str, chroot: str, kazoo: KazooClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    raw.ensure_path(chroot.rsplit("/", 1)[0])  # shared by other tests: open ACL
-    raw.add_auth("digest", f"alice:{SECRET}")  # getACL needs READ or ADMIN
+    kazoo.ensure_path(chroot.rsplit("/", 1)[0])  # shared by other tests: open ACL
+    kazoo.add_auth("digest", f"alice:{SECRET}")  # getACL needs READ or ADMIN
     monkeypatch.setenv("VELTRIX_ZK_AUTH", f"alice:{SECRET}")
     backend = ZooKeeperBackend(zk_hosts, chroot)
     try:
         backend.put_many({"a/b": b"1"})
         for path in (chroot, f"{chroot}/a", f"{chroot}/a/b"):
-            acls, _ = raw.get_acls(path)
+            acls, _ = kazoo.get_acls(path)
             assert [(acl.id.scheme, acl.id.id.split(":")[0]) for acl in acls] == [
                 ("digest", "alice")]
         entry = backend.get("a/b")
@@ -174,7 +160,7 @@ def test_digest_acl_on_every_znode_the_batch_creates(
         backend.put_many({"a/b": None})
         backend.close()
         monkeypatch.delenv("VELTRIX_ZK_AUTH")
-    raw.delete(chroot, recursive=True)
+    kazoo.delete(chroot, recursive=True)
 
 
 def test_check_hooks_are_the_rules_put_applies(zk_hosts: str, zk: ZooKeeperBackend) -> None:

@@ -6,14 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import server_env, unique_name
+from tests.support import unique_name
 from veltrix.registry import open_backend
 from veltrix.testing.conformance import BackendConformance
-
-
-@pytest.fixture(scope="module")
-def zk_hosts() -> str:
-    return server_env("VELTRIX_TEST_ZOOKEEPER", "ZooKeeper server")
 
 
 class TestZooKeeperConformance(BackendConformance):
