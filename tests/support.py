@@ -41,6 +41,19 @@ def server_env(variable: str, what: str) -> str:
     return value
 
 
+def live_aws_target(variable: str) -> str:
+    """The real AWS target a live test may use, from ``variable``; skip without it
+    or without AWS credentials (live tests are never required, also not in CI)."""
+    value = os.environ.get(variable, "").strip("/")
+    if not value:
+        pytest.skip(f"{variable} is not set: no live AWS test")
+    import boto3
+
+    if boto3.session.Session().get_credentials() is None:
+        pytest.skip("no AWS credentials: no live AWS test")
+    return value
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

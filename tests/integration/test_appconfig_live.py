@@ -8,25 +8,15 @@ credentials and a region from the usual places (environment, ~/.aws).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
-import boto3
 import pytest
 
+from tests.support import live_aws_target
 from veltrix.adapters.appconfig import AppConfigBackend
 from veltrix.testing.conformance import BackendConformance
 
 pytestmark = pytest.mark.live
-
-
-def _live(variable: str) -> str:
-    value = os.environ.get(variable, "").strip("/")
-    if not value:
-        pytest.skip(f"{variable} is not set: no live AWS test")
-    if boto3.session.Session().get_credentials() is None:
-        pytest.skip("no AWS credentials: no live AWS test")
-    return value
 
 
 class TestLiveAppConfig(BackendConformance):
@@ -35,7 +25,7 @@ class TestLiveAppConfig(BackendConformance):
 
     @pytest.fixture
     def backend(self) -> Iterator[AppConfigBackend]:
-        target = _live("VELTRIX_TEST_APPCONFIG")
+        target = live_aws_target("VELTRIX_TEST_APPCONFIG")
         backend = AppConfigBackend.from_url(f"appconfig://{target}?poll_interval=15")
         yield backend
         for entry in list(backend.list("")):

@@ -8,26 +8,15 @@ credentials and a region from the usual places (environment, ~/.aws).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
-import boto3
 import pytest
 
-from tests.support import unique_name
+from tests.support import live_aws_target, unique_name
 from veltrix.adapters.ssm import SSMBackend
 from veltrix.testing.conformance import BackendConformance
 
 pytestmark = pytest.mark.live
-
-
-def _live(variable: str) -> str:
-    value = os.environ.get(variable, "").strip("/")
-    if not value:
-        pytest.skip(f"{variable} is not set: no live AWS test")
-    if boto3.session.Session().get_credentials() is None:
-        pytest.skip("no AWS credentials: no live AWS test")
-    return value
 
 
 class TestLiveSSM(BackendConformance):
@@ -36,7 +25,7 @@ class TestLiveSSM(BackendConformance):
 
     @pytest.fixture
     def backend(self) -> Iterator[SSMBackend]:
-        prefix = _live("VELTRIX_TEST_SSM_PREFIX")
+        prefix = live_aws_target("VELTRIX_TEST_SSM_PREFIX")
         backend = SSMBackend.from_url(f"ssm:///{prefix}/{unique_name('live')}?poll_interval=2")
         yield backend
         for entry in list(backend.list("")):
