@@ -40,6 +40,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Self
 
+import google_crc32c
 import grpc
 import requests
 from google.api_core import exceptions as gexc
@@ -148,25 +149,9 @@ def top_label(key: str) -> str:
     return hashlib.sha256(first.encode()).hexdigest()[:16]
 
 
-def _crc32c_table() -> builtins.list[int]:
-    table = []
-    for n in range(256):
-        crc = n
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_CRC_TABLE = _crc32c_table()
-
-
 def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    table = _CRC_TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
+    """CRC32C (Castagnoli) of ``data``, as the API's ``data_crc32c`` fields carry it."""
+    return int(google_crc32c.value(data))
 
 
 # -- errors ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import google_crc32c
 from google.cloud.secretmanager_v1.types import resources, service
 from google.protobuf import empty_pb2, timestamp_pb2
 
@@ -59,25 +60,9 @@ class ApiError(Exception):
         self.message = message
 
 
-def _crc32c_table() -> list[int]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC_TABLE = _crc32c_table()
-
-
 def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    table = _CRC_TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
+    """CRC32C (Castagnoli) of ``data``, as the API's ``data_crc32c`` fields carry it."""
+    return int(google_crc32c.value(data))
 
 
 def _now() -> Any:
