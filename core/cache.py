@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import logging
 import math
 import threading
 import time
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 from veltrix.backend import Entry
 from veltrix.errors import ConfigurationError
+
+log = logging.getLogger("veltrix.cache")
 
 
 class Freshness(enum.Enum):
@@ -98,7 +101,9 @@ class Record:
 class ExpiryScheduler:
     """Calls ``on_expire(token)`` at (or just after) each scheduled monotonic deadline.
 
-    One daemon thread sleeps until the earliest deadline. Rescheduling a token does
+    One daemon thread, started by the first ``schedule`` (a client that never caches
+    anything, such as a CLI call with ``ttl=0``, starts none), sleeps until the
+    earliest deadline. Rescheduling a token does
     not remove its older deadline; ``on_expire`` must check whether the token really
     expired (the client compares against the record's current ``expires_at``).
     """
@@ -109,11 +114,16 @@ class ExpiryScheduler:
         self._counter = 0
         self._cond = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._name = name
+        self._thread: threading.Thread | None = None
 
     def schedule(self, deadline: float, token: Hashable) -> None:
         with self._cond:
+            if self._closed:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
             self._counter += 1
             heapq.heappush(self._heap, (deadline, self._counter, token))
             if self._heap[0][2] is token:
@@ -135,17 +145,16 @@ class ExpiryScheduler:
             try:
                 self._on_expire(token)
             except Exception:  # pragma: no cover - a bug in on_expire must not stop expiry
-                import logging
-
-                logging.getLogger("veltrix.cache").exception("expiry callback failed")
+                log.exception("expiry callback failed")
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._heap.clear()
             self._cond.notify()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)
+            thread = self._thread
+        if thread is not None and threading.current_thread() is not thread:
+            thread.join(timeout=5)
 
     def __len__(self) -> int:
         return len(self._heap)
