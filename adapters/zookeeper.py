@@ -24,12 +24,16 @@ Auth and TLS
     support (``?tls=true&tls_ca=...&tls_cert=...&tls_key=...``).
 
 Watch
-    kazoo 2.11 has no persistent recursive watches (no ``add_watch``), so the watch
-    keeps one-shot data and child watches armed on every znode below the prefix,
-    re-arming each as it fires, and re-reads the znode. On reconnect (the client
-    drops all watches on connection loss) and on a new session after expiry it
-    re-arms everything and diffs the tree against the last delivered versions, so
-    changes made while disconnected are delivered, deletes included.
+    ``watch_mode=auto`` (the default) uses one persistent recursive watch on the
+    prefix's znode when the server has them (ZooKeeper >= 3.6; kazoo 2.11 lacks
+    the request, :mod:`veltrix.adapters._zk_persistent` adds it) and re-reads each
+    znode an event names, pipelined. Older servers get one-shot data and child
+    watches on every znode below the prefix, re-armed as each fires
+    (``watch_mode=oneshot`` forces them, ``persistent`` refuses to fall back).
+    The server drops a connection's watches when it goes, so on every reconnect
+    and on a new session after expiry the watch re-arms and diffs the tree
+    against the last delivered versions: changes made while disconnected are
+    delivered, deletes included.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from kazoo.exceptions import (
     SessionExpiredError,
     SessionMovedError,
     ThrottledOpError,
+    UnimplementedError,
     ZookeeperStoppedError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
@@ -71,6 +76,7 @@ from kazoo.protocol.serialization import Create, SetData
 from kazoo.protocol.states import EventType, KazooState, WatchedEvent, ZnodeStat
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
+from veltrix.adapters._zk_persistent import PersistentWatches, covers
 from veltrix.backend import Absent, AbsentType, Change, Entry
 from veltrix.errors import (
     AccessDeniedError,
@@ -98,6 +104,9 @@ JUTE_MAXBUFFER = 0xFFFFF
 MAX_VALUE_BYTES = 1024 * 1024 - 4096
 AUTH_ENV = "VELTRIX_ZK_AUTH"
 TLS_KEY_PASSWORD_ENV = "VELTRIX_ZK_TLS_KEY_PASSWORD"
+#: ``watch_mode``: ``auto`` uses persistent recursive watches when the server has them
+#: (ZooKeeper >= 3.6) and one-shot watches otherwise; the other two force one kind.
+WATCH_MODES = ("auto", "persistent", "oneshot")
 #: Requests kept in flight at once by ``list`` and the watch's tree scans.
 PIPELINE_DEPTH = 1000
 #: Attempts of a write that races with concurrent creates/deletes of the same znodes.
@@ -199,8 +208,18 @@ class ZooKeeperBackend:
         tls_key: str | None = None,
         tls_verify: bool = True,
         tls_check_hostname: bool = False,
+        watch_mode: str = "auto",
     ) -> None:
         self.hosts = hosts
+        if watch_mode not in WATCH_MODES:
+            raise ConfigurationError(
+                f"zookeeper://{hosts}: watch_mode must be one of {', '.join(WATCH_MODES)}, "
+                f"got {watch_mode!r}"
+            )
+        self.watch_mode = watch_mode
+        #: Whether the server took AddWatch (None: not asked yet).
+        self._persistent_supported: bool | None = None
+        self._persistent: PersistentWatches | None = None
         self.root = _check_chroot(chroot, f"zookeeper://{hosts}")
         self._timeout = timeout
         self._connect_timeout = connect_timeout
@@ -272,6 +291,7 @@ class ZooKeeperBackend:
             tls_key=opts.str("tls_key"),
             tls_verify=opts.bool("tls_verify", True),
             tls_check_hostname=opts.bool("tls_check_hostname", False),
+            watch_mode=opts.choice("watch_mode", "auto", WATCH_MODES),
         )
         opts.finish()
         hosts = ",".join(f"{host}:{port}" for host, port in parsed.hosts(DEFAULT_PORT))
@@ -827,6 +847,26 @@ class ZooKeeperBackend:
             self._watches.append(watch)
         return watch
 
+    def _persistent_watches(self) -> PersistentWatches | None:
+        """The client's persistent-watch router, or None when watches are one-shot."""
+        if self.watch_mode == "oneshot" or self._persistent_supported is False:
+            return None
+        with self._lock:
+            if self._persistent is None:
+                self._persistent = PersistentWatches(self._client)
+            return self._persistent
+
+    def _persistent_unavailable(self, exc: BaseException) -> None:
+        """The server refused AddWatch: fall back to one-shot watches (``auto``) or
+        refuse (``persistent``)."""
+        self._persistent_supported = False
+        if self.watch_mode == "persistent":
+            raise UnsupportedOperationError(
+                f"ZooKeeper at {self.hosts} has no persistent recursive watches "
+                "(needs ZooKeeper >= 3.6); use watch_mode=auto or oneshot"
+            ) from exc
+        log.info("ZooKeeper at %s has no AddWatch; using one-shot watches", self.hosts)
+
     def _forget(self, watch: _ZooKeeperWatch) -> None:
         with self._lock:
             if watch in self._watches:
@@ -851,10 +891,22 @@ class ZooKeeperBackend:
 
 
 _STOP = ("stop", None)
+_Queued = tuple[str, Any]
 
 
 class _ZooKeeperWatch:
-    """Keeps one-shot data and child watches armed on every znode below a prefix.
+    """Delivers every change below a prefix, across reconnects and session expiry.
+
+    Two ways to hear about changes, chosen by the backend's ``watch_mode``:
+
+    - *persistent*: one persistent recursive watch on the prefix's znode
+      (ZooKeeper >= 3.6, see :mod:`veltrix.adapters._zk_persistent`); each event
+      names a znode, which is re-read (queued events are read pipelined);
+    - *one-shot*: a data and a child watch on every znode below the prefix, re-armed
+      as each fires (and an exists watch on the prefix's znode while it is missing).
+
+    Either way the server forgets a connection's watches when the connection goes,
+    so every (re)connection re-arms and diffs the tree against what was delivered.
 
     Kazoo calls :meth:`_on_event` and :meth:`_on_state` from its own threads; both
     only enqueue. One worker thread does all reads and owns all state; changes go
@@ -869,10 +921,11 @@ class _ZooKeeperWatch:
         self._client = backend._client
         self._prefix = prefix
         self._base = backend._base(prefix)
-        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._router = backend._persistent_watches()
+        self._queue: queue.SimpleQueue[_Queued] = queue.SimpleQueue()
         self._stopped = threading.Event()
         self._known: dict[str, Entry] = {}
-        self._tracked: set[str] = set()
+        self._tracked: set[str] = set()  # one-shot mode: znodes with watches armed
         self._resyncs = 0
         name = f"veltrix-zk-watch-{prefix or '/'}"
         self._dispatcher = ChangeDispatcher(on_change, name=f"{name}-callbacks")
@@ -881,13 +934,18 @@ class _ZooKeeperWatch:
             # The baseline: watches are armed before watch() returns, nothing is emitted.
             self._known = self._rescan()
         except Exception as exc:
-            self._client.remove_listener(self._on_state)
+            self._release()
             self._dispatcher.stop()
             if isinstance(exc, VeltrixError):
                 raise
             backend._fail(exc, f"watch {prefix!r}")
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+
+    @property
+    def mode(self) -> str:
+        """``"persistent"`` or ``"oneshot"``: the kind of server watch in use."""
+        return "oneshot" if self._router is None else "persistent"
 
     @property
     def resyncs(self) -> int:
@@ -908,16 +966,20 @@ class _ZooKeeperWatch:
 
     def _run(self) -> None:
         dirty = False  # watches may be missing: re-arm everything and diff
+        carried: _Queued | None = None  # taken off the queue while draining events
         while True:
-            try:
-                kind, item = self._queue.get(timeout=0.5 if dirty else None)
-            except queue.Empty:
-                kind, item = "retry", None
+            if carried is not None:
+                (kind, item), carried = carried, None
+            else:
+                try:
+                    kind, item = self._queue.get(timeout=0.5 if dirty else None)
+                except queue.Empty:
+                    kind, item = "retry", None
             if kind == "stop":
                 return
             if kind == "state":
-                # Kazoo drops every watch on connection loss and session expiry, so
-                # each (re)connection re-arms them and diffs against what we know.
+                # The server drops every watch on connection loss and session expiry,
+                # so each (re)connection re-arms them and diffs against what we know.
                 dirty = True
                 if item != KazooState.CONNECTED:
                     continue
@@ -925,8 +987,11 @@ class _ZooKeeperWatch:
                 if not self._backend.connected:
                     dirty = True  # the reconnection's resync covers it; don't queue reads
                     continue
+                events = [item]
+                if self._router is not None:
+                    carried = self._drain(events)
                 try:
-                    self._handle(item)
+                    self._handle(events)
                 except Exception as exc:
                     log.warning("zookeeper watch on %r: %s; resyncing", self._prefix, exc)
                     dirty = True
@@ -938,7 +1003,55 @@ class _ZooKeeperWatch:
                 except Exception as exc:
                     log.warning("zookeeper watch resync on %r failed: %s", self._prefix, exc)
 
-    def _handle(self, event: WatchedEvent) -> None:
+    def _drain(self, events: list[WatchedEvent]) -> _Queued | None:
+        """Move already-queued events into ``events`` (up to a pipeline's depth);
+        return the first non-event item met, which the caller handles next."""
+        while len(events) < PIPELINE_DEPTH:
+            try:
+                kind, item = self._queue.get_nowait()
+            except queue.Empty:
+                return None
+            if kind != "event":
+                return kind, item
+            events.append(item)
+        return None
+
+    def _handle(self, events: list[WatchedEvent]) -> None:
+        if self._router is not None:
+            self._refresh(events)
+            return
+        for event in events:
+            self._handle_one_shot(event)
+
+    def _refresh(self, events: list[WatchedEvent]) -> None:
+        """Persistent mode: re-read every znode the events name, pipelined, in order.
+
+        Created, changed and deleted all come down to "read it now": the read sees
+        the event's write or a later one (ZooKeeper delivers a watch event before
+        the data it announces), so the final state is always delivered.
+        """
+        paths = dict.fromkeys(
+            e.path for e in events if e.type != EventType.NONE and e.path is not None
+        )
+        backend = self._backend
+        pending = [
+            (path, self._client.get_async(path)) for path in paths if self._is_watched(path)
+        ]
+        for path, result in pending:
+            try:
+                data, stat = backend._wait(result)
+            except NoNodeError:
+                self._gone(path)
+                continue
+            self._found(path, data, stat, emit=True)
+
+    def _is_watched(self, path: str) -> bool:
+        """Whether a recursive watch event for ``path`` concerns a key below the prefix."""
+        if not covers(self._base, path) or not self._is_key_path(path):
+            return False
+        return self._base != "/" or path.split("/", 2)[1] != "zookeeper"
+
+    def _handle_one_shot(self, event: WatchedEvent) -> None:
         path = event.path
         if event.type == EventType.NONE or path is None:
             return  # a session event: the state listener handles it
@@ -956,27 +1069,41 @@ class _ZooKeeperWatch:
     def _is_key_path(self, path: str) -> bool:
         return path != self._base or bool(self._prefix)
 
+    def _found(
+        self,
+        path: str,
+        data: bytes | None,
+        stat: ZnodeStat | None,
+        *,
+        emit: bool,
+        into: dict[str, Entry] | None = None,
+    ) -> None:
+        """A znode was read: a key's entry, a null parent (not a key), or a root."""
+        if stat is None or not self._is_key_path(path):
+            return
+        key = self._backend._key(path)
+        if data is None:
+            if emit:
+                self._emit(key, None)
+            return
+        entry = self._backend._entry(key, data, stat)
+        if into is not None:
+            into[key] = entry
+        if emit:
+            self._emit(key, entry)
+
     def _scan(
         self, paths: list[str], *, emit: bool, children_only: bool = False, single: bool = False
     ) -> dict[str, Entry]:
-        """Arm watches on ``paths`` and the untracked znodes below them; read them."""
+        """One-shot mode: arm watches on ``paths`` and the untracked znodes below
+        them; read them."""
         found: dict[str, Entry] = {}
         backend = self._backend
         client = self._client
 
         def on_node(path: str, data: bytes | None, stat: ZnodeStat | None) -> None:
             self._tracked.add(path)
-            if stat is None or not self._is_key_path(path):
-                return
-            key = backend._key(path)
-            if data is None:
-                if emit:
-                    self._emit(key, None)
-                return
-            entry = backend._entry(key, data, stat)
-            found[key] = entry
-            if emit:
-                self._emit(key, entry)
+            self._found(path, data, stat, emit=emit, into=found)
 
         if children_only:
             # A child list changed: re-arm the child watch, scan only new children.
@@ -1014,15 +1141,40 @@ class _ZooKeeperWatch:
         return found
 
     def _arm_base(self, *, emit: bool) -> dict[str, Entry]:
-        """Watch the prefix's znode: its tree if it exists, its creation if not."""
+        """One-shot mode: watch the prefix's znode: its tree if it exists, its
+        creation if not."""
         stat = self._backend._wait(self._client.exists_async(self._base, watch=self._on_event))
         if stat is None:
             return {}
         return self._scan([self._base], emit=emit)
 
+    def _add_persistent(self) -> bool:
+        """(Re-)add the persistent recursive watch; False when the server has none
+        (older than 3.6), after which this watch uses one-shot watches."""
+        assert self._router is not None
+        try:
+            self._backend._wait(self._router.add(self._base, self._on_event))
+            return True
+        except UnimplementedError as exc:
+            self._router.discard(self._base, self._on_event, tell_server=False)
+            self._router = None
+            self._backend._persistent_unavailable(exc)
+            return False
+
     def _rescan(self) -> dict[str, Entry]:
+        """Arm the server's watches, then read the whole tree below the prefix."""
         self._tracked.clear()
-        return self._arm_base(emit=False)
+        if self._router is None or not self._add_persistent():
+            return self._arm_base(emit=False)
+        # The watch is in place before the read, so nothing falls between the two.
+        found: dict[str, Entry] = {}
+        self._backend._scan(
+            self._client,
+            [self._base],
+            root_is_key=bool(self._prefix),
+            on_node=lambda path, data, stat: self._found(path, data, stat, emit=False, into=found),
+        )
+        return found
 
     def _resync(self) -> None:
         current = self._rescan()
@@ -1039,11 +1191,18 @@ class _ZooKeeperWatch:
     def _emit(self, key: str, entry: Entry | None) -> None:
         emit_if_changed(self._known, self._dispatcher, key, entry)
 
+    def _release(self) -> None:
+        """Stop hearing from kazoo: the state listener and the server-side watch."""
+        self._client.remove_listener(self._on_state)
+        if self._router is not None:
+            with contextlib.suppress(Exception):  # best effort: the watch dies with us
+                self._router.discard(self._base, self._on_event)
+
     def stop(self) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self._client.remove_listener(self._on_state)
+        self._release()
         self._queue.put(_STOP)
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=10)

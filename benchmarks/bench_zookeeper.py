@@ -2,9 +2,14 @@
 
     .venv/bin/python -m benchmarks.bench_zookeeper [--quick]
 
-1. write -> watch-callback latency: the time from the start of ``put`` on one
-   connection to the watch callback on another, one write at a time (so nothing
-   coalesces), p50 / p99, next to the bare write latency.
+1. watches, side by side for both watch modes (persistent recursive watches,
+   the default on ZooKeeper >= 3.6, and one-shot watches):
+   - write -> watch-callback latency: the time from the start of ``put`` on one
+     connection to the watch callback on another, one write at a time (so nothing
+     coalesces), p50 / p99, next to the bare write latency;
+   - a burst: writes to distinct keys issued back to back, time until the last
+     callback (how the watch keeps up when events pile up);
+   - ``watch()`` on a tree of existing keys: set-up time and watches the server holds.
 2. reads: ``veltrix.Client`` cached ``get`` vs kazoo's ``get`` vs the adapter's
    uncached ``ZooKeeperBackend.get``.
 3. list: the adapter's pipelined ``list`` vs a walk that waits for each znode.
@@ -20,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
 import threading
 import time
@@ -63,10 +69,10 @@ def per_call_us(fns: dict[str, Any], calls: dict[str, int], runs: int = 5) -> di
     }
 
 
-def bench_propagation(hosts: str, chroot: str, writes: int) -> dict[str, Any]:
+def bench_propagation(hosts: str, chroot: str, writes: int, mode: str) -> dict[str, Any]:
     url = f"zookeeper://{hosts}{chroot}"
     writer = ZooKeeperBackend.from_url(url)
-    watcher = ZooKeeperBackend.from_url(url)
+    watcher = ZooKeeperBackend.from_url(f"{url}?watch_mode={mode}")
     arrived: dict[str, float] = {}
     cond = threading.Condition()
 
@@ -77,10 +83,11 @@ def bench_propagation(hosts: str, chroot: str, writes: int) -> dict[str, Any]:
                 arrived[change.entry.value.decode()] = now
                 cond.notify_all()
 
-    keys = [f"prop/k{i}" for i in range(10)]
+    keys = [f"prop-{mode}/k{i}" for i in range(10)]
     for key in keys:
         writer.put(key, b"init")
-    watch = watcher.watch("prop", on_change)
+    watch = watcher.watch(f"prop-{mode}", on_change)
+    assert watch.mode == mode
     latencies: list[float] = []
     put_only: list[float] = []
     lost = 0
@@ -105,6 +112,83 @@ def bench_propagation(hosts: str, chroot: str, writes: int) -> dict[str, Any]:
         "write_to_callback": summary_ms(latencies),
         "write_only": summary_ms(put_only),
     }
+
+
+def bench_burst(hosts: str, chroot: str, keys: int, mode: str) -> dict[str, Any]:
+    """``keys`` puts to distinct keys back to back; time until every callback ran."""
+    url = f"zookeeper://{hosts}{chroot}"
+    writer = ZooKeeperBackend.from_url(url)
+    watcher = ZooKeeperBackend.from_url(f"{url}?watch_mode={mode}")
+    prefix = f"burst-{mode}"
+    writer.put(f"{prefix}/seed", b"x")
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def on_change(change: Change) -> None:
+        seen.add(change.key)
+        if len(seen) >= keys:
+            done.set()
+
+    watch = watcher.watch(prefix, on_change)
+    try:
+        start = time.perf_counter()
+        for i in range(keys):
+            writer.put(f"{prefix}/g{i % 10}/k{i}", b"v")
+        writes_s = time.perf_counter() - start
+        delivered = done.wait(60)
+        last_callback_s = time.perf_counter() - start
+    finally:
+        watch.stop()
+        writer.close()
+        watcher.close()
+    return {
+        "keys": keys,
+        "all_delivered": delivered,
+        "writes_ms": writes_s * 1e3,
+        "last_callback_ms": last_callback_s * 1e3,
+        "lag_after_last_write_ms": (last_callback_s - writes_s) * 1e3,
+    }
+
+
+def bench_watch_setup(hosts: str, chroot: str, keys: int) -> dict[str, Any]:
+    """``watch()`` on a tree of ``keys`` keys, per mode: time and server-side watches."""
+    url = f"zookeeper://{hosts}{chroot}"
+    with_kazoo = KazooClient(hosts=hosts)
+    with_kazoo.start(timeout=10)
+    for i in range(keys):
+        with_kazoo.create(f"{chroot}/setup/g{i % 10}/k{i}", b"v", makepath=True)
+    with_kazoo.stop()
+    with_kazoo.close()
+    out: dict[str, Any] = {"keys": keys}
+    for mode in ("persistent", "oneshot"):
+        watcher = ZooKeeperBackend.from_url(f"{url}?watch_mode={mode}")
+        watcher.get("setup")  # connected before timing
+        start = time.perf_counter()
+        watch = watcher.watch("setup", lambda change: None)
+        elapsed = time.perf_counter() - start
+        session = watcher._client.client_id[0]
+        out[mode] = {"watch_ms": elapsed * 1e3, "server_watches": session_watches(hosts, session)}
+        watch.stop()
+        watcher.close()
+    return out
+
+
+def four_letter(hosts: str, command: str) -> str:
+    host, port = hosts.split(",", maxsplit=1)[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(command.encode())
+        return b"".join(iter(lambda: sock.recv(65536), b"")).decode()
+
+
+def session_watches(hosts: str, session: int) -> int:
+    """Watched paths the server holds for one session (``wchc``)."""
+    count, current = 0, None
+    for line in four_letter(hosts, "wchc").splitlines():
+        if line.startswith("0x"):
+            current = int(line, 16)
+        elif line.startswith("\t") and current == session:
+            count += 1
+    return count
 
 
 def bench_reads(hosts: str, chroot: str, quick: bool) -> dict[str, Any]:
@@ -207,7 +291,11 @@ def main() -> None:
     chroot = f"/veltrix-bench/{uuid.uuid4().hex[:10]}"
     writes = 200 if args.quick else 1000
 
-    propagation = bench_propagation(hosts, chroot, writes)
+    modes = ("persistent", "oneshot")
+    by_mode = {mode: bench_propagation(hosts, chroot, writes, mode) for mode in modes}
+    bursts = {mode: bench_burst(hosts, chroot, writes, mode) for mode in modes}
+    setup = bench_watch_setup(hosts, chroot, writes)
+    propagation = by_mode["persistent"]  # the default on this server
     reads = bench_reads(hosts, chroot, args.quick)
     listing = bench_list(hosts, chroot, 200 if args.quick else 1000)
 
@@ -219,22 +307,36 @@ def main() -> None:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "propagation": propagation,
+        "propagation_by_mode": by_mode,
+        "burst_by_mode": bursts,
+        "watch_setup": setup,
         "reads": reads,
         "list": listing,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
 
-    p = propagation["write_to_callback"]
-    w = propagation["write_only"]
     r = reads
     print(f"## ZooKeeper ({results['server']}, kazoo {results['kazoo']}, {os.cpu_count()} CPUs)\n")
     print(f"Write -> watch callback, {writes} writes one at a time, second connection:\n")
-    print("| measure | p50 | p99 | max |")
-    print("|---|---|---|---|")
-    print(f"| put -> callback | {p['p50_ms']:.2f} ms | {p['p99_ms']:.2f} ms | {p['max_ms']:.2f} ms |")
-    print(f"| put alone | {w['p50_ms']:.2f} ms | {w['p99_ms']:.2f} ms | {w['max_ms']:.2f} ms |")
-    print(f"\nNot delivered within 10 s: {propagation['not_delivered_within_10s']}.\n")
+    print("| watch_mode | measure | p50 | p99 | max | not delivered in 10 s |")
+    print("|---|---|---|---|---|---|")
+    for mode, prop in by_mode.items():
+        for label, m in (("put -> callback", prop["write_to_callback"]), ("put alone", prop["write_only"])):
+            print(
+                f"| {mode} | {label} | {m['p50_ms']:.2f} ms | {m['p99_ms']:.2f} ms | "
+                f"{m['max_ms']:.2f} ms | {prop['not_delivered_within_10s']} |"
+            )
+    print(f"\nBurst of {writes} puts to distinct keys, back to back, and `watch()` on a tree of {writes} keys:\n")
+    print("| watch_mode | puts took | last callback | lag after last put | watch() took | server watches |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for mode, b in bursts.items():
+        st = setup[mode]
+        print(
+            f"| {mode} | {b['writes_ms']:.0f} ms | {b['last_callback_ms']:.0f} ms | "
+            f"{b['lag_after_last_write_ms']:.1f} ms | {st['watch_ms']:.1f} ms | {st['server_watches']} |"
+        )
+    print()
     print("Reads of one key (median of 5 runs):\n")
     print("| read | per call | ratio |")
     print("|---|---|---|")

@@ -6,6 +6,7 @@ watches across a session expiry, options and error mapping.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -206,11 +207,16 @@ def _wait_states(recorder: ChangeRecorder, expected: set[tuple[str, bytes | None
     ), f"missing {expected - set(recorder.states())}; got {recorder.states()}"
 
 
-def test_watch_prefix_created_later_and_deleted_parent(open_zk: OpenZK) -> None:
-    backend = open_zk()
+WATCH_MODES = pytest.mark.parametrize("mode", ["persistent", "oneshot"])
+
+
+@WATCH_MODES
+def test_watch_prefix_created_later_and_deleted_parent(open_zk: OpenZK, mode: str) -> None:
+    backend = open_zk(f"?watch_mode={mode}")
     writer = open_zk()
     recorder = ChangeRecorder()
     watch = backend.watch("later/sub", recorder)
+    assert watch.mode == mode
     try:
         writer.put("later/sub/a/b", b"1")
         writer.put("later/sub", b"root")
@@ -228,8 +234,9 @@ def test_watch_prefix_created_later_and_deleted_parent(open_zk: OpenZK) -> None:
         watch.stop()
 
 
-def test_watch_resyncs_after_session_expiry(open_zk: OpenZK, zk_hosts: str) -> None:
-    watcher = open_zk("?session_timeout=4")
+@WATCH_MODES
+def test_watch_resyncs_after_session_expiry(open_zk: OpenZK, zk_hosts: str, mode: str) -> None:
+    watcher = open_zk(f"?session_timeout=4&watch_mode={mode}")
     writer = open_zk()
     writer.put("exp/keep", b"1")
     writer.put("exp/change", b"1")
@@ -259,6 +266,84 @@ def test_watch_resyncs_after_session_expiry(open_zk: OpenZK, zk_hosts: str) -> N
         assert [c.key for c in recorder.changes].count("exp/gone") == 1
     finally:
         watch.stop()
+
+
+def _session_watches(zk_hosts: str, session_id: int) -> list[str]:
+    """The paths the server holds watches on for one session (the ``wchc`` command)."""
+    host, port = zk_hosts.split(",", maxsplit=1)[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"wchc")
+        reply = b"".join(iter(lambda: sock.recv(65536), b"")).decode()
+    assert "not in the whitelist" not in reply, reply
+    paths: list[str] = []
+    current = None
+    for line in reply.splitlines():
+        if line.startswith("0x"):
+            current = int(line, 16)
+        elif line.startswith("\t") and current == session_id:
+            paths.append(line.strip())
+    return sorted(paths)
+
+
+def test_persistent_watch_is_one_server_watch(
+    open_zk: OpenZK, zk_hosts: str, chroot: str
+) -> None:
+    """auto on ZooKeeper >= 3.6: one persistent recursive watch for the whole tree
+    (one-shot mode needs one per znode), removed from the server on stop."""
+    writer = open_zk()
+    for i in range(20):
+        writer.put(f"tree/n{i % 4}/k{i}", b"v")
+    persistent, oneshot = open_zk(), open_zk("?watch_mode=oneshot")
+    p_watch = persistent.watch("tree", ChangeRecorder())
+    o_watch = oneshot.watch("tree", ChangeRecorder())
+    try:
+        assert p_watch.mode == "persistent" and o_watch.mode == "oneshot"
+        p_session, o_session = persistent._client.client_id[0], oneshot._client.client_id[0]
+        assert _session_watches(zk_hosts, p_session) == [f"{chroot}/tree"]
+        assert len(_session_watches(zk_hosts, o_session)) == 1 + 4 + 20  # every znode
+    finally:
+        p_watch.stop()
+        o_watch.stop()
+    deadline = time.monotonic() + 5
+    while _session_watches(zk_hosts, p_session) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _session_watches(zk_hosts, p_session) == []
+
+
+def test_persistent_watch_burst_and_overlapping_prefixes(open_zk: OpenZK) -> None:
+    """A burst of writes is read back pipelined; final states all arrive, and two
+    watches on nested prefixes of one client each get their own subtree only."""
+    watcher, writer = open_zk(), open_zk()
+    outer, inner = ChangeRecorder(), ChangeRecorder()
+    outer_watch = watcher.watch("burst", outer)
+    inner_watch = watcher.watch("burst/in", inner)
+    try:
+        for round_ in range(5):
+            writer.put_many(
+                {f"burst/{'in/' if i % 2 else ''}k{i}": f"{round_}".encode() for i in range(100)}
+            )
+        writer.delete("burst/k0")
+        writer.put("burstier/k", b"not below the prefix")
+        expected = {(f"burst/{'in/' if i % 2 else ''}k{i}", b"4") for i in range(1, 100)}
+        _wait_states(outer, expected | {("burst/k0", None)})
+        _wait_states(inner, {(k, v) for k, v in expected if k.startswith("burst/in/")})
+        assert all(c.key.startswith("burst/in/") for c in inner.changes)
+        assert not any(c.key.startswith("burstier") for c in outer.changes)
+        final = {}
+        for change in outer.changes:
+            final[change.key] = change.entry and change.entry.value
+        assert final == dict(expected | {("burst/k0", None)})
+    finally:
+        inner_watch.stop()
+        outer_watch.stop()
+
+
+def test_watch_mode_option(zk_hosts: str) -> None:
+    with pytest.raises(ConfigurationError, match="watch_mode"):
+        open_backend(f"zookeeper://{zk_hosts}/x?watch_mode=recursive")
+    backend = open_backend(f"zookeeper://{zk_hosts}/x?watch_mode=persistent")
+    assert isinstance(backend, ZooKeeperBackend)
+    backend.close()
 
 
 # -- options and errors ----------------------------------------------------------------

@@ -12,17 +12,27 @@ from veltrix.testing.conformance import BackendConformance
 
 
 class TestZooKeeperConformance(BackendConformance):
-    # One-shot ZooKeeper watches: the znode is re-read when its watch fires, so two
-    # quick writes to one key may be seen as one (the last). Nothing else is lost.
+    """The default ``watch_mode=auto``: persistent recursive watches on this server."""
+
+    # Either kind of watch re-reads the znode an event names, so two quick writes to
+    # one key may be seen as one (the last). Nothing else is lost.
     watch_may_coalesce = True
     watch_timeout = 15.0
+    query = ""
 
     @pytest.fixture
     def backend(self, zk_hosts: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         from veltrix.adapters.zookeeper import ZooKeeperBackend
 
         monkeypatch.delenv("VELTRIX_ZK_AUTH", raising=False)
-        backend = open_backend(f"zookeeper://{zk_hosts}/veltrix-tests/{unique_name('conf')}")
+        chroot = f"/veltrix-tests/{unique_name('conf')}"
+        backend = open_backend(f"zookeeper://{zk_hosts}{chroot}{self.query}")
         assert isinstance(backend, ZooKeeperBackend)
         yield backend
         backend.close()
+
+
+class TestZooKeeperOneShotConformance(TestZooKeeperConformance):
+    """One-shot data and child watches, what servers older than 3.6 get."""
+
+    query = "?watch_mode=oneshot"

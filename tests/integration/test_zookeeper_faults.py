@@ -19,14 +19,19 @@ from veltrix.testing.conformance import ChangeRecorder
 pytestmark = pytest.mark.slow
 
 
-def test_kill9_outage_serves_stale_and_watch_catches_up(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mode", ["persistent", "oneshot"])
+def test_kill9_outage_serves_stale_and_watch_catches_up(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
     hosts = server_env("VELTRIX_TEST_ZOOKEEPER", "ZooKeeper server")
     monkeypatch.delenv("VELTRIX_ZK_AUTH", raising=False)
     chroot = f"/veltrix-tests/{unique_name('fault')}"
     url = f"zookeeper://{hosts}{chroot}"
     policy = CachePolicy(ttl=0.5, stale_if_error=True, error_backoff=1.0, retries=0, watch=True)
     # The reader gives up on a disconnected store quickly, so stale values are served fast.
-    reader = Client(url + "?connect_timeout=0.3&reconnect_max_delay=0.5", cache=policy)
+    reader = Client(
+        url + f"?connect_timeout=0.3&reconnect_max_delay=0.5&watch_mode={mode}", cache=policy
+    )
     try:
         with Client(url, cache=CachePolicy(ttl=0)) as seeder:
             seeder.put("svc/timeout_ms", "100")
