@@ -79,6 +79,16 @@ class RemoveWatches:
         return f"RemoveWatches(path={self.path!r}, type={self.watcher_type})"
 
 
+def hookable(client: KazooClient) -> bool:
+    """Whether this kazoo has the internals :class:`PersistentWatches` hooks into
+    (checked so that a kazoo release that moves them degrades to one-shot watches)."""
+    connection = getattr(client, "_connection", None)
+    return all(
+        callable(getattr(obj, name, None))
+        for obj, name in ((connection, "_read_watch_event"), (client, "_call"))
+    ) and hasattr(client, "_stopped")
+
+
 def covers(base: str, path: str) -> bool:
     """Whether a recursive watch on ``base`` fires for ``path``."""
     return base in ("/", path) or path.startswith(base + "/")

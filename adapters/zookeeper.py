@@ -76,7 +76,7 @@ from kazoo.protocol.serialization import Create, SetData
 from kazoo.protocol.states import EventType, KazooState, WatchedEvent, ZnodeStat
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
-from veltrix.adapters._zk_persistent import PersistentWatches, covers
+from veltrix.adapters._zk_persistent import PersistentWatches, covers, hookable
 from veltrix.backend import Absent, AbsentType, Change, Entry
 from veltrix.errors import (
     AccessDeniedError,
@@ -851,21 +851,28 @@ class ZooKeeperBackend:
         """The client's persistent-watch router, or None when watches are one-shot."""
         if self.watch_mode == "oneshot" or self._persistent_supported is False:
             return None
+        if not hookable(self._client):
+            self._persistent_unavailable(None, "this kazoo version cannot be extended with AddWatch")
+            return None
         with self._lock:
             if self._persistent is None:
                 self._persistent = PersistentWatches(self._client)
             return self._persistent
 
-    def _persistent_unavailable(self, exc: BaseException) -> None:
-        """The server refused AddWatch: fall back to one-shot watches (``auto``) or
-        refuse (``persistent``)."""
+    def _persistent_unavailable(
+        self,
+        exc: BaseException | None,
+        why: str = "the server has no AddWatch (needs ZooKeeper >= 3.6)",
+    ) -> None:
+        """No persistent watches: fall back to one-shot watches (``auto``) or refuse
+        (``persistent``)."""
         self._persistent_supported = False
         if self.watch_mode == "persistent":
             raise UnsupportedOperationError(
-                f"ZooKeeper at {self.hosts} has no persistent recursive watches "
-                "(needs ZooKeeper >= 3.6); use watch_mode=auto or oneshot"
+                f"ZooKeeper at {self.hosts}: no persistent recursive watches: {why}; "
+                "use watch_mode=auto or oneshot"
             ) from exc
-        log.info("ZooKeeper at %s has no AddWatch; using one-shot watches", self.hosts)
+        log.info("ZooKeeper at %s: %s; using one-shot watches", self.hosts, why)
 
     def _forget(self, watch: _ZooKeeperWatch) -> None:
         with self._lock:
