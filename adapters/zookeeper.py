@@ -239,6 +239,7 @@ class ZooKeeperBackend:
         self._closed = False
         self._lock = threading.Lock()
         self._watches: list[_ZooKeeperWatch] = []
+        self._last_drop: str | None = None  # why the connection last dropped
         tls_options: dict[str, Any] = {}
         if tls:
             tls_options = dict(
@@ -263,7 +264,7 @@ class ZooKeeperBackend:
                     max_tries=-1, delay=0.05, backoff=2, max_delay=reconnect_max_delay
                 ),
                 command_retry=dict(max_tries=0),
-                logger=logging.getLogger("veltrix.zookeeper.kazoo"),
+                logger=self._kazoo_logger(),
                 **tls_options,
             )
         except (KazooException, ValueError, TypeError) as exc:
@@ -307,8 +308,26 @@ class ZooKeeperBackend:
 
     # -- connection state ------------------------------------------------------------
 
+    def _kazoo_logger(self) -> logging.Logger:
+        """kazoo's logger for this client: records go to ``veltrix.zookeeper.kazoo`` as
+        usual, and the reason of the last dropped connection (a refused TLS
+        handshake, a reset, ...) is kept for the "not connected" error message."""
+        shared = logging.getLogger("veltrix.zookeeper.kazoo")
+        own = logging.Logger(shared.name)  # not registered: one per backend
+        own.parent = shared
+
+        def remember(record: logging.LogRecord) -> bool:
+            message = record.msg
+            if isinstance(message, str) and message.startswith("Connection dropped"):
+                self._last_drop = record.getMessage().partition(": ")[2] or None
+            return True
+
+        own.addFilter(remember)
+        return own
+
     def _on_state(self, state: str) -> None:  # kazoo's connection thread: never block
         if state == KazooState.CONNECTED:
+            self._last_drop = None
             self._connected.set()
         else:
             self._connected.clear()
@@ -318,9 +337,10 @@ class ZooKeeperBackend:
             raise BackendUnavailableError(f"{self!r} is closed")
         if not self._connected.is_set() and not self._connected.wait(self._connect_timeout):
             # Fail fast instead of queueing: kazoo would send a queued write later.
+            last = f"; last connection error: {self._last_drop}" if self._last_drop else ""
             raise BackendUnavailableError(
                 f"ZooKeeper at {self.hosts} is not connected ({what}; waited "
-                f"{self._connect_timeout:g}s)"
+                f"{self._connect_timeout:g}s{last})"
             )
         return self._client
 

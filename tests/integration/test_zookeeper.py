@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kazoo.client import KazooClient
 
-from tests.support import unique_name
+from tests.support import server_env, unique_name
 from veltrix.adapters.zookeeper import MAX_VALUE_BYTES, ZooKeeperBackend
 from veltrix.backend import Absent
 from veltrix.errors import (
@@ -344,6 +344,33 @@ def test_watch_mode_option(zk_hosts: str) -> None:
     backend = open_backend(f"zookeeper://{zk_hosts}/x?watch_mode=persistent")
     assert isinstance(backend, ZooKeeperBackend)
     backend.close()
+
+
+# -- TLS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_hosts() -> str:
+    return server_env("VELTRIX_TEST_ZOOKEEPER_TLS", "ZooKeeper TLS port")
+
+
+def test_tls_refuses_an_unknown_server_certificate(tls_hosts: str) -> None:
+    # The system's CAs do not know the test CA: the handshake fails, and says so.
+    backend = open_backend(f"zookeeper://{tls_hosts}/x?tls=true&connect_timeout=1.5")
+    try:
+        with pytest.raises(BackendUnavailableError, match="CERTIFICATE_VERIFY_FAILED"):
+            backend.get("a")
+    finally:
+        backend.close()
+
+
+def test_plain_client_on_the_tls_port_is_unavailable(tls_hosts: str) -> None:
+    backend = open_backend(f"zookeeper://{tls_hosts}/x?connect_timeout=1")
+    try:
+        with pytest.raises(BackendUnavailableError, match="not connected"):
+            backend.put("a", b"never written")
+    finally:
+        backend.close()
 
 
 # -- options and errors ----------------------------------------------------------------

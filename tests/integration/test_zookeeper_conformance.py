@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import unique_name
+from tests.support import server_env, unique_name
 from veltrix.registry import open_backend
 from veltrix.testing.conformance import BackendConformance
 
@@ -27,6 +27,25 @@ class TestZooKeeperConformance(BackendConformance):
         monkeypatch.delenv("VELTRIX_ZK_AUTH", raising=False)
         chroot = f"/veltrix-tests/{unique_name('conf')}"
         backend = open_backend(f"zookeeper://{zk_hosts}{chroot}{self.query}")
+        assert isinstance(backend, ZooKeeperBackend)
+        yield backend
+        backend.close()
+
+
+class TestZooKeeperTLSConformance(TestZooKeeperConformance):
+    """Over the server's TLS port, verifying its certificate against the test CA."""
+
+    @pytest.fixture
+    def backend(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+        from veltrix.adapters.zookeeper import ZooKeeperBackend
+
+        hosts = server_env("VELTRIX_TEST_ZOOKEEPER_TLS", "ZooKeeper TLS port")
+        ca = server_env("VELTRIX_TEST_ZOOKEEPER_TLS_CA", "ZooKeeper test CA")
+        monkeypatch.delenv("VELTRIX_ZK_AUTH", raising=False)
+        chroot = f"/veltrix-tests/{unique_name('tls')}"
+        backend = open_backend(
+            f"zookeeper://{hosts}{chroot}?tls=true&tls_ca={ca}&tls_check_hostname=true"
+        )
         assert isinstance(backend, ZooKeeperBackend)
         yield backend
         backend.close()
