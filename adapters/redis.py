@@ -19,7 +19,10 @@ flushed) makes it diff a fresh listing against what it knew, so no change is los
 Credentials never go in the URL: ``REDIS_USERNAME`` / ``REDIS_PASSWORD`` from the
 environment (``password_env=NAME`` picks another variable). ``rediss://`` is TLS
 (``ca_file=``, ``tls_verify=``); ``redis+sentinel://s1:26379,s2:26379/service/0``
-asks Sentinel for the current master.
+asks Sentinel for the current master; ``redis+cluster://h1:7000,h2:7001/0`` is Redis
+Cluster (database 0 only) through ``redis.cluster.RedisCluster``, built on first use
+(its constructor talks to the cluster), with the namespace's hash tag keeping every
+transaction, the index and the change log on one slot.
 
 :func:`connect` is also how :mod:`veltrix.shared_cache` (the L2 cache) reaches Redis.
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -57,6 +61,8 @@ log = logging.getLogger("veltrix.redis")
 
 DEFAULT_PORT = 6379
 SENTINEL_PORT = 26379
+#: Schemes served by ``redis.cluster.RedisCluster``.
+CLUSTER_SCHEMES = ("redis+cluster",)
 #: Values are held twice (entry + change log) and travel in one reply: keep them modest.
 DEFAULT_MAX_VALUE_BYTES = 4 * 1024 * 1024
 #: Change-log entries kept for watchers (approximate trimming).
@@ -78,10 +84,21 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ClusterDownError,
     redis.exceptions.MasterDownError,
     redis.exceptions.ReadOnlyError,
+    # Cluster: a redirect storm (MovedError/AskError past redis-py's own redirects),
+    # "TTL exhausted" (ClusterError), no node for a slot (SlotNotCoveredError), no node
+    # reachable at all (RedisClusterException, which is NOT a RedisError).
+    redis.exceptions.AskError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.RedisClusterException,
     OSError,
 )
 #: Everything redis-py raises (plus socket errors): the L2 cache never lets one escape.
-ALL_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+ALL_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.RedisError,
+    redis.exceptions.RedisClusterException,
+    OSError,
+)
+_WATCH_ERRORS: tuple[type[BaseException], ...] = (*ALL_ERRORS, BackendError)
 AUTH_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.AuthenticationError,
     redis.exceptions.AuthorizationError,
@@ -89,9 +106,27 @@ AUTH_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def describe_error(exc: BaseException) -> str:
+    """A short, secret-free name for a connection failure; TLS failures say what failed."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return (
+                "TLS certificate verification failed "
+                f"({current.verify_message or 'untrusted certificate'}; check ca_file)"
+            )
+        if isinstance(current, ssl.SSLError):
+            return f"TLS handshake failed ({current.reason or type(current).__name__})"
+        current = current.__cause__ or current.__context__
+    return type(exc).__name__
+
+
 @dataclass(frozen=True)
 class RedisTarget:
-    """Where a ``redis://``, ``rediss://`` or ``redis+sentinel://`` URL points."""
+    """Where a ``redis://``, ``rediss://``, ``redis+sentinel://`` or ``redis+cluster://``
+    URL points."""
 
     scheme: str
     hosts: tuple[tuple[str, int], ...]
@@ -111,6 +146,8 @@ def parse_target(parsed: ParsedURL) -> RedisTarget:
             )
         service = segments.pop(0)
         hosts = parsed.hosts(SENTINEL_PORT)
+    elif parsed.scheme in CLUSTER_SCHEMES:
+        hosts = parsed.hosts(DEFAULT_PORT)  # startup nodes: any reachable one will do
     else:
         hosts = parsed.hosts(DEFAULT_PORT)
         if len(hosts) != 1:
@@ -128,46 +165,138 @@ def parse_target(parsed: ParsedURL) -> RedisTarget:
             ) from exc
         if db < 0:
             raise ConfigurationError(f"{parsed.redacted}: database number must be >= 0")
+        if db != 0 and parsed.scheme in CLUSTER_SCHEMES:
+            raise ConfigurationError(
+                f"{parsed.redacted}: Redis Cluster has only database 0, got {db}"
+            )
         segments = segments[1:]
     return RedisTarget(parsed.scheme, tuple(hosts), db, tuple(segments), service)
 
 
+@dataclass(frozen=True)
+class ConnectSettings:
+    """Connection options read once from a URL (so reconnecting never re-reads them)."""
+
+    password_env: str = "REDIS_PASSWORD"
+    ca_file: str | None = None
+    tls_verify: bool = True
+
+
+def read_settings(target: RedisTarget, opts: Options, *, where: str) -> ConnectSettings:
+    """Read ``password_env``, ``ca_file`` and ``tls_verify`` from ``opts`` (the caller
+    calls ``opts.finish()``). A ``ca_file`` that is not a readable file is a
+    :class:`ConfigurationError` here, before any connection."""
+    password_env = opts.str("password_env", "REDIS_PASSWORD") or "REDIS_PASSWORD"
+    ca_file = opts.str("ca_file")
+    tls_verify = opts.bool("tls_verify", True)
+    if ca_file is not None:
+        if target.scheme != "rediss":
+            raise ConfigurationError(f"{where}: ca_file needs rediss://")
+        if not os.path.isfile(ca_file) or not os.access(ca_file, os.R_OK):
+            raise ConfigurationError(f"{where}: ca_file {ca_file!r} is not a readable file")
+    return ConnectSettings(password_env, ca_file, tls_verify)
+
+
+class LazyCluster:
+    """A ``RedisCluster`` made on first use: its constructor reads the slot map from the
+    cluster, and opening a store or a cache must not fail because the cluster is down.
+    A failed build is retried by the next call. Attribute access is forwarded."""
+
+    def __init__(self, factory: Callable[[], Any], hosts: tuple[tuple[str, int], ...]) -> None:
+        self._factory = factory
+        self.hosts = hosts
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def client(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._factory()
+                client = self._client
+        return client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client(), name)
+
+    def register_script(self, script: str) -> Any:
+        from redis.commands.core import Script
+
+        # Bytes: Script then needs no encoder from the client, so no cluster I/O here.
+        return Script(self, script.encode())  # type: ignore[arg-type]
+
+    def node_addresses(self) -> list[tuple[str, int]]:
+        """Every node address known: the cluster's own view when built, then the URL's."""
+        found: list[tuple[str, int]] = []
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(Exception):
+                found = [(n.host, int(n.port)) for n in client.get_nodes()]
+        return found + [h for h in self.hosts if h not in found]
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __repr__(self) -> str:
+        return f"LazyCluster({', '.join(f'{h}:{p}' for h, p in self.hosts)})"
+
+
 def connect(
     target: RedisTarget,
-    opts: Options,
+    settings: ConnectSettings,
     *,
     timeout: float,
     connect_timeout: float,
     where: str,
+    node: tuple[str, int] | None = None,
 ) -> Any:
     """A redis-py client for ``target`` (no retries inside redis-py: callers decide).
 
-    Reads ``password_env``, ``ca_file`` and ``tls_verify`` from ``opts``; the caller
-    calls ``opts.finish()``.
+    ``node``: a plain client for that one node of a cluster (the L2 bus subscribes
+    on one node; PUBLISH reaches every node of a cluster).
     """
-    password_env = opts.str("password_env", "REDIS_PASSWORD") or "REDIS_PASSWORD"
-    ca_file = opts.str("ca_file")
-    tls_verify = opts.bool("tls_verify", True)
-    password = os.environ.get(password_env) or None
+    password = os.environ.get(settings.password_env) or None
     username = os.environ.get("REDIS_USERNAME") or None
     common: dict[str, Any] = {
-        "db": target.db,
         "username": username,
         "password": password,
         "socket_timeout": timeout,
         "socket_connect_timeout": connect_timeout,
-        "retry": Retry(backoff=NoBackoff(), retries=0),
         "protocol": 2,
-        "health_check_interval": 0,
     }
     if target.scheme == "rediss":
         common.update(
-            ssl=True, ssl_ca_certs=ca_file, ssl_cert_reqs="required" if tls_verify else "none"
+            ssl=True,
+            ssl_ca_certs=settings.ca_file,
+            ssl_cert_reqs="required" if settings.tls_verify else "none",
+            ssl_check_hostname=settings.tls_verify,
         )
-        common["ssl_check_hostname"] = tls_verify
-    elif ca_file is not None:
-        raise ConfigurationError(f"{where}: ca_file needs rediss://")
+    no_retry = Retry(backoff=NoBackoff(), retries=0)
     try:
+        if target.scheme in CLUSTER_SCHEMES and node is None:
+            from redis.cluster import ClusterNode, RedisCluster
+
+            def build() -> Any:
+                return RedisCluster(
+                    startup_nodes=[
+                        ClusterNode(h, p)  # type: ignore[no-untyped-call]
+                        for h, p in target.hosts
+                    ],
+                    retry=Retry(backoff=NoBackoff(), retries=0),
+                    require_full_coverage=False,
+                    **common,
+                )
+
+            return LazyCluster(build, target.hosts)
+        single: dict[str, Any] = {
+            **common,
+            "db": target.db,
+            "retry": no_retry,
+            "health_check_interval": 0,
+        }
         if target.scheme == "redis+sentinel":
             from redis.sentinel import Sentinel
 
@@ -175,12 +304,16 @@ def connect(
                 list(target.hosts),
                 socket_timeout=timeout,
                 socket_connect_timeout=connect_timeout,
-                sentinel_kwargs={"socket_timeout": timeout, "password": password},
+                sentinel_kwargs={
+                    "socket_timeout": timeout,
+                    "socket_connect_timeout": connect_timeout,
+                    "password": password,
+                },
             )
             assert target.service is not None
-            return sentinel.master_for(target.service, **common)  # type: ignore[no-untyped-call]
-        host, port = target.hosts[0]
-        return redis.Redis(host=host, port=port, **common)
+            return sentinel.master_for(target.service, **single)  # type: ignore[no-untyped-call]
+        host, port = node or target.hosts[0]
+        return redis.Redis(host=host, port=port, **single)
     except redis.exceptions.RedisError as exc:  # pragma: no cover - constructors do no I/O
         raise ConfigurationError(f"{where}: {type(exc).__name__}") from exc
 
@@ -190,7 +323,7 @@ def _tag(namespace: str) -> str:
 
 
 class RedisBackend:
-    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "redis+sentinel")
+    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "redis+sentinel", *CLUSTER_SCHEMES)
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
     #: A hint for callers batching writes through :meth:`put_many`.
@@ -229,10 +362,11 @@ class RedisBackend:
         log_size = opts.int("log_size", DEFAULT_LOG_SIZE, minimum=100)
         block = opts.float("watch_block", 1.0, minimum=0.01)
         target = parse_target(parsed)
-        client = connect(
-            target, opts, timeout=timeout, connect_timeout=connect_timeout, where=where
-        )
+        settings = read_settings(target, opts, where=where)
         opts.finish()
+        client = connect(
+            target, settings, timeout=timeout, connect_timeout=connect_timeout, where=where
+        )
         namespace = "/".join(target.path)
         if namespace:
             try:
@@ -242,9 +376,12 @@ class RedisBackend:
 
         def connect_watch() -> Any:
             # Watches block in XREAD: their own connection, with a read timeout past the block.
-            again = Options(parsed.query, options, where=where)
             return connect(
-                target, again, timeout=block + timeout, connect_timeout=connect_timeout, where=where
+                target,
+                settings,
+                timeout=block + timeout,
+                connect_timeout=connect_timeout,
+                where=where,
             )
 
         return cls(
@@ -281,9 +418,11 @@ class RedisBackend:
             return fn()
         except AUTH_ERRORS as exc:
             raise AccessDeniedError(f"{redact_url(self.url)}: {what}: access denied") from exc
+        except redis.exceptions.CrossSlotTransactionError as exc:  # a bug: keys share a tag
+            raise BackendError(f"{redact_url(self.url)}: {what}: {type(exc).__name__}") from exc
         except TRANSIENT_ERRORS as exc:
             raise BackendUnavailableError(
-                f"{redact_url(self.url)}: {what}: {type(exc).__name__}"
+                f"{redact_url(self.url)}: {what}: {describe_error(exc)}"
             ) from exc
         except redis.exceptions.ResponseError as exc:
             message = str(exc).split("\n", 1)[0]
@@ -348,7 +487,7 @@ class RedisBackend:
                         current = pipe.hget(ekey, "r")
                         rev = int(pipe.get(self._rev) or 0)
                         result = body(pipe, None if current is None else current.decode(), rev + 1)
-                        if pipe.explicit_transaction:
+                        if len(pipe):  # body queued writes after MULTI (both pipeline kinds)
                             pipe.execute()
                         else:
                             pipe.unwatch()
@@ -519,7 +658,7 @@ class RedisBackend:
             watch.stop()
         self._watches.clear()
         self._closed = True
-        with contextlib.suppress(redis.exceptions.RedisError):
+        with contextlib.suppress(*ALL_ERRORS):
             self._r.close()
 
 
@@ -559,7 +698,7 @@ class _RedisWatch:
             try:
                 self._poll()
                 backoff = 0.05
-            except (redis.exceptions.RedisError, OSError, BackendError) as exc:
+            except _WATCH_ERRORS as exc:
                 if self._stop.is_set():
                     break
                 log.warning(
@@ -569,7 +708,7 @@ class _RedisWatch:
                 )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 2.0)
-        with contextlib.suppress(redis.exceptions.RedisError):
+        with contextlib.suppress(*ALL_ERRORS):
             self._r.close()
 
     def _poll(self) -> None:
@@ -623,4 +762,13 @@ class _RedisWatch:
         self._dispatcher.stop()
 
 
-__all__ = ["RedisBackend", "RedisTarget", "connect", "parse_target"]
+__all__ = [
+    "ConnectSettings",
+    "LazyCluster",
+    "RedisBackend",
+    "RedisTarget",
+    "connect",
+    "describe_error",
+    "parse_target",
+    "read_settings",
+]

@@ -39,6 +39,7 @@ BUILTIN: dict[str, BuiltinBackend] = {
     "redis": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
     "rediss": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
     "redis+sentinel": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
+    "redis+cluster": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
 }
 
 

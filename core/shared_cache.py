@@ -15,12 +15,22 @@ key never touches Redis. For one key, :meth:`SharedCache.read_through`:
 
 Entries carry value, version, content type, provenance and the wall-clock time
 they were fetched, with a Redis TTL equal to the policy's TTL, so every process's
-L1 copy expires when the L2 entry does. Keys are namespaced per store URL:
-``veltrix:l2:<sha256(store url)[:16]>:e:<key>``.
+L1 copy expires when the L2 entry does. Keys are namespaced per store URL and
+hash-tagged per cache key: ``veltrix:l2:<ns>:e:{<key>}`` and its lock
+``veltrix:l2:<ns>:lock:{<key>}`` (``<ns>`` = ``sha256(store url)[:16]``). Both keys a
+script touches share the tag, so in Redis Cluster they sit in one slot, while
+different cache keys spread over all slots (a per-namespace tag would put a whole
+store's cache on one node: one hot slot).
 
 Writes through any client and changes seen by any client's watch are written to
 L2 and announced on ``veltrix:l2:<ns>:bus``; every other client drops its L1
-entry and re-reads it from L2 on the listener thread.
+entry and re-reads it from L2 on the listener thread. In Redis Cluster the
+listener subscribes on one node (PUBLISH reaches every node) and moves to the
+next node it knows when that one goes away.
+
+Cache URLs: ``redis://host:6379/0``, ``rediss://host:6380/0?ca_file=...`` (TLS),
+``redis+sentinel://s1:26379,s2:26379/<service>/0``,
+``redis+cluster://h1:7000,h2:7001/0`` (see :mod:`veltrix.adapters.redis`).
 
 Secret entries are sealed with AES-GCM (:mod:`veltrix.secrets_crypto`), or not
 stored in L2 at all when no key is configured. Every Redis call has a timeout of
@@ -49,6 +59,9 @@ from veltrix.secrets_crypto import SecretBox
 from veltrix.urls import Options, parse_url, redact_url
 
 log = logging.getLogger("veltrix.shared_cache")
+
+#: Cache URL schemes (the same as the redis:// store's).
+SCHEMES = ("redis", "rediss", "redis+sentinel", "redis+cluster")
 
 _PLAIN = b"\x00"
 _SEALED = b"\x01"
@@ -163,7 +176,7 @@ class SharedCache:
     ) -> None:
         from veltrix.adapters import redis as redis_adapter
 
-        parsed = parse_url(url, ("redis", "rediss", "redis+sentinel"))
+        parsed = parse_url(url, SCHEMES)
         self.url = parsed.redacted
         opts = Options(parsed.query, options, where=self.url)
         timeout = opts.float("timeout", 0.05, minimum=0.001)
@@ -176,14 +189,31 @@ class SharedCache:
         target = redis_adapter.parse_target(parsed)
         if target.path:
             raise ConfigurationError(f"{self.url}: a cache URL ends at the database number")
-        self._r: Any = redis_adapter.connect(
-            target, opts, timeout=timeout, connect_timeout=connect_timeout, where=self.url
-        )
-        bus_opts = Options(parsed.query, options, where=self.url)
-        self._connect_bus: Callable[[], Any] = lambda: redis_adapter.connect(
-            target, bus_opts, timeout=5.0, connect_timeout=connect_timeout, where=self.url
-        )
+        settings = redis_adapter.read_settings(target, opts, where=self.url)
         opts.finish()
+        self._r: Any = redis_adapter.connect(
+            target, settings, timeout=timeout, connect_timeout=connect_timeout, where=self.url
+        )
+        self._bus_attempts = 0
+
+        def connect_bus() -> Any:
+            node = None
+            if isinstance(self._r, redis_adapter.LazyCluster):
+                # One node of the cluster, the next one on every reconnect.
+                nodes = self._r.node_addresses()
+                node = nodes[self._bus_attempts % len(nodes)]
+                self._bus_attempts += 1
+            return redis_adapter.connect(
+                target,
+                settings,
+                timeout=5.0,
+                connect_timeout=connect_timeout,
+                where=self.url,
+                node=node,
+            )
+
+        self._connect_bus: Callable[[], Any] = connect_bus
+        self.bus_node: str | None = None  # "host:port" the listener is subscribed on
         self._errors: tuple[type[BaseException], ...] = redis_adapter.ALL_ERRORS
         digest = hashlib.sha256(namespace.encode()).hexdigest()[:16]
         self.prefix = f"veltrix:l2:{digest}:"
@@ -226,10 +256,10 @@ class SharedCache:
     # -- encoding ----------------------------------------------------------------------
 
     def _ekey(self, key: str) -> str:
-        return self.prefix + "e:" + key
+        return self.prefix + "e:{" + key + "}"  # canonical keys never contain braces
 
     def _lkey(self, key: str) -> str:
-        return self.prefix + "lock:" + key
+        return self.prefix + "lock:{" + key + "}"  # same hash tag: same Cluster slot
 
     def cacheable(self, key: str, entry: Entry | None) -> bool:
         """Secret values go to L2 only sealed; without a key they do not go at all."""
@@ -411,6 +441,8 @@ class SharedCache:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
                 pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+                conn = pubsub.connection
+                self.bus_node = f"{getattr(conn, 'host', '?')}:{getattr(conn, 'port', '?')}"
                 if connected_before and self._on_reconnect is not None:
                     # Messages sent while we were away are lost: re-read everything from L2.
                     self._on_reconnect()
@@ -422,6 +454,7 @@ class SharedCache:
                     if message is not None and message.get("type") == "message":
                         self._dispatch(message["data"])
             except self._errors as exc:
+                self.bus_node = None
                 if self._closed.is_set():
                     break
                 log.debug("invalidation bus disconnected: %s", type(exc).__name__)

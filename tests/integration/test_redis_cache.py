@@ -162,7 +162,7 @@ def test_secrets_are_sealed_in_redis(
         everything = b"\n".join(_all_redis_bytes(raw))
         assert b"visible" in everything  # the scan does see plain values
         assert secret.encode() not in everything
-        names = [n for n in raw.scan_iter(match="veltrix:l2:*:e:secrets/db_password")]
+        names = [n for n in raw.scan_iter(match="veltrix:l2:*:e:{secrets/db_password}")]
         sealed = [raw.get(n) for n in names]
         assert len(sealed) == 1 and sealed[0] is not None and sealed[0][:1] == b"\x01"
         # Decryptable with the key, and only with it.
@@ -188,8 +188,8 @@ def test_secrets_are_sealed_in_redis(
     ) as d:
         assert d.get("secrets/db_password") == secret
         assert d.get("plain/setting") == "visible"
-    assert not list(raw.scan_iter(match="veltrix:l2:*:e:secrets/*")) or all(
-        (raw.get(n) or b"")[:1] == b"\x01" for n in raw.scan_iter(match="veltrix:l2:*:e:secrets/*")
+    assert not list(raw.scan_iter(match="veltrix:l2:*:e:{secrets/*}")) or all(
+        (raw.get(n) or b"")[:1] == b"\x01" for n in raw.scan_iter(match="veltrix:l2:*:e:{secrets/*}")
     )
     assert secret.encode() not in b"\n".join(_all_redis_bytes(raw))
 

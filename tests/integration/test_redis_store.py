@@ -1,4 +1,8 @@
-"""The redis:// store against a real Redis: conformance, and what is specific to it."""
+"""The redis:// store against a real Redis: conformance, and what is specific to it.
+
+The conformance suite and the store-specific tests run against every deployment in
+:mod:`tests.integration.redis_targets`: one node, TLS, Sentinel and Cluster.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import server_env, unique_name
+from tests.integration import redis_targets
+from tests.integration.redis_targets import with_path
+from tests.support import unique_name
 from veltrix.adapters.redis import RedisBackend
 from veltrix.backend import Change
 from veltrix.errors import ConfigurationError, VersionConflictError
@@ -18,11 +24,17 @@ from veltrix.testing.conformance import BackendConformance, ChangeRecorder
 
 @pytest.fixture(scope="module")
 def redis_url() -> str:
-    return server_env("VELTRIX_TEST_REDIS_URL", "Redis").rstrip("/")
+    return redis_targets.redis_url("single").rstrip("/")
+
+
+@pytest.fixture(scope="module", params=list(redis_targets.KINDS))
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Each Redis deployment in turn: single node, TLS, Sentinel, Cluster."""
+    return redis_targets.redis_url(request.param)
 
 
 def _open(url: str, namespace: str) -> RedisBackend:
-    backend = open_backend(f"{url}/{namespace}?timeout=5&watch_block=0.2")
+    backend = open_backend(with_path(url, namespace, timeout=5, watch_block=0.2))
     assert isinstance(backend, RedisBackend)
     return backend
 
@@ -31,8 +43,8 @@ class TestRedisConformance(BackendConformance):
     watch_timeout = 10.0
 
     @pytest.fixture
-    def backend(self, redis_url: str) -> Iterator[RedisBackend]:
-        backend = _open(redis_url, unique_name("conf"))
+    def backend(self, store_url: str) -> Iterator[RedisBackend]:
+        backend = _open(store_url, unique_name("conf"))
         yield backend
         backend.close()
 
@@ -46,10 +58,18 @@ def test_url_errors(redis_url: str) -> None:
         open_backend("redis://user:pw@127.0.0.1:1/0")
     with pytest.raises(ConfigurationError, match="service name"):
         open_backend("redis+sentinel://127.0.0.1:26379")
+    with pytest.raises(ConfigurationError, match="only database 0, got 3"):
+        open_backend("redis+cluster://127.0.0.1:17000,127.0.0.1:17001/3")
+    with pytest.raises(ConfigurationError, match="one host only"):
+        open_backend("redis://127.0.0.1:1,127.0.0.1:2/0")
+    with pytest.raises(ConfigurationError, match="ca_file needs rediss://"):
+        open_backend("redis://127.0.0.1:1/0?ca_file=/etc/hostname")
+    with pytest.raises(ConfigurationError, match="not a readable file"):
+        open_backend("rediss://127.0.0.1:1/0?ca_file=/nonexistent/ca.pem")
 
 
-def test_namespaces_are_separate(redis_url: str) -> None:
-    a, b = _open(redis_url, unique_name("ns")), _open(redis_url, unique_name("ns"))
+def test_namespaces_are_separate(store_url: str) -> None:
+    a, b = _open(store_url, unique_name("ns")), _open(store_url, unique_name("ns"))
     try:
         a.put("k", b"a")
         assert b.get("k") is None
@@ -60,8 +80,8 @@ def test_namespaces_are_separate(redis_url: str) -> None:
         b.close()
 
 
-def test_versions_never_reused_after_recreate(redis_url: str) -> None:
-    backend = _open(redis_url, unique_name("aba"))
+def test_versions_never_reused_after_recreate(store_url: str) -> None:
+    backend = _open(store_url, unique_name("aba"))
     try:
         v1 = backend.put("k", b"x")
         backend.delete("k")
@@ -73,9 +93,9 @@ def test_versions_never_reused_after_recreate(redis_url: str) -> None:
         backend.close()
 
 
-def test_concurrent_cas_increments_lose_nothing(redis_url: str) -> None:
+def test_concurrent_cas_increments_lose_nothing(store_url: str) -> None:
     """Eight threads doing read-modify-write with CAS: every increment lands once."""
-    backend = _open(redis_url, unique_name("cas"))
+    backend = _open(store_url, unique_name("cas"))
     backend.put("counter", b"0")
     errors: list[BaseException] = []
 
@@ -108,10 +128,10 @@ def test_concurrent_cas_increments_lose_nothing(redis_url: str) -> None:
         backend.close()
 
 
-def test_watch_sees_other_process_writes_and_flush(redis_url: str) -> None:
+def test_watch_sees_other_process_writes_and_flush(store_url: str) -> None:
     """A second connection's writes arrive in order; FLUSHDB-style data loss becomes deletes."""
     namespace = unique_name("wf")
-    writer, watcher = _open(redis_url, namespace), _open(redis_url, namespace)
+    writer, watcher = _open(store_url, namespace), _open(store_url, namespace)
     recorder = ChangeRecorder()
     writer.put("gone", b"1")
     watch = watcher.watch("", recorder)
