@@ -1,5 +1,11 @@
 """The shared Redis cache (L2) against a real Redis: fleet single-flight, faults,
-sealed secrets, and the disk last-known-good snapshot."""
+sealed secrets, and the disk last-known-good snapshot.
+
+Read-through with the fleet lock, bus invalidation and sealed secrets run against
+every deployment in :mod:`tests.integration.redis_targets` (single node, TLS,
+Sentinel, Cluster); the multi-process fleet and the kill tests use one node (the
+Cluster's kill test is in ``test_redis_deployments.py``).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from benchmarks.redis_fleet import CountingBackend, run_fleet
+from tests.integration import redis_targets
+from tests.integration.redis_targets import raw_client, with_path
 from tests.support import kill_service, server_env, start_service, unique_name
 from veltrix import CachePolicy, Client
 from veltrix.adapters.sqlite import SQLiteBackend
@@ -30,9 +37,15 @@ def redis_url() -> str:
     return server_env("VELTRIX_TEST_REDIS_URL", "Redis")
 
 
+@pytest.fixture(scope="module", params=list(redis_targets.KINDS))
+def cache_base(request: pytest.FixtureRequest) -> str:
+    """Each Redis deployment in turn as the L2: single node, TLS, Sentinel, Cluster."""
+    return redis_targets.redis_url(request.param)
+
+
 @pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, protocol=2)
+def raw(cache_base: str) -> Iterator[Any]:
+    client = raw_client(cache_base)
     yield client
     client.close()
 
@@ -88,8 +101,44 @@ def test_fleet_reads_the_store_once_per_key_per_ttl(redis_url: str, store: str) 
     assert sum(r["stats"]["l2_hits"] for r in with_l2) > 0
 
 
-def test_write_reaches_every_client_through_the_bus(redis_url: str, store: str) -> None:
-    cache_url = f"{redis_url}?namespace={unique_name('bus')}"
+def test_read_through_takes_one_store_read_for_many_clients(cache_base: str, store: str) -> None:
+    """3 clients x 3 threads miss one key at once: the L2 lock lets one store read through,
+    the others wait for its L2 entry; a fourth client later is served from L2."""
+    backend = CountingBackend(store, delay=0.2)
+    cache_url = with_path(cache_base, namespace=unique_name("sf"), timeout=1)
+    policy = CachePolicy(ttl=30, watch=False)
+    clients = [Client(backend, cache=policy, cache_url=cache_url) for _ in range(3)]
+    barrier = threading.Barrier(9)
+    results: list[str] = []
+
+    def reader(client: Client) -> None:
+        barrier.wait(10)
+        results.append(client.get(KEYS[0]))
+
+    try:
+        threads = [threading.Thread(target=reader, args=(c,)) for c in clients for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert results == [f"value of {KEYS[0]}"] * 9
+        assert backend.gets[KEYS[0]] == 1, dict(backend.gets)
+        stats = [c.stats() for c in clients]
+        assert sum(s["l2_misses"] for s in stats) == 1, stats
+        assert sum(s["l2_hits"] for s in stats) == 2, stats  # the two other clients
+        assert sum(s["l2_lock_waits"] for s in stats) >= 1, stats  # (2 unless one was late)
+        assert sum(s["l2_errors"] for s in stats) == 0, stats
+        with Client(backend, cache=policy, cache_url=cache_url) as late:
+            assert late.get(KEYS[0]) == f"value of {KEYS[0]}"
+            assert late.stats()["l2_hits"] == 1 and late.stats()["store_calls"] == 0
+        assert backend.gets[KEYS[0]] == 1
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_write_reaches_every_client_through_the_bus(cache_base: str, store: str) -> None:
+    cache_url = with_path(cache_base, namespace=unique_name("bus"), timeout=1)
     policy = CachePolicy(ttl=60, watch=False)  # no store watch: only the bus can tell them
     clients = [Client(f"sqlite:///{store}", cache=policy, cache_url=cache_url) for _ in range(3)]
     try:
@@ -114,7 +163,7 @@ def test_write_reaches_every_client_through_the_bus(redis_url: str, store: str) 
             client.close()
 
 
-def _all_redis_bytes(raw: redis.Redis) -> list[bytes]:
+def _all_redis_bytes(raw: Any) -> list[bytes]:
     """Every key name and every value in the database, whatever its type."""
     found: list[bytes] = []
     for name in raw.scan_iter(count=1000):
@@ -139,12 +188,12 @@ def _all_redis_bytes(raw: redis.Redis) -> list[bytes]:
 
 
 def test_secrets_are_sealed_in_redis(
-    redis_url: str, store: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    cache_base: str, store: str, raw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = base64.b64encode(os.urandom(32)).decode()
     secret = f"hunter2-{unique_name('pw')}"
     namespace = unique_name("sec")
-    cache_url = f"{redis_url}?namespace={namespace}"
+    cache_url = with_path(cache_base, namespace=namespace, timeout=1)
     monkeypatch.setenv("VELTRIX_CACHE_KEY", key)
     policy = CachePolicy(ttl=60, watch=False)
     with (
@@ -182,7 +231,7 @@ def test_secrets_are_sealed_in_redis(
     # No key: secrets never reach L2 (read from the store), plain values still do.
     monkeypatch.delenv("VELTRIX_CACHE_KEY")
     monkeypatch.delenv("VELTRIX_CACHE_OLD_KEYS")
-    other = f"{redis_url}?namespace={unique_name('nokey')}"
+    other = with_path(cache_base, namespace=unique_name("nokey"), timeout=1)
     with Client(
         f"sqlite:///{store}", cache=policy, cache_url=other, secret_prefixes=["secrets"]
     ) as d:
