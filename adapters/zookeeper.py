@@ -355,6 +355,11 @@ class ZooKeeperBackend:
     def _fail(self, exc: BaseException, what: str) -> NoReturn:
         """Raise ``exc`` (from kazoo) as a Veltrix error."""
         name = type(exc).__name__
+        if isinstance(exc, NotReadOnlyCallError):
+            raise BackendUnavailableError(
+                f"ZooKeeper at {self.hosts}: connected to a read-only member (cut off from "
+                f"its quorum), which refuses writes ({what})"
+            ) from exc
         if isinstance(exc, (*_UNAVAILABLE, OSError)):
             if isinstance(exc, ConnectionClosedError) and self._closed:
                 raise BackendUnavailableError(f"{self!r} is closed") from exc
