@@ -197,6 +197,28 @@ def read_settings(target: RedisTarget, opts: Options, *, where: str) -> ConnectS
     return ConnectSettings(password_env, ca_file, tls_verify)
 
 
+class ClusterScript:
+    """A Lua script run with ``EVALSHA`` on the node owning its keys' slot, falling back
+    to ``EVAL`` there. (redis-py's ``Script`` answers ``NOSCRIPT`` with ``SCRIPT LOAD``
+    on every primary, which fails while any one of them is down, even for keys whose
+    own node is up.)"""
+
+    def __init__(self, cluster: LazyCluster, script: str) -> None:
+        import hashlib
+
+        self._cluster = cluster
+        self.script = script
+        self.sha = hashlib.sha1(script.encode()).hexdigest()
+
+    def __call__(self, keys: Iterable[Any] = (), args: Iterable[Any] = ()) -> Any:
+        keys, args = tuple(keys), tuple(args)
+        client = self._cluster.client()
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return client.eval(self.script, len(keys), *keys, *args)
+
+
 class LazyCluster:
     """A ``RedisCluster`` made on first use: its constructor reads the slot map from the
     cluster, and opening a store or a cache must not fail because the cluster is down.
@@ -220,11 +242,8 @@ class LazyCluster:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client(), name)
 
-    def register_script(self, script: str) -> Any:
-        from redis.commands.core import Script
-
-        # Bytes: Script then needs no encoder from the client, so no cluster I/O here.
-        return Script(self, script.encode())  # type: ignore[arg-type]
+    def register_script(self, script: str) -> ClusterScript:
+        return ClusterScript(self, script)
 
     def node_addresses(self) -> list[tuple[str, int]]:
         """Every node address known: the cluster's own view when built, then the URL's."""
@@ -280,15 +299,20 @@ def connect(
             from redis.cluster import ClusterNode, RedisCluster
 
             def build() -> Any:
-                return RedisCluster(
+                # The constructor's own first command (COMMAND, on the default node:
+                # the master of slot 0) needs a retry on another node when that
+                # master is down; afterwards, no retries inside redis-py.
+                client = RedisCluster(
                     startup_nodes=[
                         ClusterNode(h, p)  # type: ignore[no-untyped-call]
                         for h, p in target.hosts
                     ],
-                    retry=Retry(backoff=NoBackoff(), retries=0),
+                    retry=Retry(backoff=NoBackoff(), retries=3),
                     require_full_coverage=False,
                     **common,
                 )
+                client.set_retry(Retry(backoff=NoBackoff(), retries=0))
+                return client
 
             return LazyCluster(build, target.hosts)
         single: dict[str, Any] = {
@@ -763,6 +787,7 @@ class _RedisWatch:
 
 
 __all__ = [
+    "ClusterScript",
     "ConnectSettings",
     "LazyCluster",
     "RedisBackend",
