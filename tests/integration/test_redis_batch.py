@@ -1,5 +1,6 @@
 """The redis:// store's ``put_many`` (one WATCH/MULTI/EXEC transaction) against a real
-Redis: revisions and the change log, all or nothing, CAS under contention."""
+Redis: revisions and the change log, all or nothing, CAS under contention. Runs on
+one node and on Redis Cluster (the transaction's keys share the namespace's slot)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.support import server_env, unique_name
+from tests.integration import redis_targets
+from tests.integration.redis_targets import raw_client, with_path
+from tests.support import unique_name
 from veltrix.adapters import redis as redis_adapter
 from veltrix.adapters.redis import RedisBackend
 from veltrix.backend import Absent
@@ -18,9 +21,9 @@ from veltrix.registry import open_backend
 from veltrix.testing.conformance import ChangeRecorder
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    return server_env("VELTRIX_TEST_REDIS_URL", "Redis").rstrip("/")
+@pytest.fixture(scope="module", params=["single", "cluster"])
+def redis_url(request: pytest.FixtureRequest) -> str:
+    return redis_targets.redis_url(request.param)
 
 
 @pytest.fixture
@@ -30,7 +33,7 @@ def namespace() -> str:
 
 @pytest.fixture
 def store(redis_url: str, namespace: str) -> Iterator[RedisBackend]:
-    backend = open_backend(f"{redis_url}/{namespace}?timeout=5&watch_block=0.2")
+    backend = open_backend(with_path(redis_url, namespace, timeout=5, watch_block=0.2))
     assert isinstance(backend, RedisBackend)
     yield backend
     for entry in list(backend.list("")):
@@ -40,7 +43,7 @@ def store(redis_url: str, namespace: str) -> Iterator[RedisBackend]:
 
 @pytest.fixture
 def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+    client = raw_client(redis_url)  # redis.Redis or RedisCluster (same commands here)
     yield client
     client.close()
 
