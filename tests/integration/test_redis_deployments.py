@@ -25,7 +25,7 @@ from tests.integration.redis_targets import raw_client, with_path
 from tests.support import SERVICES_DIR, start_service, unique_name
 from veltrix import CachePolicy, Client
 from veltrix.adapters.sqlite import SQLiteBackend
-from veltrix.errors import BackendUnavailableError, ConfigurationError
+from veltrix.errors import AccessDeniedError, BackendUnavailableError, ConfigurationError
 from veltrix.registry import open_backend
 
 KEYS = [f"hot/key{i}" for i in range(8)]
@@ -98,6 +98,13 @@ def test_tls_wrong_ca_is_refused_with_a_clear_error(
         open_backend(with_path(url, "x", ca_file="/nonexistent/ca.crt"))
     # tls_verify=false accepts any certificate (documented as for tests only); the
     # password set above is then sent, and refused by this password-less server.
+    unverified = open_backend(with_path(url, unique_name("tls"), ca_file=wrong_ca, tls_verify=0))
+    try:
+        with pytest.raises(AccessDeniedError) as denied:
+            unverified.get("k")
+        assert SECRET not in str(denied.value) and "\n" not in str(denied.value)
+    finally:
+        unverified.close()
     monkeypatch.delenv("REDIS_PASSWORD")
     unverified = open_backend(with_path(url, unique_name("tls"), ca_file=wrong_ca, tls_verify=0))
     try:
