@@ -12,8 +12,9 @@ The key strings exist before measuring in both, so neither is charged for them.
 
 "Beyond the value" subtracts the size of the N value strings (what ``get`` returns
 and the dict holds). For the client it breaks the rest down by object: the per-key
-``Record`` and ``Entry``, the raw ``bytes`` copy of the value, version and source
-strings, the store's copy of the key, the expiry-heap item, and dict/list slots.
+packed ``Record`` (see ``veltrix.cache.Record``), its version and expiry objects, raw
+bytes kept for non-text values, the (shared) provenance tuples, the expiry slots and
+the dict slots.
 
 Target: <= 250 bytes per cached key beyond the value.
 """
@@ -56,41 +57,42 @@ def _breakdown(client: Any, keys: list[str]) -> dict[str, float]:
     """Average bytes per key of each per-key object the client holds (sys.getsizeof)."""
     n = len(keys)
     records = client._records
-    heap = client._scheduler._heap
+    scheduler = client._scheduler
     parts = dict.fromkeys(
         (
-            "Record",
-            "Record floats (fetched_at, expires_at)",
-            "Entry",
-            "Entry.value (bytes copy of the value)",
-            "Entry.version str",
-            "Entry.source str",
-            "Entry.key str (store's copy of the key)",
-            "expiry heap item (tuple + counter int)",
+            "Record (slotted: value, version, meta, expires_at)",
+            "Record.version (int for decimal versions, else str)",
+            "Record.expires_at float",
+            "Record.value bytes (non-UTF-8 values only; text is the value itself)",
+            "Record.meta tuples (shared; per key when not)",
         ),
         0.0,
     )
+    metas: set[int] = set()
     for key in keys:
         record = records[key]
-        entry = record.entry
-        parts["Record"] += sys.getsizeof(record)
-        parts["Record floats (fetched_at, expires_at)"] += sys.getsizeof(
-            record.fetched_at
-        ) + sys.getsizeof(record.expires_at)
-        parts["Entry"] += sys.getsizeof(entry)
-        parts["Entry.value (bytes copy of the value)"] += sys.getsizeof(entry.value)
-        parts["Entry.version str"] += sys.getsizeof(entry.version)
-        parts["Entry.source str"] += sys.getsizeof(entry.source)
-        if entry.key is not key:
-            parts["Entry.key str (store's copy of the key)"] += sys.getsizeof(entry.key)
-    for deadline, counter, _token in heap:
-        parts["expiry heap item (tuple + counter int)"] += sys.getsizeof(
-            (deadline, counter, _token)
-        ) + sys.getsizeof(counter)
+        parts["Record (slotted: value, version, meta, expires_at)"] += sys.getsizeof(record)
+        parts["Record.version (int for decimal versions, else str)"] += sys.getsizeof(
+            record.version
+        )
+        parts["Record.expires_at float"] += sys.getsizeof(record.expires_at)
+        if isinstance(record.value, bytes):
+            parts["Record.value bytes (non-UTF-8 values only; text is the value itself)"] += (
+                sys.getsizeof(record.value)
+            )
+        if id(record.meta) not in metas:
+            metas.add(id(record.meta))
+            parts["Record.meta tuples (shared; per key when not)"] += sys.getsizeof(
+                record.meta
+            ) + sum(sys.getsizeof(part) for part in record.meta[:1])
     result = {name: total / n for name, total in parts.items()}
     result["dict slots: Client._records"] = sys.getsizeof(records) / n
     result["dict slots: Client._fresh"] = sys.getsizeof(client._fresh) / n
-    result["list slots: expiry heap"] = sys.getsizeof(heap) / n
+    result["expiry slots (lists of keys due in one 1/64 s slot)"] = (
+        sum(sys.getsizeof(tokens) for tokens in scheduler._slots.values())
+        + sys.getsizeof(scheduler._slots)
+        + sys.getsizeof(scheduler._heap)
+    ) / n
     return result
 
 

@@ -524,27 +524,14 @@ def section_memory(data: dict[str, Any] | None, verdicts: dict[str, Any]) -> lis
         "",
         f"- Target {TARGETS['memory']}: {_yes(data['target_met'])} — {verdicts['memory'][0]}.",
     ]
-    if not data["target_met"]:
-        b = data["breakdown_bytes_per_key"]
-        heap = b["expiry heap item (tuple + counter int)"] + b["list slots: expiry heap"]
-        out += [
-            "  Why, from the breakdown: every cached key holds a `Record` with two float objects "
-            f"(~{b['Record'] + b['Record floats (fetched_at, expires_at)']:.0f} B), the store's "
-            f"`Entry` (~{b['Entry']:.0f} B) with a raw `bytes` copy of the value "
-            f"(~{b['Entry.value (bytes copy of the value)']:.0f} B) next to the decoded text, "
-            f"a version string (~{b['Entry.version str']:.0f} B), a provenance string "
-            f"`<store url>#<key>` built per key by the adapter (~{b['Entry.source str']:.0f} B), "
-            f"and an item in the expiry heap (~{heap:.0f} B).",
-            "  What would close it (proposed to the core owner, not done here): provenance as the "
-            "store URL shared by all entries, joined with the key only when shown (-"
-            f"{b['Entry.source str']:.0f} B); expiry in coarse time buckets (one list per "
-            f"deadline bucket: ~8 B per key instead of ~{heap:.0f} B); keep only the decoded text "
-            "for text values and re-encode for `get_bytes` (-value-sized bytes); keep "
-            "`expires_at` only and derive `fetched_at` from it (-24 B, a smaller `Record`). "
-            "Together about 300 B per key, which would bring this figure to roughly 250-270 B; "
-            "folding `Entry` into `Record` (value, version, expiry in one slotted object) would "
-            "bring it well under 250 B.",
-        ]
+    out += [
+        "  How: the client keeps one packed, slotted `Record` per key instead of the store's "
+        "`Entry` plus a record: the decoded text is the very string the hot-path dict holds "
+        "(raw bytes only for non-UTF-8 values), decimal versions are small ints, provenance, "
+        "content type and the secret flag live in one tuple shared by all keys of the store, "
+        "and expiry uses 1/64 s slots (one list slot per key) instead of a heap item per key. "
+        "`get_entry` rebuilds an identical `Entry` on demand.",
+    ]
     return [*out, ""]
 
 

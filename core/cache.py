@@ -76,7 +76,7 @@ class CachePolicy:
     def state(self, record: Record, now: float) -> Freshness:
         if now < record.expires_at:
             return Freshness.FRESH
-        if record.entry is not None and now < record.expires_at + self.stale_while_revalidate:
+        if record.value is not None and now < record.expires_at + self.stale_while_revalidate:
             return Freshness.REVALIDATE
         return Freshness.EXPIRED
 
@@ -86,47 +86,126 @@ class CachePolicy:
         return self.stale_if_error and now < expires_at + self.max_stale
 
 
+_DECIMAL_MAX_DIGITS = 18  # versions up to this many digits fit a small int
+
+#: ``(source, source_ends_with_key, content_type, secret)`` of a cached entry.
+Meta = tuple[str, bool, str | None, bool]
+ABSENT_META: Meta = ("", False, None, False)
+
+
 class Record:
-    """What the client knows about one key (slow-path state; the hot path uses dicts)."""
+    """What the client knows about one key, packed small: one of these per cached key.
 
-    __slots__ = ("entry", "expires_at", "fetched_at", "retry_after")
+    - ``value``: the decoded text when the stored bytes are UTF-8 (the very object the
+      hot-path dict holds, so the value is kept once), else the bytes; ``None`` for a
+      confirmed absence.
+    - ``version``: the store's version; a canonical decimal is kept as an ``int``
+      (a 28-byte object instead of a ~55-byte string).
+    - ``meta``: ``(source, source_ends_with_key, content_type, secret)``, one tuple
+      shared by every key that has the same (the client interns them).
+    - ``expires_at``: monotonic time the value stops being fresh.
 
-    def __init__(self, entry: Entry | None, fetched_at: float, expires_at: float) -> None:
-        self.entry = entry  # None: confirmed absent
-        self.fetched_at = fetched_at
+    :meth:`entry` rebuilds the store's :class:`Entry` on demand (slow path only).
+    """
+
+    __slots__ = ("expires_at", "meta", "value", "version")
+
+    def __init__(
+        self, value: str | bytes | None, version: str | int, meta: Meta, expires_at: float
+    ) -> None:
+        self.value = value
+        self.version = version
+        self.meta = meta
         self.expires_at = expires_at
-        self.retry_after = 0.0  # error backoff: no store call before this time
+
+    @property
+    def absent(self) -> bool:
+        return self.value is None
+
+    def raw(self) -> bytes | None:
+        """The stored bytes (UTF-8 text re-encodes exactly: decoding was strict)."""
+        value = self.value
+        return value.encode() if isinstance(value, str) else value
+
+    def version_str(self) -> str | None:
+        return None if self.value is None else str(self.version)
+
+    def entry(self, key: str) -> Entry | None:
+        raw = self.raw()
+        if raw is None:
+            return None
+        source, with_key, content_type, secret = self.meta
+        return Entry(
+            key,
+            raw,
+            str(self.version),
+            content_type=content_type,
+            source=source + key if with_key else source,
+            secret=secret,
+        )
+
+
+def pack_version(version: str) -> str | int:
+    """``"12345"`` -> ``12345``; anything that would not print back the same stays a str."""
+    if (
+        version.isascii()
+        and version.isdigit()
+        and len(version) <= _DECIMAL_MAX_DIGITS
+        and (version[0] != "0" or version == "0")
+    ):
+        return int(version)
+    return version
+
+
+def pack_value(value: bytes) -> str | bytes:
+    """The decoded text when ``value`` is UTF-8, else ``value`` itself."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
 
 
 class ExpiryScheduler:
     """Calls ``on_expire(token)`` at (or just after) each scheduled monotonic deadline.
 
+    Deadlines are rounded up to the next 1/64 s and tokens due in the same slot share
+    one list, so a scheduled token costs one list slot (8 bytes) rather than a heap
+    item; a value may so stay in the fresh dicts up to ~16 ms past its TTL, never
+    less than its TTL.
+
     One daemon thread, started by the first ``schedule`` (a client that never caches
     anything, such as a CLI call with ``ttl=0``, starts none), sleeps until the
-    earliest deadline. Rescheduling a token does
-    not remove its older deadline; ``on_expire`` must check whether the token really
-    expired (the client compares against the record's current ``expires_at``).
+    earliest slot. Rescheduling a token does not remove its older deadline;
+    ``on_expire`` must check whether the token really expired (the client compares
+    against the record's current ``expires_at``).
     """
+
+    SLOTS_PER_SECOND = 64
 
     def __init__(self, on_expire: Callable[[Hashable], None], *, name: str) -> None:
         self._on_expire = on_expire
-        self._heap: list[tuple[float, int, Hashable]] = []
-        self._counter = 0
+        self._slots: dict[int, list[Hashable]] = {}
+        self._heap: list[int] = []  # the slots in use, earliest first
         self._cond = threading.Condition()
         self._closed = False
         self._name = name
         self._thread: threading.Thread | None = None
 
     def schedule(self, deadline: float, token: Hashable) -> None:
+        slot = math.ceil(deadline * self.SLOTS_PER_SECOND)
         with self._cond:
             if self._closed:
                 return
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-            self._counter += 1
-            heapq.heappush(self._heap, (deadline, self._counter, token))
-            if self._heap[0][2] is token:
+            tokens = self._slots.get(slot)
+            if tokens is not None:
+                tokens.append(token)
+                return
+            self._slots[slot] = [token]
+            heapq.heappush(self._heap, slot)
+            if self._heap[0] == slot:
                 self._cond.notify()
 
     def _run(self) -> None:
@@ -137,31 +216,44 @@ class ExpiryScheduler:
                 if not self._heap:
                     self._cond.wait()
                     continue
-                delay = self._heap[0][0] - time.monotonic()
+                delay = self._heap[0] / self.SLOTS_PER_SECOND - time.monotonic()
                 if delay > 0:
                     self._cond.wait(delay)
                     continue
-                _, _, token = heapq.heappop(self._heap)
-            try:
-                self._on_expire(token)
-            except Exception:  # pragma: no cover - a bug in on_expire must not stop expiry
-                log.exception("expiry callback failed")
+                tokens = self._slots.pop(heapq.heappop(self._heap))
+            for token in tokens:
+                try:
+                    self._on_expire(token)
+                except Exception:  # pragma: no cover - a bug in on_expire must not stop expiry
+                    log.exception("expiry callback failed")
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._heap.clear()
+            self._slots.clear()
             self._cond.notify()
             thread = self._thread
         if thread is not None and threading.current_thread() is not thread:
             thread.join(timeout=5)
 
     def __len__(self) -> int:
-        return len(self._heap)
+        with self._cond:
+            return sum(len(tokens) for tokens in self._slots.values())
 
 
 def monotonic() -> float:
     return time.monotonic()
 
 
-__all__ = ["CachePolicy", "ExpiryScheduler", "Freshness", "Record", "monotonic"]
+__all__ = [
+    "ABSENT_META",
+    "CachePolicy",
+    "ExpiryScheduler",
+    "Freshness",
+    "Meta",
+    "Record",
+    "monotonic",
+    "pack_value",
+    "pack_version",
+]

@@ -29,7 +29,17 @@ from veltrix.backend import (
     SupportsWrite,
     Watch,
 )
-from veltrix.cache import CachePolicy, ExpiryScheduler, Freshness, Record, monotonic
+from veltrix.cache import (
+    ABSENT_META,
+    CachePolicy,
+    ExpiryScheduler,
+    Freshness,
+    Meta,
+    Record,
+    monotonic,
+    pack_value,
+    pack_version,
+)
 from veltrix.codecs import JSON, convert, decode_text, encode, nest, validate_model
 from veltrix.errors import (
     BackendError,
@@ -53,6 +63,8 @@ M = TypeVar("M")
 T = TypeVar("T")
 
 _MISS: Any = object()
+#: Distinct Record.meta tuples interned per client (more are kept per key, uninterned).
+_MAX_METAS = 4096
 _NO_DEFAULT: Any = object()
 
 
@@ -140,6 +152,8 @@ class Client:
         self._models: dict[tuple[str, Any], Any] = {}  # (prefix, model class) -> instance
         # Slow-path state.
         self._records: dict[str, Record] = {}
+        self._metas: dict[Meta, Meta] = {}  # interned Record.meta tuples
+        self._retry_after: dict[str, float] = {}  # error backoff: no store call before
         self._model_records: dict[tuple[str, Any], tuple[Any, float]] = {}  # (instance, expires_at)
         self._model_prefixes: dict[tuple[str, Any], str] = {}  # token -> canonical prefix
         self._model_generation: dict[tuple[str, Any], int] = {}
@@ -160,17 +174,21 @@ class Client:
         if self.policy.track_hits:
             self.get = self._get_counting  # type: ignore[method-assign]
         # Optional shared cache (L2) and disk last-known-good: slow path only.
+        self._setup_shared(cache_url, snapshot_path)
+
+    def _setup_shared(self, cache_url: str | None, snapshot_path: Any) -> None:
         self._l2: SharedCache | None = None
         self._lkg: SnapshotWriter | None = None
         self._lkg_entries: dict[str, tuple[Entry, float]] = {}
-        if cache_url is not None or snapshot_path is not None:
-            try:
-                self._setup_shared(cache_url, snapshot_path)
-            except BaseException:
-                self.close()
-                raise
+        if cache_url is None and snapshot_path is None:
+            return
+        try:
+            self._open_shared(cache_url, snapshot_path)
+        except BaseException:
+            self.close()
+            raise
 
-    def _setup_shared(self, cache_url: str | None, snapshot_path: Any) -> None:
+    def _open_shared(self, cache_url: str | None, snapshot_path: Any) -> None:
         from veltrix.secrets_crypto import box_from_env
 
         box = box_from_env()
@@ -287,7 +305,7 @@ class Client:
     def get_entry(self, key: str) -> Entry | None:
         """The cached entry (value, version, provenance), or ``None`` when absent."""
         validate_key(key)
-        return self._lookup(key).entry
+        return self._lookup(key).entry(key)
 
     def get_model(self, prefix: str, model: type[M]) -> M:
         """The keys under ``prefix`` validated as a pydantic ``model``.
@@ -307,14 +325,17 @@ class Client:
     def _get_slow(self, key: str, default: Any, target: Any) -> Any:
         validate_key(key)
         record = self._lookup(key)
-        entry = record.entry
-        if entry is None:
+        stored = record.value
+        if stored is None:
             if default is _NO_DEFAULT:
                 raise KeyNotFoundError(f"{key!r} not found in {self.source}")
             return default
-        value = (
-            decode_text(key, entry.value) if target is None else convert(key, entry.value, target)
-        )
+        if target is not None:
+            value = convert(key, stored.encode() if isinstance(stored, str) else stored, target)
+        elif isinstance(stored, str):
+            value = stored
+        else:
+            value = decode_text(key, stored)  # not UTF-8 (or it would be a str): DecodeError
         with self._lock:
             if self._records.get(key) is record and monotonic() < record.expires_at:
                 if target is None:
@@ -335,7 +356,9 @@ class Client:
                 self._refresh_in_background(key)
                 self._counters["stale_served"] += 1
                 return record
-            if now < record.retry_after and self.policy.may_serve_stale(record.expires_at, now):
+            if now < self._retry_after.get(key, 0.0) and self.policy.may_serve_stale(
+                record.expires_at, now
+            ):
                 self._counters["stale_served"] += 1
                 return record
         return self._fetch(key, record)
@@ -347,7 +370,7 @@ class Client:
         except BackendUnavailableError as exc:
             now = monotonic()
             if stale is not None and self.policy.may_serve_stale(stale.expires_at, now):
-                stale.retry_after = now + self.policy.error_backoff
+                self._retry_after[key] = now + self.policy.error_backoff
                 self._counters["stale_served"] += 1
                 log.warning(
                     "serving last-known-good %r from %s (stale %.1fs): %s",
@@ -373,9 +396,8 @@ class Client:
         with self._lock:
             record = self._records.get(key)
             if record is None:
-                record = Record(entry, now - age, min(expired_at, now))
-                self._records[key] = record
-            record.retry_after = now + self.policy.error_backoff
+                record = self._records[key] = self._record(key, entry, min(expired_at, now))
+            self._retry_after[key] = now + self.policy.error_backoff
         self._counters["stale_served"] += 1
         self._counters["snapshot_served"] += 1
         log.warning(
@@ -414,16 +436,36 @@ class Client:
         """
         now = monotonic()
         expires_at = self.policy.expires_at(now, entry is None) if ttl is None else now + ttl
-        record = Record(entry, now, expires_at)
+        record = self._record(key, entry, expires_at)
         if self._lkg is not None and entry is not None:
             self._lkg.mark_dirty()
         self._records[key] = record
+        self._retry_after.pop(key, None)
         self._drop_fresh(key)
-        if now < record.expires_at:
-            if entry is None:
+        if now < expires_at:
+            value = record.value
+            if value is None:
                 self._fresh[key] = _ABSENT
-            self._scheduler.schedule(record.expires_at, key)
+            elif value.__class__ is str:
+                self._fresh[key] = value  # the Record's own text: the value is held once
+            self._scheduler.schedule(expires_at, key)
         return record
+
+    def _record(self, key: str, entry: Entry | None, expires_at: float) -> Record:
+        """``entry`` packed into a :class:`Record` (see there for why it is packed)."""
+        if entry is None:
+            return Record(None, 0, ABSENT_META, expires_at)
+        source = entry.source
+        with_key = source.endswith(key)
+        meta: Meta = (
+            source[: -len(key)] if with_key else source,
+            with_key,
+            entry.content_type,
+            entry.secret,
+        )
+        if len(self._metas) < _MAX_METAS:
+            meta = self._metas.setdefault(meta, meta)
+        return Record(pack_value(entry.value), pack_version(entry.version), meta, expires_at)
 
     def _drop_fresh(self, key: str) -> None:
         self._fresh.pop(key, None)
@@ -477,9 +519,8 @@ class Client:
             try:
                 self._single_flight(key, lambda: self._load(key))
             except VeltrixError as exc:
-                record = self._records.get(key)
-                if record is not None:
-                    record.retry_after = monotonic() + self.policy.error_backoff
+                if key in self._records:
+                    self._retry_after[key] = monotonic() + self.policy.error_backoff
                 log.warning("background refresh of %r from %s failed: %s", key, self.source, exc)
             finally:
                 with self._lock:
@@ -604,8 +645,7 @@ class Client:
             record = self._records.get(key)
             if record is None:
                 return
-            current = None if record.entry is None else record.entry.version
-            if current == version:
+            if record.version_str() == version:
                 return  # already have it (our own watch got there first)
             self._bump(key)
             self._drop_fresh(key)
@@ -715,6 +755,7 @@ class Client:
             keys = [key] if key is not None else list(self._records)
             for item in keys:
                 self._records.pop(item, None)
+                self._retry_after.pop(item, None)
                 self._drop_fresh(item)
                 self._bump(item)
             if key is None:
@@ -724,13 +765,17 @@ class Client:
                     self._model_generation[token] = self._model_generation.get(token, 0) + 1
 
     def _snapshot_entries(self) -> dict[str, tuple[Entry, float]]:
-        """What the disk snapshot keeps: every cached value, with wall-clock fetch times."""
-        offset = time.time() - monotonic()
+        """What the disk snapshot keeps: every cached value, with wall-clock fetch times.
+
+        A record keeps only its expiry; it was fetched one TTL before that (an entry
+        from L2 expires one TTL after the fleet fetched it, so this is its first fetch).
+        """
+        offset = time.time() - monotonic() - self.policy.ttl
         with self._lock:
             current = {
-                key: (record.entry, record.fetched_at + offset)
+                key: (entry, record.expires_at + offset)
                 for key, record in self._records.items()
-                if record.entry is not None
+                if (entry := record.entry(key)) is not None
             }
         merged = {k: v for k, v in self._lkg_entries.items() if k not in current}
         merged.update(current)
