@@ -101,10 +101,7 @@ def propagation(store: str, redis_url: str, writes: int, clients_n: int) -> dict
             deadline = started + 5
             while True:
                 records = [c._records.get(key) for c in readers]
-                if all(
-                    r is not None and r.entry is not None and r.entry.version == version
-                    for r in records
-                ):
+                if all(r is not None and r.version_str() == version for r in records):
                     samples.append((time.perf_counter() - started) * 1000)
                     break
                 if time.perf_counter() > deadline:
