@@ -217,8 +217,8 @@ class ZooKeeperBackend:
                 f"got {watch_mode!r}"
             )
         self.watch_mode = watch_mode
-        #: Whether the server took AddWatch (None: not asked yet).
-        self._persistent_supported: bool | None = None
+        #: False once persistent watches proved unavailable (old server or kazoo).
+        self._persistent_supported = True
         self._persistent: PersistentWatches | None = None
         self.root = _check_chroot(chroot, f"zookeeper://{hosts}")
         self._timeout = timeout
