@@ -269,16 +269,19 @@ class Client:
 
         Absent keys return ``default``, or raise :class:`KeyNotFoundError` without one.
         """
+        # Subscripts, not dict.get: a miss costs a KeyError, but a hit skips a method call.
         if type is None:
-            value = self._fresh.get(key, _MISS)
+            try:
+                value = self._fresh[key]
+            except KeyError:
+                return self._get_slow(key, default, type)
             if value.__class__ is str:
                 return value
         else:
-            typed = self._typed.get(type)
-            if typed is not None:
-                value = typed.get(key, _MISS)
-                if value is not _MISS:
-                    return value
+            try:
+                return self._typed[type][key]
+            except KeyError:
+                pass
         return self._get_slow(key, default, type)
 
     def _get_counting(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:
