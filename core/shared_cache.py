@@ -439,8 +439,10 @@ class SharedCache:
             try:
                 client = self._connect_bus()
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.channel)
-                pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+                # Our own wake-up channel too: close() publishes there so the listener
+                # stops at once instead of at the end of its 0.5 s poll.
+                pubsub.subscribe(self.channel, self._wake_channel)
+                pubsub.get_message(timeout=1.0)  # the subscribe confirmations
                 conn = pubsub.connection
                 self.bus_node = f"{getattr(conn, 'host', '?')}:{getattr(conn, 'port', '?')}"
                 if connected_before and self._on_reconnect is not None:
@@ -451,7 +453,11 @@ class SharedCache:
                 backoff = 0.05
                 while not self._closed.is_set():
                     message = pubsub.get_message(timeout=0.5)
-                    if message is not None and message.get("type") == "message":
+                    if (
+                        message is not None
+                        and message.get("type") == "message"
+                        and message.get("channel") != self._wake_channel.encode()
+                    ):
                         self._dispatch(message["data"])
             except self._errors as exc:
                 self.bus_node = None
@@ -484,9 +490,16 @@ class SharedCache:
         """True once the bus listener is subscribed (tests and benchmarks)."""
         return self._bus_ready.wait(timeout)
 
+    @property
+    def _wake_channel(self) -> str:
+        return f"{self.channel}:wake:{self.origin}"
+
     def close(self) -> None:
         self._closed.set()
         if self._bus_thread is not None and threading.current_thread() is not self._bus_thread:
+            if self._bus_ready.is_set() and self.breaker.allow():
+                with contextlib.suppress(*self._errors):
+                    self._r.publish(self._wake_channel, b"")
             self._bus_thread.join(timeout=2)
         with contextlib.suppress(*self._errors):
             self._r.close()
