@@ -5,7 +5,8 @@
 1. watches, side by side for both watch modes (persistent recursive watches,
    the default on ZooKeeper >= 3.6, and one-shot watches):
    - write -> watch-callback latency: the time from the start of ``put`` on one
-     connection to the watch callback on another, one write at a time (so nothing
+     connection to the watch callback on another (one watcher per mode, each on its
+     own connection, all seeing the same writes), one write at a time (so nothing
      coalesces), p50 / p99, next to the bare write latency;
    - a burst: writes to distinct keys issued back to back, time until the last
      callback (how the watch keeps up when events pile up);
@@ -30,6 +31,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -69,28 +71,35 @@ def per_call_us(fns: dict[str, Any], calls: dict[str, int], runs: int = 5) -> di
     }
 
 
-def bench_propagation(hosts: str, chroot: str, writes: int, mode: str) -> dict[str, Any]:
+def bench_propagation(
+    hosts: str, chroot: str, writes: int, modes: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """Every write is seen by one watcher per mode at once, so both modes are measured
+    against the same writes (same server state, same warm-up)."""
     url = f"zookeeper://{hosts}{chroot}"
     writer = ZooKeeperBackend.from_url(url)
-    watcher = ZooKeeperBackend.from_url(f"{url}?watch_mode={mode}")
-    arrived: dict[str, float] = {}
+    watchers = {mode: ZooKeeperBackend.from_url(f"{url}?watch_mode={mode}") for mode in modes}
+    arrived: dict[str, dict[str, float]] = {mode: {} for mode in modes}
     cond = threading.Condition()
 
-    def on_change(change: Change) -> None:
-        now = time.perf_counter()
-        if change.entry is not None:
-            with cond:
-                arrived[change.entry.value.decode()] = now
-                cond.notify_all()
+    def recorder(mode: str) -> Callable[[Change], None]:
+        def on_change(change: Change) -> None:
+            now = time.perf_counter()
+            if change.entry is not None:
+                with cond:
+                    arrived[mode][change.entry.value.decode()] = now
+                    cond.notify_all()
 
-    keys = [f"prop-{mode}/k{i}" for i in range(10)]
+        return on_change
+
+    keys = [f"prop/k{i}" for i in range(10)]
     for key in keys:
         writer.put(key, b"init")
-    watch = watcher.watch(f"prop-{mode}", on_change)
-    assert watch.mode == mode
-    latencies: list[float] = []
+    watches = [watchers[mode].watch("prop", recorder(mode)) for mode in modes]
+    assert [w.mode for w in watches] == list(modes)
+    latencies: dict[str, list[float]] = {mode: [] for mode in modes}
+    lost = dict.fromkeys(modes, 0)
     put_only: list[float] = []
-    lost = 0
     try:
         for i in range(writes):
             token = f"w{i}"
@@ -98,19 +107,26 @@ def bench_propagation(hosts: str, chroot: str, writes: int, mode: str) -> dict[s
             writer.put(keys[i % len(keys)], token.encode())
             put_only.append(time.perf_counter() - start)
             with cond:
-                if not cond.wait_for(lambda: token in arrived, timeout=10):  # noqa: B023
-                    lost += 1
-                    continue
-                latencies.append(arrived[token] - start)
+                cond.wait_for(lambda: all(token in arrived[m] for m in modes), timeout=10)  # noqa: B023
+            for mode in modes:
+                if token in arrived[mode]:
+                    latencies[mode].append(arrived[mode][token] - start)
+                else:
+                    lost[mode] += 1
     finally:
-        watch.stop()
+        for watch in watches:
+            watch.stop()
         writer.close()
-        watcher.close()
+        for watcher in watchers.values():
+            watcher.close()
     return {
-        "writes": writes,
-        "not_delivered_within_10s": lost,
-        "write_to_callback": summary_ms(latencies),
-        "write_only": summary_ms(put_only),
+        mode: {
+            "writes": writes,
+            "not_delivered_within_10s": lost[mode],
+            "write_to_callback": summary_ms(latencies[mode]),
+            "write_only": summary_ms(put_only),
+        }
+        for mode in modes
     }
 
 
@@ -292,7 +308,7 @@ def main() -> None:
     writes = 200 if args.quick else 1000
 
     modes = ("persistent", "oneshot")
-    by_mode = {mode: bench_propagation(hosts, chroot, writes, mode) for mode in modes}
+    by_mode = bench_propagation(hosts, chroot, writes, modes)
     bursts = {mode: bench_burst(hosts, chroot, writes, mode) for mode in modes}
     setup = bench_watch_setup(hosts, chroot, writes)
     propagation = by_mode["persistent"]  # the default on this server
@@ -318,7 +334,7 @@ def main() -> None:
 
     r = reads
     print(f"## ZooKeeper ({results['server']}, kazoo {results['kazoo']}, {os.cpu_count()} CPUs)\n")
-    print(f"Write -> watch callback, {writes} writes one at a time, second connection:\n")
+    print(f"Write -> watch callback, {writes} writes one at a time, one watcher per mode:\n")
     print("| watch_mode | measure | p50 | p99 | max | not delivered in 10 s |")
     print("|---|---|---|---|---|---|")
     for mode, prop in by_mode.items():

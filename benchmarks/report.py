@@ -342,7 +342,37 @@ def section_round_trips(run: dict[str, Any]) -> list[str]:
         "(version, content type, provenance); it is paid once per key per TTL.",
         "",
     ]
+    if zk and "propagation_by_mode" in zk:
+        out += _zookeeper_watch_modes(zk)
+    deployments = _load("redis_deployments", run)
+    if deployments:
+        from benchmarks import bench_redis_deployments
+
+        table = bench_redis_deployments.markdown(deployments).split("\n")[2:]
+        out += ["Redis per deployment (`benchmarks/bench_redis_deployments.py`):", "", *table, ""]
     return out
+
+
+def _zookeeper_watch_modes(zk: dict[str, Any]) -> list[str]:
+    """Persistent recursive vs one-shot ZooKeeper watches, side by side."""
+    out = [
+        "ZooKeeper watch modes (`benchmarks/bench_zookeeper.py`; persistent recursive "
+        "watches are the default on ZooKeeper >= 3.6, one-shot watches what older servers get):",
+        "",
+        "| watch_mode | put -> callback p50 / p99 | burst: lag after last put | "
+        "watch() on the tree | watches held by the server |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    setup = zk["watch_setup"]
+    for mode, prop in zk["propagation_by_mode"].items():
+        p, burst = prop["write_to_callback"], zk["burst_by_mode"][mode]
+        out.append(
+            f"| {mode} | {p['p50_ms']:.2f} / {p['p99_ms']:.2f} ms | "
+            f"{burst['lag_after_last_write_ms']:.1f} ms ({burst['keys']} puts) | "
+            f"{setup[mode]['watch_ms']:.0f} ms ({setup['keys']} keys) | "
+            f"{setup[mode]['server_watches']} |"
+        )
+    return [*out, ""]
 
 
 def section_founding(data: dict[str, Any] | None, verdicts: dict[str, Any]) -> list[str]:

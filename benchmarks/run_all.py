@@ -9,8 +9,9 @@ its output goes to benchmarks/results/logs/<name>.log):
 1. hot path (``hot_path``)                  5. freshness (``freshness``)
 2. store round trips (``bench_zookeeper``,  6. memory (``memory``)
    ``bench_consul``, ``bench_aws``,          7. migration (``bench_migrate``)
-   ``bench_gcpsm``, ``redis_roundtrip``)     + the L2 fleet and bus figures
-3. founding scenario (``founding``)            (``bench_redis_l2``)
+   ``bench_gcpsm``, ``redis_roundtrip``,     + the L2 fleet and bus figures
+   ``bench_redis_deployments``)                (``bench_redis_l2``)
+3. founding scenario (``founding``)
 4. fleet (``fleet``)
 
 A section whose server is not running is recorded as skipped. ``results/run.json``
@@ -63,6 +64,7 @@ SECTIONS = [
     Section("gcpsm", "benchmarks.bench_gcpsm", ("VELTRIX_TEST_GCPSM_GRPC", "VELTRIX_TEST_GCPSM_REST")),
     Section("redis_store", "benchmarks.redis_roundtrip", ("VELTRIX_TEST_REDIS_URL",)),
     Section("redis_l2", "benchmarks.bench_redis_l2", ("VELTRIX_TEST_REDIS_URL",)),
+    Section("redis_deployments", "benchmarks.bench_redis_deployments", ("VELTRIX_TEST_REDIS_URL",)),
     Section("founding", "benchmarks.founding"),
     Section("fleet", "benchmarks.fleet"),
     Section("freshness", "benchmarks.freshness"),
