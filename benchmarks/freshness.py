@@ -56,7 +56,7 @@ def _watch_mechanism(kind: str) -> str:
     return {
         "memory": "in-process push",
         "sqlite": "change-table poll every 10 ms (adapter default)",
-        "zookeeper": "native watches",
+        "zookeeper": "native watches (persistent recursive on ZooKeeper >= 3.6)",
         "consul": "blocking queries",
         "redis": "change stream (XREAD BLOCK)",
         "appconfig": f"AppConfigData polling, poll_interval={POLL_INTERVAL} s (default 60 s)",
