@@ -2,6 +2,9 @@
 
 - TLS: a wrong CA is refused with a typed, secret-free error (store); the L2 on a bad
   TLS configuration degrades to store reads without failing one.
+- Sentinel: a failover (the replica promoted) while clients read and write through
+  the store and the L2 -> zero failed reads, writes land on the new master, the bus
+  keeps invalidating.
 - Cluster: kill -9 one master while clients read through the L2 -> zero failed reads,
   L2 used again after the restart; the bus listener moves to another node when its
   node dies and keeps delivering invalidations, also after the cluster restarts.
@@ -16,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -130,6 +134,74 @@ def test_l2_with_a_wrong_ca_degrades_to_store_reads(store: str, wrong_ca: str) -
     assert stats["l2_hits"] == 0 and stats["l2_errors"] >= 3, stats
     assert stats["l2_breaker_open"] == 1, stats
     assert all(backend.gets[k] >= 2 for k in KEYS[:3]), dict(backend.gets)  # TTL refreshes
+
+
+# -- Sentinel ----------------------------------------------------------------------
+
+
+def _sentinel_master(url: str) -> tuple[str, int]:
+    """The (host, port) the Sentinel at ``url`` names as the service's master."""
+    import redis
+
+    parts = urlsplit(url)
+    service = parts.path.strip("/").split("/")[0]
+    sentinel = redis.Redis(host=parts.hostname, port=parts.port, socket_timeout=2)
+    try:
+        host, port = sentinel.sentinel_get_master_addr_by_name(service)
+    finally:
+        sentinel.close()
+    return (host.decode() if isinstance(host, bytes) else host), int(port)
+
+
+def test_sentinel_failover_fails_no_read_and_follows_the_new_master() -> None:
+    import redis
+
+    url = redis_targets.redis_url("sentinel")
+    store_url = with_path(url, unique_name("sfo"))
+    policy = CachePolicy(ttl=0.2, watch=False, retries=2)
+    reader = Client(store_url, cache=policy, cache_url=url)
+    writer = Client(store_url, cache=CachePolicy(ttl=0), cache_url=url)
+    old_master = _sentinel_master(url)
+    try:
+        writer.put("svc/limit", "10")
+        assert reader.get("svc/limit") == "10"
+        parts = urlsplit(url)
+        sentinel = redis.Redis(host=parts.hostname, port=parts.port, socket_timeout=5)
+        old = redis.Redis(host=old_master[0], port=old_master[1], socket_timeout=5)
+        try:
+            assert old.wait(1, 5000) == 1  # the replica has every write so far
+            sentinel.execute_command("SENTINEL FAILOVER", parts.path.strip("/").split("/")[0])
+        finally:
+            old.close()
+            sentinel.close()
+        deadline = time.monotonic() + 30
+        while _sentinel_master(url) == old_master:
+            assert time.monotonic() < deadline, "the Sentinel never promoted the replica"
+            assert reader.get("svc/limit") == "10"  # never fails meanwhile
+            time.sleep(0.01)
+        new_master = _sentinel_master(url)
+        assert new_master != old_master
+        # Writes reach the new master (the old one is a replica now and refuses them):
+        # at most a transient failure while the clients' connections move over.
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                writer.put("svc/limit", "20")
+                break
+            except BackendUnavailableError:
+                assert time.monotonic() < deadline, "writes never reached the new master"
+                time.sleep(0.1)
+        on_new = redis.Redis(host=new_master[0], port=new_master[1], socket_timeout=5)
+        try:
+            assert on_new.info("replication")["role"] == "master"
+        finally:
+            on_new.close()
+        # The reader hears of it (bus invalidation or TTL) and reads the new value.
+        _wait(lambda: reader.get("svc/limit") == "20", 10, "the reader never saw the write")
+    finally:
+        reader.close()
+        writer.close()
+        start_service("redis-sentinel")  # the original master back in charge
 
 
 # -- Cluster -----------------------------------------------------------------------
