@@ -97,7 +97,8 @@ def covers(base: str, path: str) -> bool:
 class PersistentWatches:
     """Persistent recursive watches on one kazoo client, routed to callbacks by path.
 
-    Callbacks run on kazoo's connection thread: they must only enqueue.
+    Paths are the server's (the client must not use kazoo's own chroot). Callbacks
+    run on kazoo's connection thread: they must only enqueue.
     """
 
     def __init__(self, client: KazooClient) -> None:
@@ -145,10 +146,9 @@ class PersistentWatches:
     def _read_event(self, buffer: bytes, offset: int) -> None:
         """kazoo's connection thread: one watch event off the wire."""
         watch, _ = Watch.deserialize(buffer, offset)
-        if watch.type in EVENT_TYPE_MAP:
-            self._read_one_shot(buffer, offset)  # kazoo's own one-shot watchers
-        else:
+        if watch.type not in EVENT_TYPE_MAP:
             return  # e.g. PersistentWatchRemoved (7): nothing to deliver
+        self._read_one_shot(buffer, offset)  # kazoo's own one-shot watchers
         with self._lock:
             targets = [
                 callback
