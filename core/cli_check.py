@@ -7,7 +7,7 @@ values), plus the shared cache's address and whether it accepts connections.
 
 Exit codes: 0 all good; 3 bad Terraform outputs/URL/options (or a missing extra);
 7 store unreachable; 8 access denied; 12 other store error (see
-:data:`veltrix.cli.EXIT_CODES`); 13 the store is fine but the shared cache does
+:data:`veltrix.cli.EXIT_CODES`); 15 the store is fine but the shared cache does
 not accept connections.
 """
 
@@ -29,7 +29,7 @@ from veltrix.client import Client
 from veltrix.urls import redact_url
 
 #: Exit code when the store answered but the shared cache did not.
-CACHE_UNREACHABLE = 13
+CACHE_UNREACHABLE = 15
 DEFAULT_CACHE_PORT = 6379
 
 

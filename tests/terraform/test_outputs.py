@@ -214,12 +214,12 @@ def test_check_exit_codes(tmp_path: Path, store: str) -> None:
     report = json.loads(unreachable.stdout)
     assert report["reachable"] is False and "BackendUnavailableError" in report["error"]
 
-    # The store answers, the shared cache does not: exit 13, token redacted.
+    # The store answers, the shared cache does not: exit 15, token redacted.
     cache = f"rediss://:{TOKEN}@127.0.0.1:9/0"
     no_cache = tmp_path / "nocache.json"
     no_cache.write_text(json.dumps(wrapped(veltrix_url=store, veltrix_cache_url=cache)))
     result = check("-t", str(no_cache), "--json")
-    assert result.returncode == 13
+    assert result.returncode == 15
     report = json.loads(result.stdout)
     assert report["reachable"] is True and report["cache_reachable"] is False
     assert report["cache_url"] == "rediss://:***@127.0.0.1:9/0"
