@@ -446,12 +446,15 @@ class ZooKeeperBackend:
         skip: Callable[[str], bool] | None = None,
         on_node: Callable[[str, bytes | None, ZnodeStat | None], None],
         on_gone: Callable[[str], None] | None = None,
+        on_denied: Callable[[str], None] | None = None,
     ) -> None:
         """Walk the trees at ``roots`` one level per round trip (requests pipelined).
 
         Calls ``on_node(path, data, stat)`` for every znode found (data ``None``
         for null parents; data and stat ``None`` for a root that is not a key) and
-        ``on_gone(path)`` for a znode that vanished during the walk. With ``watch``,
+        ``on_gone(path)`` for a znode that vanished during the walk, and
+        ``on_denied(path)`` (when given; else the error is raised) for one this
+        client may not read, whose subtree is then skipped. With ``watch``,
         arms a data and a child watch on every znode read.
         """
         level = [(path, root_is_key) for path in roots]
@@ -472,6 +475,11 @@ class ZooKeeperBackend:
                 except NoNodeError:
                     if on_gone is not None:
                         on_gone(path)
+                    continue
+                except NoAuthError:
+                    if on_denied is None:
+                        raise
+                    on_denied(path)
                     continue
                 on_node(path, data, stat)
                 for child in self._children(path, names):
@@ -958,6 +966,7 @@ class _ZooKeeperWatch:
         self._stopped = threading.Event()
         self._known: dict[str, Entry] = {}
         self._tracked: set[str] = set()  # one-shot mode: znodes with watches armed
+        self._denied: set[str] = set()  # znodes this client may not read (ACLs)
         self._resyncs = 0
         name = f"veltrix-zk-watch-{prefix or '/'}"
         self._dispatcher = ChangeDispatcher(on_change, name=f"{name}-callbacks")
@@ -1075,6 +1084,9 @@ class _ZooKeeperWatch:
             except NoNodeError:
                 self._gone(path)
                 continue
+            except NoAuthError:
+                self._deny(path)
+                continue
             self._found(path, data, stat, emit=True)
 
     def _is_watched(self, path: str) -> bool:
@@ -1169,6 +1181,7 @@ class _ZooKeeperWatch:
             skip=self._tracked.__contains__,
             on_node=on_node,
             on_gone=self._gone if emit else None,
+            on_denied=self._deny,
         )
         return found
 
@@ -1195,6 +1208,12 @@ class _ZooKeeperWatch:
 
     def _rescan(self) -> dict[str, Entry]:
         """Arm the server's watches, then read the whole tree below the prefix."""
+        found = self._read_tree()
+        if self._base in self._denied:
+            raise NoAuthError()  # the prefix itself is unreadable: AccessDeniedError
+        return found
+
+    def _read_tree(self) -> dict[str, Entry]:
         self._tracked.clear()
         if self._router is None or not self._add_persistent():
             return self._arm_base(emit=False)
@@ -1205,15 +1224,35 @@ class _ZooKeeperWatch:
             [self._base],
             root_is_key=bool(self._prefix),
             on_node=lambda path, data, stat: self._found(path, data, stat, emit=False, into=found),
+            on_denied=self._deny,
         )
         return found
 
     def _resync(self) -> None:
+        self._denied.clear()
         current = self._rescan()
+        # What this client may not read (any more) is not reported as deleted: its
+        # last delivered state stands, as for a key whose read failed.
+        for path in self._denied:
+            key = self._backend._key(path)
+            for known_key, entry in self._known.items():
+                if (known_key == key or known_key.startswith(key + "/")) and known_key not in current:
+                    current[known_key] = entry
         for change in diff_snapshots(self._known, current):
             self._dispatcher.submit(change)
         self._known = current
         self._resyncs += 1
+
+    def _deny(self, path: str) -> None:
+        """A znode below the prefix is unreadable to this client (its ACL): skip it and
+        its subtree, and say so once per path (``get``/``list`` raise AccessDeniedError)."""
+        if path not in self._denied:
+            self._denied.add(path)
+            log.warning(
+                "zookeeper watch on %r cannot read %s (NoAuth): changes there are not delivered",
+                self._prefix,
+                path,
+            )
 
     def _gone(self, path: str) -> None:
         self._tracked.discard(path)

@@ -97,6 +97,31 @@ def test_digest_acl_denies_unauthenticated_reader(open_zk: OpenZK, kazoo: KazooC
     assert entry is not None and entry.value == b"hunter2", "denied writes wrote nothing"
 
 
+@pytest.mark.parametrize("mode", ["persistent", "oneshot"])
+def test_watch_skips_znodes_it_may_not_read(
+    open_zk: OpenZK, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A readable prefix holding a znode with a stricter ACL (made by another identity):
+    the watch keeps delivering the rest and never reports the unreadable one."""
+    anonymous = open_zk()
+    anonymous.put("mix/public", b"1")  # "mix" itself: open ACL
+    owner = open_zk(auth=f"alice:{SECRET}")
+    owner.put("mix/secret", b"s1")  # only this znode gets alice's ACL
+    watcher = open_zk(f"?watch_mode={mode}")
+    recorder = ChangeRecorder()
+    watch = watcher.watch("mix", recorder)
+    try:
+        owner.put("mix/secret", b"s2")
+        anonymous.put("mix/public", b"2")
+        anonymous.put("mix/new", b"3")
+        _wait_states(recorder, {("mix/public", b"2"), ("mix/new", b"3")})
+        assert all(c.key != "mix/secret" for c in recorder.changes), recorder.states()
+        assert watch.resyncs == 0  # no resync loop over the unreadable znode
+        assert "cannot read" in caplog.text and SECRET not in caplog.text
+    finally:
+        watch.stop()
+
+
 def test_bad_auth_variable_is_a_configuration_error(open_zk: OpenZK) -> None:
     with pytest.raises(ConfigurationError) as error:
         open_zk(auth="no-colon-" + SECRET)
