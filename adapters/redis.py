@@ -30,6 +30,7 @@ transaction, the index and the change log on one slot.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import ssl
@@ -204,8 +205,6 @@ class ClusterScript:
     own node is up.)"""
 
     def __init__(self, cluster: LazyCluster, script: str) -> None:
-        import hashlib
-
         self._cluster = cluster
         self.script = script
         self.sha = hashlib.sha1(script.encode()).hexdigest()
