@@ -12,9 +12,12 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Self
 
 import pytest
 
@@ -90,3 +93,46 @@ def start_service(name: str) -> None:
         stdout=subprocess.DEVNULL,
         timeout=120,
     )
+
+
+class ReadLoad:
+    """Threads that keep reading ``keys`` through each of ``clients`` (``per_client``
+    threads each) while the ``with`` block runs, checking every value against
+    ``expected(key)``; ``reads`` counts good reads, ``failures`` keeps what failed."""
+
+    def __init__(
+        self,
+        clients: Sequence[Any],
+        keys: Sequence[str],
+        expected: Callable[[str], str],
+        *,
+        per_client: int = 2,
+    ) -> None:
+        self.reads = 0
+        self.failures: list[BaseException] = []
+        self._keys, self._expected = keys, expected
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._read, args=(client,))
+            for client in clients
+            for _ in range(per_client)
+        ]
+
+    def _read(self, client: Any) -> None:
+        while not self._stop.is_set():
+            for key in self._keys:
+                try:
+                    assert client.get(key) == self._expected(key)
+                    self.reads += 1
+                except BaseException as exc:
+                    self.failures.append(exc)
+
+    def __enter__(self) -> Self:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)

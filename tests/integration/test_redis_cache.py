@@ -23,7 +23,7 @@ import pytest
 from benchmarks.redis_fleet import CountingBackend, run_fleet
 from tests.integration import redis_targets
 from tests.integration.redis_targets import raw_client, with_path
-from tests.support import kill_service, server_env, start_service, unique_name
+from tests.support import ReadLoad, kill_service, server_env, start_service, unique_name
 from veltrix import CachePolicy, Client
 from veltrix.adapters.sqlite import SQLiteBackend
 from veltrix.errors import BackendUnavailableError
@@ -274,43 +274,25 @@ def test_redis_killed_mid_run_fails_no_read(redis_url: str, store: str) -> None:
     cache_url = f"{redis_url}?namespace={unique_name('kill')}"
     policy = CachePolicy(ttl=0.2, negative_ttl=0.2, watch=False)
     clients = [Client(CountingBackend(store), cache=policy, cache_url=cache_url) for _ in range(2)]
-    failures: list[BaseException] = []
-    reads = [0]
-    stop = threading.Event()
-
-    def reader(client: Client) -> None:
-        while not stop.is_set():
-            for key in KEYS:
-                try:
-                    assert client.get(key) == f"value of {key}"
-                    reads[0] += 1
-                except BaseException as exc:
-                    failures.append(exc)
-
-    threads = [threading.Thread(target=reader, args=(c,)) for c in clients for _ in range(2)]
     try:
-        for thread in threads:
-            thread.start()
-        time.sleep(0.8)
-        hits_before = sum(c.stats()["l2_hits"] for c in clients)
-        kill_service("redis")
-        time.sleep(1.0)
-        during = [c.stats() for c in clients]
-        start_service("redis")
-        after_restart = sum(c.stats()["l2_hits"] for c in clients)
-        deadline = time.monotonic() + 10
-        while sum(c.stats()["l2_hits"] for c in clients) <= after_restart + 4:
-            assert time.monotonic() < deadline, [c.stats() for c in clients]
-            time.sleep(0.05)
+        with ReadLoad(clients, KEYS, lambda key: f"value of {key}") as load:
+            time.sleep(0.8)
+            hits_before = sum(c.stats()["l2_hits"] for c in clients)
+            kill_service("redis")
+            time.sleep(1.0)
+            during = [c.stats() for c in clients]
+            start_service("redis")
+            after_restart = sum(c.stats()["l2_hits"] for c in clients)
+            deadline = time.monotonic() + 10
+            while sum(c.stats()["l2_hits"] for c in clients) <= after_restart + 4:
+                assert time.monotonic() < deadline, [c.stats() for c in clients]
+                time.sleep(0.05)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
         stats = [c.stats() for c in clients]
         for client in clients:
             client.close()
-    assert not failures, failures[:3]
-    assert reads[0] > 1000
+    assert not load.failures, load.failures[:3]
+    assert load.reads > 1000
     assert hits_before > 0
     assert any(s["l2_breaker_open"] for s in during) or sum(s["l2_errors"] for s in during) > 0
     assert all(s["l2_hits"] > 0 for s in stats)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 from benchmarks.redis_fleet import CountingBackend
 from tests.integration import redis_targets
 from tests.integration.redis_targets import raw_client, with_path
-from tests.support import SERVICES_DIR, start_service, unique_name
+from tests.support import SERVICES_DIR, ReadLoad, start_service, unique_name
 from veltrix import CachePolicy, Client
 from veltrix.adapters.sqlite import SQLiteBackend
 from veltrix.errors import AccessDeniedError, BackendUnavailableError, ConfigurationError
@@ -264,62 +263,44 @@ def test_cluster_master_killed_mid_run_fails_no_read(
     policy = CachePolicy(ttl=0.2, negative_ttl=0.2, watch=False)
     backend = CountingBackend(store)
     clients = [Client(backend, cache=policy, cache_url=cache_url) for _ in range(2)]
-    failures: list[BaseException] = []
-    reads = [0]
-    stop = threading.Event()
-
-    def reader(client: Client) -> None:
-        while not stop.is_set():
-            for key in KEYS:
-                try:
-                    assert client.get(key) == f"value of {key}"
-                    reads[0] += 1
-                except BaseException as exc:
-                    failures.append(exc)
-
-    threads = [threading.Thread(target=reader, args=(c,)) for c in clients for _ in range(2)]
     try:
-        for thread in threads:
-            thread.start()
-        _wait(lambda: sum(c.stats()["l2_hits"] for c in clients) > 20, 10, "no L2 hits")
-        cluster_restored[0] = True
-        _kill_cluster_node(victim)
-        errors_before = sum(c.stats()["l2_errors"] for c in clients)
-        _wait(
-            lambda: sum(c.stats()["l2_errors"] for c in clients) > errors_before,
-            10,
-            "no L2 error after the kill",
-        )
-        dead_store = open_backend(with_path(url, dead_ns, timeout=0.5, connect_timeout=0.5))
-        live_store = open_backend(with_path(url, live_ns, timeout=0.5, connect_timeout=0.5))
-        try:
-            with pytest.raises(BackendUnavailableError) as caught:
-                dead_store.get("k")
-            assert "\n" not in str(caught.value), caught.value
-            version = live_store.put("k", b"v")
-            entry = live_store.get("k")
-            assert entry is not None and entry.version == version
-        finally:
-            dead_store.close()
-            live_store.close()
-        time.sleep(0.3)  # keep reading with one master down
-        start_service("redis-cluster")
-        cluster_restored[0] = False
-        hits_after = sum(c.stats()["l2_hits"] for c in clients)
-        _wait(
-            lambda: sum(c.stats()["l2_hits"] for c in clients) > hits_after + 20,
-            15,
-            f"L2 not used again: {[c.stats() for c in clients]}",
-        )
+        with ReadLoad(clients, KEYS, lambda key: f"value of {key}") as load:
+            _wait(lambda: sum(c.stats()["l2_hits"] for c in clients) > 20, 10, "no L2 hits")
+            cluster_restored[0] = True
+            _kill_cluster_node(victim)
+            errors_before = sum(c.stats()["l2_errors"] for c in clients)
+            _wait(
+                lambda: sum(c.stats()["l2_errors"] for c in clients) > errors_before,
+                10,
+                "no L2 error after the kill",
+            )
+            dead_store = open_backend(with_path(url, dead_ns, timeout=0.5, connect_timeout=0.5))
+            live_store = open_backend(with_path(url, live_ns, timeout=0.5, connect_timeout=0.5))
+            try:
+                with pytest.raises(BackendUnavailableError) as caught:
+                    dead_store.get("k")
+                assert "\n" not in str(caught.value), caught.value
+                version = live_store.put("k", b"v")
+                entry = live_store.get("k")
+                assert entry is not None and entry.version == version
+            finally:
+                dead_store.close()
+                live_store.close()
+            time.sleep(0.3)  # keep reading with one master down
+            start_service("redis-cluster")
+            cluster_restored[0] = False
+            hits_after = sum(c.stats()["l2_hits"] for c in clients)
+            _wait(
+                lambda: sum(c.stats()["l2_hits"] for c in clients) > hits_after + 20,
+                15,
+                f"L2 not used again: {[c.stats() for c in clients]}",
+            )
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
         stats = [c.stats() for c in clients]
         for client in clients:
             client.close()
-    assert not failures, failures[:3]
-    assert reads[0] > 1000, reads
+    assert not load.failures, load.failures[:3]
+    assert load.reads > 1000, load.reads
     assert sum(s["l2_errors"] for s in stats) > 0, stats
 
 
