@@ -183,28 +183,33 @@ def bench_watch_setup(hosts: str, chroot: str, keys: int) -> dict[str, Any]:
         watch = watcher.watch("setup", lambda change: None)
         elapsed = time.perf_counter() - start
         session = watcher._client.client_id[0]
-        out[mode] = {"watch_ms": elapsed * 1e3, "server_watches": session_watches(hosts, session)}
+        out[mode] = {"watch_ms": elapsed * 1e3, "server_watches": len(session_watches(hosts, session))}
         watch.stop()
         watcher.close()
     return out
 
 
-def four_letter(hosts: str, command: str) -> str:
+def four_letter(hosts: str, command: str, *, timeout: float = 5.0) -> str:
+    """The first server's answer to a four-letter command (``srvr``, ``wchc``...)."""
     host, port = hosts.split(",", maxsplit=1)[0].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
         sock.sendall(command.encode())
         return b"".join(iter(lambda: sock.recv(65536), b"")).decode()
 
 
-def session_watches(hosts: str, session: int) -> int:
-    """Watched paths the server holds for one session (``wchc``)."""
-    count, current = 0, None
-    for line in four_letter(hosts, "wchc").splitlines():
+def session_watches(hosts: str, session: int) -> list[str]:
+    """The paths the server holds watches on for one session (``wchc``), sorted."""
+    reply = four_letter(hosts, "wchc")
+    if "not in the whitelist" in reply:
+        raise RuntimeError(reply.strip())
+    paths: list[str] = []
+    current = None
+    for line in reply.splitlines():
         if line.startswith("0x"):
             current = int(line, 16)
         elif line.startswith("\t") and current == session:
-            count += 1
-    return count
+            paths.append(line.strip())
+    return sorted(paths)
 
 
 def bench_reads(hosts: str, chroot: str, quick: bool) -> dict[str, Any]:

@@ -29,6 +29,10 @@ wait_for_port() {  # wait_for_port HOST PORT SECONDS
   log "nothing listens on $host:$port after $3 s"; return 1
 }
 
+zk_four() {  # zk_four PORT WORD: a ZooKeeper four-letter command's answer, or nothing
+  (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf '%s' "$2" >&3 && timeout 2 cat <&3) 2>/dev/null || true
+}
+
 start_daemon() {  # start_daemon NAME COMMAND... : runs in background, pid in $dir/pid
   local name=$1; shift
   local dir="$VELTRIX_SERVICES_DIR/$name"

@@ -6,13 +6,13 @@ watches across a session expiry, options and error mapping.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from kazoo.client import KazooClient
 
+from benchmarks.bench_zookeeper import session_watches
 from tests.support import server_env, unique_name
 from veltrix.adapters.zookeeper import MAX_VALUE_BYTES, ZooKeeperBackend
 from veltrix.backend import Absent
@@ -293,23 +293,6 @@ def test_watch_resyncs_after_session_expiry(open_zk: OpenZK, zk_hosts: str, mode
         watch.stop()
 
 
-def _session_watches(zk_hosts: str, session_id: int) -> list[str]:
-    """The paths the server holds watches on for one session (the ``wchc`` command)."""
-    host, port = zk_hosts.split(",", maxsplit=1)[0].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"wchc")
-        reply = b"".join(iter(lambda: sock.recv(65536), b"")).decode()
-    assert "not in the whitelist" not in reply, reply
-    paths: list[str] = []
-    current = None
-    for line in reply.splitlines():
-        if line.startswith("0x"):
-            current = int(line, 16)
-        elif line.startswith("\t") and current == session_id:
-            paths.append(line.strip())
-    return sorted(paths)
-
-
 def test_persistent_watch_is_one_server_watch(
     open_zk: OpenZK, zk_hosts: str, chroot: str
 ) -> None:
@@ -324,15 +307,15 @@ def test_persistent_watch_is_one_server_watch(
     try:
         assert p_watch.mode == "persistent" and o_watch.mode == "oneshot"
         p_session, o_session = persistent._client.client_id[0], oneshot._client.client_id[0]
-        assert _session_watches(zk_hosts, p_session) == [f"{chroot}/tree"]
-        assert len(_session_watches(zk_hosts, o_session)) == 1 + 4 + 20  # every znode
+        assert session_watches(zk_hosts, p_session) == [f"{chroot}/tree"]
+        assert len(session_watches(zk_hosts, o_session)) == 1 + 4 + 20  # every znode
     finally:
         p_watch.stop()
         o_watch.stop()
     deadline = time.monotonic() + 5
-    while _session_watches(zk_hosts, p_session) and time.monotonic() < deadline:
+    while session_watches(zk_hosts, p_session) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _session_watches(zk_hosts, p_session) == []
+    assert session_watches(zk_hosts, p_session) == []
 
 
 def test_persistent_watch_burst_and_overlapping_prefixes(open_zk: OpenZK) -> None:

@@ -6,12 +6,12 @@ tests take a few seconds each and must not share the ensemble with parallel test
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from benchmarks.bench_zookeeper import four_letter
 from tests.support import kill_service, server_env, start_service, unique_name
 from veltrix import CachePolicy, Client
 from veltrix.adapters.zookeeper import ZooKeeperBackend
@@ -38,11 +38,8 @@ def ensemble() -> Iterator[list[str]]:
 
 def _mode(host: str) -> str:
     """The member's ``Mode:`` line from the ``srvr`` command ("" when it is down)."""
-    address, port = host.rsplit(":", 1)
     try:
-        with socket.create_connection((address, int(port)), timeout=2) as sock:
-            sock.sendall(b"srvr")
-            reply = b"".join(iter(lambda: sock.recv(4096), b"")).decode()
+        reply = four_letter(host, "srvr", timeout=2)
     except OSError:
         return ""
     return next((line[6:] for line in reply.splitlines() if line.startswith("Mode: ")), "")
