@@ -89,7 +89,7 @@ from veltrix.errors import (
     VeltrixError,
     VersionConflictError,
 )
-from veltrix.keys import normalize_prefix, validate_key
+from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_expected_version, prepare_batch
 from veltrix.values import check_value as check_size
@@ -1236,7 +1236,7 @@ class _ZooKeeperWatch:
         for path in self._denied:
             key = self._backend._key(path)
             for known_key, entry in self._known.items():
-                if (known_key == key or known_key.startswith(key + "/")) and known_key not in current:
+                if in_prefix(known_key, key) and known_key not in current:
                     current[known_key] = entry
         for change in diff_snapshots(self._known, current):
             self._dispatcher.submit(change)
