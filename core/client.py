@@ -334,7 +334,7 @@ class Client:
                 raise KeyNotFoundError(f"{key!r} not found in {self.source}")
             return default
         if target is not None:
-            value = convert(key, stored.encode() if isinstance(stored, str) else stored, target)
+            value = convert(key, cast(bytes, record.raw()), target)
         elif isinstance(stored, str):
             value = stored
         else:
