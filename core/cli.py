@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -376,6 +377,9 @@ def backends() -> None:
 
 
 def main() -> None:
+    # A command talks to its store once and reports failures itself: the store-health
+    # warnings a long-running service logs would only repeat its one-line error.
+    logging.getLogger("veltrix.health").setLevel(logging.ERROR)
     try:
         app()
     except errors.VeltrixError as exc:  # anything a command did not catch itself
