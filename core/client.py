@@ -73,13 +73,6 @@ _MAX_METAS = 4096
 _NO_DEFAULT: Any = object()
 
 
-class _Absent:
-    """Marker stored in the fresh-value dict for a confirmed absence."""
-
-    __slots__ = ()
-
-
-_ABSENT = _Absent()
 
 
 class _Flight:
@@ -152,7 +145,7 @@ class Client:
         self.source = redact_url(url) if isinstance(url, str) else type(self._backend).__name__
 
         # Fresh values only: the hot path reads these dicts and nothing else.
-        self._fresh: dict[str, Any] = {}  # key -> decoded text, or _ABSENT
+        self._fresh: dict[str, str] = {}  # key -> decoded text
         self._typed: dict[Any, dict[str, Any]] = {}  # conversion target -> key -> value
         self._models: dict[tuple[str, Any], Any] = {}  # (prefix, model class) -> instance
         # Slow-path state.
@@ -277,13 +270,13 @@ class Client:
         Absent keys return ``default``, or raise :class:`KeyNotFoundError` without one.
         """
         # Subscripts, not dict.get: a miss costs a KeyError, but a hit skips a method call.
+        # The fresh dict holds text only (absences and binary values take the slow path),
+        # so a hit needs no check of what it found.
         if type is None:
             try:
-                value = self._fresh[key]
+                return self._fresh[key]
             except KeyError:
-                return self._get_slow(key, default, type)
-            if value.__class__ is str:
-                return value
+                pass
         else:
             try:
                 return self._typed[type][key]
@@ -463,9 +456,7 @@ class Client:
         self._drop_fresh(key)
         if now < expires_at:
             value = record.value
-            if value is None:
-                self._fresh[key] = _ABSENT
-            elif value.__class__ is str:
+            if value.__class__ is str:
                 self._fresh[key] = value  # the Record's own text: the value is held once
             self._scheduler.schedule(expires_at, key)
         return record
