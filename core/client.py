@@ -57,6 +57,7 @@ from veltrix.health import Health, HealthState, StoreHealth
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.registry import open_backend
 from veltrix.urls import redact_url
+from veltrix.watching import ChangeDispatcher, InlineCallback
 
 if TYPE_CHECKING:
     from veltrix.lkg import SnapshotWriter
@@ -161,6 +162,7 @@ class Client:
         self._scheduler = ExpiryScheduler(self._expire, name="veltrix-expiry")
         self._executor: ThreadPoolExecutor | None = None
         self._watch: Watch | None = None
+        self._notifier: ChangeDispatcher[tuple[Change, bool]] | None = None
         self._watch_retry_at = 0.0
         self._subscribers: list[tuple[str, Callable[[Change], None]]] = []
         self._closed = False
@@ -646,7 +648,7 @@ class Client:
             if not required and monotonic() < self._watch_retry_at:
                 return
             try:
-                self._watch = backend.watch("", self._on_change)
+                self._watch = backend.watch("", InlineCallback(self._on_change))
             except VeltrixError as exc:
                 self._watch_retry_at = monotonic() + 30
                 if required:
@@ -654,21 +656,38 @@ class Client:
                 log.warning("cannot watch %s (TTL still applies): %s", self.source, exc)
 
     def _on_change(self, change: Change) -> None:
+        """A change from the store's watch, applied to the cache on the watch's own
+        thread (see :class:`veltrix.watching.InlineCallback`); the L2 fan-out and the
+        user's callbacks, which may block, go to the notifier thread, and only when
+        there are any."""
         key = change.key
         with self._lock:
+            if self._closed:
+                return
             self._bump(key)
             current = self._fences.admit(key, None if change.entry is None else change.entry.version)
             if current and (key in self._records or key in self._inflight):
                 self._install(key, change.entry)
                 self._counters["watch_updates"] += 1
-            subscribers = [cb for prefix, cb in self._subscribers if in_prefix(key, prefix)]
-        if self._l2 is not None and current:
-            self._l2.publish(key, change.entry)
+            publish = current and self._l2 is not None
+            if not publish and not any(in_prefix(key, p) for p, _ in self._subscribers):
+                return
+            if self._notifier is None:
+                self._notifier = ChangeDispatcher(self._notify, name="veltrix-callbacks")
+            notifier = self._notifier
+        notifier.submit((change, publish))
+
+    def _notify(self, item: tuple[Change, bool]) -> None:
+        change, publish = item
+        if publish and self._l2 is not None:
+            self._l2.publish(change.key, change.entry)
+        with self._lock:
+            subscribers = [cb for p, cb in self._subscribers if in_prefix(change.key, p)]
         for callback in subscribers:
             try:
                 callback(change)
             except Exception:
-                log.exception("watch callback failed for %r", key)
+                log.exception("watch callback failed for %r", change.key)
 
     def _mark_expired(self, key: str) -> None:
         """Make the next read of ``key`` ask the store (or L2). Lock held."""
@@ -884,6 +903,8 @@ class Client:
             self._subscribers.clear()
         if watch is not None:
             watch.stop()
+        if self._notifier is not None:
+            self._notifier.stop()
         self._scheduler.close()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
