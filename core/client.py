@@ -391,9 +391,14 @@ class Client:
         the store slow, so later reads do not wait again. While it is slow or down,
         ``stale`` is served at once and at most one background probe asks the store.
         """
-        if self._health.state is HealthState.UP:
+        if self._health.state is HealthState.UP and self.policy.ttl <= 0:
+            try:  # no caching: wait for the store, on this thread (no hop to the pool)
+                return self._single_flight(token, load)
+            except BackendUnavailableError:
+                pass
+        elif self._health.state is HealthState.UP:
             flight = self._background_load(token, load)
-            deadline = self.policy.refresh_deadline if self.policy.ttl > 0 else None
+            deadline = self.policy.refresh_deadline
             if flight.event.wait(deadline):
                 if flight.error is None:
                     return flight.result  # type: ignore[no-any-return]
