@@ -537,6 +537,26 @@ def section_freshness(
     return [*out, ""]
 
 
+def section_freshness_load(data: dict[str, Any] | None) -> list[str]:
+    out = ["### 5b. Freshness under load: write -> every busy reader of one process", ""]
+    if data is None:
+        return [*out, "_Not measured in this run._", ""]
+    from benchmarks import freshness_load
+
+    return [
+        *out,
+        "`benchmarks/freshness_load.py`: 4 reader threads read one key through one watching "
+        "client, in a tight loop (*busy*) or 1 ms apart (*paced*); a writer in the same "
+        "process writes; the clock runs from the start of the write until every reader has "
+        "read the new value. With busy readers every thread a change crosses waits for the "
+        "GIL (5 ms switch interval), and the write itself is slowed the same way (put p50). "
+        f"Load average after the section: {data.get('loadavg', [0])[0]:.2f}.",
+        "",
+        freshness_load.markdown(data),
+        "",
+    ]
+
+
 def section_memory(data: dict[str, Any] | None, verdicts: dict[str, Any]) -> list[str]:
     out = ["## 6. Memory: bytes per cached key", ""]
     if data is None:
@@ -638,6 +658,7 @@ def write(run: dict[str, Any]) -> Path:
     body += section_founding(_load("founding", run), verdicts)
     body += section_fleet(_load("fleet", run), verdicts)
     body += section_freshness(_load("freshness", run), _load("redis_l2", run), verdicts)
+    body += section_freshness_load(_load("freshness_load", run))
     body += section_memory(_load("memory", run), verdicts)
     body += section_migration(_load("migrate", run))
     body += section_outage(_load("outage", run), verdicts)
