@@ -378,8 +378,12 @@ def backends() -> None:
 
 def main() -> None:
     # A command talks to its store once and reports failures itself: the store-health
-    # warnings a long-running service logs would only repeat its one-line error.
-    logging.getLogger("veltrix.health").setLevel(logging.ERROR)
+    # warnings a long-running service logs, and a client library's reconnect chatter,
+    # would only repeat its one-line error.
+    for name in ("veltrix.health", "veltrix.zookeeper.kazoo", "kazoo"):
+        quiet = logging.getLogger(name)
+        quiet.addHandler(logging.NullHandler())  # handled (adapters' filters still run), not printed
+        quiet.propagate = False
     try:
         app()
     except errors.VeltrixError as exc:  # anything a command did not catch itself
