@@ -853,6 +853,12 @@ class Client:
         """The store's health as this client sees it: up, slow or down, since when, why."""
         return self._health.report()
 
+    def on_health_change(self, callback: Callable[[Health], None]) -> None:
+        """Call ``callback(health)`` whenever the store's health changes. It runs on the
+        thread that saw the change (a reader, a refresh, the store's connection
+        thread): keep it quick and never block in it."""
+        self._health.add_listener(callback)
+
     def stats(self) -> dict[str, int]:
         """Counters: misses (reads that went to the store), store_calls, stale_served,
         errors, watch_updates, cached_keys, store_up (1 or 0) and health_transitions;
