@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import veltrix
+from tests.integration.redis_targets import KINDS, redis_url
 from tests.support import server_env
 from veltrix.errors import ConfigurationError
 from veltrix.terraform import client_from_terraform, read_outputs
@@ -130,8 +131,8 @@ def test_sensitive_values_never_shown(store: str) -> None:
 
 
 def test_cache_url_goes_to_the_client(store: str) -> None:
-    redis_url = server_env("VELTRIX_TEST_REDIS_URL", "Redis test server")
-    source = wrapped(veltrix_url=store, veltrix_cache_url=redis_url)
+    cache_url = server_env("VELTRIX_TEST_REDIS_URL", "Redis test server")
+    source = wrapped(veltrix_url=store, veltrix_cache_url=cache_url)
     with client_from_terraform(source, cache=veltrix.CachePolicy(ttl=5, watch=False)) as client:
         assert client.get("payments/timeout_ms") == "500"
         assert "bus_invalidations" in client.stats()  # the shared cache is in use
@@ -227,10 +228,37 @@ def test_check_exit_codes(tmp_path: Path, store: str) -> None:
     assert TOKEN not in check("-t", str(no_cache)).stdout
 
 
-def test_check_with_a_reachable_cache(tmp_path: Path, store: str) -> None:
-    redis_url = server_env("VELTRIX_TEST_REDIS_URL", "Redis test server")
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_check_with_a_reachable_cache(tmp_path: Path, store: str, kind: str) -> None:
+    """Every documented cache URL form (plain, TLS, Sentinel, Cluster) is probed as the
+    L2 cache connects to it, against the running test deployment of that kind."""
+    cache_url = redis_url(kind)
     path = tmp_path / "outputs.json"
-    path.write_text(json.dumps(wrapped(veltrix_url=store, veltrix_cache_url=redis_url)))
+    path.write_text(json.dumps(wrapped(veltrix_url=store, veltrix_cache_url=cache_url)))
     result = check("-t", str(path), "--json")
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["cache_reachable"] is True
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["cache_reachable"] is True and "cache_error" not in report
+
+
+@pytest.mark.parametrize(
+    ("cache_url", "why"),
+    [
+        ("redis+sentinel://127.0.0.1:9/veltrix/0", "MasterNotFoundError"),
+        ("redis+cluster://127.0.0.1:9,127.0.0.1:10/0", "RedisClusterException"),
+        ("redis+sentinel://127.0.0.1:26379", "needs a service name"),
+        ("redis+cluster://127.0.0.1:7000/1", "only database 0"),
+    ],
+)
+def test_check_reports_an_unusable_sentinel_or_cluster_cache(
+    tmp_path: Path, store: str, cache_url: str, why: str
+) -> None:
+    """Sentinel and Cluster URLs are understood (not "unparseable"): nothing listening,
+    or a URL the L2 cache itself would refuse, is exit 15 with the reason."""
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(wrapped(veltrix_url=store, veltrix_cache_url=cache_url)))
+    result = check("-t", str(path), "--json")
+    assert result.returncode == 15, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["reachable"] is True and report["cache_reachable"] is False
+    assert why in report["cache_error"] and "unparseable" not in report["cache_error"]
