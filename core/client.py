@@ -55,7 +55,7 @@ from veltrix.errors import (
 from veltrix.fences import FenceDue, WriteFences
 from veltrix.health import Health, HealthState, StoreHealth
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
-from veltrix.registry import open_backend
+from veltrix.registry import default_url, open_backend
 from veltrix.urls import redact_url
 from veltrix.watching import ChangeDispatcher, InlineCallback
 
@@ -123,8 +123,6 @@ class Client:
         **options: Any,
     ) -> None:
         if store is None:
-            from veltrix.adapters.sqlite import default_url
-
             store = default_url()
         if isinstance(store, str):
             self._backend: Backend = open_backend(store, **options)
