@@ -131,6 +131,16 @@ class SupportsHealthEvents(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsSecrets(Protocol):
+    @property
+    def holds_secrets(self) -> bool:
+        """True when what this store holds comes back flagged secret (``Entry.secret``):
+        every Secret Manager entry; SSM entries written as SecureString (``secure=true``).
+        A migration warns when secret values go to a store where this is false."""
+        ...
+
+
 def supports(backend: object, ability: type) -> bool:
     """True when ``backend`` has the optional ability (a protocol above)."""
     return isinstance(backend, ability)
@@ -144,6 +154,7 @@ __all__ = [
     "Entry",
     "SupportsHealthEvents",
     "SupportsList",
+    "SupportsSecrets",
     "SupportsWatch",
     "SupportsWrite",
     "Watch",

@@ -42,7 +42,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from veltrix.backend import Absent, AbsentType, Backend, Entry, SupportsList, SupportsWrite
+from veltrix.backend import (
+    Absent,
+    AbsentType,
+    Backend,
+    Entry,
+    SupportsList,
+    SupportsSecrets,
+    SupportsWrite,
+)
 from veltrix.errors import (
     ConfigurationError,
     InvalidKeyError,
@@ -61,10 +69,6 @@ log = logging.getLogger("veltrix.migration")
 STATE_FORMAT = "veltrix-migrate-state"
 Action = Literal["create", "update", "delete"]
 Phase = Literal["plan", "apply", "verify", "done"]
-
-#: Stores that flag every value they hold as secret (values go in masked there).
-_SECRET_STORES = ("gcpsm",)
-
 
 class MigrationError(VeltrixError):
     """A migration could not run as asked."""
@@ -212,11 +216,6 @@ def _url_of(store: Backend) -> str:
     return redact_url(url) if isinstance(url, str) else type(store).__name__
 
 
-def _scheme_of(store: object) -> str:
-    schemes = getattr(store, "schemes", ())
-    return str(schemes[0]) if schemes else ""
-
-
 @contextlib.contextmanager
 def _opened(store: str | Backend) -> Iterator[Backend]:
     if isinstance(store, str):
@@ -358,10 +357,8 @@ def make_plan(
     too_big = batch_problem(destination, writes) if writes else None
     if too_big:
         plan.unrepresentable.append(Problem("<document>", too_big))
-    unflagged = [
-        k for k in plan.secret_keys
-        if k in src and _scheme_of(destination) not in _SECRET_STORES
-    ]
+    flags_secrets = isinstance(destination, SupportsSecrets) and destination.holds_secrets
+    unflagged = [] if flags_secrets else [k for k in plan.secret_keys if k in src]
     if unflagged:
         plan.warnings.append(
             f"{len(unflagged)} secret values go to {plan.destination}, which does not flag them "
