@@ -89,6 +89,8 @@ class RedisBackend:
     schemes: ClassVar[tuple[str, ...]] = SCHEMES
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
+    #: ``put(content_type=)`` is stored and read back (``SupportsContentType``).
+    keeps_content_type: ClassVar[bool] = True
     #: A hint for callers batching writes through :meth:`put_many`.
     max_batch_ops: ClassVar[int] = MAX_BATCH_OPS
 

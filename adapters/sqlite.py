@@ -60,6 +60,8 @@ class SQLiteBackend:
     schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.OperationalError,)
     max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
+    #: ``put(content_type=)`` is stored and read back (``SupportsContentType``).
+    keeps_content_type: ClassVar[bool] = True
 
     def __init__(
         self,
