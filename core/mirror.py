@@ -39,7 +39,6 @@ from veltrix.backend import (
 )
 from veltrix.errors import ConfigurationError, UnsupportedOperationError, VeltrixError
 from veltrix.keys import normalize_prefix
-from veltrix.urls import Options, parse_url
 
 log = logging.getLogger("veltrix.mirror")
 
@@ -105,24 +104,16 @@ class MirrorBackend:
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
-        """``mirror://?primary=URL&secondary=URL&shadow=true`` (inner URLs percent-encoded)."""
-        from veltrix.registry import open_backend
+        """Refused: a mirror is built from two opened stores, never from one URL.
 
-        parsed = parse_url(url, cls.schemes)
-        opts = Options(parsed.query, options, where=parsed.redacted)
-        primary_url = opts.str("primary")
-        secondary_url = opts.str("secondary")
-        shadow = opts.bool("shadow", False)
-        opts.finish()
-        if not primary_url or not secondary_url:
-            raise ConfigurationError(f"{parsed.redacted}: give primary= and secondary= store URLs")
-        primary = open_backend(primary_url)
-        try:
-            secondary = open_backend(secondary_url)
-        except BaseException:
-            primary.close()
-            raise
-        return cls(primary, secondary, shadow=shadow, owns=True)
+        No ``mirror://`` scheme is registered on purpose: nested store URLs in one
+        query string would carry their options (tokens included) past
+        :func:`~veltrix.urls.redact_url`, which redacts by top-level option name.
+        """
+        raise ConfigurationError(  # the URL is not echoed: see above
+            "a mirror is not opened from a URL; build it from two stores: "
+            "MirrorBackend(open_backend(OLD), open_backend(NEW))"
+        )
 
     @property
     def url(self) -> str:
