@@ -7,7 +7,6 @@ cache when it runs. ``veltrix check`` runs as the installed console script.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -138,18 +137,6 @@ def test_cache_url_goes_to_the_client(store: str) -> None:
         assert "bus_invalidations" in client.stats()  # the shared cache is in use
     with client_from_terraform(source, cache_url=None) as client:  # the caller decides
         assert "bus_invalidations" not in client.stats()
-
-
-def test_without_cache_support_warns(
-    store: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr("veltrix.terraform._client_takes_cache_url", lambda: False)
-    cache = f"rediss://:{TOKEN}@cache.internal:6379/0"
-    with caplog.at_level(logging.WARNING, logger="veltrix.terraform"):
-        client = client_from_terraform({"veltrix_url": store, "veltrix_cache_url": cache})
-    client.close()
-    assert "no cache_url support" in caplog.text
-    assert TOKEN not in caplog.text
 
 
 # -- veltrix check ----------------------------------------------------------------------------
