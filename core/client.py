@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
 
 from veltrix.backend import (
@@ -37,7 +38,6 @@ from veltrix.cache import (
     Freshness,
     Meta,
     Record,
-    monotonic,
     pack_value,
     pack_version,
 )

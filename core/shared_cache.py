@@ -57,7 +57,7 @@ from veltrix.backend import Entry
 from veltrix.cache import CachePolicy
 from veltrix.errors import ConfigurationError
 from veltrix.secrets_crypto import SecretBox
-from veltrix.urls import Options, parse_url, redact_url
+from veltrix.urls import Options, parse_url
 
 log = logging.getLogger("veltrix.shared_cache")
 
@@ -504,9 +504,4 @@ class SharedCache:
             self._r.close()
 
 
-def store_namespace(source: str) -> str:
-    """The text L2 keys are namespaced by: the store's (redacted) URL."""
-    return redact_url(source)
-
-
-__all__ = ["CircuitBreaker", "SharedCache", "store_namespace"]
+__all__ = ["CircuitBreaker", "SharedCache"]
