@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -226,6 +227,17 @@ def test_check_with_a_reachable_cache(tmp_path: Path, store: str, kind: str) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["cache_reachable"] is True and "cache_error" not in report
+
+
+def test_check_accepts_several_sentinels(tmp_path: Path, store: str) -> None:
+    """``redis+sentinel://s1,s2/...``: a dead Sentinel listed first is skipped."""
+    parts = urlsplit(redis_url("sentinel"))
+    cache_url = urlunsplit(parts._replace(netloc=f"127.0.0.1:9,{parts.netloc}"))
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(wrapped(veltrix_url=store, veltrix_cache_url=cache_url)))
+    result = check("-t", str(path), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["cache_reachable"] is True
 
 
 @pytest.mark.parametrize(
