@@ -15,9 +15,9 @@
 3. **Apply** with compare-and-set on the destination version seen while planning, so a
    key changed there meanwhile is reported as a conflict and left alone (``force``
    overwrites). Stores with an all-or-nothing ``put_many`` (``SupportsBatch``) get
-   batches of their ``max_batch_ops`` (Consul ``/v1/txn``, one AppConfig hosted version, a ZooKeeper
-   ``multi``, a Redis ``MULTI``/``EXEC``); the others get ``concurrency`` parallel
-   writers.
+   batches of their ``max_batch_ops`` (Consul ``/v1/txn``, one AppConfig hosted
+   version, a ZooKeeper ``multi``, a Redis ``MULTI``/``EXEC``); the others get
+   ``concurrency`` parallel writers.
 4. **Verify**: read the destination back and compare SHA-256 with the source.
 
 ``state`` names a resume file (JSON Lines, one line per completed write). A run killed
@@ -72,6 +72,7 @@ log = logging.getLogger("veltrix.migration")
 STATE_FORMAT = "veltrix-migrate-state"
 Action = Literal["create", "update", "delete"]
 Phase = Literal["plan", "apply", "verify", "done"]
+
 
 class MigrationError(VeltrixError):
     """A migration could not run as asked."""
@@ -249,7 +250,7 @@ def _list(store: Backend, prefix: str, what: str) -> dict[str, Entry]:
 
 
 def key_problem(store: object, key: str) -> str | None:
-    """Why ``store`` cannot hold ``key`` (its ``check_key`` hook), or ``None``."""
+    """Why ``store`` cannot hold ``key`` (its ``SupportsPreflight.check_key``), or ``None``."""
     try:
         validate_key(key)
     except InvalidKeyError as exc:
@@ -263,7 +264,7 @@ def key_problem(store: object, key: str) -> str | None:
 
 
 def value_problem(store: object, key: str, value: bytes) -> str | None:
-    """Why ``store`` cannot hold ``value`` at ``key`` (its ``check_value`` hook, else
+    """Why ``store`` cannot hold ``value`` at ``key`` (its ``SupportsPreflight.check_value``, else
     its ``max_value_bytes``), or ``None``."""
     if isinstance(store, SupportsPreflight):
         try:
@@ -278,8 +279,9 @@ def value_problem(store: object, key: str, value: bytes) -> str | None:
 
 
 def batch_problem(store: object, changes: Iterable[Change]) -> str | None:
-    """Why ``store`` cannot take these writes together (its ``check_batch`` hook: e.g. an
-    AppConfig document over its size limit), or ``None``."""
+    """Why ``store`` cannot take these writes together (its
+    ``SupportsBatchPreflight.check_batch``: e.g. an AppConfig document over its size
+    limit), or ``None``."""
     if not isinstance(store, SupportsBatchPreflight):
         return None
     try:
