@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
 
 from veltrix.backend import (
@@ -37,7 +38,6 @@ from veltrix.cache import (
     Freshness,
     Meta,
     Record,
-    monotonic,
     pack_value,
     pack_version,
 )
@@ -55,7 +55,7 @@ from veltrix.errors import (
 from veltrix.fences import FenceDue, WriteFences
 from veltrix.health import Health, HealthState, StoreHealth
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
-from veltrix.registry import open_backend
+from veltrix.registry import default_url, open_backend
 from veltrix.urls import redact_url
 from veltrix.watching import ChangeDispatcher, InlineCallback
 
@@ -123,8 +123,6 @@ class Client:
         **options: Any,
     ) -> None:
         if store is None:
-            from veltrix.adapters.sqlite import default_url
-
             store = default_url()
         if isinstance(store, str):
             self._backend: Backend = open_backend(store, **options)
