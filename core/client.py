@@ -25,11 +25,13 @@ from veltrix.backend import (
     Backend,
     Change,
     Entry,
+    HasUrl,
     SupportsHealthEvents,
     SupportsList,
     SupportsWatch,
     SupportsWrite,
     Watch,
+    describe,
 )
 from veltrix.cache import (
     ABSENT_META,
@@ -56,7 +58,6 @@ from veltrix.fences import FenceDue, WriteFences
 from veltrix.health import Health, HealthState, StoreHealth
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.registry import default_url, open_backend
-from veltrix.urls import redact_url
 from veltrix.watching import ChangeDispatcher, InlineCallback
 
 if TYPE_CHECKING:
@@ -140,8 +141,7 @@ class Client:
             raise ConfigurationError("cache must be a veltrix.CachePolicy")
         self.policy = cache or CachePolicy()
         self.secret_prefixes = tuple(normalize_prefix(p) for p in secret_prefixes)
-        url = getattr(self._backend, "url", None)
-        self.source = redact_url(url) if isinstance(url, str) else type(self._backend).__name__
+        self.source = describe(self._backend)
 
         # Fresh values only: the hot path reads these dicts and nothing else.
         self._fresh: dict[str, str] = {}  # key -> decoded text
@@ -192,8 +192,7 @@ class Client:
         from veltrix.secrets_crypto import box_from_env
 
         box = box_from_env()
-        store = getattr(self._backend, "url", None)
-        store_id = store if isinstance(store, str) else self.source
+        store_id = self._backend.url if isinstance(self._backend, HasUrl) else self.source
         if cache_url is not None:
             from veltrix.shared_cache import SharedCache
 
