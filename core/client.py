@@ -322,6 +322,52 @@ class Client:
             return value  # type: ignore[no-any-return]
         return self._get_model_slow(prefix, model)
 
+    def bind(self, prefix: str, model: type[M]) -> M:
+        """A live instance of the pydantic ``model`` for the keys under ``prefix``.
+
+        Reading a field is a plain attribute access (``cfg.timeout_ms``), the fastest
+        configuration read there is. Whenever a key under ``prefix`` changes (the
+        store's watch, or this client's own writes), the model is validated again and
+        all its fields are replaced at once: the instance's ``__dict__`` is swapped in
+        one reference assignment, so a reader never sees half of an update. Each field
+        read gets one version; to read several fields of one version, take
+        ``cfg.model_copy()``. A new version that does not validate is not applied: the
+        last good one stays, the error is logged and counted (``bind_errors``).
+        Needs a store that can watch.
+        """
+        from pydantic import BaseModel
+
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise ConfigurationError("bind needs a pydantic BaseModel class")
+        self._check_open()
+        self._start_watch(required=True)
+        token, load = self._model_loader(prefix, model)
+        self._counters.setdefault("bind_errors", 0)
+        built = [self._model_generation.get(token, 0)]  # the version the instance shows
+        subscription = self.watch(prefix, lambda change: refresh())  # before the first read
+        try:
+            live = self.get_model(prefix, model).model_copy()
+        except BaseException:
+            subscription.stop()
+            raise
+
+        def refresh() -> None:  # on the notifier thread, once per change under prefix
+            generation = self._model_generation.get(token, 0)
+            if generation == built[0]:
+                return  # an earlier change's refresh already read this version
+            try:  # from the store, waiting for it: never a stale copy (this is no reader)
+                fresh = self._single_flight(token, load)
+            except VeltrixError as exc:
+                self._counters["bind_errors"] += 1
+                log.warning("keeping the last good %s for %r: %s", model.__name__, prefix, exc)
+                return
+            built[0] = generation
+            object.__setattr__(live, "__pydantic_fields_set__", fresh.__pydantic_fields_set__)
+            object.__setattr__(live, "__pydantic_extra__", fresh.__pydantic_extra__)
+            object.__setattr__(live, "__dict__", fresh.__dict__)  # the one swap readers see
+
+        return live
+
     # -- reads: the slow path ---------------------------------------------------------
 
     def _get_slow(self, key: str, default: Any, target: Any) -> Any:
@@ -611,6 +657,18 @@ class Client:
             attempt += 1
 
     def _get_model_slow(self, prefix: str, model: type[M]) -> M:
+        token, load = self._model_loader(prefix, model)
+        previous = self._model_records.get(token)
+        if previous is not None and self.policy.may_serve_stale(previous[1], monotonic()):
+            return self._refresh_or_stale(token, load, previous[0])  # type: ignore[no-any-return]
+        self._counters["misses"] += 1
+        self._fail_fast_if_down(token, load)
+        return self._single_flight(token, load)
+
+    def _model_loader(
+        self, prefix: str, model: type[M]
+    ) -> tuple[tuple[str, Any], Callable[[], M]]:
+        """The cache token of ``model`` under ``prefix`` and the call that loads it."""
         token = (prefix, model)
         self._check_open()
         with self._lock:
@@ -631,12 +689,7 @@ class Client:
             self._ensure_watch()
             return instance
 
-        previous = self._model_records.get(token)
-        if previous is not None and self.policy.may_serve_stale(previous[1], monotonic()):
-            return self._refresh_or_stale(token, load, previous[0])  # type: ignore[no-any-return]
-        self._counters["misses"] += 1
-        self._fail_fast_if_down(token, load)
-        return self._single_flight(token, load)  # type: ignore[no-any-return]
+        return token, load
 
     # -- change propagation ----------------------------------------------------------
 
