@@ -54,6 +54,7 @@ from veltrix.errors import (
     VeltrixError,
 )
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, ParsedURL, parse_url, redact_url
 from veltrix.values import check_expected_version, check_value, prepare_batch
 from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
@@ -278,6 +279,7 @@ def connect(
     """
     password = os.environ.get(settings.password_env) or None
     username = os.environ.get("REDIS_USERNAME") or None
+    protect_loggers("redis")
     common: dict[str, Any] = {
         "username": username,
         "password": password,
