@@ -45,6 +45,7 @@ from veltrix.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
+    DecodeError,
     KeyNotFoundError,
     UnsupportedOperationError,
     VeltrixError,
@@ -273,14 +274,14 @@ class Client:
         if type is None:
             try:
                 value = self._fresh[key]
-            except KeyError:
+            except (KeyError, TypeError):  # TypeError: an unhashable key; the slow path says so
                 return self._get_slow(key, default, type)
             if value.__class__ is str:
                 return value
         else:
             try:
                 return self._typed[type][key]
-            except KeyError:
+            except (KeyError, TypeError):
                 pass
         return self._get_slow(key, default, type)
 
@@ -318,7 +319,12 @@ class Client:
         and dropped when any key under the prefix changes (watch or write) or expires.
         Instances are shared between callers: do not mutate them.
         """
-        value = self._models.get((prefix, model), _MISS)
+        try:
+            value = self._models.get((prefix, model), _MISS)
+        except TypeError:  # unhashable prefix or model: InvalidKeyError or DecodeError
+            normalize_prefix(prefix)
+            validate_model(prefix, model, {})
+            raise DecodeError(f"cannot read {prefix!r} as an unhashable model") from None
         if value is not _MISS:
             return value  # type: ignore[no-any-return]
         return self._get_model_slow(prefix, model)
