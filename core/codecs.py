@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, PydanticUserError, TypeAdapter, ValidationError
 
 from veltrix.backend import Entry
 from veltrix.errors import DecodeError
@@ -108,7 +108,7 @@ def convert(key: str, value: bytes, target: Any) -> Any:
         return decode_json(key, value)
     try:
         adapter = _adapter(target)
-    except (TypeError, ValueError, AttributeError) as exc:  # unhashable, or not a type
+    except Exception as exc:  # unhashable, or not a type pydantic can build a schema for
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise DecodeError(f"cannot convert {key!r} to {_type_name(target)}: {first}") from exc
     reason = None
@@ -119,6 +119,9 @@ def convert(key: str, value: bytes, target: Any) -> Any:
             reason = _reason(json_error)
     except RecursionError:
         reason = "nested too deeply"
+    except PydanticUserError as exc:  # a type pydantic builds lazily: an unresolved name
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise DecodeError(f"cannot convert {key!r} to {_type_name(target)}: {first}") from exc
     if reason is not None:  # raised here, unchained: ValidationError shows the input
         raise DecodeError(f"{key!r} is not a valid {_type_name(target)}: {reason}")
     text = decode_text(key, value)
