@@ -1,0 +1,237 @@
+"""Fuzzing the Python API: URLs, keys, values, conversions and policies.
+
+Whatever the input, a call succeeds or raises a VeltrixError with a one-line
+message; no background thread dies of it. Stores are real (memory://, SQLite,
+and the client libraries' own URL handling for every scheme).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from tests.fuzz import (
+    KEYS,
+    VALUES,
+    assert_clean_error,
+    fuzz_settings,
+    store_urls,
+    thread_errors,
+)
+from veltrix import CachePolicy, Client
+from veltrix.codecs import JSON
+from veltrix.errors import ConfigurationError, InvalidKeyError, VeltrixError
+
+
+class Limits(BaseModel):
+    rate: int
+    burst: float = 1.0
+
+
+TARGETS: list[Any] = [
+    str,
+    bytes,
+    int,
+    float,
+    bool,
+    JSON,
+    list[int],
+    dict[str, int],
+    Limits,
+    [int],  # not a type
+    5,
+    "NoSuchName",
+]
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    with Client("memory://", cache=CachePolicy(ttl=30, watch=False)) as c:
+        c.put("seed/a", "1")  # so the hot-path dicts hold entries
+        c.get("seed/a")
+        c.get("seed/a", type=int)
+        yield c
+
+
+@pytest.fixture
+def scratch_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # sqlite:///relative.db files land here
+    return tmp_path
+
+
+@fuzz_settings(120)
+@given(url=store_urls())
+def test_any_store_url_opens_or_raises_a_typed_error(scratch_dir: Path, url: str) -> None:
+    with thread_errors() as died:
+        try:
+            client = Client(url, cache=CachePolicy(ttl=0, watch=False))
+        except BaseException as exc:
+            assert_clean_error(exc)
+        else:
+            client.close()
+    assert not died, f"a background thread died: {died!r}"
+
+
+@fuzz_settings(40)
+@given(url=store_urls(["redis", "rediss", "redis+cluster", "redis+sentinel", "http", "x"]))
+def test_any_cache_url_opens_or_raises_a_typed_error(url: str) -> None:
+    with thread_errors() as died:
+        try:
+            client = Client("memory://", cache_url=url)
+        except BaseException as exc:
+            assert_clean_error(exc)
+        else:
+            client.close()
+    assert not died, f"a background thread died: {died!r}"
+
+
+@fuzz_settings(200)
+@given(key=KEYS)
+def test_any_key_reads_writes_or_raises_a_typed_error(client: Client, key: Any) -> None:
+    calls = [
+        lambda: client.get(key),
+        lambda: client.get(key, None),
+        lambda: client.get(key, None, type=int),
+        lambda: client.get_entry(key),
+        lambda: client.put(key, "v"),
+        lambda: client.delete(key),
+        lambda: client.list(key),
+        lambda: client.get_model(key, Limits),
+        lambda: client.invalidate(key) if isinstance(key, str) else None,
+    ]
+    for call in calls:
+        try:
+            call()
+        except BaseException as exc:
+            assert_clean_error(exc)
+
+
+@fuzz_settings(200)
+@given(value=VALUES, target=st.sampled_from(TARGETS))
+def test_any_value_is_stored_and_converted_or_raises_a_typed_error(
+    client: Client, value: Any, target: Any
+) -> None:
+    try:
+        client.put("fuzz/value", value)
+    except BaseException as exc:
+        assert_clean_error(exc)
+        return
+    for read in (
+        lambda: client.get("fuzz/value", type=target),
+        lambda: client.get("fuzz/value"),
+        lambda: client.get_model("fuzz", Limits),
+    ):
+        try:
+            read()
+        except BaseException as exc:
+            assert_clean_error(exc)
+
+
+@fuzz_settings(80)
+@given(text=st.text(min_size=1, max_size=60), target=st.sampled_from(TARGETS[2:9]))
+def test_a_failed_typed_read_of_a_secret_does_not_chain_the_value(
+    client: Client, text: str, target: Any
+) -> None:
+    """The whole traceback (message, __cause__ and __context__) never shows the value."""
+    secret = f"S3CR3T-{text}-{len(text)}"
+    client.put("fuzz/secret", secret)
+    try:
+        client.get("fuzz/secret", type=target)
+    except VeltrixError as exc:
+        shown = "".join(traceback.format_exception(exc))
+        assert secret not in shown and repr(secret)[1:-1] not in shown
+        assert exc.__cause__ is None and exc.__context__ is None, shown
+    else:
+        pytest.fail(f"{secret!r} converted to {target!r}")
+
+
+DURATION_VALUES = st.one_of(
+    st.floats(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+)
+FIELD_VALUES = {
+    f.name: (
+        st.one_of(st.booleans(), st.integers(-2, 2), st.none())
+        if f.type == "bool"
+        else DURATION_VALUES
+    )
+    for f in dataclasses.fields(CachePolicy)
+}
+
+
+@fuzz_settings(300)
+@given(options=st.fixed_dictionaries({}, optional=FIELD_VALUES))
+def test_policy_accepts_only_sane_values(options: dict[str, Any]) -> None:
+    try:
+        policy = CachePolicy(**options)
+    except BaseException as exc:
+        assert_clean_error(exc)
+        assert isinstance(exc, ConfigurationError)
+        return
+    for field in dataclasses.fields(policy):
+        value = getattr(policy, field.name)
+        if field.type == "bool":
+            assert isinstance(value, bool), field.name
+        else:
+            assert not isinstance(value, bool) and isinstance(value, int | float), field.name
+            assert math.isfinite(value) and value >= 0, field.name
+
+
+@fuzz_settings(60)
+@given(
+    options=st.fixed_dictionaries(
+        {},
+        optional={
+            "ttl": st.floats(0, 1e9) | st.just(3.1e8),
+            "negative_ttl": st.floats(0, 1e9),
+            "stale_while_revalidate": st.floats(0, 1e9),
+            "max_stale": st.floats(0, 1e9),
+            "error_backoff": st.floats(0, 1e9),
+            "retries": st.integers(0, 200),
+        },
+    )
+)
+def test_an_accepted_policy_never_breaks_a_client(options: dict[str, Any]) -> None:
+    """Huge but accepted durations must not overflow the expiry thread or a read."""
+    with thread_errors() as died:
+        try:
+            policy = CachePolicy(**options)
+        except ConfigurationError:
+            return
+        with Client("memory://", cache=policy) as client:
+            client.put("a", "1")
+            assert client.get("a") == "1"
+            assert client.get("missing", None) is None
+            assert client.get("a", type=int) == 1
+    assert not died, f"a background thread died: {died!r}"
+
+
+def test_unhashable_key_on_a_warm_cache_is_an_invalid_key(client: Client) -> None:
+    with pytest.raises(InvalidKeyError):
+        client.get(["seed", "a"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidKeyError):
+        client.get({"k": 1}, type=int)  # type: ignore[arg-type]
+
+
+def test_nul_in_a_sqlite_path_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot open SQLite store"):
+        Client(f"sqlite:///{tmp_path}/a\x00b.db")
+
+
+def test_control_characters_in_a_url_are_escaped_in_the_message() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Client("zookeeper://bad\x1bhost\u2028x:2181/app")
+    message = str(caught.value)
+    assert "\x1b" not in message and "\u2028" not in message
+    assert "\\x1b" in message
