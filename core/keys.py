@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from veltrix.errors import InvalidKeyError
+from veltrix.urls import redact_text
 
 MAX_KEY_LENGTH = 255
 SEPARATOR = "/"
@@ -25,7 +26,8 @@ _KEY_RE = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
 
 
 def _describe(key: object) -> str:
-    text = repr(key)
+    # A URL pasted where a key belongs must not bring its password into the message.
+    text = redact_text(repr(key))
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -29,7 +29,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 # A URL's userinfo in free text: ``scheme://user:password@`` (the user is kept).
-_USERINFO_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*):[^\s/@]*@")
+# One slash is enough: a URL given as a file path comes back as ``redis:/:pw@host``.
+_USERINFO_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:/+[^\s/@:]*):[^\s/@]*@")
 # A sensitive query option in free text: ``?token=...`` / ``&password=...``.
 _QUERY_IN_TEXT = re.compile(
     r"([?&][^=&\s#]*(?:token|password|passwd|secret|key|credential|auth)[^=&\s#]*=)[^&\s#]*",
