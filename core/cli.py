@@ -76,8 +76,14 @@ def exit_code(exc: errors.VeltrixError) -> int:
     return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
 
 
+def message(exc: errors.VeltrixError) -> str:
+    """The one line printed for ``exc``; any URL credential in it masked (a backstop:
+    messages carry redacted URLs already)."""
+    return f"error: {redact_text(str(exc))}"
+
+
 def fail(exc: errors.VeltrixError) -> NoReturn:
-    err.print(f"error: {exc}", markup=False)
+    err.print(message(exc), markup=False)
     raise typer.Exit(exit_code(exc))
 
 
@@ -412,7 +418,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = command.main(args, prog_name="veltrix", standalone_mode=False)
     except errors.VeltrixError as exc:  # anything a command did not catch itself
-        err.print(f"error: {exc}", markup=False)
+        err.print(message(exc), markup=False)
         sys.exit(exit_code(exc))
     except _UsageError as exc:
         usage: Any = exc
