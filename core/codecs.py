@@ -89,7 +89,10 @@ def _adapter(target: Any) -> TypeAdapter[Any]:
 
 def _type_name(target: Any) -> str:
     name = getattr(target, "__name__", None)
-    text = name if isinstance(name, str) else repr(target)
+    try:
+        text = name if isinstance(name, str) else repr(target)
+    except Exception:  # a repr that fails (a huge int's, for one)
+        text = f"a {type(target).__name__}"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
