@@ -46,11 +46,12 @@ from veltrix.errors import (
     BackendUnavailableError,
     ConfigurationError,
     DecodeError,
+    InvalidKeyError,
     KeyNotFoundError,
     UnsupportedOperationError,
     VeltrixError,
 )
-from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
 from veltrix.registry import open_backend
 from veltrix.urls import redact_url
 
@@ -143,7 +144,7 @@ class Client:
         if cache is not None and not isinstance(cache, CachePolicy):
             raise ConfigurationError("cache must be a veltrix.CachePolicy")
         self.policy = cache or CachePolicy()
-        self.secret_prefixes = tuple(normalize_prefix(p) for p in secret_prefixes)
+        self.secret_prefixes = normalize_prefixes(secret_prefixes)
         url = getattr(self._backend, "url", None)
         self.source = redact_url(url) if isinstance(url, str) else type(self._backend).__name__
 
@@ -303,6 +304,8 @@ class Client:
         store can hold flags the same way. ``default`` when the flag is not defined;
         :class:`DecodeError` when its value is not a boolean.
         """
+        if not isinstance(name, str):
+            raise InvalidKeyError(f"flag name must be a string, got {type(name).__name__}")
         value = self.get(f"flags/{name}/enabled", None, bool)
         return default if value is None else bool(value)
 
@@ -760,6 +763,8 @@ class Client:
 
     def invalidate(self, key: str | None = None) -> None:
         """Forget ``key`` (or everything): the next read asks the store."""
+        if key is not None:
+            validate_key(key)
         with self._lock:
             keys = [key] if key is not None else list(self._records)
             for item in keys:
