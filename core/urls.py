@@ -136,10 +136,10 @@ class ParsedURL:
 
 def parse_url(url: str, schemes: Iterable[str] | None = None) -> ParsedURL:
     """Split ``url``; reject credentials in it and duplicate query options."""
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(
-            f"not a store URL: {redact_url(str(url))!r} (expected scheme://...)"
-        )
+    if not isinstance(url, str):
+        raise ConfigurationError(f"not a store URL: a {type(url).__name__} (expected a string)")
+    if "://" not in url:
+        raise ConfigurationError(f"not a store URL: {redact_url(url)!r} (expected scheme://...)")
     scheme = url.split("://", 1)[0].lower()
     if not _SCHEME_RE.match(scheme):
         raise ConfigurationError(f"invalid URL scheme {scheme!r}")
