@@ -235,3 +235,61 @@ def test_control_characters_in_a_url_are_escaped_in_the_message() -> None:
     message = str(caught.value)
     assert "\x1b" not in message and "\u2028" not in message
     assert "\\x1b" in message
+
+
+ANYTHING = st.one_of(VALUES, KEYS)
+
+
+@fuzz_settings(150)
+@given(
+    store=ANYTHING,
+    prefixes=ANYTHING,
+    snapshot=st.one_of(st.none(), st.integers(), st.sampled_from(["a\x00b", "\ud800", "."])),
+    cache_url=st.one_of(st.none(), ANYTHING),
+    options=st.dictionaries(st.text(max_size=8), ANYTHING, max_size=2),
+)
+def test_client_constructor_takes_anything(
+    scratch_dir: Path,
+    store: Any,
+    prefixes: Any,
+    snapshot: Any,
+    cache_url: Any,
+    options: dict[str, Any],
+) -> None:
+    try:
+        client = Client(
+            store,
+            secret_prefixes=prefixes,
+            snapshot_path=snapshot,
+            cache_url=cache_url,
+            **options,
+        )
+    except BaseException as exc:
+        assert_clean_error(exc)
+    else:
+        client.close()
+
+
+@fuzz_settings(150)
+@given(name=ANYTHING, callback=ANYTHING, version=ANYTHING, terraform=ANYTHING)
+def test_other_entry_points_take_anything(
+    client: Client, name: Any, callback: Any, version: Any, terraform: Any
+) -> None:
+    calls = [
+        lambda: client.flag(name),
+        lambda: client.watch(name, callback).stop(),
+        lambda: client.is_secret(name),
+        lambda: client.put("seed/b", "1", if_version=version),
+        lambda: client.delete("seed/none", if_version=version),
+        lambda: Client.from_terraform(terraform),
+    ]
+    for call in calls:
+        try:
+            call()
+        except BaseException as exc:
+            assert_clean_error(exc)
+
+
+def test_a_lone_string_is_not_taken_for_secret_prefixes() -> None:
+    with pytest.raises(InvalidKeyError, match="list of prefixes"):
+        Client("memory://", secret_prefixes="secrets")  # type: ignore[arg-type]
