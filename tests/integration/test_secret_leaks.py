@@ -216,3 +216,51 @@ def test_planted_secret_and_passwords_never_leak(planted_env: None, tmp_path: Pa
         check=True,
     )
     assert masked.stdout.strip() == "********"  # the key was read, and masked
+
+
+WRONG_TOKEN = "VxWrongToken-" + secrets.token_hex(6)
+
+
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+def test_tokens_and_secrets_never_leak_from_consul_and_gcp(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Consul (HTTP, token header) and Secret Manager (gRPC or REST, bearer token):
+    the right tokens, a wrong planted token and a secret value stay out of sight."""
+    consul_addr = server_env("VELTRIX_TEST_CONSUL_ACL_ADDR", "Consul test server with ACLs")
+    consul_token = server_env("VELTRIX_TEST_CONSUL_ACL_TOKEN", "Consul test server ACL token")
+    variable = {"grpc": "VELTRIX_TEST_GCPSM_AUTH_GRPC", "rest": "VELTRIX_TEST_GCPSM_AUTH_REST"}
+    gcp_endpoint = server_env(variable[transport], "Secret Manager test server with a token")
+    gcp_token = server_env("VELTRIX_TEST_GCPSM_TOKEN", "Secret Manager token")
+    planted = (SECRET, WRONG_TOKEN, consul_token, gcp_token)
+    consul_url = f"consul://{consul_addr}/{unique_name('leak')}"
+    gcp_url = (
+        f"gcpsm://{unique_name('leak')}/app?endpoint={gcp_endpoint}&transport={transport}"
+        "&insecure=true&deadline=3"
+    )
+    shown: list[str] = []
+    with every_log_record() as logs:
+        monkeypatch.setenv("CONSUL_HTTP_TOKEN", consul_token)
+        monkeypatch.setenv("VELTRIX_GCPSM_ACCESS_TOKEN", gcp_token)
+        for url in (consul_url, gcp_url):
+            with Client(url, secret_prefixes=["secrets"], cache=CachePolicy(ttl=0)) as client:
+                client.put("secrets/api_key", SECRET)
+                assert client.get("secrets/api_key") == SECRET
+                with pytest.raises(DecodeError) as caught:
+                    client.get("secrets/api_key", type=int)
+                shown += [full_traceback(caught.value), repr(client), repr(client.backend)]
+                shown.append(repr(client.get_entry("secrets/api_key")))
+        monkeypatch.setenv("CONSUL_HTTP_TOKEN", WRONG_TOKEN)
+        monkeypatch.setenv("VELTRIX_GCPSM_ACCESS_TOKEN", WRONG_TOKEN)
+        for url in (consul_url, gcp_url):
+            with Client(url, cache=CachePolicy(ttl=0, retries=0)) as intruder:
+                with pytest.raises(AccessDeniedError) as refused:
+                    intruder.get("secrets/api_key")
+                shown += [full_traceback(refused.value), repr(intruder.backend)]
+    log_text = logs.getvalue()
+    assert "urllib3" in log_text or "grpc" in log_text or "google" in log_text
+    found = {
+        "logs": [p for p in planted if p in log_text],
+        "tracebacks, reprs, messages": sorted({p for t in shown for p in planted if p in t}),
+    }
+    assert found == {where: [] for where in found}, found
