@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from veltrix.errors import ConfigurationError
+from veltrix.errors import ConfigurationError, one_line
 
 _SENSITIVE_QUERY = re.compile(r"(token|password|passwd|secret|key|credential|auth)", re.I)
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
@@ -79,7 +79,12 @@ def check_host(host: str, where: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password and sensitive query values replaced by ``***``."""
+    """The URL to display: any password and sensitive query values replaced by ``***``,
+    control characters escaped (the result goes into messages and log lines)."""
+    return one_line(_redact_url(url))
+
+
+def _redact_url(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:
