@@ -293,3 +293,20 @@ def test_other_entry_points_take_anything(
 def test_a_lone_string_is_not_taken_for_secret_prefixes() -> None:
     with pytest.raises(InvalidKeyError, match="list of prefixes"):
         Client("memory://", secret_prefixes="secrets")  # type: ignore[arg-type]
+
+
+def test_a_store_url_is_shown_escaped_in_reprs_and_logs() -> None:
+    with Client("memory://x\x1by", cache=CachePolicy(watch=False)) as escaped:
+        assert "\x1b" not in escaped.source and "\\x1b" in escaped.source
+        assert "\x1b" not in repr(escaped)
+
+
+def test_zookeeper_hosts_are_checked_before_kazoo_starts() -> None:
+    from veltrix.adapters.zookeeper import ZooKeeperBackend
+
+    with thread_errors() as died:
+        with pytest.raises(ConfigurationError, match="invalid host name"):
+            ZooKeeperBackend("a" * 64 + ":2181")
+        with pytest.raises(ConfigurationError, match="invalid host name"):
+            Client("zookeeper://127.0.0.1:2181," + "b" * 64 + ":2181/app")
+    assert not died
