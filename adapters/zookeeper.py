@@ -202,7 +202,7 @@ class ZooKeeperBackend:
         timeout: float = 10.0,
         connect_timeout: float = 5.0,
         read_only: bool = False,
-        reconnect_max_delay: float = 2.0,
+        reconnect_max_delay: float = 0.5,
         tls: bool = False,
         tls_ca: str | None = None,
         tls_cert: str | None = None,
@@ -244,6 +244,7 @@ class ZooKeeperBackend:
         self._lock = threading.Lock()
         self._watches: list[_ZooKeeperWatch] = []
         self._last_drop: str | None = None  # why the connection last dropped
+        self._health_listeners: list[Callable[[bool, str], None]] = []
         tls_options: dict[str, Any] = {}
         if tls:
             tls_options = dict(
@@ -289,7 +290,7 @@ class ZooKeeperBackend:
             timeout=opts.float("timeout", 10.0, minimum=0.01),
             connect_timeout=opts.float("connect_timeout", 5.0, minimum=0.0),
             read_only=opts.bool("read_only", False),
-            reconnect_max_delay=opts.float("reconnect_max_delay", 2.0, minimum=0.05),
+            reconnect_max_delay=opts.float("reconnect_max_delay", 0.5, minimum=0.05),
             tls=opts.bool("tls", False),
             tls_ca=opts.str("tls_ca"),
             tls_cert=opts.str("tls_cert"),
@@ -337,12 +338,28 @@ class ZooKeeperBackend:
         protect_loggers("kazoo")  # kazoo's module loggers (recipes, handlers)
         return own
 
+    def add_health_listener(self, listener: Callable[[bool, str], None]) -> None:
+        """``listener(up, reason)`` on every session state change (kazoo's SUSPENDED and
+        LOST are down, CONNECTED is up) and when a call gave up waiting to connect."""
+        self._health_listeners.append(listener)
+
+    def _tell(self, up: bool, reason: str) -> None:
+        if self._closed:
+            return  # kazoo reports LOST when we stop it: not an outage
+        for listener in self._health_listeners:
+            try:
+                listener(up, reason)
+            except Exception:  # pragma: no cover - a listener bug must not stop kazoo
+                log.exception("health listener failed")
+
     def _on_state(self, state: str) -> None:  # kazoo's connection thread: never block
         if state == KazooState.CONNECTED:
             self._last_drop = None
             self._connected.set()
+            self._tell(True, f"ZooKeeper at {self.hosts} connected")
         else:
             self._connected.clear()
+            self._tell(False, f"ZooKeeper at {self.hosts}: session {str(state).lower()}")
 
     def _ready(self, what: str) -> KazooClient:
         if self._closed:
@@ -350,9 +367,10 @@ class ZooKeeperBackend:
         if not self._connected.is_set() and not self._connected.wait(self._connect_timeout):
             # Fail fast instead of queueing: kazoo would send a queued write later.
             last = f"; last connection error: {self._last_drop}" if self._last_drop else ""
+            waited = f"waited {self._connect_timeout:g}s{last}"
+            self._tell(False, f"ZooKeeper at {self.hosts} is not connected ({waited})")
             raise BackendUnavailableError(
-                f"ZooKeeper at {self.hosts} is not connected ({what}; waited "
-                f"{self._connect_timeout:g}s{last})"
+                f"ZooKeeper at {self.hosts} is not connected ({what}; {waited})"
             )
         return self._client
 

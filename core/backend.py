@@ -118,6 +118,19 @@ class SupportsWatch(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsHealthEvents(Protocol):
+    def add_health_listener(self, listener: Callable[[bool, str], None]) -> None:
+        """Call ``listener(up, reason)`` whenever the store's connection is lost
+        (``up=False``) or (re)established (``up=True``).
+
+        Stores with a long-lived connection (ZooKeeper's session) implement this so a
+        client stops waiting on a dead store before any call times out. The listener
+        runs on the adapter's own thread and never blocks.
+        """
+        ...
+
+
 def supports(backend: object, ability: type) -> bool:
     """True when ``backend`` has the optional ability (a protocol above)."""
     return isinstance(backend, ability)
@@ -129,6 +142,7 @@ __all__ = [
     "Backend",
     "Change",
     "Entry",
+    "SupportsHealthEvents",
     "SupportsList",
     "SupportsWatch",
     "SupportsWrite",

@@ -81,8 +81,12 @@ class CachePolicy:
     - ``stale_if_error``: when the store fails (transiently), serve the last-known-good
       value instead of raising, for at most ``max_stale`` seconds past its expiry.
     - ``negative_ttl``: seconds a confirmed absence is remembered.
-    - ``error_backoff``: after a failed refresh, seconds during which the stale value is
-      served without asking the failing store again.
+    - ``error_backoff``: after a store failure, seconds during which stale values are
+      served without asking the failing store again (then one probe asks it).
+    - ``refresh_deadline``: the longest a read of an expired value waits for its
+      refresh while the store is up; past it the old value is served and the refresh
+      goes on in the background. While the store is known to be slow or down, expired
+      values are served at once (see :mod:`veltrix.health`).
     - ``retries``: extra attempts for a transient failure before giving up (or serving stale).
     - ``watch``: keep the cache current with the store's native watch where it has one;
       TTL stays the safety net.
@@ -95,6 +99,7 @@ class CachePolicy:
     max_stale: float = 3600.0
     negative_ttl: float = 5.0
     error_backoff: float = 1.0
+    refresh_deadline: float = 0.02
     retries: int = 2
     watch: bool = True
     track_hits: bool = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -413,6 +414,9 @@ def main(argv: list[str] | None = None) -> None:
     its :data:`EXIT_CODES` code. An unexpected exception is reported by type only
     (its text might quote a value) and exits with 1.
     """
+    # A command talks to its store once and reports failures itself: the store-health
+    # warnings a long-running service logs would only repeat its one-line error.
+    logging.getLogger("veltrix.health").setLevel(logging.ERROR)
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)
     try:

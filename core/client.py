@@ -24,6 +24,7 @@ from veltrix.backend import (
     Backend,
     Change,
     Entry,
+    SupportsHealthEvents,
     SupportsList,
     SupportsWatch,
     SupportsWrite,
@@ -42,6 +43,7 @@ from veltrix.cache import (
 )
 from veltrix.codecs import JSON, convert, decode_text, encode, nest, validate_model
 from veltrix.errors import (
+    AccessDeniedError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
@@ -50,7 +52,10 @@ from veltrix.errors import (
     KeyNotFoundError,
     UnsupportedOperationError,
     VeltrixError,
+    VersionConflictError,
 )
+from veltrix.fences import FenceDue, WriteFences
+from veltrix.health import Health, HealthState, StoreHealth
 from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
 from veltrix.registry import open_backend
 from veltrix.urls import redact_url
@@ -155,13 +160,12 @@ class Client:
         # Slow-path state.
         self._records: dict[str, Record] = {}
         self._metas: dict[Meta, Meta] = {}  # interned Record.meta tuples
-        self._retry_after: dict[str, float] = {}  # error backoff: no store call before
+        self._fences = WriteFences()  # own writes the watch has not echoed yet
         self._model_records: dict[tuple[str, Any], tuple[Any, float]] = {}  # (instance, expires_at)
         self._model_prefixes: dict[tuple[str, Any], str] = {}  # token -> canonical prefix
         self._model_generation: dict[tuple[str, Any], int] = {}
         self._generation: dict[str, int] = {}
         self._inflight: dict[Hashable, _Flight] = {}
-        self._refreshing: set[Hashable] = set()
         self._lock = threading.RLock()
         self._scheduler = ExpiryScheduler(self._expire, name="veltrix-expiry")
         self._executor: ThreadPoolExecutor | None = None
@@ -175,6 +179,9 @@ class Client:
         )
         if self.policy.track_hits:
             self.get = self._get_counting  # type: ignore[method-assign]
+        self._health = StoreHealth(self.source, probe_interval=self.policy.error_backoff)
+        if isinstance(self._backend, SupportsHealthEvents):
+            self._backend.add_health_listener(self._health.connection)
         # Optional shared cache (L2) and disk last-known-good: slow path only.
         self._setup_shared(cache_url, snapshot_path)
 
@@ -359,67 +366,77 @@ class Client:
     def _lookup(self, key: str) -> Record:
         self._check_open()
         record = self._records.get(key)
-        if record is not None:
-            now = monotonic()
-            state = self.policy.state(record, now)
-            if state is Freshness.FRESH:
-                return record
-            if state is Freshness.REVALIDATE:
-                self._refresh_in_background(key)
-                self._counters["stale_served"] += 1
-                return record
-            if now < self._retry_after.get(key, 0.0) and self.policy.may_serve_stale(
-                record.expires_at, now
-            ):
-                self._counters["stale_served"] += 1
-                return record
-        return self._fetch(key, record)
+        if record is None:
+            if key in self._lkg_entries:
+                return self._from_snapshot(key)
+            return self._fetch(key)
+        now = monotonic()
+        state = self.policy.state(record, now)
+        if state is Freshness.FRESH:
+            return record
+        if state is Freshness.REVALIDATE:
+            self._background_load(key, lambda: self._load(key))
+            self._counters["stale_served"] += 1
+            return record
+        if not self.policy.may_serve_stale(record.expires_at, now):
+            return self._fetch(key)
+        return self._refresh_or_stale(key, lambda: self._load(key), record)
 
-    def _fetch(self, key: str, stale: Record | None) -> Record:
+    def _fetch(self, key: str) -> Record:
+        """A read with nothing to serve meanwhile: wait for the store, unless it is down."""
         self._counters["misses"] += 1
-        try:
-            record: Record = self._single_flight(key, lambda: self._load(key))
-        except BackendUnavailableError as exc:
-            now = monotonic()
-            if stale is not None and self.policy.may_serve_stale(stale.expires_at, now):
-                self._retry_after[key] = now + self.policy.error_backoff
-                self._counters["stale_served"] += 1
-                log.warning(
-                    "serving last-known-good %r from %s (stale %.1fs): %s",
-                    key,
-                    self.source,
-                    now - stale.expires_at,
-                    exc,
-                )
-                return stale
-            if stale is None and key in self._lkg_entries:
-                return self._serve_snapshot(key, exc)
-            raise
-        return record
+        self._fail_fast_if_down(key, lambda: self._load(key))
+        return self._single_flight(key, lambda: self._load(key))
 
-    def _serve_snapshot(self, key: str, exc: BaseException) -> Record:
-        """Cold start with the store down: the disk last-known-good value, as stale."""
+    def _fail_fast_if_down(self, token: Hashable, load: Callable[[], object]) -> None:
+        """Raise at once while the store is down (a probe may start in the background)."""
+        if self._health.state is HealthState.DOWN:
+            self._probe(token, load)
+            health = self._health.report()
+            raise BackendUnavailableError(
+                f"{self.source} is down ({health.reason}) and {token!r} is not cached"
+            )
+
+    def _refresh_or_stale(self, token: Hashable, load: Callable[[], T], stale: T) -> T:
+        """Refresh an expired value, or serve ``stale`` rather than wait on the store.
+
+        While the store is up, the refresh runs on the refresh pool and the read waits
+        for it at most ``policy.refresh_deadline``; a refresh that takes longer marks
+        the store slow, so later reads do not wait again. While it is slow or down,
+        ``stale`` is served at once and at most one background probe asks the store.
+        """
+        if self._health.state is HealthState.UP:
+            flight = self._background_load(token, load)
+            deadline = self.policy.refresh_deadline if self.policy.ttl > 0 else None
+            if flight.event.wait(deadline):
+                if flight.error is None:
+                    return flight.result  # type: ignore[no-any-return]
+                if not isinstance(flight.error, BackendUnavailableError):
+                    raise flight.error
+            else:
+                self._health.slow(f"a store call took over {deadline:g}s")
+        else:
+            self._probe(token, load)
+        self._counters["stale_served"] += 1
+        return stale
+
+    def _from_snapshot(self, key: str) -> Record:
+        """Cold start: the disk last-known-good value stands in as an expired record."""
         entry, fetched_wall = self._lkg_entries[key]
         now = monotonic()
         age = max(0.0, time.time() - fetched_wall)
-        expired_at = now - max(0.0, age - self.policy.expires_at(0.0, False))
+        expired_at = min(now - max(0.0, age - self.policy.expires_at(0.0, False)), now)
         if not self.policy.may_serve_stale(expired_at, now):
-            raise exc
+            return self._fetch(key)
         with self._lock:
             record = self._records.get(key)
             if record is None:
-                record = self._records[key] = self._record(key, entry, min(expired_at, now))
-            self._retry_after[key] = now + self.policy.error_backoff
-        self._counters["stale_served"] += 1
-        self._counters["snapshot_served"] += 1
-        log.warning(
-            "store %s unavailable; serving %r from the disk snapshot (fetched %.0fs ago): %s",
-            self.source,
-            key,
-            age,
-            exc,
-        )
-        return record
+                record = self._records[key] = self._record(key, entry, expired_at)
+        result = self._refresh_or_stale(key, lambda: self._load(key), record)
+        if result is record:
+            self._counters["snapshot_served"] += 1
+            log.debug("serving %r from the disk snapshot (fetched %.0fs ago)", key, age)
+        return result
 
     def _load(self, key: str) -> Record:
         generation = self._generation.get(key, 0)
@@ -452,7 +469,6 @@ class Client:
         if self._lkg is not None and entry is not None:
             self._lkg.mark_dirty()
         self._records[key] = record
-        self._retry_after.pop(key, None)
         self._drop_fresh(key)
         if now < expires_at:
             value = record.value
@@ -486,7 +502,10 @@ class Client:
 
     def _expire(self, token: Hashable) -> None:
         with self._lock:
-            if isinstance(token, str):
+            if isinstance(token, FenceDue):
+                if self._fences.due(token.key):
+                    self._mark_expired(token.key)
+            elif isinstance(token, str):
                 record = self._records.get(token)
                 if record is not None and monotonic() >= record.expires_at:
                     self._drop_fresh(token)
@@ -518,51 +537,83 @@ class Client:
                 del self._inflight[token]
             flight.event.set()
 
-    def _refresh_in_background(self, key: str) -> None:
+    def _background_load(self, token: Hashable, load: Callable[[], T]) -> _Flight:
+        """The load of ``token`` in progress, started on the refresh pool if there is none."""
         with self._lock:
-            if key in self._refreshing or key in self._inflight:
-                return
-            self._refreshing.add(key)
+            flight = self._inflight.get(token)
+            if flight is not None:
+                return flight
+            flight = _Flight()
+            if self._closed:
+                flight.error = ConfigurationError(f"{self!r} is closed")
+                flight.event.set()
+                return flight
+            self._inflight[token] = flight
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(4, thread_name_prefix="veltrix-refresh")
             executor = self._executor
 
-        def refresh() -> None:
+        def run() -> None:
             try:
-                self._single_flight(key, lambda: self._load(key))
-            except VeltrixError as exc:
-                if key in self._records:
-                    self._retry_after[key] = monotonic() + self.policy.error_backoff
-                log.warning("background refresh of %r from %s failed: %s", key, self.source, exc)
+                flight.result = load()
+            except BaseException as exc:
+                flight.error = exc
+                if not isinstance(exc, BackendUnavailableError):
+                    log.warning(
+                        "background refresh of %r from %s failed: %s", token, self.source, exc
+                    )
             finally:
                 with self._lock:
-                    self._refreshing.discard(key)
+                    del self._inflight[token]
+                flight.event.set()
 
-        executor.submit(refresh)
+        executor.submit(run)
+        return flight
 
-    def _call_store(self, call: Callable[[], T], *, retries: int) -> T:
-        """Call the store, mapping its failures onto the error tree; retry transient ones."""
+    def _probe(self, token: Hashable, load: Callable[[], object]) -> None:
+        """While the store is not up: one background call at a time, at most once per
+        ``policy.error_backoff``; its success marks the store up again."""
+        if not self._inflight and self._health.take_probe():
+            self._background_load(token, load)
+
+    def _call_store(self, call: Callable[[], T], *, retries: int, read: bool = True) -> T:
+        """Call the store, mapping its failures onto the error tree; retry transient ones.
+
+        Outcomes feed the health state: an answer marks the store up; a transient
+        failure of a read marks it down (a failed write says less about reads).
+        Retries stop as soon as the adapter reports its connection lost.
+        """
+        health = self._health
         attempt = 0
         while True:
             self._counters["store_calls"] += 1
             try:
-                return call()
-            except BackendUnavailableError:
+                result = call()
+            except BackendUnavailableError as exc:
+                error = exc
+            except (AccessDeniedError, VersionConflictError):
                 self._counters["errors"] += 1
-                if attempt >= retries:
-                    raise
+                health.succeeded()  # the store answered
+                raise
             except VeltrixError:
                 self._counters["errors"] += 1
                 raise
             except self._backend.transient_errors as exc:
-                self._counters["errors"] += 1
-                if attempt >= retries:
-                    raise BackendUnavailableError(
-                        f"{self.source} is unavailable: {type(exc).__name__}"
-                    ) from exc
+                error = BackendUnavailableError(
+                    f"{self.source} is unavailable: {type(exc).__name__}"
+                )
+                error.__cause__ = exc
             except Exception as exc:
                 self._counters["errors"] += 1
                 raise BackendError(f"{self.source} failed: {type(exc).__name__}: {exc}") from exc
+            else:
+                health.succeeded()
+                return result
+            self._counters["errors"] += 1
+            if read:
+                health.failed(str(error))
+            if attempt >= retries or not health.connected or self._closed:
+                raise error
             time.sleep(min(0.05 * 2**attempt, 1.0))
             attempt += 1
 
@@ -588,16 +639,11 @@ class Client:
             return instance
 
         self._counters["misses"] += 1
-        try:
-            result: M = self._single_flight(token, load)
-        except BackendUnavailableError as exc:
-            previous = self._model_records.get(token)
-            if previous is not None and self.policy.may_serve_stale(previous[1], monotonic()):
-                self._counters["stale_served"] += 1
-                log.warning("serving last-known-good %s for %r: %s", model.__name__, prefix, exc)
-                return previous[0]  # type: ignore[no-any-return]
-            raise
-        return result
+        previous = self._model_records.get(token)
+        if previous is not None and self.policy.may_serve_stale(previous[1], monotonic()):
+            return self._refresh_or_stale(token, load, previous[0])  # type: ignore[no-any-return]
+        self._fail_fast_if_down(token, load)
+        return self._single_flight(token, load)  # type: ignore[no-any-return]
 
     # -- change propagation ----------------------------------------------------------
 
@@ -629,17 +675,26 @@ class Client:
         key = change.key
         with self._lock:
             self._bump(key)
-            if key in self._records or key in self._inflight:
+            current = self._fences.admit(key, None if change.entry is None else change.entry.version)
+            if current and (key in self._records or key in self._inflight):
                 self._install(key, change.entry)
                 self._counters["watch_updates"] += 1
             subscribers = [cb for prefix, cb in self._subscribers if in_prefix(key, prefix)]
-        if self._l2 is not None:
+        if self._l2 is not None and current:
             self._l2.publish(key, change.entry)
         for callback in subscribers:
             try:
                 callback(change)
             except Exception:
                 log.exception("watch callback failed for %r", key)
+
+    def _mark_expired(self, key: str) -> None:
+        """Make the next read of ``key`` ask the store (or L2). Lock held."""
+        self._bump(key)
+        self._drop_fresh(key)
+        record = self._records.get(key)
+        if record is not None:
+            record.expires_at = min(record.expires_at, monotonic())
 
     def _bump(self, key: str) -> None:
         """Note that ``key`` changed: in-flight loads must not overwrite it; models drop. Lock held."""
@@ -659,9 +714,7 @@ class Client:
                 return
             if record.version_str() == version:
                 return  # already have it (our own watch got there first)
-            self._bump(key)
-            self._drop_fresh(key)
-            record.expires_at = min(record.expires_at, monotonic())
+            self._mark_expired(key)
             generation = self._generation[key]
             self._counters["bus_invalidations"] += 1
         hit = self._l2.peek(key)
@@ -710,26 +763,61 @@ class Client:
         validate_key(key)
         data = encode(key, value)
         backend = self._writable()
-        version = self._call_store(lambda: backend.put(key, data, if_version=if_version), retries=0)
-        entry = Entry(key, data, version, source=self.source)
-        with self._lock:
-            self._bump(key)
-            self._install(key, entry)
-        if self._l2 is not None:
-            self._l2.publish(key, entry)
-        return version
+        entry = self._write(
+            key,
+            lambda: backend.put(key, data, if_version=if_version),
+            lambda version: Entry(key, data, version, source=self.source),
+        )
+        assert entry is not None
+        return entry.version
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:
         """Delete ``key``; True if it existed."""
         validate_key(key)
         backend = self._writable()
-        existed = self._call_store(lambda: backend.delete(key, if_version=if_version), retries=0)
+        existed = False
+
+        def call() -> None:
+            nonlocal existed
+            existed = backend.delete(key, if_version=if_version)
+
+        self._write(key, call, lambda _: None)
+        return existed
+
+    def _write(
+        self, key: str, call: Callable[[], T], written: Callable[[T], Entry | None]
+    ) -> Entry | None:
+        """Write ``key`` through to the store, L1 and L2; return what was written.
+
+        ``call`` does the store write; ``written`` turns its result into the entry now
+        stored (``None`` after a delete). Fenced against late watch events (see
+        :mod:`veltrix.fences`).
+        """
+        with self._lock:
+            if self._watch is not None:
+                self._fences.begin(key)
+        try:
+            result = self._call_store(call, retries=0, read=False)
+        except BaseException:
+            with self._lock:
+                self._after_fence(key, self._fences.abandon(key))
+            raise
+        entry = written(result)
         with self._lock:
             self._bump(key)
-            self._install(key, None)
+            self._install(key, entry)
+            self._after_fence(key, self._fences.settle(key, None if entry is None else entry.version))
         if self._l2 is not None:
-            self._l2.publish(key, None)
-        return existed
+            self._l2.publish(key, entry)
+        return entry
+
+    def _after_fence(self, key: str, outcome: tuple[bool, float | None]) -> None:
+        """Refetch ``key`` and/or schedule its fence's deadline. Lock held."""
+        refetch, due = outcome
+        if refetch:
+            self._mark_expired(key)
+        if due is not None:
+            self._scheduler.schedule(due, FenceDue(key))
 
     def list(self, prefix: str = "") -> list[Entry]:
         """Every entry under ``prefix``, read from the store (not cached)."""
@@ -748,11 +836,19 @@ class Client:
             return True
         return any(in_prefix(key, prefix) for prefix in self.secret_prefixes if prefix)
 
+    def health(self) -> Health:
+        """The store's health as this client sees it: up, slow or down, since when, why."""
+        return self._health.report()
+
     def stats(self) -> dict[str, int]:
         """Counters: misses (reads that went to the store), store_calls, stale_served,
-        errors, watch_updates, cached_keys; plus reads and hits with ``track_hits``."""
+        errors, watch_updates, cached_keys, store_up (1 or 0) and health_transitions;
+        plus reads and hits with ``track_hits``."""
         result = dict(self._counters)
         result["cached_keys"] = len(self._records)
+        health = self._health.report()
+        result["store_up"] = int(health.up)
+        result["health_transitions"] = health.transitions
         if self._l2 is not None:
             result.update(self._l2.counters)
             result["l2_breaker_open"] = int(self._l2.breaker.is_open)
@@ -769,7 +865,6 @@ class Client:
             keys = [key] if key is not None else list(self._records)
             for item in keys:
                 self._records.pop(item, None)
-                self._retry_after.pop(item, None)
                 self._drop_fresh(item)
                 self._bump(item)
             if key is None:

@@ -59,6 +59,8 @@ class BackendConformance:
     watch_timeout: ClassVar[float] = 10.0
     #: Seconds to let a new watch settle before writing (stores that arm lazily).
     watch_settle: ClassVar[float] = 0.0
+    #: Rounds of put/overwrite/delete in the read-your-own-writes test (slow stores: fewer).
+    own_write_rounds: ClassVar[int] = 10
 
     @pytest.fixture
     def backend(self) -> Any:  # pragma: no cover - always overridden
@@ -252,6 +254,36 @@ class BackendConformance:
         backend.put("ws/a", b"2")
         time.sleep(min(1.0, self.watch_timeout))
         assert recorder.states() == [("ws/a", b"1")]
+
+    # -- through the caching client -------------------------------------------------------
+
+    def test_client_reads_its_own_writes_and_deletes(self, backend: Any) -> None:
+        """A client never serves a value it deleted or overwrote, also when its watch
+        delivers the older changes after the write (with or without a watch)."""
+        from veltrix.cache import CachePolicy
+        from veltrix.client import Client
+
+        watching = supports(backend, SupportsWatch)
+        with Client(backend, cache=CachePolicy(ttl=60)) as client:
+            recorder = ChangeRecorder()
+            if watching:
+                client.watch("own", recorder)
+                time.sleep(self.watch_settle)
+            keys = [f"own/k{i}" for i in range(3)]
+            for round_ in range(self.own_write_rounds):
+                for key in keys:
+                    client.put(key, f"a{round_}")
+                    client.put(key, f"b{round_}")
+                    assert client.get(key) == f"b{round_}"
+                    assert client.delete(key) is True
+                    assert client.get(key, default=None) is None, f"{key} came back"
+            if watching:  # once the marker is delivered, every older change has been too
+                client.put("own/marker", b"end")
+                assert recorder.wait_for(
+                    lambda ch: any(c.key == "own/marker" for c in ch), self.watch_timeout
+                ), f"marker not delivered; got {recorder.states()[-5:]}"
+            for key in keys:
+                assert client.get(key, default=None) is None, f"{key} resurrected by a late change"
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -1,0 +1,137 @@
+"""Store health: one state per client, so a dead or slow store never reaches the read path.
+
+A client reading an expired value asks the store only while the store looks
+healthy. The state is fed from two sides:
+
+- **call outcomes** (a breaker): a read that fails transiently marks the store
+  ``down``; any answer from the store (a value, an absence, even a refusal)
+  marks it ``up``; a refresh that outlives the read deadline marks it ``slow``;
+- **connection events** from adapters that know their connection
+  (:class:`veltrix.backend.SupportsHealthEvents`, e.g. kazoo's SUSPENDED/LOST/
+  CONNECTED): a lost connection is ``down`` at once, before any call times out.
+
+While the store is not ``up``, reads of keys the client holds a value for are
+answered from the cache at once, keys it has never held fail fast, and at most one
+background *probe* (a refresh of one key) runs at a time, at most once per
+``probe_interval``: its success brings the store back ``up``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+log = logging.getLogger("veltrix.health")
+
+
+class HealthState(enum.Enum):
+    UP = "up"  # answering: expired values are refreshed before they are served
+    SLOW = "slow"  # a store call outlived the read deadline: serve stale, probe
+    DOWN = "down"  # failing or disconnected: serve stale, fail fast, probe
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What :meth:`veltrix.Client.health` reports."""
+
+    state: HealthState
+    #: Wall-clock time (``time.time()``) the store entered this state.
+    since: float
+    #: Why it is in this state (one line, no values).
+    reason: str
+    #: How many times the state changed since the client was built.
+    transitions: int
+
+    @property
+    def up(self) -> bool:
+        return self.state is HealthState.UP
+
+
+class StoreHealth:
+    """The health state machine of one client's store (thread-safe, never blocks).
+
+    ``state`` is a plain attribute so the read path can test it without a lock.
+    """
+
+    def __init__(self, source: str, *, probe_interval: float) -> None:
+        self.source = source
+        self.probe_interval = probe_interval
+        self.state = HealthState.UP
+        #: False while the adapter reports its connection lost (no retries then).
+        self.connected = True
+        self._since = time.time()
+        self._reason = ""
+        self._transitions = 0
+        self._next_probe = 0.0
+        self._lock = threading.Lock()
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def succeeded(self) -> None:
+        """The store answered a call."""
+        if self.state is not HealthState.UP:
+            self._move(HealthState.UP, "the store answered")
+
+    def failed(self, reason: str) -> None:
+        """A read failed transiently (after any retries)."""
+        with self._lock:
+            self._next_probe = time.monotonic() + self.probe_interval
+        self._move(HealthState.DOWN, reason)
+
+    def slow(self, reason: str) -> None:
+        """A read outlived the read deadline: serve stale until some call completes."""
+        if self.state is HealthState.UP:
+            self._move(HealthState.SLOW, reason, only_from=HealthState.UP)
+
+    def connection(self, up: bool, reason: str) -> None:
+        """An adapter's connection event (called on the adapter's own thread)."""
+        self.connected = up
+        if up:
+            self._move(HealthState.UP, reason)
+        else:
+            self.failed(reason)
+
+    # -- decisions ---------------------------------------------------------------------
+
+    def take_probe(self) -> bool:
+        """Whether a probe may start now (and, if so, the next one waits ``probe_interval``)."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next_probe:
+                return False
+            self._next_probe = now + self.probe_interval
+            return True
+
+    def report(self) -> Health:
+        with self._lock:
+            return Health(self.state, self._since, self._reason, self._transitions)
+
+    def _move(self, state: HealthState, reason: str, only_from: HealthState | None = None) -> None:
+        with self._lock:
+            if only_from is not None and self.state is not only_from:
+                return
+            changed = state is not self.state
+            self._reason = reason
+            if not changed:
+                return
+            previous, self.state = self.state, state
+            self._since = time.time()
+            self._transitions += 1
+        if state is HealthState.UP:
+            log.info("store %s is up again (was %s)", self.source, previous)
+        else:
+            log.warning(
+                "store %s is %s: %s; serving cached values without waiting",
+                self.source,
+                state,
+                reason,
+            )
+
+
+__all__ = ["Health", "HealthState", "StoreHealth"]
