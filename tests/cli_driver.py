@@ -8,8 +8,9 @@ one JSON line: ``{"code": exit code, "stdout": ..., "stderr": ..., "escaped":
 traceback or null}``. ``escaped`` is set when something other than
 ``SystemExit`` left ``main`` (what the plain process would print as a traceback).
 
-A command line that has not finished after :data:`TIME_LIMIT` seconds gets a
-``KeyboardInterrupt`` (as from Ctrl-C) and is reported with ``"timed_out": true``.
+A command line that has not finished after :data:`TIME_LIMIT` seconds (or the
+request's ``time_limit``) gets a ``KeyboardInterrupt`` (as from Ctrl-C) and is
+reported with ``"timed_out": true``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run_one(argv: list[str], stdin: str) -> dict[str, Any]:
+def run_one(argv: list[str], stdin: str, time_limit: float = TIME_LIMIT) -> dict[str, Any]:
     from veltrix.cli import main
 
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace")
@@ -41,7 +42,7 @@ def run_one(argv: list[str], stdin: str) -> dict[str, Any]:
     escaped = None
     timed_out = False
     signal.signal(signal.SIGALRM, _interrupt)
-    signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT)
+    signal.setitimer(signal.ITIMER_REAL, time_limit)
     try:
         main()  # the console script's call: arguments from sys.argv
     except SystemExit as exc:
@@ -69,7 +70,8 @@ def serve() -> None:
     reply = sys.stdout
     for line in sys.stdin:
         request = json.loads(line)
-        result = run_one(request["argv"], request.get("stdin", ""))
+        limit = float(request.get("time_limit", TIME_LIMIT))
+        result = run_one(request["argv"], request.get("stdin", ""), limit)
         reply.write(json.dumps(result) + "\n")
         reply.flush()
 
