@@ -310,3 +310,27 @@ def test_zookeeper_hosts_are_checked_before_kazoo_starts() -> None:
         with pytest.raises(ConfigurationError, match="invalid host name"):
             Client("zookeeper://127.0.0.1:2181," + "b" * 64 + ":2181/app")
     assert not died
+
+
+@fuzz_settings(100)
+@given(
+    document=st.lists(
+        st.sampled_from(["[", "{", ": :", "\t", "'", '"', "\n  - x", "&a", "*b", "%"])
+        | st.text(max_size=5),
+        max_size=6,
+    ).map("".join),
+    content_type=st.sampled_from(["application/json", "application/x-yaml", "text/plain", None]),
+)
+def test_an_unparseable_appconfig_document_does_not_chain_its_text(
+    document: str, content_type: str | None
+) -> None:
+    """A YAML error quotes the document around the problem: it must not be chained."""
+    from veltrix.adapters.appconfig import parse_document
+
+    secret = "S3CR3T-appconfig-value"
+    content = f"password: {secret} {document}".encode("utf-8", "surrogatepass")
+    try:
+        parse_document(content, content_type)
+    except BaseException as exc:
+        assert_clean_error(exc)
+        assert secret not in "".join(traceback.format_exception(exc))
