@@ -2,10 +2,11 @@
 
 Starting a Python process per command line costs about half a second; the fuzz
 suite sends hundreds. This driver reads one JSON object per line on stdin,
-``{"argv": [...], "stdin": "..."}``, runs the real entry point
+``{"id": n, "argv": [...], "stdin": "..."}``, runs the real entry point
 (:func:`veltrix.cli.main`) with stdout, stderr and stdin replaced, and answers
-one JSON line: ``{"code": exit code, "stdout": ..., "stderr": ..., "escaped":
-traceback or null}``. ``escaped`` is set when something other than
+one JSON line: ``{"id": n, "code": exit code, "stdout": ..., "stderr": ...,
+"escaped": traceback or null}``. Anything else on the driver's stdout was written
+past the replaced streams (a background thread printing after its command ended). ``escaped`` is set when something other than
 ``SystemExit`` left ``main`` (what the plain process would print as a traceback).
 
 A command line that has not finished after :data:`TIME_LIMIT` seconds (or the
@@ -72,6 +73,7 @@ def serve() -> None:
         request = json.loads(line)
         limit = float(request.get("time_limit", TIME_LIMIT))
         result = run_one(request["argv"], request.get("stdin", ""), limit)
+        result["id"] = request.get("id")
         reply.write(json.dumps(result) + "\n")
         reply.flush()
 
