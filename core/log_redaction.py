@@ -12,7 +12,8 @@ them:
 - kazoo request/response tuples are shown by field, with data and credentials masked;
 - mappings keep their keys; values of sensitive names (``authorization``,
   ``body``, ``password``, ``token``...) are masked;
-- other objects (prepared requests, responses) are shown by type only;
+- exceptions keep their message; other objects (prepared requests, responses) are
+  shown by type only;
 - text has URL passwords, sensitive query values, signing headers and every
   known credential (see :func:`known_secrets`) masked.
 
@@ -98,6 +99,8 @@ def scrub(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, bytes | bytearray | memoryview):
         return f"<{len(value)} bytes>"
+    if isinstance(value, BaseException):  # "Connection dropped: %s": keep the reason
+        return str(value)  # (the message text is scanned for credentials afterwards)
     if depth > 4:
         return f"<{type(value).__name__}>"
     fields = getattr(value, "_fields", None)
