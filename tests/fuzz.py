@@ -209,6 +209,7 @@ VALUES: st.SearchStrategy[Any] = st.one_of(
 __all__ = [
     "HOSTS",
     "KEYS",
+    "OPTION_NAMES",
     "VALUES",
     "assert_clean_error",
     "fuzz_settings",

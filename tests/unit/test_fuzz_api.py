@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from tests.fuzz import (
     KEYS,
+    OPTION_NAMES,
     VALUES,
     assert_clean_error,
     fuzz_settings,
@@ -248,7 +249,11 @@ CLIENT_PARAMETERS = {"store", "cache", "secret_prefixes", "cache_url", "snapshot
     snapshot=st.one_of(st.none(), st.integers(), st.sampled_from(["a\x00b", "\ud800", "."])),
     cache_url=st.one_of(st.none(), ANYTHING),
     options=st.dictionaries(
-        st.text(max_size=8).filter(lambda name: name not in CLIENT_PARAMETERS), ANYTHING, max_size=2
+        (st.sampled_from(["url", "cls", "self", *OPTION_NAMES]) | st.text(max_size=8)).filter(
+            lambda name: name not in CLIENT_PARAMETERS
+        ),
+        ANYTHING,
+        max_size=2,
     ),
 )
 def test_client_constructor_takes_anything(
