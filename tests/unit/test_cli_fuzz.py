@@ -169,7 +169,7 @@ def check_result(argv: list[str], result: dict[str, Any]) -> None:
         assert result["stderr"].strip(), shown  # a failure always says why
 
 
-@fuzz_settings(250)
+@fuzz_settings(400)
 @given(argv=command_lines(), stdin=st.sampled_from(["", "value", "\x00\xff", "v\nalue"]))
 def test_any_command_line_exits_with_a_documented_code(
     cli: Any, argv: list[str], stdin: str

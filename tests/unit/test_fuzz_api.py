@@ -68,7 +68,7 @@ def scratch_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@fuzz_settings(120)
+@fuzz_settings(200)
 @given(url=store_urls())
 def test_any_store_url_opens_or_raises_a_typed_error(scratch_dir: Path, url: str) -> None:
     with thread_errors() as died:
@@ -85,7 +85,7 @@ def test_any_store_url_opens_or_raises_a_typed_error(scratch_dir: Path, url: str
 # module) can touch random while hypothesis draws the next URL; it takes that for a
 # strategy using random and warns.
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
-@fuzz_settings(40)
+@fuzz_settings(60)
 @given(url=store_urls(["redis", "rediss", "redis+cluster", "redis+sentinel", "http", "x"]))
 def test_any_cache_url_opens_or_raises_a_typed_error(url: str) -> None:
     with thread_errors() as died:
@@ -98,7 +98,7 @@ def test_any_cache_url_opens_or_raises_a_typed_error(url: str) -> None:
     assert not died, f"a background thread died: {died!r}"
 
 
-@fuzz_settings(200)
+@fuzz_settings(300)
 @given(key=KEYS)
 def test_any_key_reads_writes_or_raises_a_typed_error(client: Client, key: Any) -> None:
     calls = [
@@ -119,7 +119,7 @@ def test_any_key_reads_writes_or_raises_a_typed_error(client: Client, key: Any) 
             assert_clean_error(exc)
 
 
-@fuzz_settings(200)
+@fuzz_settings(300)
 @given(value=VALUES, target=st.sampled_from(TARGETS))
 def test_any_value_is_stored_and_converted_or_raises_a_typed_error(
     client: Client, value: Any, target: Any
