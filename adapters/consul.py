@@ -585,8 +585,10 @@ class _ConsulWatch:
     """Blocking queries on one prefix, diffed into per-key changes.
 
     The first read (not blocking) is the baseline. Each later query blocks on the
-    last ``X-Consul-Index``; Consul may answer early with nothing changed, so the
-    loop starts at most one query per ``watch_min_interval``. An index that went
+    last ``X-Consul-Index``; Consul may answer early with nothing changed, so after
+    such an answer the next query waits until ``watch_min_interval`` has passed since
+    the last one started; after a real change it starts at once (a change after a
+    quiet period is seen without delay). An index that went
     backwards (a restored or rebuilt cluster) or a failure (then after a capped,
     jittered backoff) makes the next query a plain read, whose diff with the last
     known state emits everything that changed meanwhile, deletes included.
@@ -613,8 +615,10 @@ class _ConsulWatch:
         backoff = 0.0
         resync = False
         last_start = 0.0
+        quiet = False  # the last query brought no change: rate-limit the next one
         while not self._stop.is_set():
-            pause = max(backoff, backend.watch_min_interval - (time.monotonic() - last_start))
+            limit = backend.watch_min_interval - (time.monotonic() - last_start) if quiet else 0.0
+            pause = max(backoff, limit)
             if pause > 0 and self._stop.wait(pause):
                 break
             last_start = time.monotonic()
@@ -639,8 +643,10 @@ class _ConsulWatch:
             resync = False
             if index < self._index:
                 log.info("consul index went backwards on %r; resynchronised", self._prefix)
-            for change in diff_snapshots(self._known, current):
+            changes = diff_snapshots(self._known, current)
+            for change in changes:
                 self._dispatcher.submit(change)
+            quiet = not changes
             self._known = current
             self._index = max(index, 1)  # never block on index 0: it returns at once
 

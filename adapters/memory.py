@@ -30,7 +30,7 @@ class _Store:
         self.lock = threading.Lock()
         self.entries: dict[str, Entry] = {}
         self.revision = itertools.count(1)
-        self.watchers: list[tuple[str, ChangeDispatcher]] = []
+        self.watchers: list[tuple[str, ChangeDispatcher[Change]]] = []
 
     def publish(self, change: Change) -> None:
         for prefix, dispatcher in self.watchers:
@@ -43,7 +43,7 @@ _named_lock = threading.Lock()
 
 
 class _MemoryWatch:
-    def __init__(self, store: _Store, prefix: str, dispatcher: ChangeDispatcher) -> None:
+    def __init__(self, store: _Store, prefix: str, dispatcher: ChangeDispatcher[Change]) -> None:
         self._store = store
         self._item = (prefix, dispatcher)
 
@@ -126,7 +126,11 @@ class MemoryBackend:
 
     def watch(self, prefix: str, on_change: Callable[[Change], None]) -> _MemoryWatch:
         prefix = normalize_prefix(prefix)
-        dispatcher = ChangeDispatcher(on_change, name=f"veltrix-memory-watch-{prefix}")
+        # Changes are published by the writing thread with the store's lock held: never
+        # run the callback there (it may take the caller's own locks).
+        dispatcher = ChangeDispatcher(
+            on_change, name=f"veltrix-memory-watch-{prefix}", inline_allowed=False
+        )
         with self._store.lock:
             self._store.watchers.append((prefix, dispatcher))
         watch = _MemoryWatch(self._store, prefix, dispatcher)

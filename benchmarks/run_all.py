@@ -12,7 +12,7 @@ its output goes to benchmarks/results/logs/<name>.log):
    ``bench_gcpsm``, ``redis_roundtrip``,     + the L2 fleet and bus figures
    ``bench_redis_deployments``)                (``bench_redis_l2``)
 3. founding scenario (``founding``)
-4. fleet (``fleet``)
+4. fleet (``fleet``)                         8. outage (``outage``)
 
 A section whose server is not running is recorded as skipped. ``results/run.json``
 records what ran, for how long and with what outcome; ``benchmarks/report.py`` reads
@@ -70,6 +70,9 @@ SECTIONS = [
     Section("freshness", "benchmarks.freshness"),
     Section("memory", "benchmarks.memory"),
     Section("migrate", "benchmarks.bench_migrate"),
+    Section("freshness_load", "benchmarks.freshness_load"),
+    Section("outage", "benchmarks.outage",
+            ("VELTRIX_TEST_ZOOKEEPER", "VELTRIX_TEST_REDIS_URL", "VELTRIX_TEST_CONSUL_ADDR")),
 ]
 
 LOG_DIR = RESULTS_DIR / "logs"

@@ -59,6 +59,7 @@ from veltrix.health import Health, HealthState, StoreHealth
 from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
 from veltrix.registry import open_backend
 from veltrix.urls import redact_url
+from veltrix.watching import ChangeDispatcher, InlineCallback
 
 if TYPE_CHECKING:
     from veltrix.lkg import SnapshotWriter
@@ -75,13 +76,6 @@ _MAX_METAS = 4096
 _NO_DEFAULT: Any = object()
 
 
-class _Absent:
-    """Marker stored in the fresh-value dict for a confirmed absence."""
-
-    __slots__ = ()
-
-
-_ABSENT = _Absent()
 
 
 class _Flight:
@@ -154,7 +148,7 @@ class Client:
         self.source = redact_url(url) if isinstance(url, str) else type(self._backend).__name__
 
         # Fresh values only: the hot path reads these dicts and nothing else.
-        self._fresh: dict[str, Any] = {}  # key -> decoded text, or _ABSENT
+        self._fresh: dict[str, str] = {}  # key -> decoded text
         self._typed: dict[Any, dict[str, Any]] = {}  # conversion target -> key -> value
         self._models: dict[tuple[str, Any], Any] = {}  # (prefix, model class) -> instance
         # Slow-path state.
@@ -170,6 +164,7 @@ class Client:
         self._scheduler = ExpiryScheduler(self._expire, name="veltrix-expiry")
         self._executor: ThreadPoolExecutor | None = None
         self._watch: Watch | None = None
+        self._notifier: ChangeDispatcher[tuple[Change, bool]] | None = None
         self._watch_retry_at = 0.0
         self._subscribers: list[tuple[str, Callable[[Change], None]]] = []
         self._closed = False
@@ -279,13 +274,13 @@ class Client:
         Absent keys return ``default``, or raise :class:`KeyNotFoundError` without one.
         """
         # Subscripts, not dict.get: a miss costs a KeyError, but a hit skips a method call.
+        # The fresh dict holds text only (absences and binary values take the slow path),
+        # so a hit needs no check of what it found.
         if type is None:
             try:
-                value = self._fresh[key]
+                return self._fresh[key]
             except (KeyError, TypeError):  # TypeError: an unhashable key; the slow path says so
-                return self._get_slow(key, default, type)
-            if value.__class__ is str:
-                return value
+                pass
         else:
             try:
                 return self._typed[type][key]
@@ -405,9 +400,14 @@ class Client:
         the store slow, so later reads do not wait again. While it is slow or down,
         ``stale`` is served at once and at most one background probe asks the store.
         """
-        if self._health.state is HealthState.UP:
+        if self._health.state is HealthState.UP and self.policy.ttl <= 0:
+            try:  # no caching: wait for the store, on this thread (no hop to the pool)
+                return self._single_flight(token, load)
+            except BackendUnavailableError:
+                pass
+        elif self._health.state is HealthState.UP:
             flight = self._background_load(token, load)
-            deadline = self.policy.refresh_deadline if self.policy.ttl > 0 else None
+            deadline = self.policy.refresh_deadline
             if flight.event.wait(deadline):
                 if flight.error is None:
                     return flight.result  # type: ignore[no-any-return]
@@ -472,9 +472,7 @@ class Client:
         self._drop_fresh(key)
         if now < expires_at:
             value = record.value
-            if value is None:
-                self._fresh[key] = _ABSENT
-            elif value.__class__ is str:
+            if value.__class__ is str:
                 self._fresh[key] = value  # the Record's own text: the value is held once
             self._scheduler.schedule(expires_at, key)
         return record
@@ -664,7 +662,7 @@ class Client:
             if not required and monotonic() < self._watch_retry_at:
                 return
             try:
-                self._watch = backend.watch("", self._on_change)
+                self._watch = backend.watch("", InlineCallback(self._on_change))
             except VeltrixError as exc:
                 self._watch_retry_at = monotonic() + 30
                 if required:
@@ -672,21 +670,38 @@ class Client:
                 log.warning("cannot watch %s (TTL still applies): %s", self.source, exc)
 
     def _on_change(self, change: Change) -> None:
+        """A change from the store's watch, applied to the cache on the watch's own
+        thread (see :class:`veltrix.watching.InlineCallback`); the L2 fan-out and the
+        user's callbacks, which may block, go to the notifier thread, and only when
+        there are any."""
         key = change.key
         with self._lock:
+            if self._closed:
+                return
             self._bump(key)
             current = self._fences.admit(key, None if change.entry is None else change.entry.version)
             if current and (key in self._records or key in self._inflight):
                 self._install(key, change.entry)
                 self._counters["watch_updates"] += 1
-            subscribers = [cb for prefix, cb in self._subscribers if in_prefix(key, prefix)]
-        if self._l2 is not None and current:
-            self._l2.publish(key, change.entry)
+            publish = current and self._l2 is not None
+            if not publish and not any(in_prefix(key, p) for p, _ in self._subscribers):
+                return
+            if self._notifier is None:
+                self._notifier = ChangeDispatcher(self._notify, name="veltrix-callbacks")
+            notifier = self._notifier
+        notifier.submit((change, publish))
+
+    def _notify(self, item: tuple[Change, bool]) -> None:
+        change, publish = item
+        if publish and self._l2 is not None:
+            self._l2.publish(change.key, change.entry)
+        with self._lock:
+            subscribers = [cb for p, cb in self._subscribers if in_prefix(change.key, p)]
         for callback in subscribers:
             try:
                 callback(change)
             except Exception:
-                log.exception("watch callback failed for %r", key)
+                log.exception("watch callback failed for %r", change.key)
 
     def _mark_expired(self, key: str) -> None:
         """Make the next read of ``key`` ask the store (or L2). Lock held."""
@@ -904,6 +919,8 @@ class Client:
             self._subscribers.clear()
         if watch is not None:
             watch.stop()
+        if self._notifier is not None:
+            self._notifier.stop()
         self._scheduler.close()
         if self._executor is not None:
             self._executor.shutdown(wait=True)

@@ -9,7 +9,8 @@ snapshot or the new one, never a torn file.
 
 A process that starts while its store is down loads the snapshot and serves its
 values as stale (``stale_if_error`` and ``max_stale`` apply, counted from when the
-value was fetched), counting ``snapshot_served`` and logging a warning per key.
+value was fetched), counting ``snapshot_served``; the store's health state (see
+:mod:`veltrix.health`) makes sure only the first read waits for the dead store.
 
 Secret values are sealed with the cache key (:mod:`veltrix.secrets_crypto`) or
 left out of the snapshot when no key is configured.

@@ -276,3 +276,27 @@ def test_watch_stop_is_prompt(backend: ConsulBackend) -> None:
     started = time.monotonic()
     watch.stop()
     assert time.monotonic() - started < 2
+
+
+def test_change_after_a_change_is_not_rate_limited(address: str) -> None:
+    """watch_min_interval only spaces queries that came back with nothing: a change
+    right after another is seen at once, not a min-interval later."""
+    import time
+
+    prefix = f"adapter/{unique_name()}"
+    backend = ConsulBackend.from_url(f"consul://{address}/{prefix}?watch_min_interval=1")
+    recorder = ChangeRecorder()
+    watch = backend.watch("rl", recorder)
+    try:
+        backend.put("rl/a", b"1")
+        assert recorder.wait_for(lambda ch: len(ch) == 1, timeout=5)
+        time.sleep(0.1)
+        started = time.monotonic()
+        backend.put("rl/a", b"2")
+        assert recorder.wait_for(lambda ch: len(ch) == 2, timeout=5)
+        assert time.monotonic() - started < 0.5, "the second change waited for the rate limit"
+    finally:
+        watch.stop()
+        backend.close()
+        host, _, port = address.rpartition(":")
+        consul.Consul(host=host, port=int(port)).kv.delete(prefix + "/", recurse=True)
