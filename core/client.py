@@ -400,12 +400,15 @@ class Client:
         the store slow, so later reads do not wait again. While it is slow or down,
         ``stale`` is served at once and at most one background probe asks the store.
         """
-        if self._health.state is HealthState.UP and self.policy.ttl <= 0:
+        up = self._health.state is HealthState.UP
+        if up:
+            self._counters["misses"] += 1
+        if up and self.policy.ttl <= 0:
             try:  # no caching: wait for the store, on this thread (no hop to the pool)
                 return self._single_flight(token, load)
             except BackendUnavailableError:
                 pass
-        elif self._health.state is HealthState.UP:
+        elif up:
             flight = self._background_load(token, load)
             deadline = self.policy.refresh_deadline
             if flight.event.wait(deadline):
@@ -429,9 +432,11 @@ class Client:
         if not self.policy.may_serve_stale(expired_at, now):
             return self._fetch(key)
         with self._lock:
-            record = self._records.get(key)
-            if record is None:
+            raced = key in self._records  # another reader got there first
+            if not raced:
                 record = self._records[key] = self._record(key, entry, expired_at)
+        if raced:
+            return self._lookup(key)
         result = self._refresh_or_stale(key, lambda: self._load(key), record)
         if result is record:
             self._counters["snapshot_served"] += 1
@@ -636,10 +641,10 @@ class Client:
             self._ensure_watch()
             return instance
 
-        self._counters["misses"] += 1
         previous = self._model_records.get(token)
         if previous is not None and self.policy.may_serve_stale(previous[1], monotonic()):
             return self._refresh_or_stale(token, load, previous[0])  # type: ignore[no-any-return]
+        self._counters["misses"] += 1
         self._fail_fast_if_down(token, load)
         return self._single_flight(token, load)  # type: ignore[no-any-return]
 
