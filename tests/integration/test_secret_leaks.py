@@ -183,6 +183,9 @@ def test_planted_secret_and_passwords_never_leak(planted_env: None, tmp_path: Pa
         ["get", "secrets/db_password", "--secret-prefix", "secrets", "--json"],
         ["ls", "secrets", "--values", "--secret-prefix", "secrets"],
         ["ls", "--json", "--secret-prefix", "secrets"],
+        ["diff", store_url, "memory://", "--secret-prefix", "secrets", "--unchanged"],
+        ["diff", store_url, "memory://", "--secret-prefix", "secrets", "--json"],
+        ["check", "--url", store_url, "--json"],
         ["delete", "X", "--url", "--", f"redis://:{ZK_PASSWORD}@host/0"],
         ["get", "a", "--url", f"zookeeper://leaktest:{ZK_PASSWORD}@{zk}/x"],
     ]
