@@ -347,3 +347,48 @@ def test_an_unparseable_appconfig_document_does_not_chain_its_text(
     except BaseException as exc:
         assert_clean_error(exc)
         assert secret not in "".join(traceback.format_exception(exc))
+
+
+STORE_ARGUMENTS = st.one_of(
+    ANYTHING, st.sampled_from(["memory://fuzz-src", "memory://fuzz-dst", "snap.jsonl", ""])
+)
+
+
+@fuzz_settings(100)
+@given(
+    source=STORE_ARGUMENTS,
+    destination=STORE_ARGUMENTS,
+    prefix=ANYTHING,
+    concurrency=st.one_of(st.integers(-2, 20), ANYTHING),
+    prefixes=ANYTHING,
+    dry_run=st.booleans(),
+)
+def test_migrate_and_diff_take_anything(
+    scratch_dir: Path,
+    source: Any,
+    destination: Any,
+    prefix: Any,
+    concurrency: Any,
+    prefixes: Any,
+    dry_run: bool,
+) -> None:
+    from veltrix import migration
+
+    with Client("memory://fuzz-src") as seeded:  # named memory stores live while open
+        seeded.put("app/a", "1")
+        seeded.put("secrets/b", "2")
+        for call in (
+            lambda: migration.migrate(
+                source,
+                destination,
+                prefix=prefix,
+                concurrency=concurrency,
+                secret_prefixes=prefixes,
+                dry_run=dry_run,
+            ),
+            lambda: migration.diff(source, destination, prefix, secret_prefixes=prefixes),
+        ):
+            try:
+                call()
+            except BaseException as exc:
+                assert_clean_error(exc)
