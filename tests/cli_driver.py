@@ -9,6 +9,10 @@ one JSON line: ``{"id": n, "code": exit code, "stdout": ..., "stderr": ...,
 past the replaced streams (a background thread printing after its command ended). ``escaped`` is set when something other than
 ``SystemExit`` left ``main`` (what the plain process would print as a traceback).
 
+Each command line runs in a fresh scratch directory that is also its
+``VELTRIX_HOME`` (so its default SQLite store is empty): one run's writes never
+show up in another's output, and a failing example replays the same way.
+
 A command line that has not finished after :data:`TIME_LIMIT` seconds (or the
 request's ``time_limit``) gets a ``KeyboardInterrupt`` (as from Ctrl-C) and is
 reported with ``"timed_out": true``.
@@ -18,8 +22,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import traceback
 from types import FrameType
 from typing import Any
@@ -72,7 +79,14 @@ def serve() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         limit = float(request.get("time_limit", TIME_LIMIT))
-        result = run_one(request["argv"], request.get("stdin", ""), limit)
+        scratch = tempfile.mkdtemp(prefix="veltrix-cli-")
+        os.chdir(scratch)
+        os.environ["VELTRIX_HOME"] = scratch
+        try:
+            result = run_one(request["argv"], request.get("stdin", ""), limit)
+        finally:
+            os.chdir("/")
+            shutil.rmtree(scratch, ignore_errors=True)
         result["id"] = request.get("id")
         reply.write(json.dumps(result) + "\n")
         reply.flush()
