@@ -629,6 +629,24 @@ def section_outage(data: dict[str, Any] | None, verdicts: dict[str, Any]) -> lis
     return [*out, ""]
 
 
+def section_aio(data: dict[str, Any] | None) -> list[str]:
+    out = ["## 9. asyncio: cached reads in a coroutine, the loop under a burst of misses", ""]
+    if data is None:
+        return [*out, "_Not measured in this run._", ""]
+    from benchmarks import aio
+
+    return [
+        *out,
+        "`benchmarks/aio.py`: reads awaited in one coroutine (interleaved rounds); then "
+        "1,000 tasks started at once, each missing a different key of a store that takes "
+        "50 ms, with a 1 ms ticker on the same loop, against the same burst of tasks that "
+        f"only sleep. Load average after the section: {data.get('loadavg', [0])[0]:.2f}.",
+        "",
+        aio.markdown(data),
+        "",
+    ]
+
+
 def section_migration(data: dict[str, Any] | None) -> list[str]:
     out = ["## 7. Migration: keys/s per store pair", ""]
     if data is None:
@@ -662,6 +680,7 @@ def write(run: dict[str, Any]) -> Path:
     body += section_memory(_load("memory", run), verdicts)
     body += section_migration(_load("migrate", run))
     body += section_outage(_load("outage", run), verdicts)
+    body += section_aio(_load("aio", run))
 
     m = run.get("machine", {})
     head = [

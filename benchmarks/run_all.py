@@ -71,6 +71,7 @@ SECTIONS = [
     Section("memory", "benchmarks.memory"),
     Section("migrate", "benchmarks.bench_migrate"),
     Section("freshness_load", "benchmarks.freshness_load"),
+    Section("aio", "benchmarks.aio"),
     Section("outage", "benchmarks.outage",
             ("VELTRIX_TEST_ZOOKEEPER", "VELTRIX_TEST_REDIS_URL", "VELTRIX_TEST_CONSUL_ADDR")),
 ]

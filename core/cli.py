@@ -415,8 +415,12 @@ def main(argv: list[str] | None = None) -> None:
     (its text might quote a value) and exits with 1.
     """
     # A command talks to its store once and reports failures itself: the store-health
-    # warnings a long-running service logs would only repeat its one-line error.
-    logging.getLogger("veltrix.health").setLevel(logging.ERROR)
+    # warnings a long-running service logs, and a client library's reconnect chatter,
+    # would only repeat its one-line error.
+    for name in ("veltrix.health", "veltrix.zookeeper.kazoo", "kazoo"):
+        quiet = logging.getLogger(name)
+        quiet.addHandler(logging.NullHandler())  # handled (adapters' filters still run), not printed
+        quiet.propagate = False
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)
     try:

@@ -350,6 +350,8 @@ class Client:
             value = stored
         else:
             value = decode_text(key, stored)  # not UTF-8 (or it would be a str): DecodeError
+        if monotonic() >= record.expires_at:
+            return value  # served stale: never take the lock (its holder may wait on the GIL)
         with self._lock:
             if self._records.get(key) is record and monotonic() < record.expires_at:
                 if target is None:

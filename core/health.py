@@ -102,6 +102,8 @@ class StoreHealth:
     def take_probe(self) -> bool:
         """Whether a probe may start now (and, if so, the next one waits ``probe_interval``)."""
         now = time.monotonic()
+        if now < self._next_probe:  # the common answer, without the lock (see Client)
+            return False
         with self._lock:
             if now < self._next_probe:
                 return False

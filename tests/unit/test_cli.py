@@ -99,6 +99,8 @@ def test_secrets_are_masked(url: str) -> None:
         ),
         (("watch", "--url", "sqlite://host/x"), 3, b"no host"),
         (("get", "k", "--url", "consul://127.0.0.1:1/x"), 7, b"unreachable"),  # store down
+        # No reconnect chatter from kazoo, and one connect timeout, not one per retry.
+        (("get", "k", "--url", "zookeeper://127.0.0.1:1/x?connect_timeout=1"), 7, b"waited 1s"),
     ],
 )
 def test_errors_are_one_line_with_distinct_codes(

@@ -1,0 +1,169 @@
+"""The asyncio client: hits in the coroutine, misses on the pool, the loop never blocked."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from pydantic import BaseModel
+
+from tests.unit.stores import ControlledStore
+from veltrix import CachePolicy
+from veltrix.aio import AsyncClient
+from veltrix.backend import Absent
+from veltrix.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidKeyError,
+    KeyNotFoundError,
+    VersionConflictError,
+)
+
+
+@pytest.fixture
+def store() -> Iterator[ControlledStore]:
+    backend = ControlledStore()
+    yield backend
+    backend.close()
+
+
+def make(store: ControlledStore, **policy: object) -> AsyncClient:
+    policy.setdefault("watch", False)
+    policy.setdefault("retries", 0)
+    return AsyncClient(store, cache=CachePolicy(**policy))  # type: ignore[arg-type]
+
+
+def test_reads_writes_and_errors_match_the_sync_client(store: ControlledStore) -> None:
+    class Cfg(BaseModel):
+        a: int
+        b: str
+
+    async def scenario() -> None:
+        async with make(store, ttl=60) as client:
+            v1 = await client.put("cfg/a", 1)
+            await client.put("cfg/b", "x")
+            assert await client.get("cfg/a") == "1"
+            assert await client.get("cfg/a", type=int) == 1
+            assert (await client.get_model("cfg", Cfg)) == Cfg(a=1, b="x")
+            with pytest.raises(VersionConflictError):
+                await client.put("cfg/a", 2, if_version=Absent)
+            await client.put("cfg/a", 2, if_version=v1)
+            assert await client.get("cfg/a") == "2"
+            assert [e.key for e in await client.list("cfg")] == ["cfg/a", "cfg/b"]
+            assert await client.delete("cfg/a") is True
+            assert await client.get("cfg/a", "gone") == "gone"
+            with pytest.raises(KeyNotFoundError):
+                await client.get("cfg/a")
+            with pytest.raises(InvalidKeyError):
+                await client.get("bad key")
+            with pytest.raises(InvalidKeyError):
+                await client.get(["unhashable"])  # type: ignore[arg-type]
+            entry = await client.get_entry("cfg/b")
+            assert entry is not None and entry.value == b"x"
+
+    asyncio.run(scenario())
+    with pytest.raises(ConfigurationError):
+        AsyncClient("memory://", max_workers=0)
+
+
+def test_a_hit_stays_in_the_coroutine(store: ControlledStore) -> None:
+    store.put("k", b"v")
+
+    async def scenario() -> None:
+        async with make(store, ttl=60) as client:
+            await client.get("k")
+            assert client._pool.submitted == 1
+            for _ in range(1000):
+                assert await client.get("k") == "v"
+                assert await client.get("k", type=bytes) == b"v"
+            assert store.gets == 1
+            assert client._pool.submitted == 2  # the first typed read only
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_misses_share_one_store_call(store: ControlledStore) -> None:
+    store.put("hot", b"v")
+    store.delay = 0.05
+
+    async def scenario() -> None:
+        async with make(store, ttl=60) as client:
+            results = await asyncio.gather(*(client.get("hot") for _ in range(200)))
+            assert results == ["v"] * 200
+            assert store.gets == 1
+
+    asyncio.run(scenario())
+
+
+def test_the_loop_never_blocks_on_a_slow_store(store: ControlledStore) -> None:
+    """1,000 concurrent misses against a store taking 50 ms each: a 1 ms ticker on the
+    same loop keeps ticking (launching 1,000 tasks at once costs the loop some ms by
+    itself; benchmarks/aio.py compares the two on a quiet machine)."""
+    for i in range(1000):
+        store.put(f"k/{i}", b"v")
+    store.delay = 0.05
+
+    async def scenario() -> float:
+        policy = CachePolicy(ttl=60, watch=False)
+        async with AsyncClient(store, cache=policy, max_workers=32) as client:
+            stall = 0.0
+            done = asyncio.Event()
+
+            async def ticker() -> None:
+                nonlocal stall
+                while not done.is_set():
+                    started = time.perf_counter()
+                    await asyncio.sleep(0.001)
+                    stall = max(stall, time.perf_counter() - started - 0.001)
+
+            tick = asyncio.create_task(ticker())
+            results = await asyncio.gather(*(client.get(f"k/{i}") for i in range(1000)))
+            done.set()
+            await tick
+            assert results == ["v"] * 1000
+            return stall
+
+    stall = asyncio.run(scenario())
+    assert stall < 0.15, f"the loop stalled for {stall * 1e3:.1f} ms"
+
+
+def test_down_store_errors_and_stale_values_are_the_sync_clients(store: ControlledStore) -> None:
+    store.put("k", b"old")
+
+    async def scenario() -> None:
+        async with make(store, ttl=0.05) as client:
+            assert await client.get("k") == "old"
+            store.go_down()
+            await asyncio.sleep(0.08)
+            assert await client.get("k") == "old"  # stale-if-error
+            with pytest.raises(BackendUnavailableError):
+                await client.get("never-held")
+            assert client.health().state.value == "down"
+
+    asyncio.run(scenario())
+
+
+def test_changes_iterate_after_the_cache_is_updated(store: ControlledStore) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(store, cache=CachePolicy(ttl=60)) as client:
+            seen: list[tuple[str, str | None]] = []
+            first = asyncio.Event()
+
+            async def consume() -> None:
+                async for change in client.changes("app"):
+                    seen.append((change.key, await client.get(change.key, None)))
+                    first.set()
+                    if len(seen) == 2:
+                        return
+
+            task = asyncio.create_task(consume())
+            await asyncio.sleep(0.1)  # the subscription is in place
+            await client.put("app/x", "1")
+            await asyncio.wait_for(first.wait(), 5)
+            await client.delete("app/x")
+            await asyncio.wait_for(task, 5)
+            assert seen == [("app/x", "1"), ("app/x", None)]
+
+    asyncio.run(scenario())
