@@ -392,3 +392,38 @@ def test_migrate_and_diff_take_anything(
                 call()
             except BaseException as exc:
                 assert_clean_error(exc)
+
+
+@fuzz_settings(150)
+@given(key=KEYS, target=st.sampled_from(TARGETS), value=VALUES, name=ANYTHING)
+def test_async_client_takes_anything(key: Any, target: Any, value: Any, name: Any) -> None:
+    """veltrix.aio.AsyncClient: the same promise from coroutines."""
+    import asyncio
+
+    from veltrix.aio import AsyncClient
+
+    async def scenario() -> None:
+        async with AsyncClient("memory://", cache=CachePolicy(watch=False)) as client:
+            await client.put("seed/a", "1")
+            await client.get("seed/a")  # warm: the hot path holds entries
+            await client.get("seed/a", type=int)
+            calls = [
+                lambda: client.get(key),
+                lambda: client.get(key, None, type=target),
+                lambda: client.get("seed/a", None, type=target),
+                lambda: client.get_entry(key),
+                lambda: client.get_model(key, Limits),
+                lambda: client.get_model("seed", target),
+                lambda: client.put(key, value),
+                lambda: client.put("seed/b", value),
+                lambda: client.delete(key),
+                lambda: client.list(key),
+                lambda: client.flag(name),
+            ]
+            for call in calls:
+                try:
+                    await call()
+                except BaseException as exc:
+                    assert_clean_error(exc)
+
+    asyncio.run(scenario())
