@@ -17,7 +17,8 @@ checks it against the version the write was based on, and a new hosted version
 appearing meanwhile makes the write start over from that version.
 
 Feature-flag profiles (``AWS.AppConfig.FeatureFlags``) read as ``flags/<flag>/enabled``
-and ``flags/<flag>/<attribute>``; see :func:`feature_flag`. They are read-only here.
+and ``flags/<flag>/<attribute>``; ``veltrix.Client.flag(name)`` reads
+``flags/<name>/enabled``. They are read-only here.
 
 Options: ``region``, ``endpoint_url`` (also ``data_endpoint_url``), ``poll_interval``
 (seconds, default 60; AWS accepts 15 and up, test servers less), ``strategy``,
@@ -735,37 +736,4 @@ class AppConfigBackend:
         self._data.close()
 
 
-_TRUE_WORDS = {"true", "1", "yes", "on"}
-_FALSE_WORDS = {"false", "0", "no", "off"}
-
-
-def feature_flag(source: Any, name: str, default: bool = False) -> bool:
-    """Whether feature flag ``name`` is enabled, ``default`` when it is not defined.
-
-    ``source`` is an :class:`AppConfigBackend` (or any backend) or a ``veltrix.Client``;
-    the flag is read from the key ``flags/<name>/enabled``.
-    """
-    if not _segment_ok(name):
-        from veltrix.errors import InvalidKeyError
-
-        raise InvalidKeyError(f"invalid feature flag name {name!r}")
-    key = f"{FLAGS_PREFIX}/{name}/enabled"
-    raw: Any
-    if hasattr(source, "get_entry"):  # a veltrix.Client
-        raw = source.get(key, default=None)
-    else:
-        entry = source.get(key)
-        raw = None if entry is None else entry.value
-    if raw is None:
-        return default
-    if isinstance(raw, bool):
-        return raw
-    text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip().lower()
-    if text in _TRUE_WORDS:
-        return True
-    if text in _FALSE_WORDS:
-        return False
-    raise DecodeError(f"feature flag {name!r} has a non-boolean enabled value")
-
-
-__all__ = ["AppConfigBackend", "feature_flag", "flatten", "parse_document", "version_of"]
+__all__ = ["AppConfigBackend", "flatten", "parse_document", "version_of"]

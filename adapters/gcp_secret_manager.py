@@ -256,6 +256,8 @@ class SecretManagerBackend:
         gexc.RetryError,
     )
     max_value_bytes: ClassVar[int | None] = MAX_VALUE_BYTES
+    #: Every entry is a secret (``SupportsSecrets``).
+    holds_secrets: ClassVar[bool] = True
 
     def __init__(
         self,

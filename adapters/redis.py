@@ -24,26 +24,21 @@ Cluster (database 0 only) through ``redis.cluster.RedisCluster``, built on first
 (its constructor talks to the cluster), with the namespace's hash tag keeping every
 transaction, the index and the change log on one slot.
 
-:func:`connect` is also how :mod:`veltrix.shared_cache` (the L2 cache) reaches Redis.
+:mod:`veltrix.redis_connect` (URL targets, TLS, Sentinel, Cluster, error classes) is how
+this store, the L2 cache (:mod:`veltrix.shared_cache`) and ``veltrix check`` reach Redis.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import redis
 import redis.exceptions
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from veltrix.backend import AbsentType, Change, Entry
 from veltrix.errors import (
@@ -54,17 +49,22 @@ from veltrix.errors import (
     VeltrixError,
 )
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
-from veltrix.log_redaction import protect_loggers
-from veltrix.urls import Options, ParsedURL, parse_url, redact_url
+from veltrix.redis_connect import (
+    ALL_ERRORS,
+    AUTH_ERRORS,
+    SCHEMES,
+    TRANSIENT_ERRORS,
+    connect,
+    describe_error,
+    parse_target,
+    read_settings,
+)
+from veltrix.urls import Options, parse_url, redact_url
 from veltrix.values import check_expected_version, check_value, prepare_batch
 from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
 
 log = logging.getLogger("veltrix.redis")
 
-DEFAULT_PORT = 6379
-SENTINEL_PORT = 26379
-#: Schemes served by ``redis.cluster.RedisCluster``.
-CLUSTER_SCHEMES = ("redis+cluster",)
 #: Values are held twice (entry + change log) and travel in one reply: keep them modest.
 DEFAULT_MAX_VALUE_BYTES = 4 * 1024 * 1024
 #: Change-log entries kept for watchers (approximate trimming).
@@ -78,269 +78,7 @@ MAX_BATCH_OPS = 1000
 ItemValue = bytes | None
 _BatchItems = list[tuple[str, bytes | None, str | AbsentType | None]]  # ``list`` is shadowed
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.MasterDownError,
-    redis.exceptions.ReadOnlyError,
-    # Cluster: a redirect storm (MovedError/AskError past redis-py's own redirects),
-    # "TTL exhausted" (ClusterError), no node for a slot (SlotNotCoveredError), no node
-    # reachable at all (RedisClusterException, which is NOT a RedisError).
-    redis.exceptions.AskError,
-    redis.exceptions.ClusterError,
-    redis.exceptions.RedisClusterException,
-    OSError,
-)
-#: Everything redis-py raises (plus socket errors): the L2 cache never lets one escape.
-ALL_ERRORS: tuple[type[BaseException], ...] = (
-    redis.exceptions.RedisError,
-    redis.exceptions.RedisClusterException,
-    OSError,
-)
 _WATCH_ERRORS: tuple[type[BaseException], ...] = (*ALL_ERRORS, BackendError)
-AUTH_ERRORS: tuple[type[BaseException], ...] = (
-    redis.exceptions.AuthenticationError,
-    redis.exceptions.AuthorizationError,
-    redis.exceptions.NoPermissionError,
-)
-
-
-def describe_error(exc: BaseException) -> str:
-    """A short, secret-free name for a connection failure; TLS failures say what failed."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return (
-                "TLS certificate verification failed "
-                f"({current.verify_message or 'untrusted certificate'}; check ca_file)"
-            )
-        if isinstance(current, ssl.SSLError):
-            return f"TLS handshake failed ({current.reason or type(current).__name__})"
-        current = current.__cause__ or current.__context__
-    return type(exc).__name__
-
-
-@dataclass(frozen=True)
-class RedisTarget:
-    """Where a ``redis://``, ``rediss://``, ``redis+sentinel://`` or ``redis+cluster://``
-    URL points."""
-
-    scheme: str
-    hosts: tuple[tuple[str, int], ...]
-    db: int
-    path: tuple[str, ...]  # path segments after the database number
-    service: str | None  # Sentinel service name
-
-
-def parse_target(parsed: ParsedURL) -> RedisTarget:
-    segments = [s for s in parsed.path.split("/") if s]
-    service = None
-    if parsed.scheme == "redis+sentinel":
-        if not segments:
-            raise ConfigurationError(
-                f"{parsed.redacted}: redis+sentinel:// needs a service name: "
-                "redis+sentinel://host:26379/<service>/<db>"
-            )
-        service = segments.pop(0)
-        hosts = parsed.hosts(SENTINEL_PORT)
-    elif parsed.scheme in CLUSTER_SCHEMES:
-        hosts = parsed.hosts(DEFAULT_PORT)  # startup nodes: any reachable one will do
-    else:
-        hosts = parsed.hosts(DEFAULT_PORT)
-        if len(hosts) != 1:
-            raise ConfigurationError(
-                f"{parsed.redacted}: one host only (use redis+sentinel:// for several)"
-            )
-    db = 0
-    if segments:
-        try:
-            db = int(segments[0])
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"{parsed.redacted}: the first path segment is the database number, "
-                f"got {segments[0]!r}"
-            ) from exc
-        if db < 0:
-            raise ConfigurationError(f"{parsed.redacted}: database number must be >= 0")
-        if db != 0 and parsed.scheme in CLUSTER_SCHEMES:
-            raise ConfigurationError(
-                f"{parsed.redacted}: Redis Cluster has only database 0, got {db}"
-            )
-        segments = segments[1:]
-    return RedisTarget(parsed.scheme, tuple(hosts), db, tuple(segments), service)
-
-
-@dataclass(frozen=True)
-class ConnectSettings:
-    """Connection options read once from a URL (so reconnecting never re-reads them)."""
-
-    password_env: str = "REDIS_PASSWORD"
-    ca_file: str | None = None
-    tls_verify: bool = True
-
-
-def read_settings(target: RedisTarget, opts: Options, *, where: str) -> ConnectSettings:
-    """Read ``password_env``, ``ca_file`` and ``tls_verify`` from ``opts`` (the caller
-    calls ``opts.finish()``). A ``ca_file`` that is not a readable file is a
-    :class:`ConfigurationError` here, before any connection."""
-    password_env = opts.str("password_env", "REDIS_PASSWORD") or "REDIS_PASSWORD"
-    ca_file = opts.str("ca_file")
-    tls_verify = opts.bool("tls_verify", True)
-    if ca_file is not None:
-        if target.scheme != "rediss":
-            raise ConfigurationError(f"{where}: ca_file needs rediss://")
-        if not os.path.isfile(ca_file) or not os.access(ca_file, os.R_OK):
-            raise ConfigurationError(f"{where}: ca_file {ca_file!r} is not a readable file")
-    return ConnectSettings(password_env, ca_file, tls_verify)
-
-
-class ClusterScript:
-    """A Lua script run with ``EVALSHA`` on the node owning its keys' slot, falling back
-    to ``EVAL`` there. (redis-py's ``Script`` answers ``NOSCRIPT`` with ``SCRIPT LOAD``
-    on every primary, which fails while any one of them is down, even for keys whose
-    own node is up.)"""
-
-    def __init__(self, cluster: LazyCluster, script: str) -> None:
-        self._cluster = cluster
-        self.script = script
-        self.sha = hashlib.sha1(script.encode()).hexdigest()
-
-    def __call__(self, keys: Iterable[Any] = (), args: Iterable[Any] = ()) -> Any:
-        keys, args = tuple(keys), tuple(args)
-        client = self._cluster.client()
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            return client.eval(self.script, len(keys), *keys, *args)
-
-
-class LazyCluster:
-    """A ``RedisCluster`` made on first use: its constructor reads the slot map from the
-    cluster, and opening a store or a cache must not fail because the cluster is down.
-    A failed build is retried by the next call. Attribute access is forwarded."""
-
-    def __init__(self, factory: Callable[[], Any], hosts: tuple[tuple[str, int], ...]) -> None:
-        self._factory = factory
-        self.hosts = hosts
-        self._client: Any = None
-        self._lock = threading.Lock()
-
-    def client(self) -> Any:
-        client = self._client
-        if client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._factory()
-                client = self._client
-        return client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client(), name)
-
-    def register_script(self, script: str) -> ClusterScript:
-        return ClusterScript(self, script)
-
-    def node_addresses(self) -> list[tuple[str, int]]:
-        """Every node address known: the cluster's own view when built, then the URL's."""
-        found: list[tuple[str, int]] = []
-        client = self._client
-        if client is not None:
-            with contextlib.suppress(Exception):
-                found = [(n.host, int(n.port)) for n in client.get_nodes()]
-        return found + [h for h in self.hosts if h not in found]
-
-    def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
-    def __repr__(self) -> str:
-        return f"LazyCluster({', '.join(f'{h}:{p}' for h, p in self.hosts)})"
-
-
-def connect(
-    target: RedisTarget,
-    settings: ConnectSettings,
-    *,
-    timeout: float,
-    connect_timeout: float,
-    where: str,
-    node: tuple[str, int] | None = None,
-) -> Any:
-    """A redis-py client for ``target`` (no retries inside redis-py: callers decide).
-
-    ``node``: a plain client for that one node of a cluster (the L2 bus subscribes
-    on one node; PUBLISH reaches every node of a cluster).
-    """
-    password = os.environ.get(settings.password_env) or None
-    username = os.environ.get("REDIS_USERNAME") or None
-    protect_loggers("redis")
-    common: dict[str, Any] = {
-        "username": username,
-        "password": password,
-        "socket_timeout": timeout,
-        "socket_connect_timeout": connect_timeout,
-        "protocol": 2,
-    }
-    if target.scheme == "rediss":
-        common.update(
-            ssl=True,
-            ssl_ca_certs=settings.ca_file,
-            ssl_cert_reqs="required" if settings.tls_verify else "none",
-            ssl_check_hostname=settings.tls_verify,
-        )
-    no_retry = Retry(backoff=NoBackoff(), retries=0)
-    try:
-        if target.scheme in CLUSTER_SCHEMES and node is None:
-            from redis.cluster import ClusterNode, RedisCluster
-
-            def build() -> Any:
-                # The constructor's own first command (COMMAND, on the default node:
-                # the master of slot 0) needs a retry on another node when that
-                # master is down; afterwards, no retries inside redis-py.
-                client = RedisCluster(
-                    startup_nodes=[
-                        ClusterNode(h, p)  # type: ignore[no-untyped-call]
-                        for h, p in target.hosts
-                    ],
-                    retry=Retry(backoff=NoBackoff(), retries=3),
-                    require_full_coverage=False,
-                    **common,
-                )
-                client.set_retry(Retry(backoff=NoBackoff(), retries=0))
-                return client
-
-            return LazyCluster(build, target.hosts)
-        single: dict[str, Any] = {
-            **common,
-            "db": target.db,
-            "retry": no_retry,
-            "health_check_interval": 0,
-        }
-        if target.scheme == "redis+sentinel":
-            from redis.sentinel import Sentinel
-
-            sentinel = Sentinel(  # type: ignore[no-untyped-call]
-                list(target.hosts),
-                socket_timeout=timeout,
-                socket_connect_timeout=connect_timeout,
-                sentinel_kwargs={
-                    "socket_timeout": timeout,
-                    "socket_connect_timeout": connect_timeout,
-                    "password": password,
-                },
-            )
-            assert target.service is not None
-            return sentinel.master_for(target.service, **single)  # type: ignore[no-untyped-call]
-        host, port = node or target.hosts[0]
-        return redis.Redis(host=host, port=port, **single)
-    except redis.exceptions.RedisError as exc:  # pragma: no cover - constructors do no I/O
-        raise ConfigurationError(f"{where}: {type(exc).__name__}") from exc
 
 
 def _tag(namespace: str) -> str:
@@ -348,9 +86,11 @@ def _tag(namespace: str) -> str:
 
 
 class RedisBackend:
-    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "redis+sentinel", *CLUSTER_SCHEMES)
+    schemes: ClassVar[tuple[str, ...]] = SCHEMES
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
+    #: ``put(content_type=)`` is stored and read back (``SupportsContentType``).
+    keeps_content_type: ClassVar[bool] = True
     #: A hint for callers batching writes through :meth:`put_many`.
     max_batch_ops: ClassVar[int] = MAX_BATCH_OPS
 
@@ -787,14 +527,4 @@ class _RedisWatch:
         self._dispatcher.stop()
 
 
-__all__ = [
-    "ClusterScript",
-    "ConnectSettings",
-    "LazyCluster",
-    "RedisBackend",
-    "RedisTarget",
-    "connect",
-    "describe_error",
-    "parse_target",
-    "read_settings",
-]
+__all__ = ["RedisBackend"]

@@ -8,7 +8,8 @@ microseconds when nothing changed), which sees writes from other processes withi
 the poll interval (10 ms default).
 
 ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` follow the
-SQLAlchemy convention. With no URL at all, Veltrix uses :func:`default_path`.
+SQLAlchemy convention. With no URL at all (and for ``sqlite://``), Veltrix uses
+:func:`veltrix.registry.default_path`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, ClassVar, Self
 from veltrix.backend import AbsentType, Change, Entry
 from veltrix.errors import BackendUnavailableError, ConfigurationError, ValueTooLargeError
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.registry import default_path
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_expected_version, check_value
 from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
@@ -49,20 +51,6 @@ CREATE TABLE IF NOT EXISTS changes (
 """
 
 
-def default_path() -> Path:
-    """``$VELTRIX_HOME/config.db``, else ``$XDG_DATA_HOME/veltrix/config.db``,
-    else ``~/.local/share/veltrix/config.db``."""
-    home = os.environ.get("VELTRIX_HOME")
-    if home:
-        return Path(home) / "config.db"
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "veltrix" / "config.db"
-
-
-def default_url() -> str:
-    return "sqlite:///" + str(default_path())
-
-
 def _upper_bound(prefix: str) -> str:
     # Every key below "a/b" sorts in ["a/b/", "a/b0"): '0' is the character after '/'.
     return prefix + "0"
@@ -72,6 +60,8 @@ class SQLiteBackend:
     schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.OperationalError,)
     max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
+    #: ``put(content_type=)`` is stored and read back (``SupportsContentType``).
+    keeps_content_type: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -113,6 +113,12 @@ class SSMBackend:
         self._watches: list[PollingWatch] = []
         self._closed = False
 
+    @property
+    def holds_secrets(self) -> bool:
+        """``SupportsSecrets``: writes are SecureString, read back flagged secret, only
+        with ``secure=true`` (reads flag SecureString parameters either way)."""
+        return self.secure
+
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         parsed = parse_url(url, cls.schemes)

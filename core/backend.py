@@ -1,8 +1,11 @@
 """The adapter contract: what a store implements.
 
 Kept small and separate from the user API (:class:`veltrix.Client`). A store
-implements :class:`Backend`; optional abilities are separate protocols
-(:class:`SupportsList`, :class:`SupportsWrite`, :class:`SupportsWatch`) and the
+implements :class:`Backend`; optional abilities are separate runtime-checkable
+protocols (:class:`SupportsList`, :class:`SupportsWrite`, :class:`SupportsWatch`,
+:class:`SupportsBatch`, :class:`SupportsPreflight`, :class:`SupportsBatchPreflight`,
+:class:`SupportsContentType`, :class:`SupportsSecrets`, :class:`SupportsHealthEvents`,
+:class:`HasUrl`), found with ``isinstance`` (never by probing signatures), and the
 client raises :class:`~veltrix.errors.UnsupportedOperationError` when a store
 lacks one. Keys given to a backend are canonical (see :mod:`veltrix.keys`);
 adapters validate them again before any I/O because they are public API too.
@@ -11,9 +14,11 @@ adapters validate them again before any I/O because they are public API too.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+from veltrix.urls import redact_url
 
 
 class _AbsentType(enum.Enum):
@@ -131,6 +136,95 @@ class SupportsHealthEvents(Protocol):
         ...
 
 
+#: What :meth:`SupportsBatch.put_many` takes: ``key -> value`` (``None`` deletes).
+BatchItems = Mapping[str, bytes | None] | Iterable[tuple[str, bytes | None]]
+
+
+@runtime_checkable
+class SupportsBatch(Protocol):
+    #: A batch size to hand :meth:`put_many` (the store's own per-transaction limit).
+    max_batch_ops: ClassVar[int]
+
+    def put_many(
+        self,
+        items: BatchItems,
+        *,
+        atomic: bool = True,
+        if_versions: Mapping[str, str | AbsentType] | None = None,
+    ) -> dict[str, str | None]:
+        """Write many keys (``None`` deletes); ``{key: new version}`` (``None`` for deletes).
+
+        ``atomic=True``: all or nothing, one lost compare in ``if_versions`` (a version,
+        or :data:`Absent`) raises :class:`~veltrix.errors.VersionConflictError` with
+        nothing written; ``atomic=False`` may split the batch.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsPreflight(Protocol):
+    """The store's own key and value rules, checked without I/O (migration pre-flight)."""
+
+    def check_key(self, key: str) -> None:
+        """Raise :class:`~veltrix.errors.InvalidKeyError` when the store cannot hold ``key``."""
+        ...
+
+    def check_value(self, key: str, value: bytes) -> None:
+        """Raise :class:`~veltrix.errors.ValueTooLargeError` when ``value`` does not fit."""
+        ...
+
+
+@runtime_checkable
+class SupportsBatchPreflight(Protocol):
+    def check_batch(self, items: BatchItems) -> None:
+        """Raise when these writes cannot go in together (e.g. AppConfig's whole-document
+        size after applying them), writing nothing."""
+        ...
+
+
+@runtime_checkable
+class SupportsContentType(Protocol):
+    """``put`` takes ``content_type=`` and the store keeps it (``Entry.content_type``).
+
+    ``keeps_content_type`` is the marker ``isinstance`` sees: a runtime check cannot
+    see a keyword argument, and every writable store has a ``put``.
+    """
+
+    keeps_content_type: ClassVar[bool]
+
+    def put(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        if_version: str | AbsentType | None = None,
+        content_type: str | None = None,
+    ) -> str: ...
+
+
+@runtime_checkable
+class HasUrl(Protocol):
+    @property
+    def url(self) -> str:
+        """The store's URL as opened (may hold secrets in options: redact before showing)."""
+        ...
+
+
+@runtime_checkable
+class SupportsSecrets(Protocol):
+    @property
+    def holds_secrets(self) -> bool:
+        """True when what this store holds comes back flagged secret (``Entry.secret``):
+        every Secret Manager entry; SSM entries written as SecureString (``secure=true``).
+        A migration warns when secret values go to a store where this is false."""
+        ...
+
+
+def describe(store: object) -> str:
+    """How messages name ``store``: its redacted URL (:class:`HasUrl`), else its class."""
+    return redact_url(store.url) if isinstance(store, HasUrl) else type(store).__name__
+
+
 def supports(backend: object, ability: type) -> bool:
     """True when ``backend`` has the optional ability (a protocol above)."""
     return isinstance(backend, ability)
@@ -140,12 +234,20 @@ __all__ = [
     "Absent",
     "AbsentType",
     "Backend",
+    "BatchItems",
     "Change",
     "Entry",
+    "HasUrl",
+    "SupportsBatch",
+    "SupportsBatchPreflight",
+    "SupportsContentType",
     "SupportsHealthEvents",
     "SupportsList",
+    "SupportsPreflight",
+    "SupportsSecrets",
     "SupportsWatch",
     "SupportsWrite",
     "Watch",
+    "describe",
     "supports",
 ]

@@ -166,10 +166,6 @@ class Record:
         self.meta = meta
         self.expires_at = expires_at
 
-    @property
-    def absent(self) -> bool:
-        return self.value is None
-
     def raw(self) -> bytes | None:
         """The stored bytes (UTF-8 text re-encodes exactly: decoding was strict)."""
         value = self.value
@@ -290,10 +286,6 @@ class ExpiryScheduler:
             return sum(len(tokens) for tokens in self._slots.values())
 
 
-def monotonic() -> float:
-    return time.monotonic()
-
-
 __all__ = [
     "ABSENT_META",
     "CachePolicy",
@@ -301,7 +293,6 @@ __all__ = [
     "Freshness",
     "Meta",
     "Record",
-    "monotonic",
     "pack_value",
     "pack_version",
 ]

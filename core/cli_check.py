@@ -3,18 +3,19 @@
 Registered on :data:`veltrix.cli.app` by the import at the bottom of :mod:`veltrix.cli`. It opens
 the store, lists its keys and prints what it found: the URL (redacted), whether
 the store answered, how many keys it holds and a sample of their names (never
-values), plus the shared cache's address and whether it accepts connections.
+values), plus the shared cache's address and whether it answers a PING (connected the way
+the L2 cache connects: :mod:`veltrix.redis_connect`).
 
 Exit codes: 0 all good; 3 bad Terraform outputs/URL/options (or a missing extra);
 7 store unreachable; 8 access denied; 12 other store error (see
 :data:`veltrix.cli.EXIT_CODES`); 15 the store is fine but the shared cache does
-not accept connections.
+not answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import socket
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -26,27 +27,43 @@ from veltrix import cli, errors
 from veltrix.cache import CachePolicy
 from veltrix.cli import UrlOption, err, exit_code, out
 from veltrix.client import Client
-from veltrix.urls import redact_text, redact_url
+from veltrix.urls import Options, parse_url, redact_text, redact_url
 
 #: Exit code when the store answered but the shared cache did not.
 CACHE_UNREACHABLE = 15
-DEFAULT_CACHE_PORT = 6379
 
 
 def probe_cache(cache_url: str, timeout: float = 3.0) -> tuple[bool, str | None]:
-    """Whether the cache's host:port accepts a TCP connection, and why not."""
+    """Whether the shared cache answers a PING, and why not.
+
+    The URL is parsed and connected by :mod:`veltrix.redis_connect`, exactly as the
+    L2 cache does it, so every documented cache URL form is probed the way the client
+    will use it: TLS with its ``ca_file``, the master a Sentinel names, any node of a
+    Cluster, with ``REDIS_USERNAME`` / ``REDIS_PASSWORD`` from the environment.
+    """
     try:
-        parts = urlsplit(cache_url)
-        host, port = parts.hostname, parts.port or DEFAULT_CACHE_PORT
-    except ValueError as exc:
-        return False, f"unparseable cache URL ({exc.__class__.__name__})"
-    if not host:
-        return False, "cache URL has no host"
+        from veltrix import redis_connect
+    except ModuleNotFoundError as exc:
+        return False, f"the shared cache needs the {exc.name!r} package: pip install 'veltrix[redis]'"
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True, None
-    except OSError as exc:
-        return False, f"{host}:{port}: {exc.strerror or exc.__class__.__name__}"
+        parsed = parse_url(cache_url, redis_connect.SCHEMES)
+        target = redis_connect.parse_target(parsed)
+        # Not finished: the L2's own options (lock_ttl, namespace, ...) may follow.
+        opts = Options(parsed.query, {}, where=parsed.redacted)
+        settings = redis_connect.read_settings(target, opts, where=parsed.redacted)
+        client = redis_connect.connect(
+            target, settings, timeout=timeout, connect_timeout=timeout, where=parsed.redacted
+        )
+    except errors.ConfigurationError as exc:
+        return False, str(exc)
+    try:
+        client.ping()
+    except redis_connect.ALL_ERRORS as exc:
+        return False, f"{redact_url(cache_url)}: {redis_connect.describe_error(exc)}"
+    finally:
+        with contextlib.suppress(*redis_connect.ALL_ERRORS):
+            client.close()
+    return True, None
 
 
 def run_check(url: str, *, cache_url: str | None, sample: int) -> tuple[dict[str, Any], int]:

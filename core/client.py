@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
 
 from veltrix.backend import (
@@ -24,11 +25,13 @@ from veltrix.backend import (
     Backend,
     Change,
     Entry,
+    HasUrl,
     SupportsHealthEvents,
     SupportsList,
     SupportsWatch,
     SupportsWrite,
     Watch,
+    describe,
 )
 from veltrix.cache import (
     ABSENT_META,
@@ -37,7 +40,6 @@ from veltrix.cache import (
     Freshness,
     Meta,
     Record,
-    monotonic,
     pack_value,
     pack_version,
 )
@@ -57,8 +59,7 @@ from veltrix.errors import (
 from veltrix.fences import FenceDue, WriteFences
 from veltrix.health import Health, HealthState, StoreHealth
 from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
-from veltrix.registry import open_backend
-from veltrix.urls import redact_url
+from veltrix.registry import default_url, open_backend
 from veltrix.watching import ChangeDispatcher, InlineCallback
 
 if TYPE_CHECKING:
@@ -125,8 +126,6 @@ class Client:
         **options: Any,
     ) -> None:
         if store is None:
-            from veltrix.adapters.sqlite import default_url
-
             store = default_url()
         if isinstance(store, str):
             self._backend: Backend = open_backend(store, **options)
@@ -144,8 +143,7 @@ class Client:
             raise ConfigurationError("cache must be a veltrix.CachePolicy")
         self.policy = cache or CachePolicy()
         self.secret_prefixes = normalize_prefixes(secret_prefixes)
-        url = getattr(self._backend, "url", None)
-        self.source = redact_url(url) if isinstance(url, str) else type(self._backend).__name__
+        self.source = describe(self._backend)
 
         # Fresh values only: the hot path reads these dicts and nothing else.
         self._fresh: dict[str, str] = {}  # key -> decoded text
@@ -196,8 +194,7 @@ class Client:
         from veltrix.secrets_crypto import box_from_env
 
         box = box_from_env()
-        store = getattr(self._backend, "url", None)
-        store_id = store if isinstance(store, str) else self.source
+        store_id = self._backend.url if isinstance(self._backend, HasUrl) else self.source
         if cache_url is not None:
             from veltrix.shared_cache import SharedCache
 
@@ -861,6 +858,12 @@ class Client:
     def health(self) -> Health:
         """The store's health as this client sees it: up, slow or down, since when, why."""
         return self._health.report()
+
+    def on_health_change(self, callback: Callable[[Health], None]) -> None:
+        """Call ``callback(health)`` whenever the store's health changes. It runs on the
+        thread that saw the change (a reader, a refresh, the store's connection
+        thread): keep it quick and never block in it."""
+        self._health.add_listener(callback)
 
     def stats(self) -> dict[str, int]:
         """Counters: misses (reads that went to the store), store_calls, stale_served,

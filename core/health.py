@@ -22,6 +22,7 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger("veltrix.health")
@@ -70,6 +71,11 @@ class StoreHealth:
         self._transitions = 0
         self._next_probe = 0.0
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[Health], None]] = []
+
+    def add_listener(self, listener: Callable[[Health], None]) -> None:
+        """Call ``listener(health)`` after every state change (on the thread that saw it)."""
+        self._listeners.append(listener)
 
     # -- inputs ------------------------------------------------------------------------
 
@@ -134,6 +140,13 @@ class StoreHealth:
                 state,
                 reason,
             )
+        if self._listeners:
+            report = self.report()
+            for listener in self._listeners:
+                try:
+                    listener(report)
+                except Exception:
+                    log.exception("health listener failed")
 
 
 __all__ = ["Health", "HealthState", "StoreHealth"]

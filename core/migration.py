@@ -6,18 +6,18 @@
    the destination), *updated* (different bytes) or *unchanged* (same SHA-256); keys
    only in the destination are *extraneous* (deleted with ``delete_extraneous``).
 2. **Pre-flight**, before any write: every key and value to write is checked against
-   what the destination can hold, through the adapter's public hooks where it has
-   them (``check_key(key)``, ``check_value(key, value)``, ``check_batch(items)`` for
-   whole-document limits), else against its ``max_value_bytes``; any problem stops
-   the run with nothing written (:class:`UnrepresentableError`) unless
-   ``skip_unrepresentable`` skips those keys.
+   what the destination can hold, through the adapter's pre-flight methods where it
+   has them (``SupportsPreflight``: ``check_key(key)``, ``check_value(key, value)``;
+   ``SupportsBatchPreflight``: ``check_batch(items)`` for whole-document limits),
+   else against its ``max_value_bytes``; any problem stops the run with nothing
+   written (:class:`UnrepresentableError`) unless ``skip_unrepresentable`` skips
+   those keys.
 3. **Apply** with compare-and-set on the destination version seen while planning, so a
    key changed there meanwhile is reported as a conflict and left alone (``force``
-   overwrites). Stores with an all-or-nothing
-   ``put_many(items, *, atomic=True, if_versions=None)`` get batches of their
-   ``max_batch_ops`` (Consul ``/v1/txn``, one AppConfig hosted version, a ZooKeeper
-   ``multi``, a Redis ``MULTI``/``EXEC``); the others get ``concurrency`` parallel
-   writers.
+   overwrites). Stores with an all-or-nothing ``put_many`` (``SupportsBatch``) get
+   batches of their ``max_batch_ops`` (Consul ``/v1/txn``, one AppConfig hosted
+   version, a ZooKeeper ``multi``, a Redis ``MULTI``/``EXEC``); the others get
+   ``concurrency`` parallel writers.
 4. **Verify**: read the destination back and compare SHA-256 with the source.
 
 ``state`` names a resume file (JSON Lines, one line per completed write). A run killed
@@ -29,7 +29,6 @@ A second run over an unchanged source writes nothing.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import os
@@ -40,9 +39,22 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from veltrix.backend import Absent, AbsentType, Backend, Entry, SupportsList, SupportsWrite
+from veltrix.backend import (
+    Absent,
+    AbsentType,
+    Backend,
+    Entry,
+    SupportsBatch,
+    SupportsBatchPreflight,
+    SupportsContentType,
+    SupportsList,
+    SupportsPreflight,
+    SupportsSecrets,
+    SupportsWrite,
+    describe,
+)
 from veltrix.errors import (
     ConfigurationError,
     InvalidKeyError,
@@ -54,16 +66,12 @@ from veltrix.errors import (
 from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
 from veltrix.registry import open_backend
 from veltrix.snapshot import sha256_hex
-from veltrix.urls import redact_url
 
 log = logging.getLogger("veltrix.migration")
 
 STATE_FORMAT = "veltrix-migrate-state"
 Action = Literal["create", "update", "delete"]
 Phase = Literal["plan", "apply", "verify", "done"]
-
-#: Stores that flag every value they hold as secret (values go in masked there).
-_SECRET_STORES = ("gcpsm",)
 
 
 class MigrationError(VeltrixError):
@@ -207,16 +215,6 @@ class MigrationReport:
 # -- opening stores ----------------------------------------------------------------------------
 
 
-def _url_of(store: Backend) -> str:
-    url = getattr(store, "url", None)
-    return redact_url(url) if isinstance(url, str) else type(store).__name__
-
-
-def _scheme_of(store: object) -> str:
-    schemes = getattr(store, "schemes", ())
-    return str(schemes[0]) if schemes else ""
-
-
 def _is_file(path: str) -> bool:
     try:
         return Path(path).is_file()
@@ -245,47 +243,39 @@ def _opened(store: str | Backend) -> Iterator[Backend]:
 
 def _list(store: Backend, prefix: str, what: str) -> dict[str, Entry]:
     if not isinstance(store, SupportsList):
-        raise UnsupportedOperationError(f"{_url_of(store)} cannot list keys ({what})")
+        raise UnsupportedOperationError(f"{describe(store)} cannot list keys ({what})")
     return {e.key: e for e in store.list(prefix)}
 
 
 # -- representability --------------------------------------------------------------------------
 #
-# Every store-specific rule lives in its adapter, behind optional public hooks:
-#   check_key(key) -> None           raises InvalidKeyError
-#   check_value(key, value) -> None  raises ValueTooLargeError (or InvalidKeyError)
-#   check_batch(items) -> None       whole-batch limits, e.g. AppConfig's document size
-# A store without hooks (a third-party adapter) is checked against the canonical key
-# grammar and its ``max_value_bytes`` only.
-
-
-def _hook(store: object, name: str) -> Callable[..., Any] | None:
-    hook = getattr(store, name, None)
-    return hook if callable(hook) else None
+# Every store-specific rule lives in its adapter, behind the optional abilities of
+# veltrix.backend: SupportsPreflight (check_key, check_value) and SupportsBatchPreflight
+# (check_batch: whole-batch limits, e.g. AppConfig's document size). A store without
+# them (a third-party adapter) is checked against the canonical key grammar and its
+# ``max_value_bytes`` only.
 
 
 def key_problem(store: object, key: str) -> str | None:
-    """Why ``store`` cannot hold ``key`` (its ``check_key`` hook), or ``None``."""
+    """Why ``store`` cannot hold ``key`` (its ``SupportsPreflight.check_key``), or ``None``."""
     try:
         validate_key(key)
     except InvalidKeyError as exc:
         return str(exc)
-    hook = _hook(store, "check_key")
-    if hook is not None:
+    if isinstance(store, SupportsPreflight):
         try:
-            hook(key)
+            store.check_key(key)
         except (InvalidKeyError, ValueTooLargeError) as exc:
             return str(exc)
     return None
 
 
 def value_problem(store: object, key: str, value: bytes) -> str | None:
-    """Why ``store`` cannot hold ``value`` at ``key`` (its ``check_value`` hook, else
+    """Why ``store`` cannot hold ``value`` at ``key`` (its ``SupportsPreflight.check_value``, else
     its ``max_value_bytes``), or ``None``."""
-    hook = _hook(store, "check_value")
-    if hook is not None:
+    if isinstance(store, SupportsPreflight):
         try:
-            hook(key, value)
+            store.check_value(key, value)
         except (InvalidKeyError, ValueTooLargeError) as exc:
             return str(exc)
         return None
@@ -296,13 +286,13 @@ def value_problem(store: object, key: str, value: bytes) -> str | None:
 
 
 def batch_problem(store: object, changes: Iterable[Change]) -> str | None:
-    """Why ``store`` cannot take these writes together (its ``check_batch`` hook: e.g. an
-    AppConfig document over its size limit), or ``None``."""
-    hook = _hook(store, "check_batch")
-    if hook is None:
+    """Why ``store`` cannot take these writes together (its
+    ``SupportsBatchPreflight.check_batch``: e.g. an AppConfig document over its size
+    limit), or ``None``."""
+    if not isinstance(store, SupportsBatchPreflight):
         return None
     try:
-        hook([(c.key, None if c.entry is None else c.entry.value) for c in changes])
+        store.check_batch([(c.key, None if c.entry is None else c.entry.value) for c in changes])
     except (InvalidKeyError, ValueTooLargeError) as exc:
         return str(exc)
     return None
@@ -328,7 +318,7 @@ def make_plan(
     secrets = list(normalize_prefixes(secret_prefixes))
     src = _list(source, prefix, "source")
     dst = _list(destination, prefix, "destination")
-    plan = Plan(_url_of(source), _url_of(destination), prefix, source_entries=src,
+    plan = Plan(describe(source), describe(destination), prefix, source_entries=src,
                 dest_entries=dst)
     for key in sorted(src):
         entry = src[key]
@@ -365,10 +355,8 @@ def make_plan(
     too_big = batch_problem(destination, writes) if writes else None
     if too_big:
         plan.unrepresentable.append(Problem("<document>", too_big))
-    unflagged = [
-        k for k in plan.secret_keys
-        if k in src and _scheme_of(destination) not in _SECRET_STORES
-    ]
+    flags_secrets = isinstance(destination, SupportsSecrets) and destination.holds_secrets
+    unflagged = [] if flags_secrets else [k for k in plan.secret_keys if k in src]
     if unflagged:
         plan.warnings.append(
             f"{len(unflagged)} secret values go to {plan.destination}, which does not flag them "
@@ -496,23 +484,24 @@ def _if_version(change: Change, force: bool) -> str | AbsentType | None:
     return Absent if change.dest_version is None else change.dest_version
 
 
-def _put_accepts_content_type(store: SupportsWrite) -> bool:
-    try:
-        return "content_type" in inspect.signature(store.put).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _write_one(store: SupportsWrite, change: Change, force: bool, with_type: bool) -> _Outcome:
+    """One write; ``with_type``: the store keeps content types (:class:`SupportsContentType`)."""
     try:
         if change.entry is None:
             version = change.dest_version if not force else None
             store.delete(change.key, if_version=version)
             return _Outcome(change)
-        kwargs: dict[str, Any] = {"if_version": _if_version(change, force)}
+        if_version = _if_version(change, force)
         if with_type and change.entry.content_type:
-            kwargs["content_type"] = change.entry.content_type
-        return _Outcome(change, version=store.put(change.key, change.entry.value, **kwargs))
+            version = cast(SupportsContentType, store).put(
+                change.key,
+                change.entry.value,
+                if_version=if_version,
+                content_type=change.entry.content_type,
+            )
+        else:
+            version = store.put(change.key, change.entry.value, if_version=if_version)
+        return _Outcome(change, version=version)
     except VersionConflictError as exc:
         return _Outcome(change, conflict=str(exc))
     except (InvalidKeyError, ValueTooLargeError, UnsupportedOperationError) as exc:
@@ -522,17 +511,10 @@ def _write_one(store: SupportsWrite, change: Change, force: bool, with_type: boo
 BatchWriter = Callable[[list[Change], bool], list[_Outcome]]
 
 
-def _batch_writer(store: Any) -> tuple[BatchWriter | None, int]:
-    """A writer over the store's ``put_many(items, *, atomic, if_versions)`` (all or
-    nothing with ``atomic=True``) and its batch size, or ``(None, 1)``."""
-    put_many = _hook(store, "put_many")
-    if put_many is None:
-        return None, 1
-    try:
-        params = inspect.signature(put_many).parameters
-    except (TypeError, ValueError):
-        return None, 1
-    if "atomic" not in params or "if_versions" not in params:
+def _batch_writer(store: object) -> tuple[BatchWriter | None, int]:
+    """A writer over the store's ``put_many`` (:class:`SupportsBatch`, all or nothing
+    with ``atomic=True``) and its batch size, or ``(None, 1)``."""
+    if not isinstance(store, SupportsBatch):
         return None, 1
 
     def write(batch: list[Change], force: bool) -> list[_Outcome]:
@@ -543,10 +525,10 @@ def _batch_writer(store: Any) -> tuple[BatchWriter | None, int]:
                 wanted = _if_version(change, force)
                 if wanted is not None:
                     versions[change.key] = wanted
-        result = put_many(items, atomic=True, if_versions=versions)
+        result = store.put_many(items, atomic=True, if_versions=versions)
         return [_Outcome(c, version=result.get(c.key)) for c in batch]
 
-    size = getattr(store, "max_batch_ops", 64)
+    size = store.max_batch_ops
     return write, size if isinstance(size, int) and size > 0 else 64
 
 
@@ -672,7 +654,7 @@ def _apply(
 ) -> None:
     total = len(plan.changes)
     done = 0
-    with_type = _put_accepts_content_type(dst)
+    with_type = isinstance(dst, SupportsContentType)
     batch_writer, batch_size = _batch_writer(dst)
 
     def settle(outcome: _Outcome) -> None:

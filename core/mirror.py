@@ -35,10 +35,10 @@ from veltrix.backend import (
     SupportsWatch,
     SupportsWrite,
     Watch,
+    describe,
 )
 from veltrix.errors import ConfigurationError, UnsupportedOperationError, VeltrixError
 from veltrix.keys import normalize_prefix
-from veltrix.urls import Options, parse_url, redact_url
 
 log = logging.getLogger("veltrix.mirror")
 
@@ -67,11 +67,6 @@ def _digest(entry: Entry | None) -> str | None:
 def _remember(keys: list[str], key: str) -> None:
     if key not in keys and len(keys) < KEEP_KEYS:
         keys.append(key)
-
-
-def _url(store: object) -> str:
-    url = getattr(store, "url", None)
-    return redact_url(url) if isinstance(url, str) else type(store).__name__
 
 
 class MirrorBackend:
@@ -109,32 +104,24 @@ class MirrorBackend:
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
-        """``mirror://?primary=URL&secondary=URL&shadow=true`` (inner URLs percent-encoded)."""
-        from veltrix.registry import open_backend
+        """Refused: a mirror is built from two opened stores, never from one URL.
 
-        parsed = parse_url(url, cls.schemes)
-        opts = Options(parsed.query, options, where=parsed.redacted)
-        primary_url = opts.str("primary")
-        secondary_url = opts.str("secondary")
-        shadow = opts.bool("shadow", False)
-        opts.finish()
-        if not primary_url or not secondary_url:
-            raise ConfigurationError(f"{parsed.redacted}: give primary= and secondary= store URLs")
-        primary = open_backend(primary_url)
-        try:
-            secondary = open_backend(secondary_url)
-        except BaseException:
-            primary.close()
-            raise
-        return cls(primary, secondary, shadow=shadow, owns=True)
+        No ``mirror://`` scheme is registered on purpose: nested store URLs in one
+        query string would carry their options (tokens included) past
+        :func:`~veltrix.urls.redact_url`, which redacts by top-level option name.
+        """
+        raise ConfigurationError(  # the URL is not echoed: see above
+            "a mirror is not opened from a URL; build it from two stores: "
+            "MirrorBackend(open_backend(OLD), open_backend(NEW))"
+        )
 
     @property
     def url(self) -> str:
-        return f"mirror:{_url(self.primary)}+{_url(self.secondary)}"
+        return f"mirror:{describe(self.primary)}+{describe(self.secondary)}"
 
     def __repr__(self) -> str:
         mode = "shadow" if self.shadow else "dual-write"
-        return f"MirrorBackend({_url(self.primary)!r} -> {_url(self.secondary)!r}, {mode})"
+        return f"MirrorBackend({describe(self.primary)!r} -> {describe(self.secondary)!r}, {mode})"
 
     # -- reads -------------------------------------------------------------------------
 
@@ -179,7 +166,7 @@ class MirrorBackend:
     def list(self, prefix: str) -> Iterator[Entry]:
         prefix = normalize_prefix(prefix)
         if not isinstance(self.primary, SupportsList):
-            raise UnsupportedOperationError(f"{_url(self.primary)} cannot list keys")
+            raise UnsupportedOperationError(f"{describe(self.primary)} cannot list keys")
         entries = list(self.primary.list(prefix))
         with self._lock:
             self._stats.reads += 1
@@ -198,14 +185,14 @@ class MirrorBackend:
 
     def watch(self, prefix: str, on_change: Callable[[Change], None]) -> Watch:
         if not isinstance(self.primary, SupportsWatch):
-            raise UnsupportedOperationError(f"{_url(self.primary)} cannot watch")
+            raise UnsupportedOperationError(f"{describe(self.primary)} cannot watch")
         return self.primary.watch(prefix, on_change)
 
     # -- writes ------------------------------------------------------------------------
 
     def _writable(self, store: Backend, role: str) -> SupportsWrite:
         if not isinstance(store, SupportsWrite):
-            raise UnsupportedOperationError(f"the {role} {_url(store)} is read-only")
+            raise UnsupportedOperationError(f"the {role} {describe(store)} is read-only")
         return store
 
     def _secondary_failed(self, key: str, what: str, exc: Exception) -> None:

@@ -9,8 +9,10 @@ stays light.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, cast
 
 from veltrix.backend import Backend
@@ -41,6 +43,23 @@ BUILTIN: dict[str, BuiltinBackend] = {
     "redis+sentinel": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
     "redis+cluster": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
 }
+
+
+def default_path() -> Path:
+    """The embedded store's file: ``$VELTRIX_HOME/config.db``, else
+    ``$XDG_DATA_HOME/veltrix/config.db``, else ``~/.local/share/veltrix/config.db``."""
+    home = os.environ.get("VELTRIX_HOME")
+    if home:
+        return Path(home) / "config.db"
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "veltrix" / "config.db"
+
+
+def default_url() -> str:
+    """The store a client opens when given none: the embedded SQLite file
+    :func:`default_path`. Kept here (not in the adapter) so the core never imports
+    an adapter to find it."""
+    return "sqlite:///" + str(default_path())
 
 
 def _import_builtin(scheme: str, spec: BuiltinBackend) -> type[Backend]:
@@ -101,4 +120,12 @@ def open_backend(url: str, /, **options: Any) -> Backend:
     return backend_class(parsed.scheme).from_url(url, **options)
 
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "available_schemes", "backend_class", "open_backend"]
+__all__ = [
+    "BUILTIN",
+    "ENTRY_POINT_GROUP",
+    "available_schemes",
+    "backend_class",
+    "default_path",
+    "default_url",
+    "open_backend",
+]

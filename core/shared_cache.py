@@ -30,7 +30,8 @@ next node it knows when that one goes away.
 
 Cache URLs: ``redis://host:6379/0``, ``rediss://host:6380/0?ca_file=...`` (TLS),
 ``redis+sentinel://s1:26379,s2:26379/<service>/0``,
-``redis+cluster://h1:7000,h2:7001/0`` (see :mod:`veltrix.adapters.redis`).
+``redis+cluster://h1:7000,h2:7001/0`` (connections are made by :mod:`veltrix.redis_connect`,
+imported on first use so ``import veltrix`` never needs redis-py).
 
 Secret entries are sealed with AES-GCM (:mod:`veltrix.secrets_crypto`), or not
 stored in L2 at all when no key is configured. Every Redis call has a timeout of
@@ -56,12 +57,10 @@ from veltrix.backend import Entry
 from veltrix.cache import CachePolicy
 from veltrix.errors import ConfigurationError
 from veltrix.secrets_crypto import SecretBox
-from veltrix.urls import Options, parse_url, redact_url
+from veltrix.urls import Options, parse_url
 
 log = logging.getLogger("veltrix.shared_cache")
 
-#: Cache URL schemes (the same as the redis:// store's).
-SCHEMES = ("redis", "rediss", "redis+sentinel", "redis+cluster")
 
 _PLAIN = b"\x00"
 _SEALED = b"\x01"
@@ -174,9 +173,9 @@ class SharedCache:
         on_reconnect: Callable[[], None] | None = None,
         **options: Any,
     ) -> None:
-        from veltrix.adapters import redis as redis_adapter
+        from veltrix import redis_connect
 
-        parsed = parse_url(url, SCHEMES)
+        parsed = parse_url(url, redis_connect.SCHEMES)
         self.url = parsed.redacted
         opts = Options(parsed.query, options, where=self.url)
         timeout = opts.float("timeout", 0.05, minimum=0.001)
@@ -186,24 +185,24 @@ class SharedCache:
         namespace = opts.str("namespace") or store
         threshold = opts.int("breaker_threshold", 3, minimum=1)
         cooldown = opts.float("breaker_cooldown", 0.5, minimum=0.01)
-        target = redis_adapter.parse_target(parsed)
+        target = redis_connect.parse_target(parsed)
         if target.path:
             raise ConfigurationError(f"{self.url}: a cache URL ends at the database number")
-        settings = redis_adapter.read_settings(target, opts, where=self.url)
+        settings = redis_connect.read_settings(target, opts, where=self.url)
         opts.finish()
-        self._r: Any = redis_adapter.connect(
+        self._r: Any = redis_connect.connect(
             target, settings, timeout=timeout, connect_timeout=connect_timeout, where=self.url
         )
         self._bus_attempts = 0
 
         def connect_bus() -> Any:
             node = None
-            if isinstance(self._r, redis_adapter.LazyCluster):
+            if isinstance(self._r, redis_connect.LazyCluster):
                 # One node of the cluster, the next one on every reconnect.
                 nodes = self._r.node_addresses()
                 node = nodes[self._bus_attempts % len(nodes)]
                 self._bus_attempts += 1
-            return redis_adapter.connect(
+            return redis_connect.connect(
                 target,
                 settings,
                 timeout=5.0,
@@ -214,7 +213,7 @@ class SharedCache:
 
         self._connect_bus: Callable[[], Any] = connect_bus
         self.bus_node: str | None = None  # "host:port" the listener is subscribed on
-        self._errors: tuple[type[BaseException], ...] = redis_adapter.ALL_ERRORS
+        self._errors: tuple[type[BaseException], ...] = redis_connect.ALL_ERRORS
         digest = hashlib.sha256(namespace.encode()).hexdigest()[:16]
         self.prefix = f"veltrix:l2:{digest}:"
         self.channel = self.prefix + "bus"
@@ -510,9 +509,4 @@ class SharedCache:
             self._r.close()
 
 
-def store_namespace(source: str) -> str:
-    """The text L2 keys are namespaced by: the store's (redacted) URL."""
-    return redact_url(source)
-
-
-__all__ = ["CircuitBreaker", "SharedCache", "store_namespace"]
+__all__ = ["CircuitBreaker", "SharedCache"]

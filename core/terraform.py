@@ -22,9 +22,7 @@ nothing here puts a value in a message, and URLs are shown redacted.
 
 from __future__ import annotations
 
-import inspect
 import json
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +35,6 @@ from veltrix.urls import redact_url
 if TYPE_CHECKING:
     from veltrix.client import Client
 
-log = logging.getLogger("veltrix.terraform")
 
 URL_OUTPUT = "veltrix_url"
 CACHE_URL_OUTPUT = "veltrix_cache_url"
@@ -203,12 +200,6 @@ def read_outputs(source: Any, *, module: str | None = None) -> TerraformOutputs:
     )
 
 
-def _client_takes_cache_url() -> bool:
-    from veltrix.client import Client
-
-    return "cache_url" in inspect.signature(Client.__init__).parameters
-
-
 def client_from_terraform(source: Any, *, module: str | None = None, **kwargs: Any) -> Client:
     """A :class:`veltrix.Client` for the store a Terraform module created.
 
@@ -222,13 +213,5 @@ def client_from_terraform(source: Any, *, module: str | None = None, **kwargs: A
 
     outputs = read_outputs(source, module=module)
     if outputs.cache_url is not None and "cache_url" not in kwargs:
-        if _client_takes_cache_url():
-            kwargs["cache_url"] = outputs.cache_url
-        else:
-            log.warning(
-                "Terraform outputs %s give a shared cache (%s) but this Veltrix client has "
-                "no cache_url support; using the store without it",
-                outputs.origin,
-                redact_url(outputs.cache_url),
-            )
+        kwargs["cache_url"] = outputs.cache_url
     return Client(outputs.url, **kwargs)

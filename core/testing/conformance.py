@@ -24,7 +24,20 @@ from typing import Any, ClassVar
 
 import pytest
 
-from veltrix.backend import Absent, Change, SupportsList, SupportsWatch, SupportsWrite, supports
+from veltrix.backend import (
+    Absent,
+    Change,
+    HasUrl,
+    SupportsBatch,
+    SupportsBatchPreflight,
+    SupportsContentType,
+    SupportsList,
+    SupportsPreflight,
+    SupportsSecrets,
+    SupportsWatch,
+    SupportsWrite,
+    supports,
+)
 from veltrix.errors import InvalidKeyError, ValueTooLargeError, VersionConflictError
 
 INVALID_KEYS = ["", "/a", "a/", "a//b", "a/./b", "../a", "a b", "a\x00b", "ä", "a" * 256]
@@ -254,6 +267,92 @@ class BackendConformance:
         backend.put("ws/a", b"2")
         time.sleep(min(1.0, self.watch_timeout))
         assert recorder.states() == [("ws/a", b"1")]
+
+    # -- optional abilities (each test runs for the adapters that declare it) -----------
+
+    def test_put_many_writes_all_and_returns_versions(self, backend: Any) -> None:
+        if not supports(backend, SupportsBatch):
+            pytest.skip("store has no put_many")
+        assert isinstance(backend.max_batch_ops, int) and backend.max_batch_ops > 0
+        written = backend.put_many({"batch/a": b"1", "batch/b": b"2"})
+        assert set(written) == {"batch/a", "batch/b"}
+        for key, value in (("batch/a", b"1"), ("batch/b", b"2")):
+            entry = backend.get(key)
+            assert entry is not None and entry.value == value
+            assert entry.version == written[key]
+        old_a = written["batch/a"]
+        changed = backend.put_many(
+            [("batch/a", None), ("batch/c", b"3")],
+            if_versions={"batch/a": old_a, "batch/c": Absent},
+        )
+        assert changed["batch/a"] is None, "a delete's version is None"
+        assert backend.get("batch/a") is None
+        entry = backend.get("batch/c")
+        assert entry is not None and entry.value == b"3" and entry.version == changed["batch/c"]
+
+    def test_put_many_lost_compare_writes_nothing(self, backend: Any) -> None:
+        if not supports(backend, SupportsBatch):
+            pytest.skip("store has no put_many")
+        stale = backend.put("batch/x", b"1")
+        current = backend.put("batch/x", b"2")
+        with pytest.raises(VersionConflictError):
+            backend.put_many(
+                {"batch/x": b"3", "batch/y": b"4"}, atomic=True, if_versions={"batch/x": stale}
+            )
+        with pytest.raises(VersionConflictError):
+            backend.put_many({"batch/x": b"3"}, if_versions={"batch/x": Absent})
+        entry = backend.get("batch/x")
+        assert entry is not None and (entry.value, entry.version) == (b"2", current)
+        assert backend.get("batch/y") is None, "an atomic batch with a lost compare wrote"
+
+    def test_preflight_checks_without_writing(self, backend: Any) -> None:
+        if not supports(backend, SupportsPreflight):
+            pytest.skip("store has no check_key/check_value")
+        backend.check_key("pre/ok")
+        backend.check_value("pre/ok", b"small")
+        limit = backend.max_value_bytes
+        if limit is not None:
+            with pytest.raises(ValueTooLargeError):
+                backend.check_value("pre/big", b"x" * (limit + 1))
+        assert backend.get("pre/ok") is None and backend.get("pre/big") is None
+
+    def test_batch_preflight_checks_without_writing(self, backend: Any) -> None:
+        if not supports(backend, SupportsBatchPreflight):
+            pytest.skip("store has no check_batch")
+        backend.check_batch([("pre/a", b"1"), ("pre/b", None)])
+        limit = backend.max_value_bytes
+        if limit is not None:
+            with pytest.raises(ValueTooLargeError):
+                backend.check_batch({"pre/a": b"1", "pre/big": b"x" * (limit + 1)})
+        assert backend.get("pre/a") is None and backend.get("pre/big") is None
+
+    def test_content_type_is_kept(self, backend: Any) -> None:
+        if not supports(backend, SupportsContentType):
+            pytest.skip("store does not keep content types")
+        assert backend.keeps_content_type is True
+        backend.put("ct/doc", b'{"a": 1}', content_type="application/json")
+        entry = backend.get("ct/doc")
+        assert entry is not None and entry.content_type == "application/json"
+        backend.put("ct/plain", b"x")
+        plain = backend.get("ct/plain")
+        assert plain is not None and plain.content_type is None
+
+    def test_secret_flag_matches_holds_secrets(self, backend: Any) -> None:
+        if not supports(backend, SupportsSecrets):
+            pytest.skip("store does not say whether it holds secrets")
+        assert isinstance(backend.holds_secrets, bool)
+        backend.put("sec/value", b"hunter2")
+        entry = backend.get("sec/value")
+        assert entry is not None
+        if backend.holds_secrets:
+            assert entry.secret, "a store that holds secrets must flag what it holds"
+
+    def test_url_names_one_of_its_schemes(self, backend: Any) -> None:
+        if not supports(backend, HasUrl):
+            pytest.skip("store has no url")
+        url = backend.url
+        assert isinstance(url, str)
+        assert url.split(":", 1)[0].lower() in backend.schemes
 
     # -- through the caching client -------------------------------------------------------
 

@@ -42,16 +42,16 @@ def with_path(url: str, path: str = "", **options: Any) -> str:
 def raw_client(url: str) -> Any:
     """A redis-py client (``redis.Redis``, Sentinel-managed, or ``RedisCluster``) for ``url``,
     made the way Veltrix makes its own (so TLS options in the URL apply)."""
-    from veltrix.adapters import redis as redis_adapter
+    from veltrix import redis_connect
     from veltrix.urls import Options, parse_url
 
-    parsed = parse_url(url, ("redis", "rediss", "redis+sentinel", "redis+cluster"))
-    target = redis_adapter.parse_target(parsed)
+    parsed = parse_url(url, redis_connect.SCHEMES)
+    target = redis_connect.parse_target(parsed)
     opts = Options(parsed.query, {}, where=parsed.redacted)
-    settings = redis_adapter.read_settings(target, opts, where=parsed.redacted)
-    client = redis_adapter.connect(
+    settings = redis_connect.read_settings(target, opts, where=parsed.redacted)
+    client = redis_connect.connect(
         target, settings, timeout=5.0, connect_timeout=5.0, where=parsed.redacted
     )
-    if isinstance(client, redis_adapter.LazyCluster):
+    if isinstance(client, redis_connect.LazyCluster):
         return client.client()
     return client

@@ -21,7 +21,8 @@ import pytest
 from botocore.config import Config
 
 from tests.support import REPO_ROOT, port_open, server_env, unique_name
-from veltrix.adapters.appconfig import AppConfigBackend, feature_flag
+from veltrix import CachePolicy, Client
+from veltrix.adapters.appconfig import AppConfigBackend
 from veltrix.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -361,10 +362,11 @@ def test_feature_flags_through_the_adapter(flags_profile: Profile, endpoint: str
         color = backend.get("flags/ui_refresh/color")
         assert color is not None and color.value == b"blue"
         assert {e.key for e in backend.list("flags/dark_mode")} == {"flags/dark_mode/enabled"}
-        assert feature_flag(backend, "ui_refresh") is True
-        assert feature_flag(backend, "dark_mode", default=True) is False
-        assert feature_flag(backend, "missing") is False
-        assert feature_flag(backend, "missing", default=True) is True
+        with Client(backend, cache=CachePolicy(ttl=0, watch=False)) as client:
+            assert client.flag("ui_refresh") is True
+            assert client.flag("dark_mode", default=True) is False
+            assert client.flag("missing") is False
+            assert client.flag("missing", default=True) is True
         with pytest.raises(UnsupportedOperationError):
             backend.put("flags/dark_mode/enabled", b"true")
     finally:

@@ -26,6 +26,7 @@ from veltrix.migration import (
     value_problem,
 )
 from veltrix.mirror import MirrorBackend
+from veltrix.registry import open_backend
 from veltrix.snapshot import SnapshotError, read_snapshot, save_snapshot, write_snapshot
 
 
@@ -300,6 +301,16 @@ def test_mirror_dual_writes_and_reads_primary() -> None:
     assert contents(secondary) == {"a/b": b"1"}
     assert mirror.delete("a/b")
     assert contents(primary) == contents(secondary) == {}
+
+
+def test_mirror_is_not_opened_from_a_url() -> None:
+    """No mirror:// scheme: nested store URLs would carry their tokens past redaction."""
+    url = "mirror://?primary=consul%3A%2F%2Fh%2Fapp%3Ftoken%3Ds3cret-token&secondary=memory%3A%2F%2F"
+    with pytest.raises(veltrix.ConfigurationError) as refused:
+        MirrorBackend.from_url(url)
+    assert "MirrorBackend(" in str(refused.value) and "s3cret-token" not in str(refused.value)
+    with pytest.raises(veltrix.UnknownBackendError):
+        open_backend(url)
 
 
 def test_mirror_secondary_failure_never_fails_the_caller() -> None:

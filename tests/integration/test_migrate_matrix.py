@@ -173,6 +173,29 @@ def test_pair(opener: Opener, source_kind: str, dest_kind: str) -> None:
     assert (plan.created, plan.updated, plan.extraneous) == ([], [], [])
 
 
+@pytest.mark.parametrize("secure", [False, True])
+def test_secret_warning_follows_whether_ssm_writes_securestring(
+    opener: Opener, tmp_path: Path, secure: bool
+) -> None:
+    """``holds_secrets``: an SSM destination opened with ``secure=true`` writes
+    SecureString, which reads back flagged secret, so only the plain one warns."""
+    source = opener("sqlite")
+    seed(source, {"secrets/db_password": b"hunter2", "plain/name": b"payments"})
+    url = store_url("ssm", tmp_path, []) + f"&secure={str(secure).lower()}"
+    destination = open_backend(url)
+    try:
+        report = migrate(source, destination, secret_prefixes=["secrets"])
+        assert report.ok and sorted(report.created) == ["plain/name", "secrets/db_password"]
+        warned = any("secret" in warning for warning in report.warnings)
+        assert warned is not secure
+        entry = destination.get("secrets/db_password")
+        assert entry is not None and entry.secret is secure
+    finally:
+        for entry in list(destination.list("")):  # type: ignore[attr-defined]
+            destination.delete(entry.key)  # type: ignore[attr-defined]
+        destination.close()
+
+
 def test_update_delete_and_conflict_against_a_batching_store(opener: Opener) -> None:
     """CAS through Consul's transactions: a key changed after planning is a conflict."""
     source, destination = opener("sqlite"), opener("consul")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from veltrix.adapters.sqlite import SQLiteBackend, default_path
+from veltrix.adapters.sqlite import SQLiteBackend
 from veltrix.errors import ConfigurationError, VersionConflictError
-from veltrix.registry import open_backend
+from veltrix.registry import default_path, open_backend
 from veltrix.testing.conformance import ChangeRecorder
 
 WRITERS = 4

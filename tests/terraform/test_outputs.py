@@ -7,16 +7,17 @@ cache when it runs. ``veltrix check`` runs as the installed console script.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 import veltrix
+from tests.integration.redis_targets import KINDS, redis_url
 from tests.support import server_env
 from veltrix.errors import ConfigurationError
 from veltrix.terraform import client_from_terraform, read_outputs
@@ -130,25 +131,13 @@ def test_sensitive_values_never_shown(store: str) -> None:
 
 
 def test_cache_url_goes_to_the_client(store: str) -> None:
-    redis_url = server_env("VELTRIX_TEST_REDIS_URL", "Redis test server")
-    source = wrapped(veltrix_url=store, veltrix_cache_url=redis_url)
+    cache_url = server_env("VELTRIX_TEST_REDIS_URL", "Redis test server")
+    source = wrapped(veltrix_url=store, veltrix_cache_url=cache_url)
     with client_from_terraform(source, cache=veltrix.CachePolicy(ttl=5, watch=False)) as client:
         assert client.get("payments/timeout_ms") == "500"
         assert "bus_invalidations" in client.stats()  # the shared cache is in use
     with client_from_terraform(source, cache_url=None) as client:  # the caller decides
         assert "bus_invalidations" not in client.stats()
-
-
-def test_without_cache_support_warns(
-    store: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr("veltrix.terraform._client_takes_cache_url", lambda: False)
-    cache = f"rediss://:{TOKEN}@cache.internal:6379/0"
-    with caplog.at_level(logging.WARNING, logger="veltrix.terraform"):
-        client = client_from_terraform({"veltrix_url": store, "veltrix_cache_url": cache})
-    client.close()
-    assert "no cache_url support" in caplog.text
-    assert TOKEN not in caplog.text
 
 
 # -- veltrix check ----------------------------------------------------------------------------
@@ -227,10 +216,48 @@ def test_check_exit_codes(tmp_path: Path, store: str) -> None:
     assert TOKEN not in check("-t", str(no_cache)).stdout
 
 
-def test_check_with_a_reachable_cache(tmp_path: Path, store: str) -> None:
-    redis_url = server_env("VELTRIX_TEST_REDIS_URL", "Redis test server")
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_check_with_a_reachable_cache(tmp_path: Path, store: str, kind: str) -> None:
+    """Every documented cache URL form (plain, TLS, Sentinel, Cluster) is probed as the
+    L2 cache connects to it, against the running test deployment of that kind."""
+    cache_url = redis_url(kind)
     path = tmp_path / "outputs.json"
-    path.write_text(json.dumps(wrapped(veltrix_url=store, veltrix_cache_url=redis_url)))
+    path.write_text(json.dumps(wrapped(veltrix_url=store, veltrix_cache_url=cache_url)))
     result = check("-t", str(path), "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["cache_reachable"] is True and "cache_error" not in report
+
+
+def test_check_accepts_several_sentinels(tmp_path: Path, store: str) -> None:
+    """``redis+sentinel://s1,s2/...``: a dead Sentinel listed first is skipped."""
+    parts = urlsplit(redis_url("sentinel"))
+    cache_url = urlunsplit(parts._replace(netloc=f"127.0.0.1:9,{parts.netloc}"))
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(wrapped(veltrix_url=store, veltrix_cache_url=cache_url)))
+    result = check("-t", str(path), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["cache_reachable"] is True
+
+
+@pytest.mark.parametrize(
+    ("cache_url", "why"),
+    [
+        ("redis+sentinel://127.0.0.1:9/veltrix/0", "MasterNotFoundError"),
+        ("redis+cluster://127.0.0.1:9,127.0.0.1:10/0", "RedisClusterException"),
+        ("redis+sentinel://127.0.0.1:26379", "needs a service name"),
+        ("redis+cluster://127.0.0.1:7000/1", "only database 0"),
+    ],
+)
+def test_check_reports_an_unusable_sentinel_or_cluster_cache(
+    tmp_path: Path, store: str, cache_url: str, why: str
+) -> None:
+    """Sentinel and Cluster URLs are understood (not "unparseable"): nothing listening,
+    or a URL the L2 cache itself would refuse, is exit 15 with the reason."""
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(wrapped(veltrix_url=store, veltrix_cache_url=cache_url)))
+    result = check("-t", str(path), "--json")
+    assert result.returncode == 15, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["reachable"] is True and report["cache_reachable"] is False
+    assert why in report["cache_error"] and "unparseable" not in report["cache_error"]

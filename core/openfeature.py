@@ -1,0 +1,303 @@
+"""An OpenFeature provider for every Veltrix store (extra ``openfeature``).
+
+``VeltrixProvider(client)`` resolves flags through a :class:`veltrix.Client` or a
+:class:`veltrix.aio.AsyncClient`, so evaluations are cached reads. The layout, under
+``prefix`` (``flags`` by default), is the one AppConfig feature-flag profiles expose
+and any other store can hold:
+
+- ``flags/<name>/enabled``: ``true``/``false``, the value of a boolean flag; for the
+  other types, ``false`` means the flag is disabled (the default is returned, reason
+  ``DISABLED``);
+- ``flags/<name>/value``: the value of a string (the text as stored), integer, float
+  or object (JSON) flag;
+- an object flag without a ``value`` key resolves to all of the flag's keys as one
+  object (an AppConfig flag's attributes, with ``enabled``).
+
+Reasons: ``CACHED`` (every value comes from the client's cache), ``STALE`` while the
+store is down or slow (the value is the last-known-good one), ``DISABLED``; errors
+raise the SDK's typed errors (``FLAG_NOT_FOUND``, ``TYPE_MISMATCH``, ``PARSE_ERROR``,
+``GENERAL`` for a store failure), which the SDK turns into the default value with
+reason ``ERROR``. No targeting rules are evaluated: the evaluation context is ignored.
+
+Events: ``PROVIDER_CONFIGURATION_CHANGED`` with the changed flag names, from the
+store's watch; ``PROVIDER_STALE`` when the store goes down or slow and
+``PROVIDER_READY`` when it is up again (the client's health state).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from pydantic import RootModel
+
+try:
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.event import ProviderEventDetails
+    from openfeature.exception import (
+        FlagNotFoundError,
+        GeneralError,
+        ParseError,
+        TypeMismatchError,
+    )
+    from openfeature.flag_evaluation import FlagResolutionDetails, Reason
+    from openfeature.provider import AbstractProvider, Metadata
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "veltrix.openfeature needs the OpenFeature SDK: pip install 'veltrix[openfeature]'"
+    ) from exc
+
+from veltrix.aio import AsyncClient
+from veltrix.backend import Change
+from veltrix.client import Client
+from veltrix.errors import DecodeError, InvalidKeyError, VeltrixError
+from veltrix.health import Health
+from veltrix.keys import normalize_prefix, validate_key
+
+T = TypeVar("T")
+FlagValue = bool | str | int | float | Sequence[Any] | Mapping[str, Any]
+_ABSENT: Any = object()
+
+
+class _Attributes(RootModel[dict[str, Any]]):
+    """All keys of one flag, as one object."""
+
+
+class VeltrixProvider(AbstractProvider):
+    """OpenFeature flags from any Veltrix store (see the module documentation)."""
+
+    def __init__(self, client: Client | AsyncClient, *, prefix: str = "flags") -> None:
+        self._async = client if isinstance(client, AsyncClient) else None
+        self._client = client.client if isinstance(client, AsyncClient) else client
+        self._prefix = normalize_prefix(prefix)
+        self._subscription: Any = None
+
+    def get_metadata(self) -> Metadata:
+        return Metadata(name="veltrix")
+
+    # -- lifecycle and events ------------------------------------------------------------
+
+    def initialize(self, evaluation_context: EvaluationContext) -> None:
+        self._client.on_health_change(self._on_health)
+        try:
+            self._subscription = self._client.watch(self._prefix, self._on_change)
+        except VeltrixError:
+            self._subscription = None  # a store that cannot watch: no change events
+
+    def shutdown(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.stop()
+
+    def _on_change(self, change: Change) -> None:
+        name = change.key[len(self._prefix) + 1 :].split("/", 1)[0]
+        self.emit_provider_configuration_changed(ProviderEventDetails(flags_changed=[name]))
+
+    def _on_health(self, health: Health) -> None:
+        if health.up:
+            self.emit_provider_ready(ProviderEventDetails(message="store up"))
+        else:
+            self.emit_provider_stale(ProviderEventDetails(message=health.reason))
+
+    # -- resolution ----------------------------------------------------------------------
+
+    def resolve_boolean_details(
+        self,
+        flag_key: str,
+        default_value: bool,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[bool]:
+        return self._finish(flag_key, bool, default_value, self._read(flag_key, "enabled"), None)
+
+    def resolve_string_details(
+        self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[str]:
+        return self._resolve_sync(flag_key, str, default_value)
+
+    def resolve_integer_details(
+        self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[int]:
+        return self._resolve_sync(flag_key, int, default_value)
+
+    def resolve_float_details(
+        self,
+        flag_key: str,
+        default_value: float,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[float]:
+        return self._resolve_sync(flag_key, float, default_value)
+
+    def resolve_object_details(
+        self,
+        flag_key: str,
+        default_value: Sequence[Any] | Mapping[str, Any],
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[Any]:
+        return self._resolve_sync(flag_key, object, default_value)
+
+    async def resolve_boolean_details_async(
+        self,
+        flag_key: str,
+        default_value: bool,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[bool]:
+        enabled = await self._read_async(flag_key, "enabled")
+        return self._finish(flag_key, bool, default_value, enabled, None)
+
+    async def resolve_string_details_async(
+        self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[str]:
+        return await self._resolve_async(flag_key, str, default_value)
+
+    async def resolve_integer_details_async(
+        self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[int]:
+        return await self._resolve_async(flag_key, int, default_value)
+
+    async def resolve_float_details_async(
+        self,
+        flag_key: str,
+        default_value: float,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[float]:
+        return await self._resolve_async(flag_key, float, default_value)
+
+    async def resolve_object_details_async(
+        self,
+        flag_key: str,
+        default_value: Sequence[Any] | Mapping[str, Any],
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[Any]:
+        return await self._resolve_async(flag_key, object, default_value)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _key(self, flag: str, leaf: str) -> str:
+        key = f"{self._prefix}/{flag}/{leaf}" if self._prefix else f"{flag}/{leaf}"
+        try:
+            validate_key(key)
+        except InvalidKeyError as exc:
+            raise FlagNotFoundError(f"{flag!r} is not a valid flag name") from exc
+        return key
+
+    def _read(self, flag: str, leaf: str) -> Any:
+        return _guard(lambda: self._client.get(self._key(flag, leaf), _ABSENT))
+
+    async def _read_async(self, flag: str, leaf: str) -> Any:
+        assert self._async is not None
+        key = self._key(flag, leaf)
+        client = self._async
+        return await _guard_async(lambda: client.get(key, _ABSENT))
+
+    def _attributes(self, flag: str) -> Any:
+        prefix = self._key(flag, "enabled").rpartition("/")[0]
+        return _json_leaves(_guard(lambda: self._client.get_model(prefix, _Attributes).root))
+
+    def _resolve_sync(self, flag: str, kind: type, default: Any) -> FlagResolutionDetails[Any]:
+        enabled = self._read(flag, "enabled")
+        value = self._read(flag, "value")
+        if value is _ABSENT and kind is object and enabled is not _ABSENT:
+            value = self._attributes(flag)
+        return self._finish(flag, kind, default, enabled, value)
+
+    async def _resolve_async(
+        self, flag: str, kind: type, default: Any
+    ) -> FlagResolutionDetails[Any]:
+        if self._async is None:
+            return self._resolve_sync(flag, kind, default)
+        enabled = await self._read_async(flag, "enabled")
+        value = await self._read_async(flag, "value")
+        if value is _ABSENT and kind is object and enabled is not _ABSENT:
+            value = self._attributes(flag)  # a cached model read once fetched
+        return self._finish(flag, kind, default, enabled, value)
+
+    def _finish(
+        self, flag: str, kind: type, default: Any, enabled: Any, value: Any
+    ) -> FlagResolutionDetails[Any]:
+        reason = Reason.CACHED if self._client.health().up else Reason.STALE
+        if kind is bool:
+            if enabled is _ABSENT:
+                raise FlagNotFoundError(f"flag {flag!r} is not defined")
+            result = _parse_bool(flag, enabled)
+            return FlagResolutionDetails(
+                result, reason=reason, variant="on" if result else "off", flag_metadata=self._meta()
+            )
+        if enabled is not _ABSENT and not _parse_bool(flag, enabled):
+            return FlagResolutionDetails(
+                default, reason=Reason.DISABLED, flag_metadata=self._meta()
+            )
+        if value is _ABSENT:
+            raise FlagNotFoundError(f"flag {flag!r} has no value")
+        return FlagResolutionDetails(
+            _convert(flag, kind, value), reason=reason, flag_metadata=self._meta()
+        )
+
+    def _meta(self) -> dict[str, str]:
+        return {"source": self._client.source}
+
+
+def _guard(read: Callable[[], T]) -> T:
+    """A read with the store's errors as the SDK's (messages never carry values)."""
+    try:
+        return read()
+    except (FlagNotFoundError, TypeMismatchError, ParseError):
+        raise
+    except DecodeError as exc:
+        raise ParseError(str(exc)) from exc
+    except VeltrixError as exc:
+        raise GeneralError(f"{type(exc).__name__}: {exc}") from exc
+
+
+async def _guard_async(read: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await read()
+    except DecodeError as exc:
+        raise ParseError(str(exc)) from exc
+    except VeltrixError as exc:
+        raise GeneralError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _json_leaves(value: Any) -> Any:
+    """Each text leaf of a flag's keys as the JSON it holds (``"30"`` -> 30), else as text."""
+    if isinstance(value, dict):
+        return {key: _json_leaves(item) for key, item in value.items()}
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _parse_bool(flag: str, text: Any) -> bool:
+    if isinstance(text, bool):
+        return text
+    lowered = str(text).strip().lower()
+    if lowered in ("true", "1", "on", "yes"):
+        return True
+    if lowered in ("false", "0", "off", "no"):
+        return False
+    raise TypeMismatchError(f"flag {flag!r}: 'enabled' is not a boolean")
+
+
+def _convert(flag: str, kind: type, value: Any) -> Any:
+    if kind is str:
+        if not isinstance(value, str):
+            raise TypeMismatchError(f"flag {flag!r} is an object, not a string")
+        return value
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ParseError(f"flag {flag!r}: the value is not JSON") from exc
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind is object and isinstance(value, dict | list):
+        return value
+    raise TypeMismatchError(f"flag {flag!r} does not hold a {kind.__name__} value")
+
+
+__all__ = ["VeltrixProvider"]
