@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veltrix.adapters.memory import MemoryBackend
 from veltrix.backend import Backend, SupportsWrite
 from veltrix.cache import CachePolicy
 from veltrix.client import Client
@@ -150,7 +149,7 @@ def run_demo(
 
         # A private memory:// store exists only in ``writer``: read that very instance.
         # Any other store gets a client of its own, as a consumer process would have.
-        shared = isinstance(writer, MemoryBackend) and not writer.name
+        shared = getattr(writer, "url", None) == "memory://"  # a URL that reopens nothing
         client = Client(writer if shared else url, cache=CachePolicy(ttl=30.0))
         try:
             seen_at: list[float | None] = [None] * workers
