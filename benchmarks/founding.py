@@ -12,7 +12,9 @@ Sources, for ZooKeeper and Consul:
   one ``consul.Consul`` per thread, so threads do not queue on one HTTP session);
 - ``L1``: one shared ``veltrix.Client`` (TTL 30 s, watch on);
 - ``L1+L2``: the same with ``cache_url`` = the local Redis (L2 only matters on a
-  miss, so in steady state this is L1 plus its bus listener).
+  miss, so in steady state this is L1 plus its bus listener);
+- the cheapest honest caches (``benchmarks/baselines.py``) over the direct client:
+  a hand-written TTL dict, ``cachetools.TTLCache`` with a lock, ``functools.lru_cache``.
 
 Target: events/s through Veltrix >= 100x reading the store directly.
 """
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks._common import load_services_env, machine, package_versions, write_json
+from benchmarks.baselines import available as available_baselines
 
 KEYS = [
     "payments/timeout_ms",
@@ -127,6 +130,15 @@ def _nothing() -> None:
     return None
 
 
+def _baseline(
+    direct: Callable[[int], Callable[[str], object]],
+    make: Callable[[Callable[[str], object], float], Callable[[str], object]],
+) -> tuple[Callable[[int], Callable[[str], object]], Callable[[], None]]:
+    """One cache of the ``make`` kind over thread 0's direct reader, shared by all threads."""
+    shared = make(direct(0), 30.0)
+    return (lambda _index: shared), _nothing
+
+
 def _store_setups(quick: bool) -> dict[str, dict[str, Any]]:
     env = os.environ.get
     stores: dict[str, dict[str, Any]] = {}
@@ -175,6 +187,9 @@ def run(quick: bool = False, *, stores: dict[str, dict[str, Any]] | None = None,
         clients: list[Any] = []
         if "direct" in setup:
             modes["direct"] = setup["direct"]()
+            direct_reader, _ = modes["direct"]
+            for name, make in available_baselines().items():  # over the same store client
+                modes[name] = _baseline(direct_reader, make)
         l1 = veltrix.Client(setup["url"], cache=policy)
         clients.append(l1)
         modes["L1"] = (_shared(l1.get), _nothing)
@@ -200,6 +215,11 @@ def run(quick: bool = False, *, stores: dict[str, dict[str, Any]] | None = None,
                             row[f"{mode}_over_direct"] = (
                                 row[mode]["events_per_s"] / row["direct"]["events_per_s"]
                             )
+                for name in available_baselines():
+                    if name in row:
+                        row[f"L1_over {name}"] = (
+                            row["L1"]["events_per_s"] / row[name]["events_per_s"]
+                        )
                 rows.append(row)
             store_calls = {
                 mode: client.stats()["store_calls"]
@@ -254,6 +274,24 @@ def markdown(data: dict[str, Any]) -> str:
                 f"| {row['threads']} | {cell('direct')} | {cell('L1')} | {cell('L1+L2')} | "
                 f"{ratio('L1_over_direct')} | {ratio('L1+L2_over_direct')} |"
             )
+        names = [n for n in available_baselines() if any(n in r for r in result["rows"])]
+        if names:
+            lines += [
+                "",
+                "Against the cheapest honest caches over the same store client "
+                "(events/s; L1 / baseline):",
+                "",
+                "| threads | " + " | ".join(names) + " |",
+                "|---:|" + "---:|" * len(names),
+            ]
+            for row in result["rows"]:
+                cells = [
+                    f"{row[n]['events_per_s']:,.0f} ({row[f'L1_over {n}']:.2f}x)"
+                    if n in row
+                    else "-"
+                    for n in names
+                ]
+                lines.append(f"| {row['threads']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 

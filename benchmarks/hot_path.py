@@ -4,7 +4,9 @@
 
 Compares a plain ``dict.get``; Veltrix ``Client.get`` (text, typed, ``get_model``);
 aws-lambda-powertools parameters (a ``BaseProvider`` subclass, cached ``get``);
-Dynaconf ``get``; and a pydantic-settings attribute. Every value is already cached:
+Dynaconf ``get``; a pydantic-settings attribute; and the cheapest honest caches
+(``benchmarks/baselines.py``: a hand-written TTL dict, ``cachetools.TTLCache`` with a
+lock, ``functools.lru_cache``). Every value is already cached:
 this is the cost of the read a service makes on every event.
 """
 
@@ -20,6 +22,7 @@ from pydantic_settings import BaseSettings
 
 import veltrix
 from benchmarks._common import compare_ns, machine, package_versions, write_json
+from benchmarks.baselines import available as available_baselines
 
 KEY = "payments/timeout_ms"
 
@@ -85,6 +88,10 @@ def _candidates() -> tuple[dict[str, tuple[str, dict[str, Any]]], list[Any]]:
         print("dynaconf not installed: skipped", file=sys.stderr)
     app_settings = AppSettings()
     candidates["pydantic-settings attribute"] = ("s.timeout_ms", {"s": app_settings})
+    for name, make in available_baselines().items():  # the cheapest honest alternatives
+        get = make(plain.__getitem__, 3600.0)
+        assert get(KEY) == "250"
+        candidates[name] = ("get(key)", {"get": get, "key": KEY})
     return candidates, to_close
 
 

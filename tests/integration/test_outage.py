@@ -53,8 +53,10 @@ def test_reads_of_cached_keys_never_fail_or_wait_while_the_store_is_down(
         assert result[phase]["failed_reads"] == 0, (phase, result[phase]["first_errors"])
     during = result["outage"]
     assert during["reads"] > 10_000, f"reads stopped flowing during the outage: {result}"
-    # One read may wait out refresh_deadline (20 ms) before the store is known down.
-    assert during["max_ms"] < 500, f"a read waited on the dead store: {result}"
+    # One read may wait out refresh_deadline (20 ms) before the store is known down, and
+    # busy readers lose the GIL for 100+ ms now and then (also with a healthy store); a
+    # read that waited on the dead store would take a connect timeout (seconds).
+    assert during["max_ms"] < 2000, f"a read waited on the dead store: {result}"
     assert result["stale_served_during_outage"] > 1000
     assert result["recovery_s"] is not None and result["recovery_s"] < 5, result
     assert result["health_after"] == "up"

@@ -61,7 +61,7 @@ def test_down_store_serves_stale_at_once_and_probes_once_per_backoff(
                 value, took = timed(lambda i=i: client.get(f"k/{i}"))
                 assert value == f"v{i}"
                 worst = max(worst, took)
-        assert worst < 0.01, f"a read waited {worst * 1000:.1f} ms on a down store"
+        assert worst < 0.05, f"a read waited {worst * 1000:.1f} ms on a down store"
         assert store.gets == calls, "the store was asked again inside error_backoff"
         time.sleep(0.5)
         client.get("k/3")  # the probe is due: one background call
@@ -99,7 +99,7 @@ def test_never_held_key_fails_fast_while_down(store: ControlledStore) -> None:
         started = time.perf_counter()
         with pytest.raises(BackendUnavailableError, match="not cached"):
             client.get("other")
-        assert time.perf_counter() - started < 0.01
+        assert time.perf_counter() - started < 0.05
         with pytest.raises(BackendUnavailableError):  # a default is for absence, not failure
             client.get("other", default="d")
 
@@ -118,7 +118,7 @@ def test_slow_store_costs_one_deadline_then_serves_stale(store: ControlledStore)
         assert value == "old" and 0.025 < first < 0.2
         assert client.health().state is HealthState.SLOW
         _, rest = timed(lambda: [client.get(f"k/{i}") for i in range(1, 50)])
-        assert rest < 0.02, f"49 reads of a slow store took {rest * 1000:.1f} ms"
+        assert rest < 0.1, f"49 reads of a slow store took {rest * 1000:.1f} ms"
         store.delay = 0
         assert wait_until(lambda: client.health().up, timeout=2)  # the slow call completed
         assert wait_until(lambda: all(client.get(f"k/{i}") == "new" for i in range(50)))
@@ -166,7 +166,7 @@ def test_snapshot_cold_start_with_a_hanging_store(tmp_path: Path) -> None:
         started = time.perf_counter()
         with pytest.raises(BackendUnavailableError):
             client.get("cfg/never-written")
-        assert time.perf_counter() - started < 0.01
+        assert time.perf_counter() - started < 0.05
     store.close()
 
 
@@ -184,7 +184,7 @@ def test_model_served_stale_at_once_while_down(store: ControlledStore) -> None:
         assert client.get_model("m", Cfg).a == 1
         lists = store.lists
         value, took = timed(lambda: client.get_model("m", Cfg))
-        assert value.a == 1 and took < 0.01 and store.lists == lists
+        assert value.a == 1 and took < 0.05 and store.lists == lists
 
 
 class SlowWatchStore(ControlledStore):
@@ -264,5 +264,6 @@ def test_concurrent_readers_keep_flowing_while_down(store: ControlledStore) -> N
             thread.join()
         assert not failures
         assert sum(counts) > 10_000
-        # One read may wait out the deadline before the store is known slow.
-        assert max(worst) < 0.5, f"a read waited {max(worst) * 1000:.0f} ms"
+        # A read that waited on the store would take its full second; one may wait out
+        # the deadline, and busy threads lose the GIL for a while.
+        assert max(worst) < 0.9, f"a read waited {max(worst) * 1000:.0f} ms"
