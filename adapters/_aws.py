@@ -20,6 +20,7 @@ from veltrix.errors import (
     ConfigurationError,
     VeltrixError,
 )
+from veltrix.log_redaction import protect_loggers
 
 ACCESS_DENIED_CODES = frozenset({
     "AccessDenied",
@@ -130,13 +131,16 @@ def make_client(
     )
     try:
         session = boto3.session.Session(region_name=region)
-        return session.client(service, endpoint_url=endpoint_url, config=config)
+        client = session.client(service, endpoint_url=endpoint_url, config=config)
     except botocore.exceptions.NoRegionError as exc:
         raise ConfigurationError(
             f"{where}: no AWS region; pass ?region= or set AWS_REGION / AWS_DEFAULT_REGION"
         ) from exc
     except ValueError as exc:  # bad endpoint URL and similar
         raise ConfigurationError(f"{where}: {exc}") from exc
+    # botocore logs request parameters and response bodies (values) at DEBUG.
+    protect_loggers("botocore", "boto3", "urllib3")
+    return client
 
 
 __all__ = ["BOTO_ERRORS", "TRANSIENT_ERRORS", "error_code", "make_client", "map_error"]

@@ -237,8 +237,9 @@ def parse_document(content: bytes, content_type: str | None) -> Any:
             if kind == "application/json":
                 raise
             return yaml.safe_load(content)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise DecodeError(f"the AppConfig document is neither JSON nor YAML ({kind})") from exc
+    except (ValueError, yaml.YAMLError, RecursionError):
+        pass  # raised below, unchained: a YAML error quotes the document around the problem
+    raise DecodeError(f"the AppConfig document is neither JSON nor YAML ({kind})")
 
 
 def dump_document(document: Any, content_type: str) -> bytes:

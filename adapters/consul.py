@@ -42,6 +42,7 @@ from veltrix.errors import (
     VersionConflictError,
 )
 from veltrix.keys import in_prefix, join, normalize_prefix, validate_key
+from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value, prepare_batch
 from veltrix.watching import ChangeDispatcher, diff_snapshots
@@ -221,6 +222,7 @@ class ConsulBackend:
             connections_timeout=self._timeout,
         )
         client.token = self._token  # py-consul would prefer CONSUL_HTTP_TOKEN over ours
+        protect_loggers("consul", "urllib3", "requests")  # request lines carry ?token=
         return client
 
     @property

@@ -66,6 +66,7 @@ from veltrix.errors import (
     VersionConflictError,
 )
 from veltrix.keys import SEPARATOR, in_prefix, join, normalize_prefix, relative, validate_key
+from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value as check_size
 from veltrix.watching import PollingWatch
@@ -298,6 +299,7 @@ class SecretManagerBackend:
         )
         token = os.environ.get(token_env) or None
         self._client = self._make_client(endpoint, insecure, token, credentials)
+        protect_loggers("grpc", "google", "urllib3")  # their DEBUG records may show payloads
 
     # -- construction ----------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ class SQLiteBackend:
             with self._lock:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, ValueError) as exc:  # ValueError: a NUL in the path
             raise ConfigurationError(f"cannot open SQLite store {self.path}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:

@@ -90,7 +90,8 @@ from veltrix.errors import (
     VersionConflictError,
 )
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
-from veltrix.urls import Options, parse_url
+from veltrix.log_redaction import RedactingFilter, protect_loggers
+from veltrix.urls import Options, check_host, parse_url
 from veltrix.values import check_expected_version, prepare_batch
 from veltrix.values import check_value as check_size
 from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
@@ -210,6 +211,9 @@ class ZooKeeperBackend:
         tls_check_hostname: bool = False,
         watch_mode: str = "auto",
     ) -> None:
+        for item in str(hosts).split(","):  # kazoo's connection thread dies of a bad name
+            host = item.rpartition(":")[0] if item.count(":") == 1 else item
+            check_host(host, f"zookeeper://{hosts}")
         self.hosts = hosts
         if watch_mode not in WATCH_MODES:
             raise ConfigurationError(
@@ -323,7 +327,15 @@ class ZooKeeperBackend:
                 self._last_drop = record.getMessage().partition(": ")[2] or None
             return True
 
+        def credentials() -> list[str]:
+            # kazoo logs requests at DEBUG, its Auth request with the digest credential.
+            client = getattr(self, "_client", None)
+            auth_data = getattr(client, "auth_data", None) or ()
+            return [credential for _, credential in auth_data]
+
         own.addFilter(remember)
+        own.addFilter(RedactingFilter(credentials))
+        protect_loggers("kazoo")  # kazoo's module loggers (recipes, handlers)
         return own
 
     def add_health_listener(self, listener: Callable[[bool, str], None]) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Self, TypeVar
 
 from veltrix.backend import AbsentType, Backend, Change, Entry
 from veltrix.client import Client
-from veltrix.errors import ConfigurationError, KeyNotFoundError
+from veltrix.errors import ConfigurationError, InvalidKeyError, KeyNotFoundError
 from veltrix.keys import validate_key
 
 T = TypeVar("T")
@@ -67,9 +67,14 @@ class AsyncClient:
             return client._typed[type][key]
         except (KeyError, TypeError):
             validate_key(key)
+        token = ("get", key, type)
+        try:
+            hash(token)
+        except TypeError:  # an unhashable type: the client's conversion says what is wrong
+            return await self._run(lambda: client.get(key, default, type))
         try:
             return await self._shared(
-                ("get", key, type), lambda: client.get(key, type=type) if type else client.get(key)
+                token, lambda: client.get(key, type=type) if type else client.get(key)
             )
         except KeyNotFoundError:
             if default is _NO_DEFAULT:
@@ -82,7 +87,10 @@ class AsyncClient:
 
     async def get_model(self, prefix: str, model: type[T]) -> T:
         """As :meth:`veltrix.Client.get_model`; a cached model never leaves the coroutine."""
-        value = self.client._models.get((prefix, model), _NO_DEFAULT)
+        try:
+            value = self.client._models.get((prefix, model), _NO_DEFAULT)
+        except TypeError:  # unhashable prefix or model: the client's checks say what is wrong
+            return await self._run(lambda: self.client.get_model(prefix, model))
         if value is not _NO_DEFAULT:
             return value  # type: ignore[no-any-return]
         return await self._shared(
@@ -93,6 +101,8 @@ class AsyncClient:
         return await self._run(lambda: self.client.list(prefix))
 
     async def flag(self, name: str, default: bool = False) -> bool:
+        if not isinstance(name, str):
+            raise InvalidKeyError(f"flag name must be a string, got {type(name).__name__}")
         value = await self.get(f"flags/{name}/enabled", None, bool)
         return default if value is None else bool(value)
 

@@ -17,12 +17,51 @@ import math
 import threading
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from veltrix.backend import Entry
 from veltrix.errors import ConfigurationError
 
 log = logging.getLogger("veltrix.cache")
+
+
+#: Longest duration a policy accepts: ten years. More overflows thread timeouts and
+#: Redis expiry times; it is a typo, not a policy.
+MAX_SECONDS = 10 * 365 * 24 * 3600.0
+#: Most retries a policy accepts.
+MAX_RETRIES = 100
+
+
+def _show(value: object) -> str:
+    """A rejected option value for an error message: numbers as given, others by type."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15:
+        return "a very large integer"  # (repr of a huge int can even raise)
+    if isinstance(value, bool | int | float):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def _check_seconds(name: str, value: object) -> None:
+    """A duration: a real number (not a bool), finite, between 0 and MAX_SECONDS.
+
+    The range test also refuses NaN and infinities (every comparison with NaN is false).
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= MAX_SECONDS
+    ):
+        raise ConfigurationError(
+            f"CachePolicy.{name} must be a finite number of seconds from 0 to "
+            f"{MAX_SECONDS:.0f}, got {_show(value)}"
+        )
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+        raise ConfigurationError(
+            f"CachePolicy.{name} must be an integer from 0 to {MAX_RETRIES}, got {_show(value)}"
+        )
 
 
 class Freshness(enum.Enum):
@@ -66,21 +105,18 @@ class CachePolicy:
     track_hits: bool = False
 
     def __post_init__(self) -> None:
-        for name in (
-            "ttl",
-            "stale_while_revalidate",
-            "max_stale",
-            "negative_ttl",
-            "error_backoff",
-            "refresh_deadline",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or math.isnan(value) or value < 0:
-                raise ConfigurationError(f"CachePolicy.{name} must be a number >= 0, got {value!r}")
-        if not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigurationError(
-                f"CachePolicy.retries must be an integer >= 0, got {self.retries!r}"
-            )
+        # Checked by annotation, so a field added later is validated with no change here.
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            kind = spec.type if isinstance(spec.type, str) else spec.type.__name__
+            if kind == "float":
+                _check_seconds(spec.name, value)
+            elif kind == "bool" and not isinstance(value, bool):
+                raise ConfigurationError(
+                    f"CachePolicy.{spec.name} must be True or False, got {_show(value)}"
+                )
+            elif kind == "int":
+                _check_count(spec.name, value)
 
     def expires_at(self, fetched_at: float, absent: bool) -> float:
         return fetched_at + (self.negative_ttl if absent else self.ttl)

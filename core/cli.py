@@ -25,6 +25,7 @@ from veltrix import errors
 from veltrix.backend import Absent, Change, Entry
 from veltrix.cache import CachePolicy
 from veltrix.client import Client
+from veltrix.urls import redact_text, redact_url
 
 #: Exit codes, most specific error first (2 is typer's usage error).
 EXIT_CODES: list[tuple[type[errors.VeltrixError], int]] = [
@@ -76,8 +77,14 @@ def exit_code(exc: errors.VeltrixError) -> int:
     return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
 
 
+def message(exc: errors.VeltrixError) -> str:
+    """The one line printed for ``exc``; any URL credential in it masked (a backstop:
+    messages carry redacted URLs already)."""
+    return f"error: {redact_text(str(exc))}"
+
+
 def fail(exc: errors.VeltrixError) -> NoReturn:
-    err.print(f"error: {exc}", markup=False)
+    err.print(message(exc), markup=False)
     raise typer.Exit(exit_code(exc))
 
 
@@ -376,7 +383,37 @@ def backends() -> None:
         out.print(f"{scheme}://{extra}", markup=False)
 
 
-def main() -> None:
+def _click_class(name: str) -> type[Exception]:
+    """A click exception class by name, from the click that typer uses (typer >= 0.2x
+    vendors its own copy, so ``import click`` may name other classes)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+_ClickException = _click_class("ClickException")
+_UsageError = _click_class("UsageError")
+
+
+def _usage_error(exc: Any, argv: list[str]) -> str:
+    """A usage error's message, one line, with every URL it quotes redacted.
+
+    click quotes the offending arguments (``Got unexpected extra argument
+    (redis://:PW@host/0)``): each argument that is a URL is replaced by its
+    redacted form, and any credential left is masked by :func:`redact_text`.
+    """
+    message = exc.format_message()
+    for arg in sorted(argv, key=len, reverse=True):
+        if "://" in arg or "@" in arg:
+            message = message.replace(arg, redact_url(arg))
+    return errors.one_line(redact_text(message))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``veltrix`` entry point: every failure is one line on stderr and an exit code.
+
+    Usage errors exit with 2 (as click's do), Ctrl-C with 130, a Veltrix error with
+    its :data:`EXIT_CODES` code. An unexpected exception is reported by type only
+    (its text might quote a value) and exits with 1.
+    """
     # A command talks to its store once and reports failures itself: the store-health
     # warnings a long-running service logs, and a client library's reconnect chatter,
     # would only repeat its one-line error.
@@ -384,11 +421,32 @@ def main() -> None:
         quiet = logging.getLogger(name)
         quiet.addHandler(logging.NullHandler())  # handled (adapters' filters still run), not printed
         quiet.propagate = False
+    args = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(app)
     try:
-        app()
+        code = command.main(args, prog_name="veltrix", standalone_mode=False)
     except errors.VeltrixError as exc:  # anything a command did not catch itself
-        err.print(f"error: {exc}", markup=False)
+        err.print(message(exc), markup=False)
         sys.exit(exit_code(exc))
+    except _UsageError as exc:
+        usage: Any = exc
+        # A bare ``veltrix`` raises NoArgsIsHelpError after typer printed the help.
+        if type(exc).__name__ != "NoArgsIsHelpError":
+            err.print(f"error: {_usage_error(usage, args)}", markup=False)
+            if usage.ctx is not None:
+                err.print(f"Try '{usage.ctx.command_path} --help' for help.", markup=False)
+        sys.exit(usage.exit_code)
+    except _ClickException as exc:
+        click_error: Any = exc
+        err.print(f"error: {_usage_error(click_error, args)}", markup=False)
+        sys.exit(click_error.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted", markup=False)
+        sys.exit(130)
+    except Exception as exc:
+        err.print(f"error: unexpected {type(exc).__name__} (a bug in veltrix)", markup=False)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 from veltrix import (  # noqa: E402,F401  (register their commands on app)

@@ -27,7 +27,7 @@ from veltrix import cli, errors
 from veltrix.cache import CachePolicy
 from veltrix.cli import UrlOption, err, exit_code, out
 from veltrix.client import Client
-from veltrix.urls import Options, parse_url, redact_url
+from veltrix.urls import Options, parse_url, redact_text, redact_url
 
 #: Exit code when the store answered but the shared cache did not.
 CACHE_UNREACHABLE = 15
@@ -130,7 +130,7 @@ def check(
         try:
             outputs = read_outputs(terraform_output, module=module)
         except errors.VeltrixError as exc:
-            err.print(f"error: {exc}", markup=False)
+            err.print(cli.message(exc), markup=False)
             raise typer.Exit(exit_code(exc)) from None
         target, cache_url = outputs.url, outputs.cache_url
     elif url is not None:
@@ -158,7 +158,7 @@ def check(
             table.add_row("cache reachable", "yes" if report["cache_reachable"] else "no")
         out.print(table)
         if report["error"]:
-            err.print(f"error: {report['error']}", markup=False)
+            err.print(f"error: {redact_text(str(report['error']))}", markup=False)
         elif report.get("cache_error"):
             err.print(f"error: shared cache unreachable: {report['cache_error']}", markup=False)
     if code:

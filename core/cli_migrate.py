@@ -300,7 +300,7 @@ def _run_migration(
             out.print_json(json.dumps({"ok": False, "error": "unrepresentable",
                                        "problems": [p.__dict__ for p in exc.problems]}))
         else:
-            err.print(f"error: {exc}", markup=False)
+            err.print(cli.message(exc), markup=False)
             for problem in exc.problems:
                 err.print(f"  {problem.key}: {problem.reason}", markup=False)
         raise typer.Exit(EXIT_UNREPRESENTABLE) from exc

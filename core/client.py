@@ -49,6 +49,8 @@ from veltrix.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
+    DecodeError,
+    InvalidKeyError,
     KeyNotFoundError,
     UnsupportedOperationError,
     VeltrixError,
@@ -56,7 +58,7 @@ from veltrix.errors import (
 )
 from veltrix.fences import FenceDue, WriteFences
 from veltrix.health import Health, HealthState, StoreHealth
-from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
 from veltrix.registry import default_url, open_backend
 from veltrix.watching import ChangeDispatcher, InlineCallback
 
@@ -140,7 +142,7 @@ class Client:
         if cache is not None and not isinstance(cache, CachePolicy):
             raise ConfigurationError("cache must be a veltrix.CachePolicy")
         self.policy = cache or CachePolicy()
-        self.secret_prefixes = tuple(normalize_prefix(p) for p in secret_prefixes)
+        self.secret_prefixes = normalize_prefixes(secret_prefixes)
         self.source = describe(self._backend)
 
         # Fresh values only: the hot path reads these dicts and nothing else.
@@ -274,12 +276,12 @@ class Client:
         if type is None:
             try:
                 return self._fresh[key]
-            except KeyError:
+            except (KeyError, TypeError):  # TypeError: an unhashable key; the slow path says so
                 pass
         else:
             try:
                 return self._typed[type][key]
-            except KeyError:
+            except (KeyError, TypeError):
                 pass
         return self._get_slow(key, default, type)
 
@@ -301,6 +303,8 @@ class Client:
         store can hold flags the same way. ``default`` when the flag is not defined;
         :class:`DecodeError` when its value is not a boolean.
         """
+        if not isinstance(name, str):
+            raise InvalidKeyError(f"flag name must be a string, got {type(name).__name__}")
         value = self.get(f"flags/{name}/enabled", None, bool)
         return default if value is None else bool(value)
 
@@ -317,7 +321,12 @@ class Client:
         and dropped when any key under the prefix changes (watch or write) or expires.
         Instances are shared between callers: do not mutate them.
         """
-        value = self._models.get((prefix, model), _MISS)
+        try:
+            value = self._models.get((prefix, model), _MISS)
+        except TypeError:  # unhashable prefix or model: InvalidKeyError or DecodeError
+            normalize_prefix(prefix)
+            validate_model(prefix, model, {})
+            raise DecodeError(f"cannot read {prefix!r} as an unhashable model") from None
         if value is not _MISS:
             return value  # type: ignore[no-any-return]
         return self._get_model_slow(prefix, model)
@@ -928,6 +937,8 @@ class Client:
 
     def invalidate(self, key: str | None = None) -> None:
         """Forget ``key`` (or everything): the next read asks the store."""
+        if key is not None:
+            validate_key(key)
         with self._lock:
             keys = [key] if key is not None else list(self._records)
             for item in keys:

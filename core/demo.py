@@ -21,9 +21,10 @@ from veltrix.backend import Backend, SupportsWrite
 from veltrix.cache import CachePolicy
 from veltrix.client import Client
 from veltrix.codecs import convert
-from veltrix.errors import UnsupportedOperationError
+from veltrix.errors import KeyNotFoundError, UnsupportedOperationError, VeltrixError
 from veltrix.keys import join
 from veltrix.registry import open_backend
+from veltrix.urls import redact_url
 
 SEED: dict[str, bytes] = {
     "payments/timeout_ms": b"250",
@@ -82,17 +83,22 @@ def _run_workers(
 ) -> PhaseResult:
     stop = threading.Event()
     counts = [0] * workers
+    failures: list[VeltrixError] = []
 
     def worker(index: int) -> None:
         count = 0
-        while not stop.is_set():
-            flag = None
-            for key, target in READS:
-                value = read(key, target)
-                if key == CHANGED_KEY:
-                    flag = value
-            on_event(index, flag)
-            count += 1
+        try:
+            while not stop.is_set():
+                flag = None
+                for key, target in READS:
+                    value = read(key, target)
+                    if key == CHANGED_KEY:
+                        flag = value
+                on_event(index, flag)
+                count += 1
+        except VeltrixError as exc:  # reported once by the caller, not as a thread traceback
+            failures.append(exc)
+            stop.set()
         counts[index] = count
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
@@ -103,6 +109,8 @@ def _run_workers(
     stop.set()
     for thread in threads:
         thread.join()
+    if failures:
+        raise failures[0]
     return PhaseResult(sum(counts), time.perf_counter() - started)
 
 
@@ -120,22 +128,29 @@ def run_demo(
         tmp = tempfile.TemporaryDirectory(prefix="veltrix-demo-")
         url = f"sqlite:///{Path(tmp.name) / 'demo.db'}"
     writer: Backend = open_backend(url)
+    writer_source = redact_url(url)
     try:
         if not isinstance(writer, SupportsWrite):
-            raise UnsupportedOperationError(f"the demo seeds configuration, and {url} is read-only")
-        progress(f"seeding {len(SEED)} keys under {prefix}/ in {url}")
+            raise UnsupportedOperationError(
+                f"the demo seeds configuration, and {writer_source} is read-only"
+            )
+        progress(f"seeding {len(SEED)} keys under {prefix}/ in {writer_source}")
         for key, value in SEED.items():
             writer.put(join(prefix, key), value)
 
         def direct_read(key: str, target: Any) -> Any:
             entry = writer.get(join(prefix, key))
-            assert entry is not None
+            if entry is None:
+                raise KeyNotFoundError(f"{join(prefix, key)!r} vanished from {writer_source}")
             return convert(key, entry.value, target)
 
         progress(f"phase 1: {workers} workers read the store directly for {duration / 3:.1f}s")
         direct = _run_workers(workers, duration / 3, direct_read, lambda i, flag: None)
 
-        client = Client(url, cache=CachePolicy(ttl=30.0))
+        # A private memory:// store exists only in ``writer``: read that very instance.
+        # Any other store gets a client of its own, as a consumer process would have.
+        shared = getattr(writer, "url", None) == "memory://"  # a URL that reopens nothing
+        client = Client(writer if shared else url, cache=CachePolicy(ttl=30.0))
         try:
             seen_at: list[float | None] = [None] * workers
             changed_at: list[float] = []

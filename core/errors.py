@@ -7,9 +7,37 @@ while the message stays one line and never contains a secret value.
 
 from __future__ import annotations
 
+import unicodedata
+
+#: Unicode categories escaped in messages: controls, format characters (bidi
+#: overrides...), line/paragraph separators and lone surrogates.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control or separator character escaped (``\\n``, ``\\x1b``...).
+
+    A message built from a URL or a key a caller typed could otherwise start a new
+    log line (log injection) or move a terminal's cursor.
+    """
+    if text.isprintable():  # the common case: nothing to escape, no copy
+        return text
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in _UNSAFE_CATEGORIES
+        else ch
+        for ch in text
+    )
+
 
 class VeltrixError(Exception):
-    """Base of every error Veltrix raises."""
+    """Base of every error Veltrix raises.
+
+    Its text is always one line: control characters in the message are escaped.
+    """
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 class ConfigurationError(VeltrixError, ValueError):
@@ -36,7 +64,7 @@ class KeyNotFoundError(VeltrixError, KeyError):
     """The key is confirmed absent from the store and no default was given."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep messages plain
-        return str(self.args[0]) if self.args else ""
+        return one_line(str(self.args[0])) if self.args else ""
 
 
 class VersionConflictError(VeltrixError):
@@ -80,4 +108,5 @@ __all__ = [
     "ValueTooLargeError",
     "VeltrixError",
     "VersionConflictError",
+    "one_line",
 ]

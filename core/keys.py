@@ -14,8 +14,10 @@ key ``a/b`` and every key below it, never ``a/bc``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from veltrix.errors import InvalidKeyError
+from veltrix.urls import redact_text
 
 MAX_KEY_LENGTH = 255
 SEPARATOR = "/"
@@ -25,7 +27,8 @@ _KEY_RE = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
 
 
 def _describe(key: object) -> str:
-    text = repr(key)
+    # A URL pasted where a key belongs must not bring its password into the message.
+    text = redact_text(repr(key))
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -73,6 +76,20 @@ def normalize_prefix(prefix: object) -> str:
         raise InvalidKeyError(f"invalid prefix: {exc}") from exc
 
 
+def normalize_prefixes(prefixes: object) -> tuple[str, ...]:
+    """Canonical forms of a collection of prefixes (``secret_prefixes``).
+
+    A lone string is refused rather than read as a collection of one-letter
+    prefixes, which would silently leave the intended prefix unprotected.
+    """
+    if isinstance(prefixes, str | bytes) or not isinstance(prefixes, Iterable):
+        raise InvalidKeyError(
+            f"expected a list of prefixes, got {type(prefixes).__name__} "
+            "(write secret_prefixes=['secrets'], not secret_prefixes='secrets')"
+        )
+    return tuple(normalize_prefix(prefix) for prefix in prefixes)
+
+
 def in_prefix(key: str, prefix: str) -> bool:
     """True when ``key`` is ``prefix`` or below it (``prefix`` already normalized)."""
     return not prefix or key == prefix or key.startswith(prefix + SEPARATOR)
@@ -99,6 +116,7 @@ __all__ = [
     "is_valid_key",
     "join",
     "normalize_prefix",
+    "normalize_prefixes",
     "relative",
     "validate_key",
 ]

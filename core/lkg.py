@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from veltrix.backend import Entry
+from veltrix.errors import ConfigurationError
 from veltrix.keys import is_valid_key
 from veltrix.secrets_crypto import SecretBox
 
@@ -49,7 +50,12 @@ class SnapshotFile:
         box: SecretBox | None,
         is_secret: Callable[[str, Entry | None], bool],
     ) -> None:
-        self.path = Path(path)
+        try:
+            self.path = Path(path)
+        except TypeError:
+            raise ConfigurationError(
+                f"snapshot_path must be a path, not a {type(path).__name__}"
+            ) from None
         self.store = store
         self._box = box
         self._is_secret = is_secret
@@ -73,7 +79,11 @@ class SnapshotFile:
             log.warning("ignoring snapshot %s: it belongs to another store", self.path)
             return {}
         result: dict[str, tuple[Entry, float]] = {}
-        for key, item in data.get("entries", {}).items():
+        entries = data.get("entries", {})
+        if not isinstance(entries, dict):
+            log.warning("ignoring snapshot %s: its entries are not a mapping", self.path)
+            return {}
+        for key, item in entries.items():
             try:
                 if not is_valid_key(key):
                     continue

@@ -63,7 +63,7 @@ from veltrix.errors import (
     VeltrixError,
     VersionConflictError,
 )
-from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
 from veltrix.registry import open_backend
 from veltrix.snapshot import sha256_hex
 
@@ -215,10 +215,17 @@ class MigrationReport:
 # -- opening stores ----------------------------------------------------------------------------
 
 
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL...
+        return False
+
+
 @contextlib.contextmanager
 def _opened(store: str | Backend) -> Iterator[Backend]:
     if isinstance(store, str):
-        if "://" not in store and not store.startswith("snapshot:") and Path(store).is_file():
+        if "://" not in store and not store.startswith("snapshot:") and _is_file(store):
             store = "snapshot:" + store
         if store.startswith("snapshot:"):
             from veltrix.snapshot import SnapshotBackend
@@ -308,7 +315,7 @@ def make_plan(
 ) -> Plan:
     """Compare ``source`` and ``destination`` under ``prefix`` and pre-flight the writes."""
     prefix = normalize_prefix(prefix)
-    secrets = [normalize_prefix(p) for p in secret_prefixes]
+    secrets = list(normalize_prefixes(secret_prefixes))
     src = _list(source, prefix, "source")
     dst = _list(destination, prefix, "destination")
     plan = Plan(describe(source), describe(destination), prefix, source_entries=src,
@@ -564,8 +571,8 @@ def migrate(
     when pre-flight fails and ``skip_unrepresentable`` is false; conflicts, failed
     writes and verify mismatches are in the returned report (``report.ok``).
     """
-    if concurrency < 1:
-        raise ConfigurationError("concurrency must be at least 1")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigurationError("concurrency must be an integer of at least 1")
     started = time.monotonic()
     notify = progress or (lambda _p: None)
     with _opened(source) as src, _opened(destination) as dst:

@@ -31,6 +31,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from veltrix.errors import ConfigurationError
+from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, ParsedURL
 
 DEFAULT_PORT = 6379
@@ -239,6 +240,7 @@ def connect(
     on one node; PUBLISH reaches every node of a cluster).
     """
     password = os.environ.get(settings.password_env) or None
+    protect_loggers("redis")
     username = os.environ.get("REDIS_USERNAME") or None
     common: dict[str, Any] = {
         "username": username,

@@ -109,10 +109,13 @@ def backend_class(scheme: str) -> type[Backend]:
     )
 
 
-def open_backend(url: str, **options: Any) -> Backend:
+def open_backend(url: str, /, **options: Any) -> Backend:
     """Open the store that ``url`` names, e.g. ``zookeeper://127.0.0.1:2181/app``."""
     if not isinstance(url, str):
         raise ConfigurationError(f"expected a store URL string, got {type(url).__name__}")
+    for name in ("url", "cls"):  # from_url(cls, url, **options) would get it twice: TypeError
+        if name in options:
+            raise ConfigurationError(f"{name!r} is not a store option: the store URL comes first")
     parsed = parse_url(url)
     return backend_class(parsed.scheme).from_url(url, **options)
 

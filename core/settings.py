@@ -16,22 +16,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from veltrix.cache import CachePolicy
 from veltrix.client import Client
 from veltrix.codecs import nest
+from veltrix.errors import ConfigurationError
 from veltrix.keys import normalize_prefix
+from veltrix.urls import redact_url
+
+_URL_FIELDS = ("url", "cache_url")
 
 
 class VeltrixSettings(BaseSettings):
-    """Settings read from ``VELTRIX_*`` environment variables."""
+    """Settings read from ``VELTRIX_*`` environment variables.
 
-    model_config = SettingsConfigDict(env_prefix="VELTRIX_", extra="ignore")
+    A bad value is a :class:`ConfigurationError` naming the variable, without its
+    value (pydantic's own error would quote it); the repr shows URLs redacted.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="VELTRIX_", extra="ignore", hide_input_in_errors=True
+    )
+
+    def __init__(self, **values: Any) -> None:
+        reason = None
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False)[0]
+            where = ".".join(str(part) for part in first.get("loc", ())) or "value"
+            reason = f"VELTRIX_{where.upper()}: {first.get('msg', 'invalid')}"
+        if reason is not None:  # raised here, unchained: the ValidationError holds the input
+            raise ConfigurationError(f"invalid Veltrix setting {reason}")
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            shown = redact_url(value) if name in _URL_FIELDS and isinstance(value, str) else value
+            yield name, shown
 
     url: str | None = Field(None, description="store URL; the embedded SQLite store when unset")
     cache_ttl: float = Field(30.0, ge=0)

@@ -298,16 +298,19 @@ class SharedCache:
             payload = opened
         if payload[:1] != _PLAIN or len(payload) < 5:
             return False, None
-        (size,) = struct.unpack(">I", payload[1:5])
-        meta = json.loads(payload[5 : 5 + size])
-        entry = Entry(
-            key,
-            payload[5 + size :],
-            meta["v"],
-            meta.get("ct"),
-            source=meta.get("s", ""),
-            secret=bool(meta.get("x")),
-        )
+        try:
+            (size,) = struct.unpack(">I", payload[1:5])
+            meta = json.loads(payload[5 : 5 + size])
+            entry = Entry(
+                key,
+                payload[5 + size :],
+                str(meta["v"]),
+                meta.get("ct"),
+                source=str(meta.get("s", "")),
+                secret=bool(meta.get("x")),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            return False, None  # a corrupt entry (or not ours): read the store instead
         if kind != _SEALED and self._is_secret(key, entry):
             return False, None  # a plaintext secret (written by a misconfigured peer): ignore
         return True, entry
@@ -322,7 +325,9 @@ class SharedCache:
             return False, None
         try:
             result = fn()
-        except self._errors as exc:
+        except Exception as exc:
+            # Not only redis-py's errors: the socket layer raises UnicodeError for a bad
+            # host name, and a Redis problem must never fail a read (the store answers).
             self.counters["l2_errors"] += 1
             self.breaker.failure()
             log.debug("shared cache call failed: %s", type(exc).__name__)

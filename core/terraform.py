@@ -82,8 +82,13 @@ def _load(source: Any) -> tuple[Any, str]:
                 f"Terraform outputs file {origin} does not exist "
                 "(write it with: terraform output -json > FILE)"
             ) from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, a NUL, a lone surrogate
+            if isinstance(exc, OSError):
+                reason = exc.strerror or type(exc).__name__
+            elif isinstance(exc, UnicodeDecodeError):
+                reason = "not UTF-8 text"
+            else:
+                reason = "not a usable file name"
             raise ConfigurationError(f"cannot read Terraform outputs {origin}: {reason}") from exc
     else:
         raise ConfigurationError(

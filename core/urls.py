@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import builtins
 import difflib
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from veltrix.errors import ConfigurationError
+from veltrix.errors import ConfigurationError, one_line
 
 _SENSITIVE_QUERY = re.compile(r"(token|password|passwd|secret|key|credential|auth)", re.I)
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
@@ -27,8 +28,63 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+# A URL's userinfo in free text: ``scheme://user:password@`` (the user is kept).
+# One slash is enough: a URL given as a file path comes back as ``redis:/:pw@host``.
+_USERINFO_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:/+[^\s/@:]*):[^\s/@]*@")
+# A sensitive query option in free text: ``?token=...`` / ``&password=...``.
+_QUERY_IN_TEXT = re.compile(
+    r"([?&][^=&\s#]*(?:token|password|passwd|secret|key|credential|auth)[^=&\s#]*=)[^&\s#]*",
+    re.I,
+)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the password of every URL in it, and sensitive query values, masked.
+
+    For messages Veltrix does not build itself (a command-line parser's usage
+    error quoting an argument, for example), where the URLs cannot be redacted
+    one by one with :func:`redact_url`.
+    """
+    text = _USERINFO_IN_TEXT.sub(r"\1:***@", text)
+    return _QUERY_IN_TEXT.sub(r"\1***", text)
+
+
+def check_host(host: str, where: str) -> str:
+    """Return ``host`` if it can name a server, else raise :class:`ConfigurationError`.
+
+    An IP address, or a name whose dot-separated labels are 1-63 characters and
+    valid IDNA. Checked when a URL is parsed, because the socket layer raises
+    ``UnicodeError`` for such a name at connect time, deep inside a client
+    library's thread (kazoo's connection thread dies of it; redis-py raises it
+    from a read).
+    """
+    if not host.isprintable() or any(ch.isspace() for ch in host):
+        raise ConfigurationError(f"{where}: invalid host name {host!r}")
+    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(literal.split("%", 1)[0])
+        return host
+    except ValueError:
+        pass
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        pass  # raised below, unchained: nothing in the codec's error is worth keeping
+    else:
+        return host
+    raise ConfigurationError(
+        f"{where}: invalid host name {host!r} (each dot-separated label must be "
+        "1 to 63 characters of a valid internationalized domain name)"
+    )
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password and sensitive query values replaced by ``***``."""
+    """The URL to display: any password and sensitive query values replaced by ``***``,
+    control characters escaped (the result goes into messages and log lines)."""
+    return one_line(_redact_url(url))
+
+
+def _redact_url(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -72,6 +128,7 @@ class ParsedURL:
                 host, port = item, ""
             if not host:
                 raise ConfigurationError(f"{self.redacted}: empty host in {self.netloc!r}")
+            check_host(host, self.redacted)
             try:
                 number = int(port) if port else default_port
             except ValueError as exc:
@@ -84,10 +141,10 @@ class ParsedURL:
 
 def parse_url(url: str, schemes: Iterable[str] | None = None) -> ParsedURL:
     """Split ``url``; reject credentials in it and duplicate query options."""
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(
-            f"not a store URL: {redact_url(str(url))!r} (expected scheme://...)"
-        )
+    if not isinstance(url, str):
+        raise ConfigurationError(f"not a store URL: a {type(url).__name__} (expected a string)")
+    if "://" not in url:
+        raise ConfigurationError(f"not a store URL: {redact_url(url)!r} (expected scheme://...)")
     scheme = url.split("://", 1)[0].lower()
     if not _SCHEME_RE.match(scheme):
         raise ConfigurationError(f"invalid URL scheme {scheme!r}")
@@ -199,4 +256,12 @@ class Options:
             )
 
 
-__all__ = ["Options", "ParsedURL", "did_you_mean", "parse_url", "redact_url"]
+__all__ = [
+    "Options",
+    "ParsedURL",
+    "check_host",
+    "did_you_mean",
+    "parse_url",
+    "redact_text",
+    "redact_url",
+]

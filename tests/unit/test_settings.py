@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,20 @@ def test_settings_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.debug is True
     assert settings.db == Db(host="db.internal", port=5432)
     client.close()
+
+
+def test_a_bad_setting_is_a_configuration_error_without_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VELTRIX_CACHE_TTL", "planted-value-7")
+    with pytest.raises(ConfigurationError, match="VELTRIX_CACHE_TTL") as caught:
+        Client.from_env()
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "planted-value-7" not in shown
+
+
+def test_settings_repr_redacts_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VELTRIX_URL", "redis://:planted-pw@host/0")
+    monkeypatch.setenv("VELTRIX_CACHE_URL", "redis://cache/0?password=planted-pw")
+    shown = repr(VeltrixSettings())
+    assert "planted-pw" not in shown and "redis://:***@host/0" in shown
