@@ -22,41 +22,45 @@ from veltrix.errors import (
 )
 from veltrix.log_redaction import protect_loggers
 
-ACCESS_DENIED_CODES = frozenset({
-    "AccessDenied",
-    "AccessDeniedException",
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "InvalidSignatureException",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "MissingAuthenticationToken",
-    "IncompleteSignature",
-    "AuthFailure",
-    "NotAuthorized",
-})
-THROTTLING_CODES = frozenset({
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "ProvisionedThroughputExceededException",
-    "TransactionInProgressException",
-    "SlowDown",
-    "PriorRequestNotComplete",
-    "EC2ThrottledException",
-    "BandwidthLimitExceeded",
-    "LimitExceededException",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "InternalServerError",
-    "InternalServerException",
-    "InternalFailure",
-})
+ACCESS_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+        "AuthFailure",
+        "NotAuthorized",
+    }
+)
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalServerError",
+        "InternalServerException",
+        "InternalFailure",
+    }
+)
 
 #: Client-library exceptions that mean "try again later" (network level).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -108,8 +112,10 @@ def map_error(exc: BaseException, what: str) -> VeltrixError:
 
 
 #: Everything botocore raises that :func:`map_error` understands.
-BOTO_ERRORS: tuple[type[BaseException], ...] = (botocore.exceptions.BotoCoreError,
-                                                botocore.exceptions.ClientError)
+BOTO_ERRORS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.BotoCoreError,
+    botocore.exceptions.ClientError,
+)
 
 
 def make_client(

@@ -109,8 +109,10 @@ def _leaf_value(value: bytes) -> Any:
     except ValueError:
         return text
     if (
-        isinstance(parsed, bool | int | float) or parsed is None
-    ) and json.dumps(parsed) == text and (not isinstance(parsed, float) or math.isfinite(parsed)):
+        (isinstance(parsed, bool | int | float) or parsed is None)
+        and json.dumps(parsed) == text
+        and (not isinstance(parsed, float) or math.isfinite(parsed))
+    ):
         return parsed
     return text
 
@@ -257,8 +259,13 @@ class _Document:
 
     __slots__ = ("content_type", "document", "entries", "label")
 
-    def __init__(self, entries: dict[str, Entry], content_type: str | None,
-                 label: str | None, document: Any = None) -> None:
+    def __init__(
+        self,
+        entries: dict[str, Entry],
+        content_type: str | None,
+        label: str | None,
+        document: Any = None,
+    ) -> None:
         self.entries = entries
         self.content_type = content_type
         self.label = label
@@ -291,8 +298,11 @@ class AppConfigBackend:
         max_attempts: int = 4,
         feature_flags: str = "auto",
     ) -> None:
-        for name, value in (("application", application), ("environment", environment),
-                            ("profile", profile)):
+        for name, value in (
+            ("application", application),
+            ("environment", environment),
+            ("profile", profile),
+        ):
             if not value or len(value) > 128 or "/" in value:
                 raise ConfigurationError(f"appconfig://: invalid {name} identifier {value!r}")
         if feature_flags not in ("auto", "true", "false"):
@@ -305,14 +315,24 @@ class AppConfigBackend:
         self.max_document_bytes = max_document_bytes
         self._feature_flags = feature_flags
         where = self.url
-        self._control = make_client("appconfig", region=region, endpoint_url=endpoint_url,
-                                    timeout=timeout, max_attempts=max_attempts, where=where)
+        self._control = make_client(
+            "appconfig",
+            region=region,
+            endpoint_url=endpoint_url,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            where=where,
+        )
         # AWS's floor for RequiredMinimumPollIntervalInSeconds is 15 s and botocore enforces
         # it; below that (test servers only) the data client skips client-side validation.
         self._data = make_client(
-            "appconfigdata", region=region, endpoint_url=data_endpoint_url or endpoint_url,
-            timeout=timeout, max_attempts=max_attempts,
-            parameter_validation=poll_interval >= AWS_MIN_POLL_INTERVAL, where=where,
+            "appconfigdata",
+            region=region,
+            endpoint_url=data_endpoint_url or endpoint_url,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            parameter_validation=poll_interval >= AWS_MIN_POLL_INTERVAL,
+            where=where,
         )
         self._lock = threading.RLock()
         self._token: str | None = None
@@ -325,8 +345,7 @@ class AppConfigBackend:
         self._watches: list[PollingWatch] = []
         self._closed = False
         #: Calls made to AWS, for tests and benchmarks.
-        self.calls: dict[str, int] = {"sessions": 0, "polls": 0, "empty_polls": 0,
-                                      "control": 0}
+        self.calls: dict[str, int] = {"sessions": 0, "polls": 0, "empty_polls": 0, "control": 0}
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -346,8 +365,9 @@ class AppConfigBackend:
             data_endpoint_url=opts.str("data_endpoint_url"),
             poll_interval=opts.float("poll_interval", DEFAULT_POLL_INTERVAL, minimum=0.0),
             strategy=opts.str("strategy", DEFAULT_STRATEGY) or DEFAULT_STRATEGY,
-            max_document_bytes=opts.int("max_document_bytes", DEFAULT_MAX_DOCUMENT_BYTES,
-                                        minimum=1),
+            max_document_bytes=opts.int(
+                "max_document_bytes", DEFAULT_MAX_DOCUMENT_BYTES, minimum=1
+            ),
             timeout=opts.float("timeout", 10.0, minimum=0.1),
             max_attempts=opts.int("max_attempts", 4, minimum=1),
             feature_flags=opts.choice("feature_flags", "auto", ("auto", "true", "false")),
@@ -423,20 +443,30 @@ class AppConfigBackend:
                 response = self._data.get_latest_configuration(ConfigurationToken=self._token)
                 break
             except BOTO_ERRORS as exc:
-                problem = (getattr(exc, "response", {}).get("Details", {})
-                           .get("InvalidParameters", {}).get("ConfigurationToken", {})
-                           .get("Problem"))
+                problem = (
+                    getattr(exc, "response", {})
+                    .get("Details", {})
+                    .get("InvalidParameters", {})
+                    .get("ConfigurationToken", {})
+                    .get("Problem")
+                )
                 if problem == "PollIntervalNotSatisfied":
                     self._next_poll = time.monotonic() + max(self.poll_interval, 1.0)
                     return
                 if problem in ("Expired", "Corrupted") and attempt == 1:
-                    log.info("%s: configuration token %s; starting a new session",
-                             self.url, problem.lower())
+                    log.info(
+                        "%s: configuration token %s; starting a new session",
+                        self.url,
+                        problem.lower(),
+                    )
                     self._start_session()
                     continue
                 if error_code(exc) == "ResourceNotFoundException":
-                    missing = self._missing_resource(exc) if getattr(exc, "response", {}).get(
-                        "ResourceType") else None
+                    missing = (
+                        self._missing_resource(exc)
+                        if getattr(exc, "response", {}).get("ResourceType")
+                        else None
+                    )
                     if missing is not None:
                         self._token = None
                         raise missing from exc
@@ -540,11 +570,12 @@ class AppConfigBackend:
         """Control-plane ids of the application, environment and profile (cached)."""
         with self._lock:
             if self._ids is None:
-                app = self._find("application", self._pages("list_applications"),
-                                 self.application)
-                env = self._find("environment",
-                                 self._pages("list_environments", ApplicationId=app["Id"]),
-                                 self.environment)
+                app = self._find("application", self._pages("list_applications"), self.application)
+                env = self._find(
+                    "environment",
+                    self._pages("list_environments", ApplicationId=app["Id"]),
+                    self.environment,
+                )
                 prof = self._find(
                     "configuration profile",
                     self._pages("list_configuration_profiles", ApplicationId=app["Id"]),
@@ -557,10 +588,14 @@ class AppConfigBackend:
 
     def _latest_version(self, app_id: str, profile_id: str) -> int | None:
         newest: int | None = None
-        for index, item in enumerate(self._pages(
-            "list_hosted_configuration_versions", ApplicationId=app_id,
-            ConfigurationProfileId=profile_id, MaxResults=50,
-        )):
+        for index, item in enumerate(
+            self._pages(
+                "list_hosted_configuration_versions",
+                ApplicationId=app_id,
+                ConfigurationProfileId=profile_id,
+                MaxResults=50,
+            )
+        ):
             number = int(item["VersionNumber"])
             if index == 1 and newest is not None and number < newest:
                 return newest  # listed newest first: the first item is the latest
@@ -592,10 +627,13 @@ class AppConfigBackend:
             document: Any = {}
             if latest is not None:
                 self.calls["control"] += 1
-                hosted = self._call("GetHostedConfigurationVersion",
-                                    self._control.get_hosted_configuration_version,
-                                    ApplicationId=app_id, ConfigurationProfileId=profile_id,
-                                    VersionNumber=latest)
+                hosted = self._call(
+                    "GetHostedConfigurationVersion",
+                    self._control.get_hosted_configuration_version,
+                    ApplicationId=app_id,
+                    ConfigurationProfileId=profile_id,
+                    VersionNumber=latest,
+                )
                 content_type = hosted.get("ContentType") or content_type
                 document = parse_document(hosted["Content"].read(), content_type)
             if not isinstance(document, dict):
@@ -610,13 +648,17 @@ class AppConfigBackend:
             f"{self.url}: {WRITE_ATTEMPTS} concurrent writers kept changing the profile; retry"
         )
 
-    def _create_and_deploy(self, ids: tuple[str, str, str], body: bytes, content_type: str,
-                           latest: int | None) -> bool:
+    def _create_and_deploy(
+        self, ids: tuple[str, str, str], body: bytes, content_type: str, latest: int | None
+    ) -> bool:
         """False when another version appeared since ``latest`` (start over)."""
         app_id, env_id, profile_id = ids
         args: dict[str, Any] = {
-            "ApplicationId": app_id, "ConfigurationProfileId": profile_id, "Content": body,
-            "ContentType": content_type, "Description": "written by veltrix",
+            "ApplicationId": app_id,
+            "ConfigurationProfileId": profile_id,
+            "Content": body,
+            "ContentType": content_type,
+            "Description": "written by veltrix",
         }
         if latest is not None:
             args["LatestVersionNumber"] = latest
@@ -628,25 +670,31 @@ class AppConfigBackend:
             if code == "ConflictException":
                 return False
             if code == "PayloadTooLargeException":
-                raise ValueTooLargeError(f"{self.url}: AppConfig refused the document as too "
-                                         "large") from exc
+                raise ValueTooLargeError(
+                    f"{self.url}: AppConfig refused the document as too large"
+                ) from exc
             if code == "BadRequestException":
-                raise ConfigurationError(f"{self.url}: AppConfig rejected the document: "
-                                         f"{exc}") from exc
+                raise ConfigurationError(
+                    f"{self.url}: AppConfig rejected the document: {exc}"
+                ) from exc
             raise map_error(exc, f"{self.url}: CreateHostedConfigurationVersion") from exc
         number = int(created["VersionNumber"])
         try:
             self.calls["control"] += 1
             deployment = self._control.start_deployment(
-                ApplicationId=app_id, EnvironmentId=env_id, DeploymentStrategyId=self.strategy,
-                ConfigurationProfileId=profile_id, ConfigurationVersion=str(number),
+                ApplicationId=app_id,
+                EnvironmentId=env_id,
+                DeploymentStrategyId=self.strategy,
+                ConfigurationProfileId=profile_id,
+                ConfigurationVersion=str(number),
                 Description="deployed by veltrix",
             )
         except BOTO_ERRORS as exc:
             # a failed write writes nothing: drop the version nobody will deploy
             try:
                 self._control.delete_hosted_configuration_version(
-                    ApplicationId=app_id, ConfigurationProfileId=profile_id, VersionNumber=number)
+                    ApplicationId=app_id, ConfigurationProfileId=profile_id, VersionNumber=number
+                )
             except BOTO_ERRORS:
                 log.warning("%s: could not delete undeployed version %d", self.url, number)
             if error_code(exc) == "ConflictException":
@@ -681,9 +729,7 @@ class AppConfigBackend:
             items, if_versions, lambda key, raw: check_value(key, raw, self.max_value_bytes)
         )
 
-    def check_batch(
-        self, items: Mapping[str, ItemValue] | Iterable[tuple[str, ItemValue]]
-    ) -> None:
+    def check_batch(self, items: Mapping[str, ItemValue] | Iterable[tuple[str, ItemValue]]) -> None:
         """Pre-flight of :meth:`put_many` without writing: raise when a key or value is
         refused, or :class:`ValueTooLargeError` when the document, with ``items``
         applied (``None`` deletes), would exceed ``max_document_bytes``.

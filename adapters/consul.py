@@ -166,8 +166,9 @@ class ConsulBackend:
                 f"{parsed.redacted}: ACL tokens do not belong in URLs; "
                 "set CONSUL_HTTP_TOKEN or pass token=..."
             )
-        opts = Options(parsed.query, {k: v for k, v in options.items() if k != "token"},
-                       where=parsed.redacted)
+        opts = Options(
+            parsed.query, {k: v for k, v in options.items() if k != "token"}, where=parsed.redacted
+        )
         dc = opts.str("dc")
         scheme = opts.choice("scheme", "http", ("http", "https"))
         verify_text = opts.str("verify", "true")
@@ -411,8 +412,13 @@ class ConsulBackend:
                 return {"KV": {"Verb": "delete", "Key": full}}
             if op.if_version is Absent:
                 return {"KV": {"Verb": "check-not-exists", "Key": full}}
-            return {"KV": {"Verb": "delete-cas", "Key": full,
-                           "Index": _cas_index(op.key, op.if_version)}}
+            return {
+                "KV": {
+                    "Verb": "delete-cas",
+                    "Key": full,
+                    "Index": _cas_index(op.key, op.if_version),
+                }
+            }
         kv: dict[str, Any] = {"Verb": "set", "Key": full, "Value": _b64(op.value)}
         if op.if_version is Absent:
             kv.update(Verb="cas", Index=0)
@@ -420,9 +426,7 @@ class ConsulBackend:
             kv.update(Verb="cas", Index=_cas_index(op.key, op.if_version))
         return {"KV": kv}
 
-    def put(
-        self, key: str, value: bytes, *, if_version: str | AbsentType | None = None
-    ) -> str:
+    def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
         validate_key(key)
         value = check_value(key, value, self.max_value_bytes)
         op = _Op(key, value, if_version)
@@ -539,9 +543,7 @@ class ConsulBackend:
                 )
             by_key = {r["Key"]: str(r["ModifyIndex"]) for r in results}
             for op in chunk_ops:
-                result[op.key] = (
-                    None if op.value is None else by_key.get(self._consul_key(op.key))
-                )
+                result[op.key] = None if op.value is None else by_key.get(self._consul_key(op.key))
             done += len(chunk)
         return result
 

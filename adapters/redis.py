@@ -349,9 +349,7 @@ class RedisBackend:
             done += len(chunk)
         return result
 
-    def _transact_many(
-        self, chunk: _BatchItems
-    ) -> dict[str, str | None]:
+    def _transact_many(self, chunk: _BatchItems) -> dict[str, str | None]:
         ekeys = [self._ekey(key) for key, _, _ in chunk]
         what = f"batch of {len(chunk)} writes"
 

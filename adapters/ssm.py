@@ -66,7 +66,7 @@ def encode_value(value: bytes) -> str:
 def decode_value(text: str) -> bytes:
     if text.startswith(MARKER):
         try:
-            return base64.b64decode(text[len(MARKER):], validate=True)
+            return base64.b64decode(text[len(MARKER) :], validate=True)
         except ValueError:
             pass  # not ours after all: return the text as it is
     return text.encode("utf-8")
@@ -108,8 +108,14 @@ class SSMBackend:
         self.tier = tier
         self.max_value_bytes = TIER_LIMITS[tier]  # type: ignore[misc]
         self.poll_interval = poll_interval
-        self._client = make_client("ssm", region=region, endpoint_url=endpoint_url,
-                                   timeout=timeout, max_attempts=max_attempts, where=self.url)
+        self._client = make_client(
+            "ssm",
+            region=region,
+            endpoint_url=endpoint_url,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            where=self.url,
+        )
         self._watches: list[PollingWatch] = []
         self._closed = False
 
@@ -190,7 +196,7 @@ class SSMBackend:
         base = f"/{self.prefix}/" if self.prefix else "/"
         if not name.startswith(base):
             return None
-        key = name[len(base):]
+        key = name[len(base) :]
         return key if is_valid_key(key) else None
 
     def _entry(self, key: str, parameter: Mapping[str, Any]) -> Entry:
@@ -220,8 +226,9 @@ class SSMBackend:
     def _get(self, key: str) -> Entry | None:
         name = self._name(key)
         try:
-            response = self._call("GetParameter", self._client.get_parameter, Name=name,
-                                  WithDecryption=self.decrypt)
+            response = self._call(
+                "GetParameter", self._client.get_parameter, Name=name, WithDecryption=self.decrypt
+            )
         except BOTO_ERRORS as exc:
             if error_code(exc) == "ParameterNotFound":
                 return None
@@ -243,7 +250,9 @@ class SSMBackend:
             if self._closed:
                 raise BackendUnavailableError(f"{self!r} is closed")
             pages = self._client.get_paginator("get_parameters_by_path").paginate(
-                Path=path or "/", Recursive=True, WithDecryption=self.decrypt,
+                Path=path or "/",
+                Recursive=True,
+                WithDecryption=self.decrypt,
             )
             for page in pages:
                 for parameter in page.get("Parameters", []):
@@ -295,9 +304,14 @@ class SSMBackend:
             raise self._fail(exc, f"PutParameter {key}") from exc
         version = int(response["Version"])
         if expected is not None and version != expected + 1:
-            log.warning("%s: a concurrent write to %s landed between the version check and the "
-                        "write (now version %d, expected %d)", self.url, key, version,
-                        expected + 1)
+            log.warning(
+                "%s: a concurrent write to %s landed between the version check and the "
+                "write (now version %d, expected %d)",
+                self.url,
+                key,
+                version,
+                expected + 1,
+            )
         return str(version)
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:

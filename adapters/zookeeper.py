@@ -236,9 +236,10 @@ class ZooKeeperBackend:
             auth_data.append(("digest", f"{user}:{password}"))
             self._acl = [make_digest_acl(user, password, all=True)]
         self.authenticated = auth is not None
-        self._acl_bytes = sum(
-            12 + len(a.id.scheme.encode()) + len(a.id.id.encode()) for a in (self._acl or [])
-        ) or 31  # the default world:anyone ACL
+        self._acl_bytes = (
+            sum(12 + len(a.id.scheme.encode()) + len(a.id.id.encode()) for a in (self._acl or []))
+            or 31
+        )  # the default world:anyone ACL
         self._connected = threading.Event()
         self._closed = False
         self._lock = threading.Lock()
@@ -556,9 +557,7 @@ class ZooKeeperBackend:
                 self._make_parents(client, path)  # a concurrent delete may prune them again
         raise ConnectionLoss("parents of the znode kept disappearing")
 
-    def put(
-        self, key: str, value: bytes, *, if_version: str | AbsentType | None = None
-    ) -> str:
+    def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
         path = self._path(key)
         value = self._checked_value(key, path, value)
         what = f"put {key!r}"
@@ -589,9 +588,7 @@ class ZooKeeperBackend:
                 continue  # created concurrently: set it
         raise ConnectionLoss("the znode kept being created and deleted concurrently")
 
-    def _put_create_only(
-        self, client: KazooClient, key: str, path: str, value: bytes
-    ) -> ZnodeStat:
+    def _put_create_only(self, client: KazooClient, key: str, path: str, value: bytes) -> ZnodeStat:
         for _ in range(WRITE_ATTEMPTS):
             try:
                 return self._create(client, path, value)
@@ -635,9 +632,7 @@ class ZooKeeperBackend:
         except Exception as exc:
             self._fail(exc, what)
 
-    def _delete(
-        self, client: KazooClient, key: str, path: str, if_version: str | None
-    ) -> bool:
+    def _delete(self, client: KazooClient, key: str, path: str, if_version: str | None) -> bool:
         for _ in range(WRITE_ATTEMPTS):
             try:
                 data, stat = self._wait(client.get_async(path))
@@ -729,9 +724,9 @@ class ZooKeeperBackend:
         already counts the parents in ``counted``, and the parents it adds (every
         parent counted as created: whether it exists is not known before I/O)."""
         size = len(item.path.encode()) + len(item.value or b"") + self._acl_bytes + _OP_OVERHEAD
-        parents = [] if item.value is None else [
-            p for p in _ancestors(item.path) if p not in counted
-        ]
+        parents = (
+            [] if item.value is None else [p for p in _ancestors(item.path) if p not in counted]
+        )
         size += sum(len(p.encode()) + self._acl_bytes + _OP_OVERHEAD for p in parents)
         return size, parents
 
@@ -762,9 +757,7 @@ class ZooKeeperBackend:
         read with pipelined requests."""
         gets = [(item.path, client.get_async(item.path)) for item in chunk]
         puts = {item.path for item in chunk if item.value is not None}
-        parents = sorted(
-            {a for path in puts for a in _ancestors(path)} - puts
-        )
+        parents = sorted({a for path in puts for a in _ancestors(path)} - puts)
         checks = [(path, client.exists_async(path)) for path in parents]
         state: dict[str, tuple[bytes | None, ZnodeStat] | None] = {}
         for path, result in gets:
@@ -797,15 +790,20 @@ class ZooKeeperBackend:
             except Exception as exc:
                 self._fail(exc, what)
             failure = next(
-                (r for r in results if isinstance(r, Exception)
-                 and not isinstance(r, RolledBackError | RuntimeInconsistency)),
+                (
+                    r
+                    for r in results
+                    if isinstance(r, Exception)
+                    and not isinstance(r, RolledBackError | RuntimeInconsistency)
+                ),
                 None,
             )
             if failure is None:
                 try:
                     version = (
                         self._txn_version(client, results, created)
-                        if any(item.value is not None for item in chunk) else None
+                        if any(item.value is not None for item in chunk)
+                        else None
                     )
                 except VeltrixError:
                     raise
@@ -814,8 +812,7 @@ class ZooKeeperBackend:
                 for path in removed:
                     self._prune(client, path)
                 return {item.key: None if item.value is None else version for item in chunk}
-            if isinstance(failure, BadVersionError | NodeExistsError | NoNodeError
-                          | NotEmptyError):
+            if isinstance(failure, BadVersionError | NodeExistsError | NoNodeError | NotEmptyError):
                 continue  # a znode changed since it was read: read again
             self._fail(failure, what)
         raise VersionConflictError(f"{what}: the znodes kept changing during the transaction")
@@ -832,7 +829,8 @@ class ZooKeeperBackend:
         txn = client.transaction()
         acl = self._acl or OPEN_ACL_UNSAFE
         writes: list[tuple[str, bytes | None, ZnodeStat | None]] = [
-            (path, None, None) for path in missing  # null parents
+            (path, None, None)
+            for path in missing  # null parents
         ]
         deletes: _Items = []
         for item in chunk:
@@ -915,7 +913,9 @@ class ZooKeeperBackend:
         if self.watch_mode == "oneshot" or self._persistent_supported is False:
             return None
         if not hookable(self._client):
-            self._persistent_unavailable(None, "this kazoo version cannot be extended with AddWatch")
+            self._persistent_unavailable(
+                None, "this kazoo version cannot be extended with AddWatch"
+            )
             return None
         with self._lock:
             if self._persistent is None:
@@ -1105,9 +1105,7 @@ class _ZooKeeperWatch:
             e.path for e in events if e.type != EventType.NONE and e.path is not None
         )
         backend = self._backend
-        pending = [
-            (path, self._client.get_async(path)) for path in paths if self._is_watched(path)
-        ]
+        pending = [(path, self._client.get_async(path)) for path in paths if self._is_watched(path)]
         for path, result in pending:
             try:
                 data, stat = backend._wait(result)

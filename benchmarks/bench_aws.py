@@ -60,27 +60,43 @@ def bench_appconfig(endpoint: str, max_age: int, calls: int, run_seconds: float)
     name = f"bench-{os.getpid()}-{int(time.time())}"
     app = control.create_application(Name=name)
     env = control.create_environment(ApplicationId=app["Id"], Name="prod")
-    prof = control.create_configuration_profile(ApplicationId=app["Id"], Name="cfg",
-                                                LocationUri="hosted")
+    prof = control.create_configuration_profile(
+        ApplicationId=app["Id"], Name="cfg", LocationUri="hosted"
+    )
     strategy = control.create_deployment_strategy(
-        Name=name, DeploymentDurationInMinutes=0, GrowthFactor=100, FinalBakeTimeInMinutes=0)
-    document = {"payments": {"timeout_ms": 500, "mode": "fast"},
-                "pad": {f"k{i}": "x" * 40 for i in range(200)}}
+        Name=name, DeploymentDurationInMinutes=0, GrowthFactor=100, FinalBakeTimeInMinutes=0
+    )
+    document = {
+        "payments": {"timeout_ms": 500, "mode": "fast"},
+        "pad": {f"k{i}": "x" * 40 for i in range(200)},
+    }
     version = control.create_hosted_configuration_version(
-        ApplicationId=app["Id"], ConfigurationProfileId=prof["Id"],
-        Content=json.dumps(document).encode(), ContentType="application/json")
-    control.start_deployment(ApplicationId=app["Id"], EnvironmentId=env["Id"],
-                             DeploymentStrategyId=strategy["Id"],
-                             ConfigurationProfileId=prof["Id"],
-                             ConfigurationVersion=str(version["VersionNumber"]))
+        ApplicationId=app["Id"],
+        ConfigurationProfileId=prof["Id"],
+        Content=json.dumps(document).encode(),
+        ContentType="application/json",
+    )
+    control.start_deployment(
+        ApplicationId=app["Id"],
+        EnvironmentId=env["Id"],
+        DeploymentStrategyId=strategy["Id"],
+        ConfigurationProfileId=prof["Id"],
+        ConfigurationVersion=str(version["VersionNumber"]),
+    )
     try:
         backend = AppConfigBackend.from_url(
             f"appconfig://{name}/prod/cfg?region={REGION}&poll_interval={max_age}"
-            f"&feature_flags=false", endpoint_url=endpoint)
+            f"&feature_flags=false",
+            endpoint_url=endpoint,
+        )
         ours = counter(backend._data)
         client = veltrix.Client(backend, cache=veltrix.CachePolicy(ttl=max_age, watch=False))
-        data = boto3.client("appconfigdata", endpoint_url=endpoint, region_name=REGION,
-                            config=Config(parameter_validation=False))
+        data = boto3.client(
+            "appconfigdata",
+            endpoint_url=endpoint,
+            region_name=REGION,
+            config=Config(parameter_validation=False),
+        )
         theirs = counter(data)
         provider = AppConfigProvider(environment="prod", application=name, boto3_client=data)
 
@@ -88,21 +104,30 @@ def bench_appconfig(endpoint: str, max_age: int, calls: int, run_seconds: float)
             return client.get("payments/timeout_ms")
 
         def powertools_get() -> Any:
-            return provider.get("cfg", max_age=max_age, transform="json",
-                                RequiredMinimumPollIntervalInSeconds=max_age)[
-                "payments"]["timeout_ms"]
+            return provider.get(
+                "cfg",
+                max_age=max_age,
+                transform="json",
+                RequiredMinimumPollIntervalInSeconds=max_age,
+            )["payments"]["timeout_ms"]
 
         assert veltrix_get() == "500" and powertools_get() == 500
         result: dict[str, Any] = {
-            "cached_get_ns": {"veltrix": ns_per_call(veltrix_get, calls),
-                              "powertools": ns_per_call(powertools_get, calls)},
+            "cached_get_ns": {
+                "veltrix": ns_per_call(veltrix_get, calls),
+                "powertools": ns_per_call(powertools_get, calls),
+            },
         }
-        for label, fn, counts in (("veltrix", veltrix_get, ours),
-                                  ("powertools", powertools_get, theirs)):
+        for label, fn, counts in (
+            ("veltrix", veltrix_get, ours),
+            ("powertools", powertools_get, theirs),
+        ):
             before = counts["requests"]
             reads = run_for(fn, run_seconds)
-            result.setdefault("run", {})[label] = {"reads": reads,
-                                                   "store_requests": counts["requests"] - before}
+            result.setdefault("run", {})[label] = {
+                "reads": reads,
+                "store_requests": counts["requests"] - before,
+            }
         client.close()
         backend.close()
         data.close()
@@ -137,17 +162,25 @@ def bench_ssm(endpoint: str, max_age: int, calls: int, run_seconds: float) -> di
 
     assert veltrix_get() == "500" and powertools_get() == "500"
     result: dict[str, Any] = {
-        "cached_get_ns": {"veltrix": ns_per_call(veltrix_get, calls),
-                          "powertools": ns_per_call(powertools_get, calls)},
-        "uncached_get_us": {"veltrix_adapter": ns_per_call(adapter_get, 50) / 1000,
-                            "boto3_get_parameter": ns_per_call(boto_get, 50) / 1000},
+        "cached_get_ns": {
+            "veltrix": ns_per_call(veltrix_get, calls),
+            "powertools": ns_per_call(powertools_get, calls),
+        },
+        "uncached_get_us": {
+            "veltrix_adapter": ns_per_call(adapter_get, 50) / 1000,
+            "boto3_get_parameter": ns_per_call(boto_get, 50) / 1000,
+        },
     }
-    for label, fn, counts in (("veltrix", veltrix_get, ours),
-                              ("powertools", powertools_get, theirs)):
+    for label, fn, counts in (
+        ("veltrix", veltrix_get, ours),
+        ("powertools", powertools_get, theirs),
+    ):
         before = counts["requests"]
         reads = run_for(fn, run_seconds)
-        result.setdefault("run", {})[label] = {"reads": reads,
-                                               "store_requests": counts["requests"] - before}
+        result.setdefault("run", {})[label] = {
+            "reads": reads,
+            "store_requests": counts["requests"] - before,
+        }
     backend.delete("db/timeout_ms")
     client.close()
     backend.close()
@@ -170,26 +203,33 @@ def main() -> None:
     max_age, calls = 1, (20_000 if args.quick else 200_000)
     run_seconds = 3.0 if args.quick else 10.0
     results = {
-        "max_age_s": max_age, "run_seconds": run_seconds,
+        "max_age_s": max_age,
+        "run_seconds": run_seconds,
         "appconfig": bench_appconfig(appconfig, max_age, calls, run_seconds),
         "ssm": bench_ssm(moto, max_age, calls, run_seconds),
     }
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "aws.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"## AWS: veltrix vs Powertools (max_age {max_age} s, {run_seconds:g} s runs)\n")
-    print("| store | cached get veltrix | cached get powertools | ratio | store requests "
-          "veltrix / powertools (reads) |")
+    print(
+        "| store | cached get veltrix | cached get powertools | ratio | store requests "
+        "veltrix / powertools (reads) |"
+    )
     print("|---|---|---|---|---|")
     for store in ("appconfig", "ssm"):
         r = results[store]
         ours, theirs = r["cached_get_ns"]["veltrix"], r["cached_get_ns"]["powertools"]
         run = r["run"]
-        print(f"| {store} | {ours:.0f} ns | {theirs:.0f} ns | {theirs / ours:.1f}x | "
-              f"{run['veltrix']['store_requests']} ({run['veltrix']['reads']}) / "
-              f"{run['powertools']['store_requests']} ({run['powertools']['reads']}) |")
+        print(
+            f"| {store} | {ours:.0f} ns | {theirs:.0f} ns | {theirs / ours:.1f}x | "
+            f"{run['veltrix']['store_requests']} ({run['veltrix']['reads']}) / "
+            f"{run['powertools']['store_requests']} ({run['powertools']['reads']}) |"
+        )
     u = results["ssm"]["uncached_get_us"]
-    print(f"\nUncached SSM get (moto, loopback): veltrix adapter {u['veltrix_adapter']:.0f} us, "
-          f"boto3 get_parameter {u['boto3_get_parameter']:.0f} us.")
+    print(
+        f"\nUncached SSM get (moto, loopback): veltrix adapter {u['veltrix_adapter']:.0f} us, "
+        f"boto3 get_parameter {u['boto3_get_parameter']:.0f} us."
+    )
 
 
 if __name__ == "__main__":

@@ -103,8 +103,9 @@ def bench_reads(address: str, cached_reads: int, store_reads: int) -> dict[str, 
 def markdown(data: dict[str, Any]) -> str:
     watch, reads = data["watch"], data["reads"]
     w, p = watch["write_to_watch"], watch["write"]
-    kv, ad, ca = (reads[k] for k in ("py_consul_kv_get", "adapter_get_uncached",
-                                      "veltrix_cached_get"))
+    kv, ad, ca = (
+        reads[k] for k in ("py_consul_kv_get", "adapter_get_uncached", "veltrix_cached_get")
+    )
     lines = [
         "## Consul KV (test server on loopback)",
         "",

@@ -49,8 +49,10 @@ def _appconfig(endpoint: str, cleanups: list[Callable[[], None]]) -> str:
         ApplicationId=app["Id"], Name="config", LocationUri="hosted", Type="AWS.Freeform"
     )
     cleanups.append(lambda: control.delete_application(ApplicationId=app["Id"]))
-    return (f"appconfig://{app['Name']}/bench/config?region={REGION}&poll_interval=0.1"
-            f"&endpoint_url={endpoint}")
+    return (
+        f"appconfig://{app['Name']}/bench/config?region={REGION}&poll_interval=0.1"
+        f"&endpoint_url={endpoint}"
+    )
 
 
 def store_url(kind: str, workdir: Path, cleanups: list[Callable[[], None]]) -> str | None:
@@ -68,11 +70,15 @@ def store_url(kind: str, workdir: Path, cleanups: list[Callable[[], None]]) -> s
     if kind == "appconfig" and env("VELTRIX_TEST_APPCONFIG_ENDPOINT"):
         return _appconfig(str(env("VELTRIX_TEST_APPCONFIG_ENDPOINT")), cleanups)
     if kind == "ssm" and env("VELTRIX_TEST_MOTO_ENDPOINT"):
-        return (f"ssm:///veltrix-bench/{name}?region={REGION}"
-                f"&endpoint_url={env('VELTRIX_TEST_MOTO_ENDPOINT')}")
+        return (
+            f"ssm:///veltrix-bench/{name}?region={REGION}"
+            f"&endpoint_url={env('VELTRIX_TEST_MOTO_ENDPOINT')}"
+        )
     if kind == "gcpsm" and env("VELTRIX_TEST_GCPSM_GRPC"):
-        return (f"gcpsm://{name}/bench?endpoint={env('VELTRIX_TEST_GCPSM_GRPC')}"
-                "&transport=grpc&insecure=true&timeout=10&deadline=30")
+        return (
+            f"gcpsm://{name}/bench?endpoint={env('VELTRIX_TEST_GCPSM_GRPC')}"
+            "&transport=grpc&insecure=true&timeout=10&deadline=30"
+        )
     if kind == "redis" and env("VELTRIX_TEST_REDIS_URL"):
         return f"{str(env('VELTRIX_TEST_REDIS_URL')).rstrip('/')}/{name}?timeout=10"
     return None
@@ -114,13 +120,18 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=None)
     parser.add_argument("--stores", default=",".join(ALL_STORES))
     parser.add_argument(
-        "--ssm-keys", type=int, default=None,
+        "--ssm-keys",
+        type=int,
+        default=None,
         help="keys for SSM (moto's GetParametersByPath slows down with many parameters)",
     )
     args = parser.parse_args()
     load_services_env()
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", REGION)):
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", REGION),
+    ):
         os.environ.setdefault(name, value)
     keys = args.keys or (1_000 if args.quick else 10_000)
     data = dataset(keys)
@@ -150,12 +161,26 @@ def main() -> None:
                 idle = timed(source, store, count)
                 for figures in (forward, reverse, idle):
                     figures["keys"] = count
-                results[kind] = {f"sqlite->{kind}": forward, f"{kind}->sqlite": reverse,
-                                 f"sqlite->{kind} (nothing to do)": idle}
-                write_json("migrate", {"keys": keys, "concurrency": 8, "partial": True,
-                                       "stores": results, "machine": machine()})
-                print(f"{kind}: {forward['keys_per_s']:,.0f} keys/s in, "
-                      f"{reverse['keys_per_s']:,.0f} keys/s out", flush=True)
+                results[kind] = {
+                    f"sqlite->{kind}": forward,
+                    f"{kind}->sqlite": reverse,
+                    f"sqlite->{kind} (nothing to do)": idle,
+                }
+                write_json(
+                    "migrate",
+                    {
+                        "keys": keys,
+                        "concurrency": 8,
+                        "partial": True,
+                        "stores": results,
+                        "machine": machine(),
+                    },
+                )
+                print(
+                    f"{kind}: {forward['keys_per_s']:,.0f} keys/s in, "
+                    f"{reverse['keys_per_s']:,.0f} keys/s out",
+                    flush=True,
+                )
             finally:
                 if kind not in ("memory", "sqlite", "appconfig"):  # appconfig: app deleted
                     drain(store)
@@ -165,24 +190,28 @@ def main() -> None:
                     cleanup()
         base.close()
     rows = [
-        (pair, figures)
-        for per_store in results.values()
-        for pair, figures in per_store.items()
+        (pair, figures) for per_store in results.values() for pair, figures in per_store.items()
     ]
     print(f"\n## Migration throughput ({keys:,} keys, concurrency 8)\n")
     print("| pair | keys | keys/s | seconds | write calls | verified |")
     print("|---|---:|---:|---:|---:|---:|")
     for pair, figures in rows:
-        print(f"| {pair} | {figures['keys']:,} | {figures['keys_per_s']:,.0f} | "
-              f"{figures['seconds']:.2f} | {figures['write_calls']:,} | {figures['verified']:,} |")
-    path = write_json("migrate", {
-        "keys": keys,
-        "concurrency": 8,
-        "pairs": {pair: figures for pair, figures in rows},
-        "machine": machine(),
-        "packages": package_versions("kazoo", "py-consul", "boto3", "moto",
-                                     "google-cloud-secret-manager", "redis"),
-    })
+        print(
+            f"| {pair} | {figures['keys']:,} | {figures['keys_per_s']:,.0f} | "
+            f"{figures['seconds']:.2f} | {figures['write_calls']:,} | {figures['verified']:,} |"
+        )
+    path = write_json(
+        "migrate",
+        {
+            "keys": keys,
+            "concurrency": 8,
+            "pairs": {pair: figures for pair, figures in rows},
+            "machine": machine(),
+            "packages": package_versions(
+                "kazoo", "py-consul", "boto3", "moto", "google-cloud-secret-manager", "redis"
+            ),
+        },
+    )
     print(f"\nwritten to {path}")
 
 

@@ -183,7 +183,10 @@ def bench_watch_setup(hosts: str, chroot: str, keys: int) -> dict[str, Any]:
         watch = watcher.watch("setup", lambda change: None)
         elapsed = time.perf_counter() - start
         session = watcher._client.client_id[0]
-        out[mode] = {"watch_ms": elapsed * 1e3, "server_watches": len(session_watches(hosts, session))}
+        out[mode] = {
+            "watch_ms": elapsed * 1e3,
+            "server_watches": len(session_watches(hosts, session)),
+        }
         watch.stop()
         watcher.close()
     return out
@@ -343,13 +346,20 @@ def main() -> None:
     print("| watch_mode | measure | p50 | p99 | max | not delivered in 10 s |")
     print("|---|---|---|---|---|---|")
     for mode, prop in by_mode.items():
-        for label, m in (("put -> callback", prop["write_to_callback"]), ("put alone", prop["write_only"])):
+        for label, m in (
+            ("put -> callback", prop["write_to_callback"]),
+            ("put alone", prop["write_only"]),
+        ):
             print(
                 f"| {mode} | {label} | {m['p50_ms']:.2f} ms | {m['p99_ms']:.2f} ms | "
                 f"{m['max_ms']:.2f} ms | {prop['not_delivered_within_10s']} |"
             )
-    print(f"\nBurst of {writes} puts to distinct keys, back to back, and `watch()` on a tree of {writes} keys:\n")
-    print("| watch_mode | puts took | last callback | lag after last put | watch() took | server watches |")
+    print(
+        f"\nBurst of {writes} puts to distinct keys, back to back, and `watch()` on a tree of {writes} keys:\n"
+    )
+    print(
+        "| watch_mode | puts took | last callback | lag after last put | watch() took | server watches |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for mode, b in bursts.items():
         st = setup[mode]

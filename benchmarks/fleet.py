@@ -36,8 +36,15 @@ MODES = ("no cache", "L1", "L1+L2")
 
 
 def measure(
-    store: str, mode: str, processes: int, duration: float, redis_url: str | None,
-    *, ttl: float = TTL, delay: float = STORE_DELAY, keys: list[str] = KEYS,
+    store: str,
+    mode: str,
+    processes: int,
+    duration: float,
+    redis_url: str | None,
+    *,
+    ttl: float = TTL,
+    delay: float = STORE_DELAY,
+    keys: list[str] = KEYS,
 ) -> dict[str, Any]:
     cache_url = None
     if mode == "L1+L2":
@@ -68,7 +75,10 @@ def measure(
 
 
 def run(
-    quick: bool = False, *, processes: list[int] | None = None, duration: float | None = None,
+    quick: bool = False,
+    *,
+    processes: list[int] | None = None,
+    duration: float | None = None,
     redis_url: str | None = None,
 ) -> dict[str, Any]:
     load_services_env()
@@ -111,15 +121,19 @@ def markdown(data: dict[str, Any]) -> str:
     modes = data["modes"]
     by = {(r["processes"], r["mode"]): r for r in data["rows"]}
     lines = [
-        "| processes | " + " | ".join(f"store calls/s {m}" for m in modes)
-        + " | " + " | ".join(f"reads/s {m}" for m in modes) + " | failed reads |",
+        "| processes | "
+        + " | ".join(f"store calls/s {m}" for m in modes)
+        + " | "
+        + " | ".join(f"reads/s {m}" for m in modes)
+        + " | failed reads |",
         "|---:|" + "---:|" * (2 * len(modes) + 1),
     ]
     for n in data["processes"]:
         rows = [by[(n, m)] for m in modes]
         lines.append(
             f"| {n} | "
-            + " | ".join(f"{r['store_calls_per_s']:,.0f}" for r in rows) + " | "
+            + " | ".join(f"{r['store_calls_per_s']:,.0f}" for r in rows)
+            + " | "
             + " | ".join(f"{r['client_reads_per_s']:,.0f}" for r in rows)
             + f" | {sum(r['failed_reads'] for r in rows)} |"
         )

@@ -44,7 +44,9 @@ THREADS = [1, 2, 4, 8, 16]
 QUICK_THREADS = [1, 4]
 
 
-def run_consumers(read: Callable[[int], Callable[[str], object]], threads: int, seconds: float) -> dict[str, float]:
+def run_consumers(
+    read: Callable[[int], Callable[[str], object]], threads: int, seconds: float
+) -> dict[str, float]:
     """Events handled by ``threads`` consumers in ``seconds``; ``read(i)`` gives thread i its reader."""
     readers = [read(i) for i in range(threads)]
     counts = [0] * threads
@@ -84,7 +86,9 @@ def run_consumers(read: Callable[[int], Callable[[str], object]], threads: int, 
     return {"events": sum(counts), "seconds": elapsed, "events_per_s": sum(counts) / elapsed}
 
 
-def _zookeeper_direct(hosts: str, chroot: str) -> tuple[Callable[[int], Callable[[str], object]], Callable[[], None]]:
+def _zookeeper_direct(
+    hosts: str, chroot: str
+) -> tuple[Callable[[int], Callable[[str], object]], Callable[[], None]]:
     from kazoo.client import KazooClient
 
     raw = KazooClient(hosts=hosts)
@@ -103,7 +107,9 @@ def _zookeeper_direct(hosts: str, chroot: str) -> tuple[Callable[[int], Callable
     return reader, close
 
 
-def _consul_direct(address: str, prefix: str) -> tuple[Callable[[int], Callable[[str], object]], Callable[[], None]]:
+def _consul_direct(
+    address: str, prefix: str
+) -> tuple[Callable[[int], Callable[[str], object]], Callable[[], None]]:
     import consul
 
     host, _, port = address.rpartition(":")
@@ -163,9 +169,14 @@ def _store_setups(quick: bool) -> dict[str, dict[str, Any]]:
     return stores
 
 
-def run(quick: bool = False, *, stores: dict[str, dict[str, Any]] | None = None,
-        redis_url: str | None = None, threads: list[int] | None = None,
-        seconds: float | None = None) -> dict[str, Any]:
+def run(
+    quick: bool = False,
+    *,
+    stores: dict[str, dict[str, Any]] | None = None,
+    redis_url: str | None = None,
+    threads: list[int] | None = None,
+    seconds: float | None = None,
+) -> dict[str, Any]:
     """Measure every mode for every store; ``stores`` maps a name to ``url`` and optionally
     ``direct`` (a factory of per-thread readers + close); the smoke test passes sqlite."""
     import veltrix
@@ -195,7 +206,8 @@ def run(quick: bool = False, *, stores: dict[str, dict[str, Any]] | None = None,
         modes["L1"] = (_shared(l1.get), _nothing)
         if redis_url:
             l2 = veltrix.Client(
-                setup["url"], cache=policy,
+                setup["url"],
+                cache=policy,
                 cache_url=f"{redis_url}?namespace=bench-{uuid.uuid4().hex[:8]}",
             )
             clients.append(l2)
@@ -264,6 +276,7 @@ def markdown(data: dict[str, Any]) -> str:
             "|---:|---:|---:|---:|---:|---:|",
         ]
         for row in result["rows"]:
+
             def cell(mode: str, r: dict[str, Any] = row) -> str:
                 return f"{r[mode]['events_per_s']:,.0f}" if mode in r else "-"
 

@@ -122,7 +122,9 @@ def markdown(data: dict[str, Any]) -> str:
     ]
     for row in data["rows"]:
         if not row.get("n"):
-            lines.append(f"| {row['store']} | {row['readers']} {row['load']} | - | - | - | - | all |")
+            lines.append(
+                f"| {row['store']} | {row['readers']} {row['load']} | - | - | - | - | all |"
+            )
             continue
         lines.append(
             f"| {row['store']} | {row['readers']} {row['load']} | {row['p50_ms']:.1f} ms "

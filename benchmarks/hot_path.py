@@ -50,7 +50,8 @@ def _candidates() -> tuple[dict[str, tuple[str, dict[str, Any]]], list[Any]]:
         "veltrix Client.get": ("get(key)", {"get": client.get, "key": KEY}),
         "veltrix Client.get(type=int)": ("get(key, type=int)", {"get": client.get, "key": KEY}),
         "veltrix Client.get_model": (
-            "get_model('payments', Payments)", {"get_model": client.get_model, "Payments": Payments},
+            "get_model('payments', Payments)",
+            {"get_model": client.get_model, "Payments": Payments},
         ),
     }
     try:
@@ -73,7 +74,8 @@ def _candidates() -> tuple[dict[str, tuple[str, dict[str, Any]]], list[Any]]:
         provider = DictProvider(dict(plain))
         assert provider.get(KEY, max_age=3600) == "250"
         candidates["powertools BaseProvider.get (cached)"] = (
-            "get(key, max_age=3600)", {"get": provider.get, "key": KEY},
+            "get(key, max_age=3600)",
+            {"get": provider.get, "key": KEY},
         )
     except ImportError:
         print("aws-lambda-powertools not installed: skipped", file=sys.stderr)
@@ -83,7 +85,10 @@ def _candidates() -> tuple[dict[str, tuple[str, dict[str, Any]]], list[Any]]:
         settings = Dynaconf(environments=False, load_dotenv=False)
         settings.set("timeout_ms", 250)
         assert settings.get("timeout_ms") == 250
-        candidates["dynaconf settings.get"] = ("get(key)", {"get": settings.get, "key": "timeout_ms"})
+        candidates["dynaconf settings.get"] = (
+            "get(key)",
+            {"get": settings.get, "key": "timeout_ms"},
+        )
     except ImportError:
         print("dynaconf not installed: skipped", file=sys.stderr)
     app_settings = AppSettings()
@@ -112,7 +117,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         "calls_per_run": calls,
         "runs": runs,
         "machine": machine(),
-        "versions": package_versions("veltrix", "aws-lambda-powertools", "dynaconf", "pydantic-settings"),
+        "versions": package_versions(
+            "veltrix", "aws-lambda-powertools", "dynaconf", "pydantic-settings"
+        ),
         "results": results,
     }
 

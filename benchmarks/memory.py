@@ -131,8 +131,12 @@ def worker(kind: str, measure: str, store: str, n: int) -> dict[str, Any]:
     values = [holder[k] for k in keys] if kind == "dict" else [client.get(k) for k in keys]
     assert values[-1] == value_for(n - 1)
     value_bytes = sum(sys.getsizeof(v) for v in values)
-    out: dict[str, Any] = {"kind": kind, "measure": measure, "keys": n,
-                           "value_bytes_per_key": value_bytes / n}
+    out: dict[str, Any] = {
+        "kind": kind,
+        "measure": measure,
+        "keys": n,
+        "value_bytes_per_key": value_bytes / n,
+    }
     if measure == "trace":
         out["traced_bytes_per_key"] = traced / n
         out["beyond_value_bytes_per_key"] = (traced - value_bytes) / n
@@ -150,7 +154,11 @@ def worker(kind: str, measure: str, store: str, n: int) -> dict[str, Any]:
 def _spawn(kind: str, measure: str, store: str, n: int) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.memory", "--worker", kind, measure, store, str(n)],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=600,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
     ).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
@@ -205,12 +213,18 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {label} | {t['traced_bytes_per_key']:.0f} | {t['beyond_value_bytes_per_key']:.0f} | "
             f"{r['rss_bytes_per_key']:.0f} | {r['rss_beyond_value_bytes_per_key']:.0f} |"
         )
-    lines += ["", "Where the client's bytes per key go (sys.getsizeof, averaged):", "",
-              "| per-key object | bytes |", "|---|---:|"]
+    lines += [
+        "",
+        "Where the client's bytes per key go (sys.getsizeof, averaged):",
+        "",
+        "| per-key object | bytes |",
+        "|---|---:|",
+    ]
     for name, size in data["breakdown_bytes_per_key"].items():
         lines.append(f"| {name} | {size:.0f} |")
-    lines.append(f"| not attributed (allocator rounding, other) | "
-                 f"{data['unattributed_bytes_per_key']:.0f} |")
+    lines.append(
+        f"| not attributed (allocator rounding, other) | {data['unattributed_bytes_per_key']:.0f} |"
+    )
     return "\n".join(lines)
 
 
@@ -218,8 +232,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 keys")
     parser.add_argument("--keys", type=int, default=None)
-    parser.add_argument("--worker", nargs=4, metavar=("KIND", "MEASURE", "STORE", "N"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=4, metavar=("KIND", "MEASURE", "STORE", "N"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.worker:
         kind, measure, store, n = args.worker

@@ -46,8 +46,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     try:
         assert client.get("payments/timeout_ms") == "250"
         results = {
-            "redis_py_get": summary_us(timed_calls(lambda: raw.get(raw_key), store_reads,
-                                                   warm_up=20)),
+            "redis_py_get": summary_us(
+                timed_calls(lambda: raw.get(raw_key), store_reads, warm_up=20)
+            ),
             "adapter_get_uncached": summary_us(
                 timed_calls(lambda: backend.get("payments/timeout_ms"), store_reads, warm_up=20)
             ),

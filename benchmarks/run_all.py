@@ -59,9 +59,14 @@ SECTIONS = [
     Section("hot_path", "benchmarks.hot_path"),
     Section("zookeeper", "benchmarks.bench_zookeeper", ("VELTRIX_TEST_ZOOKEEPER",)),
     Section("consul", "benchmarks.bench_consul", ("VELTRIX_TEST_CONSUL_ADDR",)),
-    Section("aws", "benchmarks.bench_aws",
-            ("VELTRIX_TEST_APPCONFIG_ENDPOINT", "VELTRIX_TEST_MOTO_ENDPOINT")),
-    Section("gcpsm", "benchmarks.bench_gcpsm", ("VELTRIX_TEST_GCPSM_GRPC", "VELTRIX_TEST_GCPSM_REST")),
+    Section(
+        "aws",
+        "benchmarks.bench_aws",
+        ("VELTRIX_TEST_APPCONFIG_ENDPOINT", "VELTRIX_TEST_MOTO_ENDPOINT"),
+    ),
+    Section(
+        "gcpsm", "benchmarks.bench_gcpsm", ("VELTRIX_TEST_GCPSM_GRPC", "VELTRIX_TEST_GCPSM_REST")
+    ),
     Section("redis_store", "benchmarks.redis_roundtrip", ("VELTRIX_TEST_REDIS_URL",)),
     Section("redis_l2", "benchmarks.bench_redis_l2", ("VELTRIX_TEST_REDIS_URL",)),
     Section("redis_deployments", "benchmarks.bench_redis_deployments", ("VELTRIX_TEST_REDIS_URL",)),
@@ -72,8 +77,11 @@ SECTIONS = [
     Section("migrate", "benchmarks.bench_migrate"),
     Section("freshness_load", "benchmarks.freshness_load"),
     Section("aio", "benchmarks.aio"),
-    Section("outage", "benchmarks.outage",
-            ("VELTRIX_TEST_ZOOKEEPER", "VELTRIX_TEST_REDIS_URL", "VELTRIX_TEST_CONSUL_ADDR")),
+    Section(
+        "outage",
+        "benchmarks.outage",
+        ("VELTRIX_TEST_ZOOKEEPER", "VELTRIX_TEST_REDIS_URL", "VELTRIX_TEST_CONSUL_ADDR"),
+    ),
 ]
 
 LOG_DIR = RESULTS_DIR / "logs"
@@ -91,8 +99,11 @@ def _hot_path_command(quick: bool) -> list[str]:
 
 def run_section(section: Section, quick: bool, timeout: float) -> dict[str, Any]:
     missing = [v for v in section.needs if not os.environ.get(v)]
-    status: dict[str, Any] = {"module": section.module, "json": section.json_name,
-                              "loadavg_before": os.getloadavg()[0]}
+    status: dict[str, Any] = {
+        "module": section.module,
+        "json": section.json_name,
+        "loadavg_before": os.getloadavg()[0],
+    }
     if missing:
         return {**status, "status": "skipped", "reason": f"{', '.join(missing)} not set"}
     if not (REPO_ROOT / Path(*section.module.split("."))).with_suffix(".py").exists():
@@ -109,8 +120,14 @@ def run_section(section: Section, quick: bool, timeout: float) -> dict[str, Any]
     print(f"[bench] {section.name}: {section.module} ...", flush=True)
     with log_path.open("w") as log:
         try:
-            proc = subprocess.run(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                  timeout=timeout, check=False)
+            proc = subprocess.run(
+                command,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
             code = proc.returncode
         except subprocess.TimeoutExpired:
             code = None
@@ -126,19 +143,27 @@ def run_section(section: Section, quick: bool, timeout: float) -> dict[str, Any]
         status.update(status="failed", reason="finished without writing its JSON")
     else:
         status["status"] = "ok"
-    print(f"[bench] {section.name}: {status['status']} in {seconds:.0f} s"
-          + (f" ({status.get('reason')})" if status["status"] != "ok" else ""), flush=True)
+    print(
+        f"[bench] {section.name}: {status['status']} in {seconds:.0f} s"
+        + (f" ({status.get('reason')})" if status["status"] != "ok" else ""),
+        flush=True,
+    )
     return status
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks",
-                                     description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="short runs of every section (a few minutes)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=(__doc__ or "").splitlines()[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs of every section (a few minutes)"
+    )
     parser.add_argument("--only", default="", help="comma-separated section names")
-    parser.add_argument("--note", default=os.environ.get("VELTRIX_BENCH_NOTE", ""),
-                        help="a sentence for RESULTS.md (e.g. that the machine was shared)")
+    parser.add_argument(
+        "--note",
+        default=os.environ.get("VELTRIX_BENCH_NOTE", ""),
+        help="a sentence for RESULTS.md (e.g. that the machine was shared)",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per section")
     args = parser.parse_args(argv)
     load_services_env()
@@ -166,17 +191,29 @@ def main(argv: list[str] | None = None) -> int:
         "sections": sections,
         "machine": machine(),
         "versions": package_versions(
-            "veltrix", "aws-lambda-powertools", "dynaconf", "pydantic", "pydantic-settings",
-            "kazoo", "py-consul", "boto3", "moto", "google-cloud-secret-manager", "redis",
-            "matplotlib", "psutil",
+            "veltrix",
+            "aws-lambda-powertools",
+            "dynaconf",
+            "pydantic",
+            "pydantic-settings",
+            "kazoo",
+            "py-consul",
+            "boto3",
+            "moto",
+            "google-cloud-secret-manager",
+            "redis",
+            "matplotlib",
+            "psutil",
         ),
     }
     if only:
         run["rerun"] = sorted(only)
     (RESULTS_DIR / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
     path = report.write(run)
-    print(f"[bench] written {path.relative_to(REPO_ROOT)} and plots in "
-          f"{report.PLOTS_DIR.relative_to(REPO_ROOT)} ({run['seconds'] / 60:.1f} min)")
+    print(
+        f"[bench] written {path.relative_to(REPO_ROOT)} and plots in "
+        f"{report.PLOTS_DIR.relative_to(REPO_ROOT)} ({run['seconds'] / 60:.1f} min)"
+    )
     failed = [k for k, v in sections.items() if v["status"] == "failed"]
     if failed:
         print(f"[bench] failed: {', '.join(failed)} (logs in {LOG_DIR.relative_to(REPO_ROOT)})")

@@ -419,7 +419,9 @@ def main(argv: list[str] | None = None) -> None:
     # would only repeat its one-line error.
     for name in ("veltrix.health", "veltrix.zookeeper.kazoo", "kazoo"):
         quiet = logging.getLogger(name)
-        quiet.addHandler(logging.NullHandler())  # handled (adapters' filters still run), not printed
+        quiet.addHandler(
+            logging.NullHandler()
+        )  # handled (adapters' filters still run), not printed
         quiet.propagate = False
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)

@@ -44,7 +44,10 @@ def probe_cache(cache_url: str, timeout: float = 3.0) -> tuple[bool, str | None]
     try:
         from veltrix import redis_connect
     except ModuleNotFoundError as exc:
-        return False, f"the shared cache needs the {exc.name!r} package: pip install 'veltrix[redis]'"
+        return (
+            False,
+            f"the shared cache needs the {exc.name!r} package: pip install 'veltrix[redis]'",
+        )
     try:
         parsed = parse_url(cache_url, redis_connect.SCHEMES)
         target = redis_connect.parse_target(parsed)

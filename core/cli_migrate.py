@@ -141,10 +141,18 @@ def import_(
         fail(exc)
     source = SnapshotBackend(snapshot, str(file))
     _run_migration(
-        source, url, snapshot.header.prefix, dry_run=dry_run,
-        delete_extraneous=delete_extraneous, force=force,
-        skip_unrepresentable=skip_unrepresentable, state=state, concurrency=concurrency,
-        verify=not no_verify, as_json=as_json, secret_prefix=None,
+        source,
+        url,
+        snapshot.header.prefix,
+        dry_run=dry_run,
+        delete_extraneous=delete_extraneous,
+        force=force,
+        skip_unrepresentable=skip_unrepresentable,
+        state=state,
+        concurrency=concurrency,
+        verify=not no_verify,
+        as_json=as_json,
+        secret_prefix=None,
     )
 
 
@@ -178,8 +186,9 @@ def diff(
     for key in plan.created:
         rows.append({"status": "created", "key": key, "new": value(src[key])})
     for key in plan.updated:
-        rows.append({"status": "changed", "key": key, "old": value(dst[key]),
-                     "new": value(src[key])})
+        rows.append(
+            {"status": "changed", "key": key, "old": value(dst[key]), "new": value(src[key])}
+        )
     for key in plan.extraneous:
         rows.append({"status": "only in destination", "key": key, "old": value(dst[key])})
     if show_unchanged:
@@ -194,10 +203,18 @@ def diff(
         "only_in_destination": len(plan.extraneous),
     }
     if as_json:
-        out.print_json(json.dumps({"source": plan.source, "destination": plan.destination,
-                                   "prefix": plan.prefix, "counts": counts,
-                                   "unrepresentable": [p.__dict__ for p in plan.unrepresentable],
-                                   "differences": rows}))
+        out.print_json(
+            json.dumps(
+                {
+                    "source": plan.source,
+                    "destination": plan.destination,
+                    "prefix": plan.prefix,
+                    "counts": counts,
+                    "unrepresentable": [p.__dict__ for p in plan.unrepresentable],
+                    "differences": rows,
+                }
+            )
+        )
         return
     table = Table(title=f"{plan.source} -> {plan.destination}")
     for column in ("status", "key", "destination", "source"):
@@ -211,8 +228,9 @@ def diff(
         markup=False,
     )
     for problem in plan.unrepresentable:
-        out.print(f"cannot be stored in the destination: {problem.key}: {problem.reason}",
-                  markup=False)
+        out.print(
+            f"cannot be stored in the destination: {problem.key}: {problem.reason}", markup=False
+        )
 
 
 # -- migrate -----------------------------------------------------------------------------------
@@ -234,9 +252,17 @@ def migrate(
 ) -> None:
     """Copy keys from SOURCE to DESTINATION: pre-flight, CAS writes, verify, resume."""
     _run_migration(
-        source, destination, prefix, dry_run=dry_run, delete_extraneous=delete_extraneous,
-        force=force, skip_unrepresentable=skip_unrepresentable, state=state,
-        concurrency=concurrency, verify=not no_verify, as_json=as_json,
+        source,
+        destination,
+        prefix,
+        dry_run=dry_run,
+        delete_extraneous=delete_extraneous,
+        force=force,
+        skip_unrepresentable=skip_unrepresentable,
+        state=state,
+        concurrency=concurrency,
+        verify=not no_verify,
+        as_json=as_json,
         secret_prefix=secret_prefix,
     )
 
@@ -283,22 +309,37 @@ def _run_migration(
                 detail += f", conflicts {event.conflicts}"
             if event.failed:
                 detail += f", failed {event.failed}"
-        bar.update(tasks[event.phase], completed=event.done, total=event.total or None,
-                   detail=detail)
+        bar.update(
+            tasks[event.phase], completed=event.done, total=event.total or None, detail=detail
+        )
 
     try:
         with bar:
             report = migration.migrate(
-                source, destination, prefix=prefix, dry_run=dry_run,
-                delete_extraneous=delete_extraneous, force=force,
-                skip_unrepresentable=skip_unrepresentable, state=state,
-                concurrency=concurrency, verify=verify,
-                secret_prefixes=secret_prefix or (), progress=on_progress,
+                source,
+                destination,
+                prefix=prefix,
+                dry_run=dry_run,
+                delete_extraneous=delete_extraneous,
+                force=force,
+                skip_unrepresentable=skip_unrepresentable,
+                state=state,
+                concurrency=concurrency,
+                verify=verify,
+                secret_prefixes=secret_prefix or (),
+                progress=on_progress,
             )
     except migration.UnrepresentableError as exc:
         if as_json:
-            out.print_json(json.dumps({"ok": False, "error": "unrepresentable",
-                                       "problems": [p.__dict__ for p in exc.problems]}))
+            out.print_json(
+                json.dumps(
+                    {
+                        "ok": False,
+                        "error": "unrepresentable",
+                        "problems": [p.__dict__ for p in exc.problems],
+                    }
+                )
+            )
         else:
             err.print(cli.message(exc), markup=False)
             for problem in exc.problems:
@@ -309,14 +350,18 @@ def _run_migration(
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
-        out.print(f"{report.source} -> {report.destination}: {report.summary()} "
-                  f"in {report.seconds:.2f}s", markup=False)
+        out.print(
+            f"{report.source} -> {report.destination}: {report.summary()} in {report.seconds:.2f}s",
+            markup=False,
+        )
         for warning in report.warnings:
             err.print(f"warning: {warning}", markup=False)
-        for kind, problems in (("conflict (changed in the destination; --force overwrites)",
-                                report.conflicts), ("skipped", report.skipped),
-                               ("failed", report.failed),
-                               ("verify failed", report.verify_failures)):
+        for kind, problems in (
+            ("conflict (changed in the destination; --force overwrites)", report.conflicts),
+            ("skipped", report.skipped),
+            ("failed", report.failed),
+            ("verify failed", report.verify_failures),
+        ):
             for problem in problems:
                 err.print(f"{kind}: {problem.key}: {problem.reason}", markup=False)
     if report.failed or report.verify_failures:

@@ -77,8 +77,6 @@ _MAX_METAS = 4096
 _NO_DEFAULT: Any = object()
 
 
-
-
 class _Flight:
     """One in-progress store call that concurrent callers wait on."""
 
@@ -674,9 +672,7 @@ class Client:
         self._fail_fast_if_down(token, load)
         return self._single_flight(token, load)
 
-    def _model_loader(
-        self, prefix: str, model: type[M]
-    ) -> tuple[tuple[str, Any], Callable[[], M]]:
+    def _model_loader(self, prefix: str, model: type[M]) -> tuple[tuple[str, Any], Callable[[], M]]:
         """The cache token of ``model`` under ``prefix`` and the call that loads it."""
         token = (prefix, model)
         self._check_open()
@@ -736,7 +732,9 @@ class Client:
             if self._closed:
                 return
             self._bump(key)
-            current = self._fences.admit(key, None if change.entry is None else change.entry.version)
+            current = self._fences.admit(
+                key, None if change.entry is None else change.entry.version
+            )
             if current and (key in self._records or key in self._inflight):
                 self._install(key, change.entry)
                 self._counters["watch_updates"] += 1
@@ -878,7 +876,9 @@ class Client:
         with self._lock:
             self._bump(key)
             self._install(key, entry)
-            self._after_fence(key, self._fences.settle(key, None if entry is None else entry.version))
+            self._after_fence(
+                key, self._fences.settle(key, None if entry is None else entry.version)
+            )
         if self._l2 is not None:
             self._l2.publish(key, entry)
         return entry

@@ -318,8 +318,9 @@ def make_plan(
     secrets = list(normalize_prefixes(secret_prefixes))
     src = _list(source, prefix, "source")
     dst = _list(destination, prefix, "destination")
-    plan = Plan(describe(source), describe(destination), prefix, source_entries=src,
-                dest_entries=dst)
+    plan = Plan(
+        describe(source), describe(destination), prefix, source_entries=src, dest_entries=dst
+    )
     for key in sorted(src):
         entry = src[key]
         if _is_secret(entry, secrets):
@@ -389,13 +390,19 @@ class StateFile:
     most every half second and at the end.
     """
 
-    def __init__(self, path: str | os.PathLike[str], source: str, destination: str,
-                 prefix: str) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], source: str, destination: str, prefix: str
+    ) -> None:
         self.path = Path(path)
         self.done: dict[str, dict[str, Any]] = {}
         self.previous_runs = 0
-        header = {"type": STATE_FORMAT, "format": 1, "source": source,
-                  "destination": destination, "prefix": prefix}
+        header = {
+            "type": STATE_FORMAT,
+            "format": 1,
+            "source": source,
+            "destination": destination,
+            "prefix": prefix,
+        }
         self._lock = threading.Lock()
         self._last_sync = time.monotonic()
         try:
@@ -433,7 +440,9 @@ class StateFile:
             elif not existing.endswith(b"\n"):
                 os.write(self._fd, b"\n")  # end the torn line so the next one parses
         except OSError as exc:
-            raise ConfigurationError(f"cannot write state file {self.path}: {exc.strerror}") from exc
+            raise ConfigurationError(
+                f"cannot write state file {self.path}: {exc.strerror}"
+            ) from exc
         self.mark({"type": "run", "started": _now()})
 
     def mark(self, record: Mapping[str, Any]) -> None:
@@ -447,14 +456,29 @@ class StateFile:
         if change.entry is None:
             self.mark({"op": "delete", "key": change.key})
         else:
-            self.mark({"op": "put", "key": change.key, "sha256": sha256_hex(change.entry.value),
-                       "version": version})
+            self.mark(
+                {
+                    "op": "put",
+                    "key": change.key,
+                    "sha256": sha256_hex(change.entry.value),
+                    "version": version,
+                }
+            )
 
     def close(self, report: MigrationReport | None = None) -> None:
         with self._lock:
             if report is not None:
-                os.write(self._fd, _json_line({"type": "done", "finished": _now(),
-                                               "ok": report.ok, "written": report.written}))
+                os.write(
+                    self._fd,
+                    _json_line(
+                        {
+                            "type": "done",
+                            "finished": _now(),
+                            "ok": report.ok,
+                            "written": report.written,
+                        }
+                    ),
+                )
             os.fsync(self._fd)
             os.close(self._fd)
 
@@ -577,18 +601,26 @@ def migrate(
     notify = progress or (lambda _p: None)
     with _opened(source) as src, _opened(destination) as dst:
         notify(Progress("plan", 0, 0))
-        plan = make_plan(src, dst, prefix, delete_extraneous=delete_extraneous,
-                         secret_prefixes=secret_prefixes)
-        report = MigrationReport(plan.source, plan.destination, plan.prefix, dry_run,
-                                 unchanged=len(plan.unchanged), extraneous=list(plan.extraneous),
-                                 warnings=list(plan.warnings))
+        plan = make_plan(
+            src, dst, prefix, delete_extraneous=delete_extraneous, secret_prefixes=secret_prefixes
+        )
+        report = MigrationReport(
+            plan.source,
+            plan.destination,
+            plan.prefix,
+            dry_run,
+            unchanged=len(plan.unchanged),
+            extraneous=list(plan.extraneous),
+            warnings=list(plan.warnings),
+        )
         if plan.unrepresentable:
             if not skip_unrepresentable:
                 shown = "; ".join(f"{p.key}: {p.reason}" for p in plan.unrepresentable[:3])
                 more = len(plan.unrepresentable) - 3
                 raise UnrepresentableError(
                     f"{len(plan.unrepresentable)} keys cannot be stored in {plan.destination}, "
-                    f"nothing written: {shown}" + (f" (and {more} more)" if more > 0 else "")
+                    f"nothing written: {shown}"
+                    + (f" (and {more} more)" if more > 0 else "")
                     + "; --skip-unrepresentable skips them",
                     plan.unrepresentable,
                 )
@@ -602,30 +634,44 @@ def migrate(
             return report
         if plan.changes and not isinstance(dst, SupportsWrite):
             raise UnsupportedOperationError(f"{plan.destination} is read-only")
-        ledger = (StateFile(state, plan.source, plan.destination, plan.prefix)
-                  if state is not None else None)
+        ledger = (
+            StateFile(state, plan.source, plan.destination, plan.prefix)
+            if state is not None
+            else None
+        )
         try:
             if ledger is not None:
                 report.resumed = sum(
-                    1 for key in plan.unchanged
-                    if key in ledger.done and ledger.done[key].get("sha256")
-                    == sha256_hex(plan.source_entries[key].value)
+                    1
+                    for key in plan.unchanged
+                    if key in ledger.done
+                    and ledger.done[key].get("sha256") == sha256_hex(plan.source_entries[key].value)
                 ) + sum(
-                    1 for key, rec in ledger.done.items()
+                    1
+                    for key, rec in ledger.done.items()
                     if rec.get("op") == "delete" and key not in plan.dest_entries
                 )
             if plan.changes:
                 assert isinstance(dst, SupportsWrite)
-                _apply(dst, plan, report, ledger, force=force, concurrency=concurrency,
-                       notify=notify)
+                _apply(
+                    dst, plan, report, ledger, force=force, concurrency=concurrency, notify=notify
+                )
             if verify:
                 _verify(dst, plan, report, notify)
         finally:
             if ledger is not None:
                 ledger.close(report)
         report.seconds = time.monotonic() - started
-        notify(Progress("done", report.written, len(plan.changes), written=report.written,
-                        conflicts=len(report.conflicts), failed=len(report.failed)))
+        notify(
+            Progress(
+                "done",
+                report.written,
+                len(plan.changes),
+                written=report.written,
+                conflicts=len(report.conflicts),
+                failed=len(report.failed),
+            )
+        )
         return report
 
 
@@ -633,8 +679,10 @@ def _without_unrepresentable(plan: Plan, dst: Backend) -> Plan:
     bad = {p.key for p in plan.unrepresentable}
     plan.changes = [c for c in plan.changes if c.key not in bad]
     if "<document>" in bad:  # drop the largest values until the batch fits
-        writes = sorted((c for c in plan.changes if c.entry is not None),
-                        key=lambda c: len(c.entry.value) if c.entry else 0)
+        writes = sorted(
+            (c for c in plan.changes if c.entry is not None),
+            key=lambda c: len(c.entry.value) if c.entry else 0,
+        )
         while writes and batch_problem(dst, plan.changes):
             dropped = writes.pop()
             plan.changes.remove(dropped)
@@ -666,12 +714,22 @@ def _apply(
         elif outcome.error is not None:
             report.failed.append(Problem(change.key, outcome.error))
         else:
-            {"create": report.created, "update": report.updated,
-             "delete": report.deleted}[change.action].append(change.key)
+            {"create": report.created, "update": report.updated, "delete": report.deleted}[
+                change.action
+            ].append(change.key)
             if ledger is not None:
                 ledger.record(change, outcome.version)
-        notify(Progress("apply", done, total, change.key, report.written,
-                        len(report.conflicts), len(report.failed)))
+        notify(
+            Progress(
+                "apply",
+                done,
+                total,
+                change.key,
+                report.written,
+                len(report.conflicts),
+                len(report.failed),
+            )
+        )
 
     if batch_writer is not None:
         for batch in _batches(plan.changes, batch_size, 400 * 1024):
@@ -713,8 +771,9 @@ def _apply(
             raise
 
 
-def _verify(dst: Backend, plan: Plan, report: MigrationReport,
-            notify: Callable[[Progress], None]) -> None:
+def _verify(
+    dst: Backend, plan: Plan, report: MigrationReport, notify: Callable[[Progress], None]
+) -> None:
     """Read the destination back; SHA-256 of every source key must match."""
     skipped = {p.key for p in report.skipped}
     expected: dict[str, str | None] = {

@@ -93,8 +93,10 @@ class MirrorBackend:
         self.transient_errors = tuple(getattr(primary, "transient_errors", ()))
         limits = [
             limit
-            for limit in (getattr(primary, "max_value_bytes", None),
-                          getattr(secondary, "max_value_bytes", None))
+            for limit in (
+                getattr(primary, "max_value_bytes", None),
+                getattr(secondary, "max_value_bytes", None),
+            )
             if isinstance(limit, int)
         ]
         self.max_value_bytes = min(limits) if limits else None
@@ -199,8 +201,9 @@ class MirrorBackend:
         with self._lock:
             self._stats.secondary_write_errors += 1
             _remember(self._stats.unsynced_keys, key)
-        log.warning("mirror: %s on the secondary failed (%s); backfill with veltrix migrate",
-                    what, exc)
+        log.warning(
+            "mirror: %s on the secondary failed (%s); backfill with veltrix migrate", what, exc
+        )
 
     def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
         primary = self._writable(self.primary, "primary")

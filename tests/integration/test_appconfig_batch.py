@@ -41,7 +41,9 @@ class Profile:
         self.app = control.create_application(Name=unique_name("batch"))
         self.env = control.create_environment(ApplicationId=self.app["Id"], Name="test")
         self.profile = control.create_configuration_profile(
-            ApplicationId=self.app["Id"], Name="config", LocationUri="hosted",
+            ApplicationId=self.app["Id"],
+            Name="config",
+            LocationUri="hosted",
             Type="AWS.Freeform",
         )
 
@@ -52,8 +54,11 @@ class Profile:
         return len(items)
 
     def deployments(self) -> int:
-        return len(self.control.list_deployments(
-            ApplicationId=self.app["Id"], EnvironmentId=self.env["Id"])["Items"])
+        return len(
+            self.control.list_deployments(
+                ApplicationId=self.app["Id"], EnvironmentId=self.env["Id"]
+            )["Items"]
+        )
 
 
 @pytest.fixture
@@ -72,7 +77,8 @@ def open_store(endpoint: str, profile: Profile) -> Iterator[Open]:
     def factory(**options: Any) -> AppConfigBackend:
         backend = open_backend(
             f"appconfig://{profile.app['Name']}/test/config?region={REGION}&poll_interval=0.05",
-            endpoint_url=endpoint, **options,
+            endpoint_url=endpoint,
+            **options,
         )
         assert isinstance(backend, AppConfigBackend)
         opened.append(backend)
@@ -94,8 +100,13 @@ def test_put_many_is_one_version_and_one_deployment(open_store: Open, profile: P
     written = store.put_many(
         [("a", b"1"), ("b/c", b"text"), ("b/d", b"\xff\x00"), ("old", None), ("never", None)]
     )
-    assert written == {"a": version_of(b"1"), "b/c": version_of(b"text"),
-                       "b/d": version_of(b"\xff\x00"), "old": None, "never": None}
+    assert written == {
+        "a": version_of(b"1"),
+        "b/c": version_of(b"text"),
+        "b/d": version_of(b"\xff\x00"),
+        "old": None,
+        "never": None,
+    }
     assert (profile.versions(), profile.deployments()) == (versions + 1, deployments + 1)
     assert contents(store) == {"a": b"1", "b/c": b"text", "b/d": b"\xff\x00"}
     other = open_store()  # another process reads the deployed document
@@ -123,8 +134,10 @@ def test_one_conflict_writes_nothing(open_store: Open, profile: Profile) -> None
         store.put_many([("new", b"n"), ("missing", None)], if_versions={"missing": "abc"})
     assert (profile.versions(), profile.deployments()) == (versions, deployments)
     assert contents(store) == before, "nothing written"
-    store.put_many([("new", b"n"), ("k", b"3"), ("gone", None)],
-                   if_versions={"new": Absent, "k": version_of(b"2"), "gone": version_of(b"x")})
+    store.put_many(
+        [("new", b"n"), ("k", b"3"), ("gone", None)],
+        if_versions={"new": Absent, "k": version_of(b"2"), "gone": version_of(b"x")},
+    )
     assert contents(store) == {"k": b"3", "new": b"n"}
     assert profile.versions() == versions + 1
 
@@ -180,5 +193,9 @@ def test_migration_preflight_uses_check_batch(open_store: Open, profile: Profile
     assert report.ok, report.verify_failures
     assert {p.key for p in report.skipped} == {"<document>", "app/c"}
     assert report.write_calls == 1 and profile.versions() == 2, "one version for the batch"
-    assert contents(store) == {"app/a": b"v" * 40, "app/b": b"v" * 50, "app/d": b"v" * 10,
-                               "elsewhere/x": b"w" * 30}
+    assert contents(store) == {
+        "app/a": b"v" * 40,
+        "app/b": b"v" * 50,
+        "app/d": b"v" * 10,
+        "elsewhere/x": b"w" * 30,
+    }

@@ -72,14 +72,18 @@ class Profile:
     def names(self) -> tuple[str, str, str]:
         return self.app["Name"], self.env["Name"], self.profile["Name"]
 
-    def publish(self, content: bytes, content_type: str = "application/json",
-                strategy: str | None = None) -> dict[str, Any]:
+    def publish(
+        self, content: bytes, content_type: str = "application/json", strategy: str | None = None
+    ) -> dict[str, Any]:
         version = self.control.create_hosted_configuration_version(
-            ApplicationId=self.app["Id"], ConfigurationProfileId=self.profile["Id"],
-            Content=content, ContentType=content_type,
+            ApplicationId=self.app["Id"],
+            ConfigurationProfileId=self.profile["Id"],
+            Content=content,
+            ContentType=content_type,
         )
         deployment: dict[str, Any] = self.control.start_deployment(
-            ApplicationId=self.app["Id"], EnvironmentId=self.env["Id"],
+            ApplicationId=self.app["Id"],
+            EnvironmentId=self.env["Id"],
             DeploymentStrategyId=strategy or self.strategy["Id"],
             ConfigurationProfileId=self.profile["Id"],
             ConfigurationVersion=str(version["VersionNumber"]),
@@ -88,8 +92,15 @@ class Profile:
 
     def url(self, endpoint: str, **options: str) -> str:
         app, env, profile = self.names
-        query = "&".join(f"{k}={v}" for k, v in {"region": REGION, "poll_interval": "0",
-                                                   "endpoint_url": endpoint, **options}.items())
+        query = "&".join(
+            f"{k}={v}"
+            for k, v in {
+                "region": REGION,
+                "poll_interval": "0",
+                "endpoint_url": endpoint,
+                **options,
+            }.items()
+        )
         return f"appconfig://{app}/{env}/{profile}?{query}"
 
     def cleanup(self) -> None:
@@ -133,9 +144,19 @@ def own_server() -> Iterator[Any]:
     def start(*flags: str) -> str:
         port = _free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.servers.appconfig", "--host", "127.0.0.1",
-             "--port", str(port), *flags],
-            cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "tests.servers.appconfig",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *flags,
+            ],
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         processes.append(process)
         deadline = time.monotonic() + 20
@@ -158,8 +179,10 @@ def test_token_chaining_and_empty_body(freeform: Profile, data: Any) -> None:
     freeform.publish(b'{"a": 1}')
     app, env, profile = freeform.names
     token = data.start_configuration_session(
-        ApplicationIdentifier=app, EnvironmentIdentifier=env,
-        ConfigurationProfileIdentifier=profile, RequiredMinimumPollIntervalInSeconds=0,
+        ApplicationIdentifier=app,
+        EnvironmentIdentifier=env,
+        ConfigurationProfileIdentifier=profile,
+        RequiredMinimumPollIntervalInSeconds=0,
     )["InitialConfigurationToken"]
     first = data.get_latest_configuration(ConfigurationToken=token)
     assert first["Configuration"].read() == b'{"a": 1}'
@@ -184,8 +207,10 @@ def test_poll_interval_not_satisfied(freeform: Profile, endpoint: str) -> None:
     data = boto3.client("appconfigdata", endpoint_url=endpoint, region_name=REGION)
     app, env, profile = freeform.names
     token = data.start_configuration_session(
-        ApplicationIdentifier=app, EnvironmentIdentifier=env,
-        ConfigurationProfileIdentifier=profile, RequiredMinimumPollIntervalInSeconds=15,
+        ApplicationIdentifier=app,
+        EnvironmentIdentifier=env,
+        ConfigurationProfileIdentifier=profile,
+        RequiredMinimumPollIntervalInSeconds=15,
     )["InitialConfigurationToken"]
     first = data.get_latest_configuration(ConfigurationToken=token)
     assert first["NextPollIntervalInSeconds"] == 15
@@ -202,7 +227,8 @@ def test_missing_resources_are_resource_not_found(freeform: Profile, data: Any) 
     app, env, _ = freeform.names
     with pytest.raises(data.exceptions.ResourceNotFoundException) as info:
         data.start_configuration_session(
-            ApplicationIdentifier=app, EnvironmentIdentifier=env,
+            ApplicationIdentifier=app,
+            EnvironmentIdentifier=env,
             ConfigurationProfileIdentifier="nope",
         )
     assert info.value.response["ResourceType"] == "ConfigurationProfile"
@@ -216,7 +242,9 @@ def test_expired_token_and_adapter_recovers(own_server: Any, control: Any) -> No
     profile.publish(b'{"k": "v"}')
     app, env, name = profile.names
     token = data.start_configuration_session(
-        ApplicationIdentifier=app, EnvironmentIdentifier=env, ConfigurationProfileIdentifier=name,
+        ApplicationIdentifier=app,
+        EnvironmentIdentifier=env,
+        ConfigurationProfileIdentifier=name,
         RequiredMinimumPollIntervalInSeconds=0,
     )["InitialConfigurationToken"]
     backend = AppConfigBackend.from_url(profile.url(endpoint))
@@ -271,8 +299,11 @@ def test_server_size_limit_is_value_too_large(own_server: Any) -> None:
 def test_gradual_deployment_and_rollback(freeform: Profile, control: Any, data: Any) -> None:
     freeform.publish(b'{"v": 1}')
     slow = control.create_deployment_strategy(
-        Name=unique_name("slow"), DeploymentDurationInMinutes=10, GrowthFactor=50.0,
-        FinalBakeTimeInMinutes=5, GrowthType="LINEAR",
+        Name=unique_name("slow"),
+        DeploymentDurationInMinutes=10,
+        GrowthFactor=50.0,
+        FinalBakeTimeInMinutes=5,
+        GrowthType="LINEAR",
     )
     try:
         deployment = freeform.publish(b'{"v": 2}', strategy=slow["Id"])
@@ -280,19 +311,24 @@ def test_gradual_deployment_and_rollback(freeform: Profile, control: Any, data: 
         assert deployment["PercentageComplete"] == 50.0
         with pytest.raises(control.exceptions.ConflictException):
             freeform.publish(b'{"v": 3}')
-        environment = control.get_environment(ApplicationId=freeform.app["Id"],
-                                              EnvironmentId=freeform.env["Id"])
+        environment = control.get_environment(
+            ApplicationId=freeform.app["Id"], EnvironmentId=freeform.env["Id"]
+        )
         assert environment["State"] == "DEPLOYING"
-        stopped = control.stop_deployment(ApplicationId=freeform.app["Id"],
-                                          EnvironmentId=freeform.env["Id"],
-                                          DeploymentNumber=deployment["DeploymentNumber"])
+        stopped = control.stop_deployment(
+            ApplicationId=freeform.app["Id"],
+            EnvironmentId=freeform.env["Id"],
+            DeploymentNumber=deployment["DeploymentNumber"],
+        )
         assert stopped["State"] == "ROLLED_BACK"
-        listed = control.list_deployments(ApplicationId=freeform.app["Id"],
-                                          EnvironmentId=freeform.env["Id"])["Items"]
+        listed = control.list_deployments(
+            ApplicationId=freeform.app["Id"], EnvironmentId=freeform.env["Id"]
+        )["Items"]
         assert [d["State"] for d in listed] == ["ROLLED_BACK", "COMPLETE"]
         app, env, profile = freeform.names
         token = data.start_configuration_session(
-            ApplicationIdentifier=app, EnvironmentIdentifier=env,
+            ApplicationIdentifier=app,
+            EnvironmentIdentifier=env,
             ConfigurationProfileIdentifier=profile,
         )["InitialConfigurationToken"]
         served = data.get_latest_configuration(ConfigurationToken=token)
@@ -302,8 +338,11 @@ def test_gradual_deployment_and_rollback(freeform: Profile, control: Any, data: 
 
 
 def test_latest_version_number_precondition(freeform: Profile, control: Any) -> None:
-    args = {"ApplicationId": freeform.app["Id"],
-            "ConfigurationProfileId": freeform.profile["Id"], "ContentType": "application/json"}
+    args = {
+        "ApplicationId": freeform.app["Id"],
+        "ConfigurationProfileId": freeform.profile["Id"],
+        "ContentType": "application/json",
+    }
     control.create_hosted_configuration_version(Content=b"{}", **args)
     control.create_hosted_configuration_version(Content=b"{}", LatestVersionNumber=1, **args)
     with pytest.raises(control.exceptions.ConflictException):
@@ -315,9 +354,10 @@ def test_latest_version_number_precondition(freeform: Profile, control: Any) -> 
 FLAGS = {
     "version": "1",
     "flags": {
-        "ui_refresh": {"name": "UI refresh",
-                       "attributes": {"color": {"constraints": {"type": "string",
-                                                                "enum": ["blue", "green"]}}}},
+        "ui_refresh": {
+            "name": "UI refresh",
+            "attributes": {"color": {"constraints": {"type": "string", "enum": ["blue", "green"]}}},
+        },
         "dark_mode": {"name": "Dark mode"},
     },
     "values": {"ui_refresh": {"enabled": True, "color": "blue"}, "dark_mode": {"enabled": False}},
@@ -343,18 +383,23 @@ def test_feature_flag_documents_are_validated(flags_profile: Profile, control: A
     assert {"$.flags.Bad Name", "$.values.ui_refresh.color"} <= locations
 
 
-def test_feature_flags_through_the_adapter(flags_profile: Profile, endpoint: str,
-                                           data: Any) -> None:
+def test_feature_flags_through_the_adapter(
+    flags_profile: Profile, endpoint: str, data: Any
+) -> None:
     flags_profile.publish(json.dumps(FLAGS).encode())
     app, env, profile = flags_profile.names
     token = data.start_configuration_session(
-        ApplicationIdentifier=app, EnvironmentIdentifier=env,
+        ApplicationIdentifier=app,
+        EnvironmentIdentifier=env,
         ConfigurationProfileIdentifier=profile,
     )["InitialConfigurationToken"]
-    served = json.loads(data.get_latest_configuration(ConfigurationToken=token)[
-        "Configuration"].read())
-    assert served == {"ui_refresh": {"enabled": True, "color": "blue"},
-                      "dark_mode": {"enabled": False}}
+    served = json.loads(
+        data.get_latest_configuration(ConfigurationToken=token)["Configuration"].read()
+    )
+    assert served == {
+        "ui_refresh": {"enabled": True, "color": "blue"},
+        "dark_mode": {"enabled": False},
+    }
     backend = AppConfigBackend.from_url(flags_profile.url(endpoint))
     try:
         entry = backend.get("flags/ui_refresh/enabled")
@@ -386,8 +431,7 @@ def test_adapter_chains_tokens_and_keeps_the_document(freeform: Profile, endpoin
         assert backend.calls["sessions"] == 1
         assert backend.calls["polls"] == 3
         assert backend.calls["empty_polls"] == 2, "unchanged polls return an empty body"
-        assert [e.key for e in backend.list("payments")] == ["payments/mode",
-                                                             "payments/timeout_ms"]
+        assert [e.key for e in backend.list("payments")] == ["payments/mode", "payments/timeout_ms"]
     finally:
         backend.close()
 
@@ -411,7 +455,8 @@ def test_yaml_profile_round_trip(freeform: Profile, endpoint: str) -> None:
         assert port is not None and port.value == b"5432"
         backend.put("db/user", b"app")
         latest = freeform.control.get_hosted_configuration_version(
-            ApplicationId=freeform.app["Id"], ConfigurationProfileId=freeform.profile["Id"],
+            ApplicationId=freeform.app["Id"],
+            ConfigurationProfileId=freeform.profile["Id"],
             VersionNumber=2,
         )
         assert latest["ContentType"] == "application/x-yaml"
@@ -454,7 +499,8 @@ def test_tags_round_trip(freeform: Profile, control: Any) -> None:
     assert control.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"team": "payments"}
     with pytest.raises(control.exceptions.ResourceNotFoundException):
         control.list_tags_for_resource(
-            ResourceArn=f"arn:aws:appconfig:{REGION}:123456789012:application/zzzzzzz")
+            ResourceArn=f"arn:aws:appconfig:{REGION}:123456789012:application/zzzzzzz"
+        )
 
 
 def test_delete_strategy_uses_the_real_uri(control: Any) -> None:

@@ -48,7 +48,7 @@ def real_consul_url() -> str | None:
         return None
     for scheme in ("http://", "https://"):
         if url.startswith(scheme):
-            host = url[len(scheme):].rstrip("/")
+            host = url[len(scheme) :].rstrip("/")
             return f"consul://{host}" + ("?scheme=https" if scheme == "https://" else "")
     return url
 

@@ -46,9 +46,9 @@ def test_watch_survives_server_restart(monkeypatch: pytest.MonkeyPatch) -> None:
         start_service("consul")
 
         writer.put("cfg/after", b"3")
-        assert recorder.wait_for(
-            lambda ch: ("cfg/after", b"3") in _states(recorder), 30
-        ), f"change after restart not delivered; got {_states(recorder)}"
+        assert recorder.wait_for(lambda ch: ("cfg/after", b"3") in _states(recorder), 30), (
+            f"change after restart not delivered; got {_states(recorder)}"
+        )
         # The fresh (in-memory) server lost the old keys: the resync reports them gone.
         assert ("cfg/before", None) in _states(recorder)
         assert ("cfg/live", None) in _states(recorder)

@@ -205,8 +205,13 @@ def test_txn_verbs_and_results(base: str, prefix: str, client: consul.Consul) ->
     # A failing op rolls everything back and answers 409 with Errors.
     response = requests.put(
         f"{base}/v1/txn",
-        data=json.dumps([kv("set", "c", Value=value), kv("cas", "a", Value=value, Index=index + 99),
-                         kv("get", "nope")]),
+        data=json.dumps(
+            [
+                kv("set", "c", Value=value),
+                kv("cas", "a", Value=value, Index=index + 99),
+                kv("get", "nope"),
+            ]
+        ),
         timeout=5,
     )
     assert response.status_code == 409
@@ -228,7 +233,8 @@ def test_txn_limits(base: str, prefix: str) -> None:
     assert requests.put(f"{base}/v1/txn", data=json.dumps(ops[:64]), timeout=5).status_code == 200
     big = base64.b64encode(b"x" * 400_000).decode()
     response = requests.put(
-        f"{base}/v1/txn", data=json.dumps([{"KV": {"Verb": "set", "Key": "k", "Value": big}}]),
+        f"{base}/v1/txn",
+        data=json.dumps([{"KV": {"Verb": "set", "Key": "k", "Value": big}}]),
         timeout=5,
     )
     assert response.status_code == 413
@@ -272,7 +278,8 @@ class TestACLs:
         assert listing.status_code == 404
         assert listing.headers["X-Consul-Results-Filtered-By-ACLs"] == "true"
         txn = requests.put(
-            f"http://{address}/v1/txn", data=json.dumps([{"KV": {"Verb": "delete", "Key": "k"}}]),
+            f"http://{address}/v1/txn",
+            data=json.dumps([{"KV": {"Verb": "delete", "Key": "k"}}]),
             timeout=5,
         )
         assert txn.status_code == 409 and "Permission denied" in txn.text

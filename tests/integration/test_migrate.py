@@ -106,7 +106,11 @@ def test_prefix_dry_run_and_diff(src: SQLiteBackend, dst: MemoryBackend) -> None
     seed(dst, {"app/a": b"1", "app/b": b"old", "app/z": b"extra", "other/q": b"9"})
     plan = diff(src, dst, "app")
     assert (plan.created, plan.updated, plan.unchanged, plan.extraneous) == (
-        [], ["app/b"], ["app/a"], ["app/z"])
+        [],
+        ["app/b"],
+        ["app/a"],
+        ["app/z"],
+    )
     report = migrate(src, dst, prefix="app", dry_run=True, delete_extraneous=True)
     assert (report.updated, report.deleted) == (["app/b"], ["app/z"])
     assert contents(dst)["app/b"] == b"old"  # dry run wrote nothing
@@ -160,7 +164,8 @@ def test_stores_without_hooks_get_the_generic_checks_only() -> None:
     assert key_problem(ThirdParty(), "zookeeper/quota") is None
     assert key_problem(ThirdParty(), "bad//key") is not None
     assert value_problem(ThirdParty(), "k", b"x" * 11) == (
-        "value is 11 bytes; the destination holds at most 10")
+        "value is 11 bytes; the destination holds at most 10"
+    )
     assert value_problem(ThirdParty(), "k", b"x" * 10) is None
     assert batch_problem(ThirdParty(), []) is None
 
@@ -305,7 +310,9 @@ def test_mirror_dual_writes_and_reads_primary() -> None:
 
 def test_mirror_is_not_opened_from_a_url() -> None:
     """No mirror:// scheme: nested store URLs would carry their tokens past redaction."""
-    url = "mirror://?primary=consul%3A%2F%2Fh%2Fapp%3Ftoken%3Ds3cret-token&secondary=memory%3A%2F%2F"
+    url = (
+        "mirror://?primary=consul%3A%2F%2Fh%2Fapp%3Ftoken%3Ds3cret-token&secondary=memory%3A%2F%2F"
+    )
     with pytest.raises(veltrix.ConfigurationError) as refused:
         MirrorBackend.from_url(url)
     assert "MirrorBackend(" in str(refused.value) and "s3cret-token" not in str(refused.value)

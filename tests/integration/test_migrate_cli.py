@@ -24,7 +24,11 @@ def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[b
     env = {k: v for k, v in os.environ.items() if k != "VELTRIX_URL"}
     return subprocess.run(
         [sys.executable, "-m", "veltrix.cli", *args],
-        check=False, input=stdin, capture_output=True, env=env, timeout=120,
+        check=False,
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -90,18 +94,33 @@ def test_damaged_snapshot_is_refused_and_nothing_written(tmp_path: Path, damage:
 
 
 def test_diff_masks_secrets_and_reports_each_kind(tmp_path: Path) -> None:
-    src = store(tmp_path, "src", {"app/a": b"same", "app/b": b"new", "app/c": b"created",
-                                  "secrets/pw": b"hunter2"})
-    dst = store(tmp_path, "dst", {"app/a": b"same", "app/b": b"old", "app/z": b"extra",
-                                  "secrets/pw": b"hunter1"})
+    src = store(
+        tmp_path,
+        "src",
+        {"app/a": b"same", "app/b": b"new", "app/c": b"created", "secrets/pw": b"hunter2"},
+    )
+    dst = store(
+        tmp_path,
+        "dst",
+        {"app/a": b"same", "app/b": b"old", "app/z": b"extra", "secrets/pw": b"hunter1"},
+    )
     result = run("diff", src, dst, "--secret-prefix", "secrets", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["counts"] == {"created": 1, "changed": 2, "unchanged": 1,
-                                "only_in_destination": 1}
+    assert report["counts"] == {
+        "created": 1,
+        "changed": 2,
+        "unchanged": 1,
+        "only_in_destination": 1,
+    }
     rows = {r["key"]: r for r in report["differences"]}
-    assert rows["app/b"] == {"status": "changed", "key": "app/b", "old": "old", "new": "new",
-                             "secret": False}
+    assert rows["app/b"] == {
+        "status": "changed",
+        "key": "app/b",
+        "old": "old",
+        "new": "new",
+        "secret": False,
+    }
     assert rows["secrets/pw"]["new"] == "********" and rows["secrets/pw"]["secret"]
     assert b"hunter" not in result.stdout
     table = run("diff", src, dst, "--secret-prefix", "secrets")
@@ -119,8 +138,11 @@ def test_migrate_dry_run_preflight_exit_code_and_delete_extraneous(tmp_path: Pat
     assert read(dst) == {"b": b"old", "z": b"extra"}
     # a value larger than the destination holds (from a snapshot): exit 13, nothing written
     big = tmp_path / "big.jsonl"
-    save_snapshot(big, [Entry("ok", b"1", "1"), Entry("huge", b"x" * (9 * 1024 * 1024), "2")],
-                  source="memory://")
+    save_snapshot(
+        big,
+        [Entry("ok", b"1", "1"), Entry("huge", b"x" * (9 * 1024 * 1024), "2")],
+        source="memory://",
+    )
     refused = run("migrate", str(big), dst)
     assert refused.returncode == 13, refused.stderr
     assert b"huge" in refused.stderr and read(dst) == {"b": b"old", "z": b"extra"}
@@ -139,8 +161,12 @@ def test_sigkill_mid_migration_then_resume_loses_and_duplicates_nothing(tmp_path
     state = tmp_path / "state.jsonl"
     args = ("migrate", src, dst, "--state", str(state), "--concurrency", "1")
     env = {k: v for k, v in os.environ.items() if k != "VELTRIX_URL"}
-    proc = subprocess.Popen([sys.executable, "-m", "veltrix.cli", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "veltrix.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.monotonic() + 60
     recorded = 0
     try:

@@ -86,8 +86,10 @@ def _appconfig(cleanups: list[Callable[[], None]]) -> str:
         control.close()
 
     cleanups.append(drop)
-    return (f"appconfig://{app['Name']}/test/config?region={REGION}&poll_interval=0.1"
-            f"&endpoint_url={endpoint}")
+    return (
+        f"appconfig://{app['Name']}/test/config?region={REGION}&poll_interval=0.1"
+        f"&endpoint_url={endpoint}"
+    )
 
 
 def store_url(kind: str, tmp_path: Path, cleanups: list[Callable[[], None]]) -> str:
@@ -113,8 +115,10 @@ def store_url(kind: str, tmp_path: Path, cleanups: list[Callable[[], None]]) -> 
         return f"ssm:///veltrix/{name}?region={REGION}&endpoint_url={endpoint}"
     if kind == "gcpsm":
         endpoint = server_env("VELTRIX_TEST_GCPSM_GRPC", "Secret Manager test server (grpc)")
-        return (f"gcpsm://{name}/app?endpoint={endpoint}&transport=grpc&insecure=true"
-                "&timeout=5&deadline=5")
+        return (
+            f"gcpsm://{name}/app?endpoint={endpoint}&transport=grpc&insecure=true"
+            "&timeout=5&deadline=5"
+        )
     if kind == "redis":
         if importlib.util.find_spec("veltrix.adapters.redis") is None:
             pytest.skip("the redis adapter is not in this build")
@@ -210,8 +214,15 @@ def test_update_delete_and_conflict_against_a_batching_store(opener: Opener) -> 
     from veltrix.migration import MigrationReport, _apply
 
     report = MigrationReport(plan.source, plan.destination, plan.prefix, dry_run=False)
-    _apply(destination, plan, report, None, force=False, concurrency=4,  # type: ignore[arg-type]
-           notify=lambda _event: None)
+    _apply(
+        destination,
+        plan,
+        report,
+        None,
+        force=False,
+        concurrency=4,  # type: ignore[arg-type]
+        notify=lambda _event: None,
+    )
     assert [p.key for p in report.conflicts] == ["b"]
     assert sorted(report.created + report.updated + report.deleted) == ["a", "c", "z"]
     assert contents(destination) == {"a": b"1", "b": b"changed-meanwhile", "c": b"3"}
@@ -247,7 +258,10 @@ def test_cli_migrates_between_server_stores(opener: Opener, tmp_path: Path) -> N
     env = {**os.environ}
     result = subprocess.run(
         [sys.executable, "-m", "veltrix.cli", "migrate", src_url, dst_url, "--json"],
-        capture_output=True, timeout=120, check=False, env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["written"] == len(dataset())

@@ -75,9 +75,7 @@ def test_put_many_takes_one_revision_per_write(
         watch.stop()
 
 
-def test_one_conflict_writes_nothing(
-    store: RedisBackend, raw: redis.Redis, namespace: str
-) -> None:
+def test_one_conflict_writes_nothing(store: RedisBackend, raw: redis.Redis, namespace: str) -> None:
     v1 = store.put("k", b"1")
     store.put("k", b"2")
     store.put("gone", b"x")
@@ -92,8 +90,10 @@ def test_one_conflict_writes_nothing(
     assert contents(store) == before and revision(raw, namespace) == rev
     current = store.get("k")
     assert current is not None
-    store.put_many([("new", b"n"), ("k", b"3"), ("gone", None)],
-                   if_versions={"new": Absent, "k": current.version, "gone": "3"})
+    store.put_many(
+        [("new", b"n"), ("k", b"3"), ("gone", None)],
+        if_versions={"new": Absent, "k": current.version, "gone": "3"},
+    )
     assert contents(store) == {"k": b"3", "new": b"n"}
 
 
@@ -111,8 +111,10 @@ def test_batches_under_contention_stay_consistent(store: RedisBackend) -> None:
                     assert a is not None and b is not None
                     try:
                         store.put_many(
-                            {"from": str(int(a.value) - 1).encode(),
-                             "to": str(int(b.value) + 1).encode()},
+                            {
+                                "from": str(int(a.value) - 1).encode(),
+                                "to": str(int(b.value) + 1).encode(),
+                            },
                             if_versions={"from": a.version, "to": b.version},
                         )
                         break

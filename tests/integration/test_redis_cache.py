@@ -238,7 +238,8 @@ def test_secrets_are_sealed_in_redis(
         assert d.get("secrets/db_password") == secret
         assert d.get("plain/setting") == "visible"
     assert not list(raw.scan_iter(match="veltrix:l2:*:e:{secrets/*}")) or all(
-        (raw.get(n) or b"")[:1] == b"\x01" for n in raw.scan_iter(match="veltrix:l2:*:e:{secrets/*}")
+        (raw.get(n) or b"")[:1] == b"\x01"
+        for n in raw.scan_iter(match="veltrix:l2:*:e:{secrets/*}")
     )
     assert secret.encode() not in b"\n".join(_all_redis_bytes(raw))
 

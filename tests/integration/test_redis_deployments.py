@@ -326,8 +326,7 @@ def test_cluster_bus_listener_moves_to_another_node_and_back(
         cluster_restored[0] = True
         _kill_cluster_node(dead_port)
         _wait(
-            lambda: reader._l2 is not None
-            and reader._l2.bus_node not in (None, listening),
+            lambda: reader._l2 is not None and reader._l2.bus_node not in (None, listening),
             15,
             "the bus listener did not move to another node",
         )

@@ -47,12 +47,10 @@ def ssm(moto_endpoint: str) -> Iterator[Any]:
 
 
 def open_ssm(endpoint: str, prefix: str, **options: Any) -> SSMBackend:
-    return SSMBackend.from_url(f"ssm:///{prefix}?region={REGION}", endpoint_url=endpoint,
-                               **options)
+    return SSMBackend.from_url(f"ssm:///{prefix}?region={REGION}", endpoint_url=endpoint, **options)
 
 
-def test_secure_string_is_decrypted_and_flagged(moto_endpoint: str, prefix: str,
-                                                ssm: Any) -> None:
+def test_secure_string_is_decrypted_and_flagged(moto_endpoint: str, prefix: str, ssm: Any) -> None:
     ssm.put_parameter(Name=f"/{prefix}/db/password", Value="hunter2", Type="SecureString")
     backend = open_ssm(moto_endpoint, prefix)
     try:
@@ -96,8 +94,9 @@ def test_list_paginates_recursively(moto_endpoint: str, prefix: str) -> None:
         backend.close()
 
 
-def test_plain_text_is_stored_as_is_and_odd_values_are_encoded(moto_endpoint: str, prefix: str,
-                                                               ssm: Any) -> None:
+def test_plain_text_is_stored_as_is_and_odd_values_are_encoded(
+    moto_endpoint: str, prefix: str, ssm: Any
+) -> None:
     backend = open_ssm(moto_endpoint, prefix)
     try:
         backend.put("text", b"plain value")

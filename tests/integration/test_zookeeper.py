@@ -38,9 +38,7 @@ def chroot() -> str:
 
 
 @pytest.fixture
-def open_zk(
-    zk_hosts: str, chroot: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[OpenZK]:
+def open_zk(zk_hosts: str, chroot: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenZK]:
     monkeypatch.delenv("VELTRIX_ZK_AUTH", raising=False)
     opened: list[ZooKeeperBackend] = []
 
@@ -62,7 +60,9 @@ def open_zk(
 # -- digest ACLs ------------------------------------------------------------------------
 
 
-def test_digest_acl_denies_unauthenticated_reader(open_zk: OpenZK, kazoo: KazooClient, chroot: str) -> None:
+def test_digest_acl_denies_unauthenticated_reader(
+    open_zk: OpenZK, kazoo: KazooClient, chroot: str
+) -> None:
     owner = open_zk(auth=f"alice:{SECRET}")
     assert SECRET not in repr(owner)
     owner.put("db/password", b"hunter2")
@@ -153,7 +153,9 @@ def test_parents_are_null_znodes_not_keys(open_zk: OpenZK, kazoo: KazooClient, c
     assert kazoo.exists(f"{chroot}/app") is not None  # still holds app/empty
 
 
-def test_reads_znodes_written_by_other_tools(open_zk: OpenZK, kazoo: KazooClient, chroot: str) -> None:
+def test_reads_znodes_written_by_other_tools(
+    open_zk: OpenZK, kazoo: KazooClient, chroot: str
+) -> None:
     kazoo.create(f"{chroot}/ext/flag", b"on", makepath=True)
     backend = open_zk()
     entry = backend.get("ext/flag")
@@ -198,7 +200,9 @@ def test_list_large_tree(open_zk: OpenZK) -> None:
     assert all(e.value == e.key.encode() for e in entries)
 
 
-def test_value_size_checked_before_sending(open_zk: OpenZK, kazoo: KazooClient, chroot: str) -> None:
+def test_value_size_checked_before_sending(
+    open_zk: OpenZK, kazoo: KazooClient, chroot: str
+) -> None:
     backend = open_zk()
     assert backend.get("big/over") is None
     session = backend._client.client_id
@@ -293,9 +297,7 @@ def test_watch_resyncs_after_session_expiry(open_zk: OpenZK, zk_hosts: str, mode
         watch.stop()
 
 
-def test_persistent_watch_is_one_server_watch(
-    open_zk: OpenZK, zk_hosts: str, chroot: str
-) -> None:
+def test_persistent_watch_is_one_server_watch(open_zk: OpenZK, zk_hosts: str, chroot: str) -> None:
     """auto on ZooKeeper >= 3.6: one persistent recursive watch for the whole tree
     (one-shot mode needs one per znode), removed from the server on stop."""
     writer = open_zk()

@@ -28,8 +28,9 @@ def chroot() -> str:
 
 
 @pytest.fixture
-def zk(zk_hosts: str, chroot: str, kazoo: KazooClient,
-       monkeypatch: pytest.MonkeyPatch) -> Iterator[ZooKeeperBackend]:
+def zk(
+    zk_hosts: str, chroot: str, kazoo: KazooClient, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ZooKeeperBackend]:
     monkeypatch.delenv("VELTRIX_ZK_AUTH", raising=False)
     backend = ZooKeeperBackend(zk_hosts, chroot)
     yield backend
@@ -75,8 +76,10 @@ def test_one_conflict_writes_nothing(zk: ZooKeeperBackend, kazoo: KazooClient, c
     assert zk.get("fresh") is None
     current = zk.get("k")
     assert current is not None
-    done = zk.put_many([("fresh", b"f"), ("k", b"5"), ("gone", None)],
-                       if_versions={"fresh": Absent, "k": current.version})
+    done = zk.put_many(
+        [("fresh", b"f"), ("k", b"5"), ("gone", None)],
+        if_versions={"fresh": Absent, "k": current.version},
+    )
     assert contents(zk) == {"fresh": b"f", "k": b"5"}
     assert done["gone"] is None
 
@@ -153,7 +156,8 @@ def test_digest_acl_on_every_znode_the_batch_creates(
         for path in (chroot, f"{chroot}/a", f"{chroot}/a/b"):
             acls, _ = kazoo.get_acls(path)
             assert [(acl.id.scheme, acl.id.id.split(":")[0]) for acl in acls] == [
-                ("digest", "alice")]
+                ("digest", "alice")
+            ]
         entry = backend.get("a/b")
         assert entry is not None and entry.value == b"1"
     finally:

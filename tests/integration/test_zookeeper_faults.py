@@ -64,8 +64,10 @@ def test_kill9_outage_serves_stale_and_watch_catches_up(
             assert writer.get("svc/during_outage", default=None) is None, "a failed write wrote"
 
         assert recorder.wait_for(
-            lambda changes: {("svc/timeout_ms", b"250"), ("svc/retired", None)}
-            <= {(c.key, c.entry and c.entry.value) for c in changes},
+            lambda changes: (
+                {("svc/timeout_ms", b"250"), ("svc/retired", None)}
+                <= {(c.key, c.entry and c.entry.value) for c in changes}
+            ),
             timeout=30,
         ), f"the watch did not deliver after the restart: {recorder.states()}"
         assert reader.stats()["watch_updates"] >= 2

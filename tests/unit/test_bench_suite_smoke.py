@@ -71,8 +71,12 @@ def test_report_writes_results_md_from_this_runs_json(
     data = freshness.run(stores=["memory"], watchers=[1], writes=2)
     (tmp_path / "freshness.json").write_text(json.dumps(data))
     (tmp_path / "memory.json").write_text("{}")  # left over from an older run: must be ignored
-    run = {"sections": {"freshness": {"status": "ok", "json": "freshness", "loadavg_before": 1.0},
-                        "memory": {"status": "failed", "reason": "test", "loadavg_before": 1.0}}}
+    run = {
+        "sections": {
+            "freshness": {"status": "ok", "json": "freshness", "loadavg_before": 1.0},
+            "memory": {"status": "failed", "reason": "test", "loadavg_before": 1.0},
+        }
+    }
     text = report.write(run).read_text()
     assert "## 5. Freshness" in text and "memory" in text
     assert "(failed: test)" in text

@@ -49,8 +49,13 @@ class FixedStore:
 def test_get_entry_gives_back_what_the_store_gave() -> None:
     entries = [
         Entry("a/text", b"hello", "17", source="fixed://test/a/text"),
-        Entry("a/binary", b"\xff\x00\xfe", "0017", content_type="application/octet-stream",
-              source="fixed://test#a/binary"),
+        Entry(
+            "a/binary",
+            b"\xff\x00\xfe",
+            "0017",
+            content_type="application/octet-stream",
+            source="fixed://test#a/binary",
+        ),
         Entry("a/secret", "pässwörd".encode(), "v3", source="elsewhere", secret=True),
         Entry("a/empty", b"", "0", source="fixed://test/a/empty"),
         Entry("a/big-version", b"x", "123456789012345678901234567890", source=""),

@@ -15,18 +15,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.servers.appconfig")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18600)
-    parser.add_argument("--token-ttl", type=float, default=TOKEN_TTL,
-                        help="seconds a configuration token stays valid (AWS: 24 h)")
-    parser.add_argument("--max-data-rps", type=float, default=0.0,
-                        help="AppConfigData calls per second before ThrottlingException (0: off)")
-    parser.add_argument("--max-content-bytes", type=int, default=MAX_CONTENT_BYTES,
-                        help="largest hosted configuration version (AWS default quota: 2 MB)")
+    parser.add_argument(
+        "--token-ttl",
+        type=float,
+        default=TOKEN_TTL,
+        help="seconds a configuration token stays valid (AWS: 24 h)",
+    )
+    parser.add_argument(
+        "--max-data-rps",
+        type=float,
+        default=0.0,
+        help="AppConfigData calls per second before ThrottlingException (0: off)",
+    )
+    parser.add_argument(
+        "--max-content-bytes",
+        type=int,
+        default=MAX_CONTENT_BYTES,
+        help="largest hosted configuration version (AWS default quota: 2 MB)",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    state = State(token_ttl=args.token_ttl, max_data_rps=args.max_data_rps,
-                  max_content_bytes=args.max_content_bytes)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    state = State(
+        token_ttl=args.token_ttl,
+        max_data_rps=args.max_data_rps,
+        max_content_bytes=args.max_content_bytes,
+    )
     server = make_server(args.host, args.port, state)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -34,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     logging.getLogger("appconfig-test-server").info(
-        "listening on http://%s:%d", args.host, server.server_address[1])
+        "listening on http://%s:%d", args.host, server.server_address[1]
+    )
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

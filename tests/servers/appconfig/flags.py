@@ -86,8 +86,9 @@ def validate(document: bytes) -> list[dict[str, str]]:
         if member not in ("version", "flags", "values"):
             problems.add(f"$.{member}", "unknown member", "additionalProperties")
     if data.get("version") != "1":
-        problems.add("$.version", 'version is required and must be "1"', "enum",
-                     data.get("version"))
+        problems.add(
+            "$.version", 'version is required and must be "1"', "enum", data.get("version")
+        )
     flags = data.get("flags", {})
     values = data.get("values", {})
     if not isinstance(flags, dict):
@@ -123,8 +124,12 @@ def validate(document: bytes) -> list[dict[str, str]]:
             if not isinstance(constraints, dict):
                 problems.add(awhere, "attribute definition must be an object", "type")
             elif constraints.get("type") not in _TYPES:
-                problems.add(f"{awhere}.constraints.type", "unknown attribute type", "enum",
-                             constraints.get("type"))
+                problems.add(
+                    f"{awhere}.constraints.type",
+                    "unknown attribute type",
+                    "enum",
+                    constraints.get("type"),
+                )
     for name, value in values.items():
         where = f"$.values.{name}"
         if name not in flags:
@@ -134,8 +139,9 @@ def validate(document: bytes) -> list[dict[str, str]]:
             problems.add(where, "flag value must be an object", "type")
             continue
         if not isinstance(value.get("enabled"), bool):
-            problems.add(f"{where}.enabled", "enabled is required and must be a boolean",
-                         "required")
+            problems.add(
+                f"{where}.enabled", "enabled is required and must be a boolean", "required"
+            )
         definition = flags[name] if isinstance(flags[name], dict) else {}
         attributes = definition.get("attributes", {})
         attributes = attributes if isinstance(attributes, dict) else {}
@@ -144,8 +150,12 @@ def validate(document: bytes) -> list[dict[str, str]]:
                 continue
             spec = attributes.get(attr)
             if not isinstance(spec, dict):
-                problems.add(f"{where}.{attr}", "value given for an undefined attribute",
-                             "additionalProperties", attr)
+                problems.add(
+                    f"{where}.{attr}",
+                    "value given for an undefined attribute",
+                    "additionalProperties",
+                    attr,
+                )
                 continue
             _check_value(problems, f"{where}.{attr}", attr_value, spec.get("constraints", {}))
         for attr, spec in attributes.items():

@@ -161,14 +161,46 @@ class Token:
 
 
 PREDEFINED = [
-    Strategy("AppConfig.AllAtOnce", "AppConfig.AllAtOnce", 0, 100.0, "LINEAR", 10,
-             description="Quick", predefined=True),
-    Strategy("AppConfig.Linear50PercentEvery30Seconds", "AppConfig.Linear50PercentEvery30Seconds",
-             1, 50.0, "LINEAR", 1, description="Test/Demo", predefined=True),
-    Strategy("AppConfig.Canary10Percent20Minutes", "AppConfig.Canary10Percent20Minutes",
-             20, 10.0, "EXPONENTIAL", 10, description="AWS Recommended", predefined=True),
-    Strategy("AppConfig.Linear20PercentEvery6Minutes", "AppConfig.Linear20PercentEvery6Minutes",
-             30, 20.0, "LINEAR", 30, description="AWS Recommended", predefined=True),
+    Strategy(
+        "AppConfig.AllAtOnce",
+        "AppConfig.AllAtOnce",
+        0,
+        100.0,
+        "LINEAR",
+        10,
+        description="Quick",
+        predefined=True,
+    ),
+    Strategy(
+        "AppConfig.Linear50PercentEvery30Seconds",
+        "AppConfig.Linear50PercentEvery30Seconds",
+        1,
+        50.0,
+        "LINEAR",
+        1,
+        description="Test/Demo",
+        predefined=True,
+    ),
+    Strategy(
+        "AppConfig.Canary10Percent20Minutes",
+        "AppConfig.Canary10Percent20Minutes",
+        20,
+        10.0,
+        "EXPONENTIAL",
+        10,
+        description="AWS Recommended",
+        predefined=True,
+    ),
+    Strategy(
+        "AppConfig.Linear20PercentEvery6Minutes",
+        "AppConfig.Linear20PercentEvery6Minutes",
+        30,
+        20.0,
+        "LINEAR",
+        30,
+        description="AWS Recommended",
+        predefined=True,
+    ),
 ]
 
 
@@ -210,8 +242,12 @@ def progress(d: Deployment, now: float) -> tuple[str, float, float | None]:
 def event_log(d: Deployment, now: float) -> list[dict[str, Any]]:
     state, pct, completed = progress(d, now)
     events: list[dict[str, Any]] = [
-        {"EventType": "DEPLOYMENT_STARTED", "TriggeredBy": "USER",
-         "Description": "Deployment started", "OccurredAt": iso(d.started)}
+        {
+            "EventType": "DEPLOYMENT_STARTED",
+            "TriggeredBy": "USER",
+            "Description": "Deployment started",
+            "OccurredAt": iso(d.started),
+        }
     ]
     duration_s = d.duration * 60.0
     end = d.stopped or d.superseded or now
@@ -221,24 +257,54 @@ def event_log(d: Deployment, now: float) -> list[dict[str, Any]]:
             at = d.started + step * duration_s / steps
             if at > end:
                 break
-            value = (d.growth_factor * (2**step) if d.growth_type == "EXPONENTIAL"
-                     else d.growth_factor * (step + 1))
-            events.append({"EventType": "PERCENTAGE_UPDATED", "TriggeredBy": "APPCONFIG",
-                           "Description": f"Percentage updated to {min(100.0, value):g}",
-                           "OccurredAt": iso(at)})
+            value = (
+                d.growth_factor * (2**step)
+                if d.growth_type == "EXPONENTIAL"
+                else d.growth_factor * (step + 1)
+            )
+            events.append(
+                {
+                    "EventType": "PERCENTAGE_UPDATED",
+                    "TriggeredBy": "APPCONFIG",
+                    "Description": f"Percentage updated to {min(100.0, value):g}",
+                    "OccurredAt": iso(at),
+                }
+            )
     if d.stopped is None and d.bake > 0 and end >= d.started + duration_s:
-        events.append({"EventType": "BAKE_TIME_STARTED", "TriggeredBy": "APPCONFIG",
-                       "Description": "Bake time started",
-                       "OccurredAt": iso(d.started + duration_s)})
+        events.append(
+            {
+                "EventType": "BAKE_TIME_STARTED",
+                "TriggeredBy": "APPCONFIG",
+                "Description": "Bake time started",
+                "OccurredAt": iso(d.started + duration_s),
+            }
+        )
     if d.stopped is not None:
-        events.append({"EventType": "ROLLBACK_STARTED", "TriggeredBy": "USER",
-                       "Description": "Rollback initiated by user", "OccurredAt": iso(d.stopped)})
-        events.append({"EventType": "REVERT_COMPLETED" if d.revert else "ROLLBACK_COMPLETED",
-                       "TriggeredBy": "APPCONFIG", "Description": "Rollback completed",
-                       "OccurredAt": iso(d.stopped)})
+        events.append(
+            {
+                "EventType": "ROLLBACK_STARTED",
+                "TriggeredBy": "USER",
+                "Description": "Rollback initiated by user",
+                "OccurredAt": iso(d.stopped),
+            }
+        )
+        events.append(
+            {
+                "EventType": "REVERT_COMPLETED" if d.revert else "ROLLBACK_COMPLETED",
+                "TriggeredBy": "APPCONFIG",
+                "Description": "Rollback completed",
+                "OccurredAt": iso(d.stopped),
+            }
+        )
     elif state == "COMPLETE" and completed is not None:
-        events.append({"EventType": "DEPLOYMENT_COMPLETED", "TriggeredBy": "APPCONFIG",
-                       "Description": "Deployment completed", "OccurredAt": iso(completed)})
+        events.append(
+            {
+                "EventType": "DEPLOYMENT_COMPLETED",
+                "TriggeredBy": "APPCONFIG",
+                "Description": "Deployment completed",
+                "OccurredAt": iso(completed),
+            }
+        )
     del pct
     return list(reversed(events))  # newest first, as the service lists them
 
@@ -246,8 +312,13 @@ def event_log(d: Deployment, now: float) -> list[dict[str, Any]]:
 class State:
     """Everything the server knows; one lock serialises all requests."""
 
-    def __init__(self, *, token_ttl: float = TOKEN_TTL, max_data_rps: float = 0.0,
-                 max_content_bytes: int = MAX_CONTENT_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        token_ttl: float = TOKEN_TTL,
+        max_data_rps: float = 0.0,
+        max_content_bytes: int = MAX_CONTENT_BYTES,
+    ) -> None:
         self.lock = threading.RLock()
         self.applications: dict[str, Application] = {}
         self.environments: dict[tuple[str, str], Environment] = {}
@@ -267,8 +338,10 @@ class State:
     def new_id(self) -> str:
         while True:
             candidate = "".join(secrets.choice(_ID_ALPHABET) for _ in range(7))
-            if candidate not in self.applications and candidate not in self.strategies and not any(
-                candidate == key[1] for key in (*self.environments, *self.profiles)
+            if (
+                candidate not in self.applications
+                and candidate not in self.strategies
+                and not any(candidate == key[1] for key in (*self.environments, *self.profiles))
             ):
                 return candidate
 
@@ -310,8 +383,15 @@ class Request:
         return values[0] if values else None
 
 
-def _string(body: dict[str, Any], name: str, *, required: bool = False, minimum: int = 0,
-            maximum: int = 1 << 30, pattern: re.Pattern[str] | None = None) -> str | None:
+def _string(
+    body: dict[str, Any],
+    name: str,
+    *,
+    required: bool = False,
+    minimum: int = 0,
+    maximum: int = 1 << 30,
+    pattern: re.Pattern[str] | None = None,
+) -> str | None:
     value = body.get(name)
     if value is None:
         if required:
@@ -332,15 +412,24 @@ def _string(body: dict[str, Any], name: str, *, required: bool = False, minimum:
     return value
 
 
-def _number(body: dict[str, Any], name: str, *, required: bool = False, minimum: float,
-            maximum: float, integer: bool = True) -> float | int | None:
+def _number(
+    body: dict[str, Any],
+    name: str,
+    *,
+    required: bool = False,
+    minimum: float,
+    maximum: float,
+    integer: bool = True,
+) -> float | int | None:
     value = body.get(name)
     if value is None:
         if required:
             raise bad_request(f"{name} is required")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or (
-        integer and not float(value).is_integer()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (integer and not float(value).is_integer())
     ):
         raise ApiError(400, "SerializationException", f"{name} must be a number")
     if not minimum <= value <= maximum:
@@ -426,14 +515,26 @@ class AppConfigService:
             ("PATCH", "applications/*/configurationprofiles/*", self.update_profile),
             ("DELETE", "applications/*/configurationprofiles/*", self.delete_profile),
             ("POST", "applications/*/configurationprofiles/*/validators", self.validate_config),
-            ("POST", "applications/*/configurationprofiles/*/hostedconfigurationversions",
-             self.create_hosted_version),
-            ("GET", "applications/*/configurationprofiles/*/hostedconfigurationversions",
-             self.list_hosted_versions),
-            ("GET", "applications/*/configurationprofiles/*/hostedconfigurationversions/*",
-             self.get_hosted_version),
-            ("DELETE", "applications/*/configurationprofiles/*/hostedconfigurationversions/*",
-             self.delete_hosted_version),
+            (
+                "POST",
+                "applications/*/configurationprofiles/*/hostedconfigurationversions",
+                self.create_hosted_version,
+            ),
+            (
+                "GET",
+                "applications/*/configurationprofiles/*/hostedconfigurationversions",
+                self.list_hosted_versions,
+            ),
+            (
+                "GET",
+                "applications/*/configurationprofiles/*/hostedconfigurationversions/*",
+                self.get_hosted_version,
+            ),
+            (
+                "DELETE",
+                "applications/*/configurationprofiles/*/hostedconfigurationversions/*",
+                self.delete_hosted_version,
+            ),
             ("POST", "deploymentstrategies", self.create_strategy),
             ("GET", "deploymentstrategies", self.list_strategies),
             ("GET", "deploymentstrategies/*", self.get_strategy),
@@ -489,15 +590,13 @@ class AppConfigService:
         self.app(app_id)
         found = self.s.profiles.get((app_id, profile_id))
         if found is None:
-            raise not_found(f"ConfigurationProfile {profile_id} not found",
-                            ResourceName=profile_id)
+            raise not_found(f"ConfigurationProfile {profile_id} not found", ResourceName=profile_id)
         return found
 
     def strategy(self, strategy_id: str) -> Strategy:
         found = self.s.strategies.get(strategy_id)
         if found is None:
-            raise not_found(f"DeploymentStrategy {strategy_id} not found",
-                            ResourceName=strategy_id)
+            raise not_found(f"DeploymentStrategy {strategy_id} not found", ResourceName=strategy_id)
         return found
 
     # -- applications ---------------------------------------------------------------------
@@ -539,8 +638,9 @@ class AppConfigService:
             self._drop_environment(req, *key)
         for key in [k for k in self.s.profiles if k[0] == app_id]:
             del self.s.profiles[key]
-            self.s.tags.pop(self.arn(req, f"application/{app_id}/configurationprofile/{key[1]}"),
-                            None)
+            self.s.tags.pop(
+                self.arn(req, f"application/{app_id}/configurationprofile/{key[1]}"), None
+            )
         del self.s.applications[app_id]
         self.s.tags.pop(self.arn(req, f"application/{app_id}"), None)
         return Response(204)
@@ -560,10 +660,16 @@ class AppConfigService:
         return "READY_FOR_DEPLOYMENT"
 
     def env_json(self, e: Environment) -> dict[str, Any]:
-        return _drop_none({
-            "ApplicationId": e.application_id, "Id": e.id, "Name": e.name,
-            "Description": e.description, "State": self.env_state(e), "Monitors": e.monitors,
-        })
+        return _drop_none(
+            {
+                "ApplicationId": e.application_id,
+                "Id": e.id,
+                "Name": e.name,
+                "Description": e.description,
+                "State": self.env_state(e),
+                "Monitors": e.monitors,
+            }
+        )
 
     @staticmethod
     def _monitors(value: Any) -> list[dict[str, str]]:
@@ -581,8 +687,9 @@ class AppConfigService:
         body = req.json()
         name = _string(body, "Name", required=True, minimum=1, maximum=64)
         description = _string(body, "Description", maximum=1024)
-        e = Environment(app_id, self.s.new_id(), str(name), description,
-                        self._monitors(body.get("Monitors")))
+        e = Environment(
+            app_id, self.s.new_id(), str(name), description, self._monitors(body.get("Monitors"))
+        )
         tags = _tags(body.get("Tags"))
         self.s.environments[(app_id, e.id)] = e
         self.s.tags[self.arn(req, f"application/{app_id}/environment/{e.id}")] = tags
@@ -627,17 +734,29 @@ class AppConfigService:
 
     def profile_json(self, p: Profile, summary: bool = False) -> dict[str, Any]:
         if summary:
-            return _drop_none({
-                "ApplicationId": p.application_id, "Id": p.id, "Name": p.name,
-                "LocationUri": p.location_uri, "Type": p.type,
-                "ValidatorTypes": [v["Type"] for v in p.validators],
-            })
-        return _drop_none({
-            "ApplicationId": p.application_id, "Id": p.id, "Name": p.name,
-            "Description": p.description, "LocationUri": p.location_uri,
-            "RetrievalRoleArn": p.retrieval_role_arn, "Validators": p.validators, "Type": p.type,
-            "KmsKeyIdentifier": p.kms_key_identifier,
-        })
+            return _drop_none(
+                {
+                    "ApplicationId": p.application_id,
+                    "Id": p.id,
+                    "Name": p.name,
+                    "LocationUri": p.location_uri,
+                    "Type": p.type,
+                    "ValidatorTypes": [v["Type"] for v in p.validators],
+                }
+            )
+        return _drop_none(
+            {
+                "ApplicationId": p.application_id,
+                "Id": p.id,
+                "Name": p.name,
+                "Description": p.description,
+                "LocationUri": p.location_uri,
+                "RetrievalRoleArn": p.retrieval_role_arn,
+                "Validators": p.validators,
+                "Type": p.type,
+                "KmsKeyIdentifier": p.kms_key_identifier,
+            }
+        )
 
     @staticmethod
     def _validators(value: Any) -> list[dict[str, str]]:
@@ -671,13 +790,23 @@ class AppConfigService:
         if kind == FEATURE_FLAGS and location != "hosted":
             raise bad_request("Feature flag configuration profiles must use the hosted location")
         role = _string(body, "RetrievalRoleArn", minimum=20, maximum=2048)
-        if location != "hosted" and not re.match(r"^(s3|ssm-parameter|ssm-document|"
-                                                 r"secretsmanager|codepipeline|arn):", location):
+        if location != "hosted" and not re.match(
+            r"^(s3|ssm-parameter|ssm-document|"
+            r"secretsmanager|codepipeline|arn):",
+            location,
+        ):
             raise bad_request(f"Invalid LocationUri {location}")
-        p = Profile(app_id, self.s.new_id(), str(name), str(location), kind,
-                    _string(body, "Description", maximum=1024), role,
-                    self._validators(body.get("Validators")),
-                    _string(body, "KmsKeyIdentifier", minimum=1, maximum=2048))
+        p = Profile(
+            app_id,
+            self.s.new_id(),
+            str(name),
+            str(location),
+            kind,
+            _string(body, "Description", maximum=1024),
+            role,
+            self._validators(body.get("Validators")),
+            _string(body, "KmsKeyIdentifier", minimum=1, maximum=2048),
+        )
         tags = _tags(body.get("Tags"))
         self.s.profiles[(app_id, p.id)] = p
         self.s.tags[self.arn(req, f"application/{app_id}/configurationprofile/{p.id}")] = tags
@@ -686,8 +815,11 @@ class AppConfigService:
     def list_profiles(self, req: Request, app_id: str) -> Response:
         self.app(app_id)
         wanted = req.q("type")
-        items = [self.profile_json(p, summary=True) for k, p in self.s.profiles.items()
-                 if k[0] == app_id and (wanted is None or p.type == wanted)]
+        items = [
+            self.profile_json(p, summary=True)
+            for k, p in self.s.profiles.items()
+            if k[0] == app_id and (wanted is None or p.type == wanted)
+        ]
         return json_response(200, _paginate(items, req))
 
     def get_profile(self, req: Request, app_id: str, profile_id: str) -> Response:
@@ -715,13 +847,15 @@ class AppConfigService:
         self.profile(app_id, profile_id)
         now = time.time()
         for (a, _), deployments in self.s.deployments.items():
-            if a == app_id and any(d.profile_id == profile_id and
-                                   progress(d, now)[0] in ("DEPLOYING", "BAKING")
-                                   for d in deployments):
+            if a == app_id and any(
+                d.profile_id == profile_id and progress(d, now)[0] in ("DEPLOYING", "BAKING")
+                for d in deployments
+            ):
                 raise conflict(f"ConfigurationProfile {profile_id} has a deployment in progress")
         del self.s.profiles[(app_id, profile_id)]
-        self.s.tags.pop(self.arn(req, f"application/{app_id}/configurationprofile/{profile_id}"),
-                        None)
+        self.s.tags.pop(
+            self.arn(req, f"application/{app_id}/configurationprofile/{profile_id}"), None
+        )
         return Response(204)
 
     # -- hosted configuration versions -------------------------------------------------------
@@ -743,38 +877,55 @@ class AppConfigService:
         if p.type != FEATURE_FLAGS:
             return
         if content_type.split(";", 1)[0].strip().lower() != "application/json":
-            raise bad_request("Feature flag configurations must have content type "
-                              "application/json", Reason="InvalidConfiguration",
-                              Details={"InvalidConfiguration": [
-                                  {"Location": "Content-Type", "Reason": "must be application/json",
-                                   "Type": "Validation", "Constraint": "enum",
-                                   "Value": content_type}]})
+            raise bad_request(
+                "Feature flag configurations must have content type application/json",
+                Reason="InvalidConfiguration",
+                Details={
+                    "InvalidConfiguration": [
+                        {
+                            "Location": "Content-Type",
+                            "Reason": "must be application/json",
+                            "Type": "Validation",
+                            "Constraint": "enum",
+                            "Value": content_type,
+                        }
+                    ]
+                },
+            )
         problems = feature_flags.validate(content)
         if problems:
-            raise bad_request("Error validating configuration: the feature flag document is "
-                              "invalid", Reason="InvalidConfiguration",
-                              Details={"InvalidConfiguration": problems})
+            raise bad_request(
+                "Error validating configuration: the feature flag document is invalid",
+                Reason="InvalidConfiguration",
+                Details={"InvalidConfiguration": problems},
+            )
 
     def create_hosted_version(self, req: Request, app_id: str, profile_id: str) -> Response:
         p = self.profile(app_id, profile_id)
         if p.location_uri != "hosted":
-            raise bad_request("Hosted configuration versions need a profile with the hosted "
-                              "location")
+            raise bad_request(
+                "Hosted configuration versions need a profile with the hosted location"
+            )
         content_type = req.headers.get("Content-Type")
         if not content_type or len(content_type) > 255:
             raise bad_request("ContentType is required")
         content = req.body
         if len(content) > self.s.max_content_bytes:
-            raise ApiError(413, "PayloadTooLargeException",
-                           "Configuration data is larger than the allowed size",
-                           Measure="KILOBYTES", Limit=self.s.max_content_bytes / 1024,
-                           Size=round(len(content) / 1024, 3))
+            raise ApiError(
+                413,
+                "PayloadTooLargeException",
+                "Configuration data is larger than the allowed size",
+                Measure="KILOBYTES",
+                Limit=self.s.max_content_bytes / 1024,
+                Size=round(len(content) / 1024, 3),
+            )
         description = req.headers.get("Description")
         if description is not None and len(description) > 1024:
             raise bad_request("Description is longer than 1024 characters")
         label = req.headers.get("VersionLabel")
-        if label is not None and (not 1 <= len(label) <= 64
-                                  or not _VERSION_LABEL_RE.fullmatch(label)):
+        if label is not None and (
+            not 1 <= len(label) <= 64 or not _VERSION_LABEL_RE.fullmatch(label)
+        ):
             raise bad_request("VersionLabel must be 1-64 characters and not only digits")
         latest_raw = req.headers.get("Latest-Version-Number")
         if latest_raw is not None:
@@ -806,8 +957,7 @@ class AppConfigService:
         p = self.profile(app_id, profile_id)
         v = p.versions.get(self._version_number(number))
         if v is None:
-            raise not_found(f"Hosted configuration version {number} not found",
-                            ResourceName=number)
+            raise not_found(f"Hosted configuration version {number} not found", ResourceName=number)
         return Response(200, v.content, self.version_headers(p, v))
 
     def list_hosted_versions(self, req: Request, app_id: str, profile_id: str) -> Response:
@@ -820,20 +970,27 @@ class AppConfigService:
                 v.label == label or (label.endswith("*") and (v.label or "").startswith(label[:-1]))
             ):
                 continue
-            items.append(_drop_none({
-                "ApplicationId": app_id, "ConfigurationProfileId": profile_id,
-                "VersionNumber": v.number, "Description": v.description,
-                "ContentType": v.content_type, "VersionLabel": v.label,
-            }))
+            items.append(
+                _drop_none(
+                    {
+                        "ApplicationId": app_id,
+                        "ConfigurationProfileId": profile_id,
+                        "VersionNumber": v.number,
+                        "Description": v.description,
+                        "ContentType": v.content_type,
+                        "VersionLabel": v.label,
+                    }
+                )
+            )
         return json_response(200, _paginate(items, req))
 
-    def delete_hosted_version(self, req: Request, app_id: str, profile_id: str,
-                              number: str) -> Response:
+    def delete_hosted_version(
+        self, req: Request, app_id: str, profile_id: str, number: str
+    ) -> Response:
         p = self.profile(app_id, profile_id)
         n = self._version_number(number)
         if n not in p.versions:
-            raise not_found(f"Hosted configuration version {number} not found",
-                            ResourceName=number)
+            raise not_found(f"Hosted configuration version {number} not found", ResourceName=number)
         del p.versions[n]
         return Response(204)
 
@@ -849,20 +1006,28 @@ class AppConfigService:
     # -- deployment strategies ---------------------------------------------------------------
 
     def strategy_json(self, st: Strategy) -> dict[str, Any]:
-        return _drop_none({
-            "Id": st.id, "Name": st.name, "Description": st.description,
-            "DeploymentDurationInMinutes": st.duration, "GrowthType": st.growth_type,
-            "GrowthFactor": st.growth_factor, "FinalBakeTimeInMinutes": st.bake,
-            "ReplicateTo": st.replicate_to,
-        })
+        return _drop_none(
+            {
+                "Id": st.id,
+                "Name": st.name,
+                "Description": st.description,
+                "DeploymentDurationInMinutes": st.duration,
+                "GrowthType": st.growth_type,
+                "GrowthFactor": st.growth_factor,
+                "FinalBakeTimeInMinutes": st.bake,
+                "ReplicateTo": st.replicate_to,
+            }
+        )
 
     def create_strategy(self, req: Request) -> Response:
         body = req.json()
         name = _string(body, "Name", required=True, minimum=1, maximum=64)
-        duration = _number(body, "DeploymentDurationInMinutes", required=True, minimum=0,
-                           maximum=1440)
-        growth = _number(body, "GrowthFactor", required=True, minimum=1.0, maximum=100.0,
-                         integer=False)
+        duration = _number(
+            body, "DeploymentDurationInMinutes", required=True, minimum=0, maximum=1440
+        )
+        growth = _number(
+            body, "GrowthFactor", required=True, minimum=1.0, maximum=100.0, integer=False
+        )
         bake = _number(body, "FinalBakeTimeInMinutes", minimum=0, maximum=1440) or 0
         growth_type = _string(body, "GrowthType") or "LINEAR"
         if growth_type not in ("LINEAR", "EXPONENTIAL"):
@@ -870,9 +1035,16 @@ class AppConfigService:
         replicate = _string(body, "ReplicateTo") or "NONE"
         if replicate not in ("NONE", "SSM_DOCUMENT"):
             raise bad_request("ReplicateTo must be NONE or SSM_DOCUMENT")
-        st = Strategy(self.s.new_id(), str(name), int(duration or 0), float(growth or 100.0),
-                      growth_type, int(bake), replicate,
-                      _string(body, "Description", maximum=1024))
+        st = Strategy(
+            self.s.new_id(),
+            str(name),
+            int(duration or 0),
+            float(growth or 100.0),
+            growth_type,
+            int(bake),
+            replicate,
+            _string(body, "Description", maximum=1024),
+        )
         self.s.strategies[st.id] = st
         self.s.tags[self.arn(req, f"deploymentstrategy/{st.id}")] = _tags(body.get("Tags"))
         return json_response(201, self.strategy_json(st))
@@ -927,20 +1099,32 @@ class AppConfigService:
         now = time.time()
         state, pct, completed = progress(d, now)
         data: dict[str, Any] = {
-            "DeploymentNumber": d.number, "ConfigurationName": d.profile_name,
-            "ConfigurationVersion": str(d.version), "DeploymentDurationInMinutes": d.duration,
-            "GrowthType": d.growth_type, "GrowthFactor": d.growth_factor,
-            "FinalBakeTimeInMinutes": d.bake, "State": state, "PercentageComplete": pct,
-            "StartedAt": iso(d.started), "CompletedAt": iso(completed) if completed else None,
+            "DeploymentNumber": d.number,
+            "ConfigurationName": d.profile_name,
+            "ConfigurationVersion": str(d.version),
+            "DeploymentDurationInMinutes": d.duration,
+            "GrowthType": d.growth_type,
+            "GrowthFactor": d.growth_factor,
+            "FinalBakeTimeInMinutes": d.bake,
+            "State": state,
+            "PercentageComplete": pct,
+            "StartedAt": iso(d.started),
+            "CompletedAt": iso(completed) if completed else None,
             "VersionLabel": d.label,
         }
         if not summary:
-            data.update({
-                "ApplicationId": d.application_id, "EnvironmentId": d.environment_id,
-                "DeploymentStrategyId": d.strategy_id, "ConfigurationProfileId": d.profile_id,
-                "ConfigurationLocationUri": d.location_uri, "Description": d.description,
-                "EventLog": event_log(d, now), "AppliedExtensions": [],
-            })
+            data.update(
+                {
+                    "ApplicationId": d.application_id,
+                    "EnvironmentId": d.environment_id,
+                    "DeploymentStrategyId": d.strategy_id,
+                    "ConfigurationProfileId": d.profile_id,
+                    "ConfigurationLocationUri": d.location_uri,
+                    "Description": d.description,
+                    "EventLog": event_log(d, now),
+                    "AppliedExtensions": [],
+                }
+            )
         return _drop_none(data)
 
     def _resolve_version(self, p: Profile, raw: str) -> HostedVersion:
@@ -967,27 +1151,43 @@ class AppConfigService:
             try:
                 document = json.loads(v.content)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise bad_request("Configuration is not valid JSON",
-                                  Reason="InvalidConfiguration",
-                                  Details={"InvalidConfiguration": [
-                                      {"Location": "$", "Reason": "not valid JSON",
-                                       "Type": "JSON_SCHEMA"}]}) from exc
-            errors = list(jsonschema.Draft7Validator(json.loads(validator["Content"]))
-                          .iter_errors(document))
+                raise bad_request(
+                    "Configuration is not valid JSON",
+                    Reason="InvalidConfiguration",
+                    Details={
+                        "InvalidConfiguration": [
+                            {"Location": "$", "Reason": "not valid JSON", "Type": "JSON_SCHEMA"}
+                        ]
+                    },
+                ) from exc
+            errors = list(
+                jsonschema.Draft7Validator(json.loads(validator["Content"])).iter_errors(document)
+            )
             if errors:
-                raise bad_request("Configuration failed JSON schema validation",
-                                  Reason="InvalidConfiguration",
-                                  Details={"InvalidConfiguration": [
-                                      {"Location": "$" + "".join(f".{x}" for x in e.path),
-                                       "Reason": e.message[:300], "Type": "JSON_SCHEMA",
-                                       "Constraint": str(e.validator)} for e in errors[:20]]})
+                raise bad_request(
+                    "Configuration failed JSON schema validation",
+                    Reason="InvalidConfiguration",
+                    Details={
+                        "InvalidConfiguration": [
+                            {
+                                "Location": "$" + "".join(f".{x}" for x in e.path),
+                                "Reason": e.message[:300],
+                                "Type": "JSON_SCHEMA",
+                                "Constraint": str(e.validator),
+                            }
+                            for e in errors[:20]
+                        ]
+                    },
+                )
 
-    def served_version(self, app_id: str, env_id: str, profile_id: str,
-                       bucket: float) -> int | None:
+    def served_version(
+        self, app_id: str, env_id: str, profile_id: str, bucket: float
+    ) -> int | None:
         """Which hosted version a caller in ``bucket`` (0-100) receives right now."""
         now = time.time()
-        history = [d for d in self.s.deployments.get((app_id, env_id), [])
-                   if d.profile_id == profile_id]
+        history = [
+            d for d in self.s.deployments.get((app_id, env_id), []) if d.profile_id == profile_id
+        ]
         if not history:
             return None
         d = history[-1]
@@ -1002,10 +1202,8 @@ class AppConfigService:
         self.env(app_id, env_id)
         body = req.json()
         strategy_id = _string(body, "DeploymentStrategyId", required=True)
-        profile_id = _string(body, "ConfigurationProfileId", required=True, minimum=1,
-                             maximum=128)
-        raw_version = _string(body, "ConfigurationVersion", required=True, minimum=1,
-                              maximum=1024)
+        profile_id = _string(body, "ConfigurationProfileId", required=True, minimum=1, maximum=128)
+        raw_version = _string(body, "ConfigurationVersion", required=True, minimum=1, maximum=1024)
         description = _string(body, "Description", maximum=1024)
         st = self.strategy(self._strategy_id(str(strategy_id)))
         p = self.profile(app_id, str(profile_id))
@@ -1025,13 +1223,27 @@ class AppConfigService:
             if state == "BAKING":
                 other.superseded = now
         d = Deployment(
-            app_id, env_id, len(history) + 1, p.id, p.name, p.location_uri, v.number, v.label,
-            st.id, st.duration, st.growth_factor, st.growth_type, st.bake, description, now,
+            app_id,
+            env_id,
+            len(history) + 1,
+            p.id,
+            p.name,
+            p.location_uri,
+            v.number,
+            v.label,
+            st.id,
+            st.duration,
+            st.growth_factor,
+            st.growth_type,
+            st.bake,
+            description,
+            now,
             previous=self.served_version(app_id, env_id, p.id, 100.0),
         )
         history.append(d)
-        self.s.tags[self.arn(req, f"application/{app_id}/environment/{env_id}/deployment/"
-                                  f"{d.number}")] = _tags(body.get("Tags"))
+        self.s.tags[
+            self.arn(req, f"application/{app_id}/environment/{env_id}/deployment/{d.number}")
+        ] = _tags(body.get("Tags"))
         return json_response(201, self.deployment_json(d))
 
     def _deployment(self, app_id: str, env_id: str, number: str) -> Deployment:
@@ -1068,24 +1280,36 @@ class AppConfigService:
 
     # -- the legacy GetConfiguration ----------------------------------------------------------
 
-    def _by_name_or_id(self, app: str, env: str, profile: str) -> tuple[Application, Environment,
-                                                                         Profile]:
+    def _by_name_or_id(
+        self, app: str, env: str, profile: str
+    ) -> tuple[Application, Environment, Profile]:
         a = self.s.applications.get(app) or next(
-            (x for x in self.s.applications.values() if x.name == app), None)
+            (x for x in self.s.applications.values() if x.name == app), None
+        )
         if a is None:
-            raise not_found(f"Application {app} not found", ResourceType="Application",
-                            ReferencedBy={"ApplicationIdentifier": app})
+            raise not_found(
+                f"Application {app} not found",
+                ResourceType="Application",
+                ReferencedBy={"ApplicationIdentifier": app},
+            )
         e = self.s.environments.get((a.id, env)) or next(
-            (x for k, x in self.s.environments.items() if k[0] == a.id and x.name == env), None)
+            (x for k, x in self.s.environments.items() if k[0] == a.id and x.name == env), None
+        )
         if e is None:
-            raise not_found(f"Environment {env} not found", ResourceType="Environment",
-                            ReferencedBy={"EnvironmentIdentifier": env})
+            raise not_found(
+                f"Environment {env} not found",
+                ResourceType="Environment",
+                ReferencedBy={"EnvironmentIdentifier": env},
+            )
         p = self.s.profiles.get((a.id, profile)) or next(
-            (x for k, x in self.s.profiles.items() if k[0] == a.id and x.name == profile), None)
+            (x for k, x in self.s.profiles.items() if k[0] == a.id and x.name == profile), None
+        )
         if p is None:
-            raise not_found(f"Configuration profile {profile} not found",
-                            ResourceType="ConfigurationProfile",
-                            ReferencedBy={"ConfigurationProfileIdentifier": profile})
+            raise not_found(
+                f"Configuration profile {profile} not found",
+                ResourceType="ConfigurationProfile",
+                ReferencedBy={"ConfigurationProfileIdentifier": profile},
+            )
         return a, e, p
 
     def _served(self, p: Profile, number: int) -> tuple[bytes, str, str | None]:
@@ -1114,8 +1338,9 @@ class AppConfigService:
     # -- tags ------------------------------------------------------------------------------
 
     def _tag_target(self, arn: str) -> dict[str, str]:
-        if not re.fullmatch(r"arn:(aws[a-zA-Z-]*)?:[a-z]+:[a-z0-9-]*:(\d{12})?:[a-zA-Z0-9-_/:.]+",
-                            arn):
+        if not re.fullmatch(
+            r"arn:(aws[a-zA-Z-]*)?:[a-z]+:[a-z0-9-]*:(\d{12})?:[a-zA-Z0-9-_/:.]+", arn
+        ):
             raise bad_request(f"Invalid ARN {arn}")
         tags = self.s.tags.get(arn)
         if tags is None:
@@ -1160,8 +1385,11 @@ class AppConfigService:
     # -- AppConfigData ---------------------------------------------------------------------
 
     def _data_bad_request(self, message: str, parameter: str, problem: str) -> ApiError:
-        return bad_request(message, Reason="InvalidParameters",
-                           Details={"InvalidParameters": {parameter: {"Problem": problem}}})
+        return bad_request(
+            message,
+            Reason="InvalidParameters",
+            Details={"InvalidParameters": {parameter: {"Problem": problem}}},
+        )
 
     def _issue(self, token: Token) -> str:
         text = base64.urlsafe_b64encode(secrets.token_bytes(48)).decode().rstrip("=")
@@ -1173,16 +1401,23 @@ class AppConfigService:
         body = req.json()
         app = _string(body, "ApplicationIdentifier", required=True, minimum=1, maximum=128)
         env = _string(body, "EnvironmentIdentifier", required=True, minimum=1, maximum=128)
-        prof = _string(body, "ConfigurationProfileIdentifier", required=True, minimum=1,
-                       maximum=128)
+        prof = _string(
+            body, "ConfigurationProfileIdentifier", required=True, minimum=1, maximum=128
+        )
         # AWS's minimum is 15 s; this server accepts any value >= 0 so tests can poll fast.
-        interval = _number(body, "RequiredMinimumPollIntervalInSeconds", minimum=0,
-                           maximum=86400)
+        interval = _number(body, "RequiredMinimumPollIntervalInSeconds", minimum=0, maximum=86400)
         a, e, p = self._by_name_or_id(str(app), str(env), str(prof))
         now = time.time()
-        token = Token(secrets.token_hex(16), a.id, e.id, p.id,
-                      DEFAULT_POLL_INTERVAL if interval is None else int(interval),
-                      issued=now, not_before=0.0, delivered=None)
+        token = Token(
+            secrets.token_hex(16),
+            a.id,
+            e.id,
+            p.id,
+            DEFAULT_POLL_INTERVAL if interval is None else int(interval),
+            issued=now,
+            not_before=0.0,
+            delivered=None,
+        )
         return json_response(201, {"InitialConfigurationToken": self._issue(token)})
 
     def get_latest_configuration(self, req: Request) -> Response:
@@ -1192,32 +1427,52 @@ class AppConfigService:
             raise bad_request("ConfigurationToken is required")
         token = self.s.tokens.get(raw)
         if token is None:
-            raise self._data_bad_request("Request parameter ConfigurationToken is corrupted",
-                                         "ConfigurationToken", "Corrupted")
+            raise self._data_bad_request(
+                "Request parameter ConfigurationToken is corrupted",
+                "ConfigurationToken",
+                "Corrupted",
+            )
         now = time.time()
         if now - token.issued > self.s.token_ttl:
             del self.s.tokens[raw]
-            raise self._data_bad_request("Request parameter ConfigurationToken has expired",
-                                         "ConfigurationToken", "Expired")
+            raise self._data_bad_request(
+                "Request parameter ConfigurationToken has expired", "ConfigurationToken", "Expired"
+            )
         if now + POLL_TOLERANCE < token.not_before:
             raise self._data_bad_request(
                 "Poll interval not satisfied: wait before polling with this token",
-                "ConfigurationToken", "PollIntervalNotSatisfied")
+                "ConfigurationToken",
+                "PollIntervalNotSatisfied",
+            )
         a = self.s.applications.get(token.app)
         e = self.s.environments.get((token.app, token.env))
         p = self.s.profiles.get((token.app, token.profile))
         if a is None or e is None or p is None:
-            kind = "Application" if a is None else "Environment" if e is None else (
-                "ConfigurationProfile")
+            kind = (
+                "Application"
+                if a is None
+                else "Environment"
+                if e is None
+                else ("ConfigurationProfile")
+            )
             raise not_found(f"{kind} of this session no longer exists", ResourceType=kind)
         bucket = int(token.session, 16) % 10000 / 100
         number = self.served_version(a.id, e.id, p.id, bucket)
         if number is None:
-            raise not_found("No configuration has been deployed to this environment",
-                            ResourceType="Deployment")
+            raise not_found(
+                "No configuration has been deployed to this environment", ResourceType="Deployment"
+            )
         content, content_type, label = self._served(p, number)
-        following = Token(token.session, token.app, token.env, token.profile, token.interval,
-                          issued=now, not_before=now + token.interval, delivered=number)
+        following = Token(
+            token.session,
+            token.app,
+            token.env,
+            token.profile,
+            token.interval,
+            issued=now,
+            not_before=now + token.interval,
+            delivered=number,
+        )
         headers = {
             "Next-Poll-Configuration-Token": self._issue(following),
             "Next-Poll-Interval-In-Seconds": str(token.interval),
@@ -1255,24 +1510,41 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
-        segments = [unquote(s) for s in parts.path.strip("/").split("/")] if parts.path.strip(
-            "/") else []
+        segments = (
+            [unquote(s) for s in parts.path.strip("/").split("/")] if parts.path.strip("/") else []
+        )
         match = _CREDENTIAL_RE.search(self.headers.get("Authorization") or "")
-        req = Request(self.command, segments, parse_qs(parts.query, keep_blank_values=True),
-                      self.headers, body, match.group(1) if match else DEFAULT_REGION)
+        req = Request(
+            self.command,
+            segments,
+            parse_qs(parts.query, keep_blank_values=True),
+            self.headers,
+            body,
+            match.group(1) if match else DEFAULT_REGION,
+        )
         request_id = secrets.token_hex(16)
         try:
             response = self.service.dispatch(req)
         except ApiError as exc:
             payload = {"Message": exc.message, **exc.extra}
-            response = Response(exc.status, json.dumps(payload).encode(), {
-                "Content-Type": "application/json", "x-amzn-ErrorType": exc.error_type,
-            })
+            response = Response(
+                exc.status,
+                json.dumps(payload).encode(),
+                {
+                    "Content-Type": "application/json",
+                    "x-amzn-ErrorType": exc.error_type,
+                },
+            )
         except Exception:  # a bug here must still answer like the service does
             log.exception("internal error")
-            response = Response(500, b'{"Message":"Internal server error"}', {
-                "Content-Type": "application/json", "x-amzn-ErrorType": "InternalServerException",
-            })
+            response = Response(
+                500,
+                b'{"Message":"Internal server error"}',
+                {
+                    "Content-Type": "application/json",
+                    "x-amzn-ErrorType": "InternalServerException",
+                },
+            )
         self.send_response(response.status, HTTPStatus(response.status).phrase)
         for name, value in response.headers.items():
             self.send_header(name, value)
