@@ -45,10 +45,12 @@ def _candidates() -> tuple[dict[str, tuple[str, dict[str, Any]]], list[Any]]:
     client.put("payments/retries", "3")
     assert client.get(KEY) == "250" and client.get(KEY, type=int) == 250
     client.get_model("payments", Payments)
+    bound = client.bind("payments", Payments)
     candidates: dict[str, tuple[str, dict[str, Any]]] = {
         "dict.get": ("get(key)", {"get": plain.get, "key": KEY}),
         "veltrix Client.get": ("get(key)", {"get": client.get, "key": KEY}),
         "veltrix Client.get(type=int)": ("get(key, type=int)", {"get": client.get, "key": KEY}),
+        "veltrix Client.bind attribute": ("cfg.timeout_ms", {"cfg": bound}),
         "veltrix Client.get_model": (
             "get_model('payments', Payments)",
             {"get_model": client.get_model, "Payments": Payments},
