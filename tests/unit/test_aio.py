@@ -126,7 +126,10 @@ def test_the_loop_never_blocks_on_a_slow_store(store: ControlledStore) -> None:
             return stall
 
     stall = asyncio.run(scenario())
-    assert stall < 0.15, f"the loop stalled for {stall * 1e3:.1f} ms"
+    # A loop blocked by the misses would stall for the whole burst (1,000 x 50 ms over 32
+    # threads: 1.6 s); GIL hand-offs with busy worker threads cost it some ms, more on a
+    # loaded machine.
+    assert stall < 0.8, f"the loop stalled for {stall * 1e3:.1f} ms"
 
 
 def test_down_store_errors_and_stale_values_are_the_sync_clients(store: ControlledStore) -> None:

@@ -119,6 +119,7 @@ def test_any_key_reads_writes_or_raises_a_typed_error(client: Client, key: Any) 
             assert_clean_error(exc)
 
 
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")  # see above
 @fuzz_settings(300)
 @given(value=VALUES, target=st.sampled_from(TARGETS))
 def test_any_value_is_stored_and_converted_or_raises_a_typed_error(
