@@ -134,3 +134,30 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def section_main(
+    name: str,
+    run: Callable[..., dict[str, Any]],
+    markdown: Callable[[dict[str, Any]], str],
+    argv: list[str] | None,
+    *,
+    stores: tuple[str, ...] | None = None,
+) -> int:
+    """The command line of a section module: ``--quick`` (and ``--stores`` when it runs
+    per store), run, print its table, write ``results/<name>.json``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}")
+    parser.add_argument("--quick", action="store_true")
+    if stores is not None:
+        parser.add_argument("--stores", default=",".join(stores))
+    args = parser.parse_args(argv)
+    load_services_env()
+    if stores is None:
+        data = run(quick=args.quick)
+    else:
+        data = run(tuple(s for s in args.stores.split(",") if s), quick=args.quick)
+    print(markdown(data))
+    print("written", write_json(name, data))
+    return 0

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
@@ -151,15 +150,9 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks._common import write_json
+    from benchmarks._common import section_main
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.aio")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    data = run(quick=args.quick)
-    print(markdown(data))
-    print("written", write_json("aio", data))
-    return 0
+    return section_main("aio", run, markdown, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ that is busy serving events sees.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import threading
@@ -135,17 +134,9 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks._common import load_services_env, write_json
+    from benchmarks._common import section_main
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.freshness_load")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--stores", default=",".join(STORES))
-    args = parser.parse_args(argv)
-    load_services_env()
-    data = run(tuple(s for s in args.stores.split(",") if s), quick=args.quick)
-    print(markdown(data))
-    print("written", write_json("freshness_load", data))
-    return 0
+    return section_main("freshness_load", run, markdown, argv, stores=STORES)
 
 
 if __name__ == "__main__":

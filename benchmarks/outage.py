@@ -30,7 +30,6 @@ The same harness runs, shorter, in tests/integration/test_outage.py.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -477,17 +476,9 @@ def _ms(value: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks._common import load_services_env, write_json
+    from benchmarks._common import section_main
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.outage")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--stores", default=",".join(STORES))
-    args = parser.parse_args(argv)
-    load_services_env()
-    data = run(tuple(s for s in args.stores.split(",") if s), quick=args.quick)
-    print(markdown(data))
-    print("written", write_json("outage", data))
-    return 0
+    return section_main("outage", run, markdown, argv, stores=STORES)
 
 
 if __name__ == "__main__":

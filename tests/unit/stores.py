@@ -67,6 +67,20 @@ class ControlledStore(MemoryBackend):
         return super().watch(prefix, on_change)
 
 
+class NoWatch:
+    """The smallest store: reads only (no list, write or watch), every key absent."""
+
+    schemes = ("nowatch",)
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    max_value_bytes = None
+
+    def get(self, key: str) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 from pydantic import BaseModel
@@ -20,13 +19,6 @@ from veltrix.errors import (
     KeyNotFoundError,
     VersionConflictError,
 )
-
-
-@pytest.fixture
-def store() -> Iterator[ControlledStore]:
-    backend = ControlledStore()
-    yield backend
-    backend.close()
 
 
 def make(store: ControlledStore, **policy: object) -> AsyncClient:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import BaseModel
 
-from tests.unit.stores import ControlledStore, wait_until
+from tests.unit.stores import ControlledStore, NoWatch, wait_until
 from veltrix import CachePolicy, Client
 from veltrix.backend import Change, Entry
 from veltrix.errors import ConfigurationError, DecodeError, UnsupportedOperationError
@@ -106,17 +106,6 @@ def test_bind_needs_a_model_and_a_watching_store(store: PairStore) -> None:
             client.bind("limits", dict)  # type: ignore[type-var]
         with pytest.raises(DecodeError):
             client.bind("nothing-here", Limits)
-
-    class NoWatch:
-        schemes = ("nowatch",)
-        transient_errors = ()
-        max_value_bytes = None
-
-        def get(self, key: str) -> None:
-            return None
-
-        def close(self) -> None:
-            pass
 
     with Client(NoWatch()) as client, pytest.raises(UnsupportedOperationError):  # type: ignore[arg-type]
         client.bind("limits", Limits)

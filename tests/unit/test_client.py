@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
 import veltrix
-from tests.unit.stores import ControlledStore, wait_until
+from tests.unit.stores import ControlledStore, NoWatch, wait_until
 from veltrix import CachePolicy, Client
 from veltrix.backend import Absent, Change
 from veltrix.errors import (
@@ -24,13 +23,6 @@ from veltrix.errors import (
     UnsupportedOperationError,
     VersionConflictError,
 )
-
-
-@pytest.fixture
-def store() -> Iterator[ControlledStore]:
-    backend = ControlledStore()
-    yield backend
-    backend.close()
 
 
 def make(store: ControlledStore, **policy: object) -> Client:
@@ -305,17 +297,6 @@ def test_watch_pushes_changes_into_the_cache(tmp_path: Path) -> None:
 
 
 def test_watch_unsupported_store() -> None:
-    class NoWatch:
-        schemes = ("nowatch",)
-        transient_errors = ()
-        max_value_bytes = None
-
-        def get(self, key: str) -> None:
-            return None
-
-        def close(self) -> None:
-            pass
-
     with Client(NoWatch()) as client:  # type: ignore[arg-type]
         with pytest.raises(UnsupportedOperationError):
             client.watch("", lambda change: None)

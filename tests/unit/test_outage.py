@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,6 @@ from veltrix.backend import Change
 from veltrix.errors import BackendUnavailableError
 from veltrix.health import HealthState
 from veltrix.testing.conformance import ChangeRecorder
-
-
-@pytest.fixture
-def store() -> Iterator[ControlledStore]:
-    backend = ControlledStore()
-    yield backend
-    backend.close()
 
 
 def make(store: Any, **policy: Any) -> Client:
