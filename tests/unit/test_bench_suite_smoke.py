@@ -49,6 +49,7 @@ def test_freshness_runs_on_memory_and_sqlite() -> None:
 
 
 def test_memory_worker_accounts_for_the_bytes(tmp_path: Path) -> None:
+    pytest.importorskip("psutil", reason="the bench extra is not installed")
     store = str(tmp_path / "config.db")
     memory.seed(store, 300)
     plain = memory.worker("dict", "trace", store, 300)
@@ -65,6 +66,7 @@ def test_memory_worker_accounts_for_the_bytes(tmp_path: Path) -> None:
 def test_report_writes_results_md_from_this_runs_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    pytest.importorskip("matplotlib", reason="the bench extra is not installed")
     monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(report, "PLOTS_DIR", tmp_path / "plots")
     monkeypatch.setattr(report, "RESULTS_MD", tmp_path / "RESULTS.md")
