@@ -567,17 +567,20 @@ class Client:
             leader = flight is None
             if flight is None:
                 flight = self._inflight[token] = _Flight()
-        if not leader:
+        if leader:
+            self._fly(token, flight, load)
+        else:
             flight.event.wait()
-            if flight.error is not None:
-                raise flight.error
-            return flight.result  # type: ignore[no-any-return]
+        if flight.error is not None:
+            raise flight.error
+        return flight.result  # type: ignore[no-any-return]
+
+    def _fly(self, token: Hashable, flight: _Flight, load: Callable[[], object]) -> None:
+        """Run ``load`` as ``flight`` of ``token``: record its outcome, release its waiters."""
         try:
             flight.result = load()
-            return flight.result  # type: ignore[no-any-return]
         except BaseException as exc:
             flight.error = exc
-            raise
         finally:
             with self._lock:
                 del self._inflight[token]
@@ -600,18 +603,12 @@ class Client:
             executor = self._executor
 
         def run() -> None:
-            try:
-                flight.result = load()
-            except BaseException as exc:
-                flight.error = exc
-                if not isinstance(exc, BackendUnavailableError):
-                    log.warning(
-                        "background refresh of %r from %s failed: %s", token, self.source, exc
-                    )
-            finally:
-                with self._lock:
-                    del self._inflight[token]
-                flight.event.set()
+            self._fly(token, flight, load)
+            error = flight.error
+            if error is not None and not isinstance(error, BackendUnavailableError):
+                log.warning(
+                    "background refresh of %r from %s failed: %s", token, self.source, error
+                )
 
         executor.submit(run)
         return flight
