@@ -830,31 +830,20 @@ class Client:
         validate_key(key)
         data = encode(key, value)
         backend = self._writable()
-        entry = self._write(
+        return self._write(
             key,
             lambda: backend.put(key, data, if_version=if_version),
             lambda version: Entry(key, data, version, source=self.source),
         )
-        assert entry is not None
-        return entry.version
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:
         """Delete ``key``; True if it existed."""
         validate_key(key)
         backend = self._writable()
-        existed = False
+        return self._write(key, lambda: backend.delete(key, if_version=if_version), lambda _: None)
 
-        def call() -> None:
-            nonlocal existed
-            existed = backend.delete(key, if_version=if_version)
-
-        self._write(key, call, lambda _: None)
-        return existed
-
-    def _write(
-        self, key: str, call: Callable[[], T], written: Callable[[T], Entry | None]
-    ) -> Entry | None:
-        """Write ``key`` through to the store, L1 and L2; return what was written.
+    def _write(self, key: str, call: Callable[[], T], written: Callable[[T], Entry | None]) -> T:
+        """Write ``key`` through to the store, L1 and L2; return the store call's result.
 
         ``call`` does the store write; ``written`` turns its result into the entry now
         stored (``None`` after a delete). Fenced against late watch events (see
@@ -878,7 +867,7 @@ class Client:
             )
         if self._l2 is not None:
             self._l2.publish(key, entry)
-        return entry
+        return result
 
     def _after_fence(self, key: str, outcome: tuple[bool, float | None]) -> None:
         """Refetch ``key`` and/or schedule its fence's deadline. Lock held."""
