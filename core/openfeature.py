@@ -241,21 +241,21 @@ def _guard(read: Callable[[], T]) -> T:
     """A read with the store's errors as the SDK's (messages never carry values)."""
     try:
         return read()
-    except (FlagNotFoundError, TypeMismatchError, ParseError):
-        raise
-    except DecodeError as exc:
-        raise ParseError(str(exc)) from exc
     except VeltrixError as exc:
-        raise GeneralError(f"{type(exc).__name__}: {exc}") from exc
+        raise _sdk_error(exc) from exc
 
 
 async def _guard_async(read: Callable[[], Awaitable[T]]) -> T:
     try:
         return await read()
-    except DecodeError as exc:
-        raise ParseError(str(exc)) from exc
     except VeltrixError as exc:
-        raise GeneralError(f"{type(exc).__name__}: {exc}") from exc
+        raise _sdk_error(exc) from exc
+
+
+def _sdk_error(exc: VeltrixError) -> Exception:
+    if isinstance(exc, DecodeError):
+        return ParseError(str(exc))
+    return GeneralError(f"{type(exc).__name__}: {exc}")
 
 
 def _json_leaves(value: Any) -> Any:
