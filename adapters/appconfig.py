@@ -70,6 +70,7 @@ WRITE_ATTEMPTS = 8
 #: (and deployment) per batch, whatever its size; the document bounds the whole.
 MAX_BATCH_OPS = 500
 FEATURE_FLAGS_TYPE = "AWS.AppConfig.FeatureFlags"
+WRITE_DESCRIPTION = "written by veltrix"
 FLAGS_PREFIX = "flags"
 _BINARY = "$binary"
 _SELF = ""  # member holding a node's own value when it also has children
@@ -658,27 +659,30 @@ class AppConfigBackend:
             "ConfigurationProfileId": profile_id,
             "Content": body,
             "ContentType": content_type,
-            "Description": "written by veltrix",
+            "Description": WRITE_DESCRIPTION,
         }
         if latest is not None:
             args["LatestVersionNumber"] = latest
         try:
             self.calls["control"] += 1
-            created = self._control.create_hosted_configuration_version(**args)
+            number = int(self._control.create_hosted_configuration_version(**args)["VersionNumber"])
         except BOTO_ERRORS as exc:
             code = error_code(exc)
             if code == "ConflictException":
-                return False
-            if code == "PayloadTooLargeException":
+                own = self._own_version(app_id, profile_id, latest, body, content_type)
+                if own is None:
+                    return False
+                number = own
+            elif code == "PayloadTooLargeException":
                 raise ValueTooLargeError(
                     f"{self.url}: AppConfig refused the document as too large"
                 ) from exc
-            if code == "BadRequestException":
+            elif code == "BadRequestException":
                 raise ConfigurationError(
                     f"{self.url}: AppConfig rejected the document: {exc}"
                 ) from exc
-            raise map_error(exc, f"{self.url}: CreateHostedConfigurationVersion") from exc
-        number = int(created["VersionNumber"])
+            else:
+                raise map_error(exc, f"{self.url}: CreateHostedConfigurationVersion") from exc
         try:
             self.calls["control"] += 1
             deployment = self._control.start_deployment(
@@ -708,6 +712,35 @@ class AppConfigBackend:
             with self._lock:  # served to everyone already: read your own write
                 self._set_document(body, content_type, None)
         return True
+
+    def _own_version(
+        self, app_id: str, profile_id: str, latest: int | None, body: bytes, content_type: str
+    ) -> int | None:
+        """After a ConflictException: ``latest + 1`` when that version holds exactly this
+        write's document, else None.
+
+        CreateHostedConfigurationVersion takes no idempotency token, and the SDK retries
+        it after a timeout or a 5xx. When the first attempt was stored but its reply was
+        lost, the retry fails the ``LatestVersionNumber`` precondition this write set
+        itself: the version after ``latest`` is then this write's, and it is deployed
+        instead of being written a second time (which would also turn a compare-and-set
+        into a false conflict with itself).
+        """
+        if latest is None:
+            return None
+        try:
+            self.calls["control"] += 1
+            hosted = self._control.get_hosted_configuration_version(
+                ApplicationId=app_id, ConfigurationProfileId=profile_id, VersionNumber=latest + 1
+            )
+            same = (
+                hosted.get("ContentType") == content_type
+                and hosted.get("Description") == WRITE_DESCRIPTION
+                and hosted["Content"].read() == body
+            )
+        except BOTO_ERRORS:
+            return None
+        return latest + 1 if same else None
 
     def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
         batch = self._batch([(key, value)], None if if_version is None else {key: if_version})
