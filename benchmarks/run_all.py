@@ -13,6 +13,9 @@ its output goes to benchmarks/results/logs/<name>.log):
    ``bench_redis_deployments``)                (``bench_redis_l2``)
 3. founding scenario (``founding``)
 4. fleet (``fleet``)                         8. outage (``outage``)
+                                             9. asyncio (``aio``)
+                                            10. miss path and expiry under load
+                                                (``cache_paths``)
 
 A section whose server is not running is recorded as skipped. ``results/run.json``
 records what ran, for how long and with what outcome; ``benchmarks/report.py`` reads
@@ -77,6 +80,7 @@ SECTIONS = [
     Section("migrate", "benchmarks.bench_migrate"),
     Section("freshness_load", "benchmarks.freshness_load"),
     Section("aio", "benchmarks.aio"),
+    Section("cache_paths", "benchmarks.cache_paths"),
     Section(
         "outage",
         "benchmarks.outage",

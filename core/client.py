@@ -72,7 +72,6 @@ log = logging.getLogger("veltrix.client")
 M = TypeVar("M")
 T = TypeVar("T")
 
-_MISS: Any = object()
 #: Distinct Record.meta tuples interned per client (more are kept per key, uninterned).
 _MAX_METAS = 4096
 _NO_DEFAULT: Any = object()
@@ -156,7 +155,9 @@ class Client:
         # Fresh values only: the hot path reads these dicts and nothing else.
         self._fresh: dict[str, str] = {}  # key -> decoded text
         self._typed: dict[Any, dict[str, Any]] = {}  # conversion target -> key -> value
-        self._models: dict[tuple[str, Any], Any] = {}  # (prefix, model class) -> instance
+        # model class -> prefix (as the caller spelled it) -> instance: two subscripts
+        # on a hit, no (prefix, model) tuple to build and hash.
+        self._models: dict[Any, dict[str, Any]] = {}
         # Slow-path state.
         self._records: dict[str, Record] = {}
         self._metas: dict[Meta, Meta] = {}  # interned Record.meta tuples
@@ -330,13 +331,13 @@ class Client:
         Instances are shared between callers: do not mutate them.
         """
         try:
-            value = self._models.get((prefix, model), _MISS)
+            return self._models[model][prefix]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
         except TypeError:  # unhashable prefix or model: InvalidKeyError or DecodeError
             normalize_prefix(prefix)
             validate_model(prefix, model, {})
             raise DecodeError(f"cannot read {prefix!r} as an unhashable model") from None
-        if value is not _MISS:
-            return value  # type: ignore[no-any-return]
         return self._get_model_slow(prefix, model)
 
     def bind(self, prefix: str, model: type[M]) -> M:
@@ -558,6 +559,16 @@ class Client:
             meta = self._metas.setdefault(meta, meta)
         return Record(pack_value(entry.value), pack_version(entry.version), meta, expires_at)
 
+    def _drop_model(self, token: tuple[str, Any]) -> None:
+        prefix, model = token
+        by_prefix = self._models.get(model)
+        if by_prefix is not None:
+            by_prefix.pop(prefix, None)
+
+    def _cached_model(self, prefix: str, model: Any, default: Any = None) -> Any:
+        """The cached instance of ``model`` under ``prefix`` (no I/O), else ``default``."""
+        return self._models.get(model, {}).get(prefix, default)
+
     def _drop_fresh(self, key: str) -> None:
         self._fresh.pop(key, None)
         for typed in self._typed.values():
@@ -581,7 +592,7 @@ class Client:
                 model_token = cast(tuple[str, Any], token)
                 model_record = self._model_records.get(model_token)
                 if model_record is not None and model_record[1] < horizon:
-                    self._models.pop(model_token, None)
+                    self._drop_model(model_token)
 
     def _single_flight(self, token: Hashable, load: Callable[[], T]) -> T:
         with self._lock:
@@ -715,7 +726,7 @@ class Client:
             with self._lock:
                 self._model_records[token] = (instance, expires_at)
                 if self.policy.ttl > 0 and generation == self._model_generation.get(token, 0):
-                    self._models[token] = instance
+                    self._models.setdefault(model, {})[token[0]] = instance
                     self._scheduler.schedule(expires_at, token)
             self._ensure_watch()
             return instance
@@ -797,7 +808,7 @@ class Client:
         self._generation[key] = self._generation.get(key, 0) + 1
         for token, prefix in self._model_prefixes.items():
             if in_prefix(key, prefix):
-                self._models.pop(token, None)
+                self._drop_model(token)
                 self._model_generation[token] = self._model_generation.get(token, 0) + 1
 
     def _on_bus(self, key: str, version: str | None, own: bool) -> None:
