@@ -14,7 +14,7 @@ from tests.support import REPO_ROOT
 DASHBOARD = REPO_ROOT / "dashboards" / "grafana" / "veltrix.json"
 ALERTS = REPO_ROOT / "dashboards" / "prometheus" / "alerts.yml"
 ALERTS_TEST = REPO_ROOT / "dashboards" / "prometheus" / "alerts_test.yml"
-METRIC = re.compile(r"\bveltrix_[a-z_]+")
+METRIC = re.compile(r"\bveltrix_[a-z0-9_]+")
 
 
 @dataclass(frozen=True)

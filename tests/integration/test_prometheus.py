@@ -131,13 +131,17 @@ def scraped(
         cwd=REPO_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=(tmp_path / "target.log").open("w"),  # the clients' warnings, once the store dies
         text=True,
     )
     targets_file = targets / f"{run}.json"
     try:
         assert target.stdout is not None
         line = target.stdout.readline()
-        assert line.startswith("PORT "), f"metrics target did not start: {line!r}"
+        if not line.startswith("PORT "):
+            target.wait(10)
+            log = (tmp_path / "target.log").read_text()[-3000:]
+            pytest.fail(f"metrics target did not start: {line!r}\n{log}")
         port = int(line.split()[1])
         tmp_file = targets / f".{run}.tmp"  # written whole, then renamed into place
         tmp_file.write_text(
