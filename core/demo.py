@@ -23,6 +23,7 @@ from veltrix.cache import CachePolicy
 from veltrix.client import Client
 from veltrix.codecs import convert
 from veltrix.errors import (
+    BackendNotInstalledError,
     ConfigurationError,
     KeyNotFoundError,
     UnsupportedOperationError,
@@ -140,28 +141,40 @@ def run_demo(
 
 @contextmanager
 def _metrics_server(port: int | None, progress: Callable[[str], None]) -> Iterator[None]:
-    """Serve every live client's metrics on loopback ``port`` (nothing when ``None``)."""
+    """Serve the live clients' metrics on loopback ``port`` (nothing when ``None``).
+
+    The collector goes into a registry of its own, removed when the demo ends, so a
+    caller's own registry and installation are left as they were.
+    """
     if port is None:
         yield
         return
-    from veltrix.metrics import install
-
-    install()  # raises a typed error naming the extra when prometheus-client is missing
-    from prometheus_client import start_http_server
-
     try:
-        server, thread = start_http_server(port, addr="127.0.0.1")
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror}"
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from veltrix.metrics import install
+    except ImportError as exc:
+        raise BackendNotInstalledError(
+            "--metrics-port needs prometheus-client: pip install 'veltrix[metrics]'"
         ) from exc
-    progress(f"metrics on http://127.0.0.1:{port}/metrics")
+    registry = CollectorRegistry()
+    installation = install(registry, multiprocess=False)
     try:
-        yield
+        try:
+            server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror}"
+            ) from exc
+        progress(f"metrics on http://127.0.0.1:{port}/metrics")
+        try:
+            yield
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        installation.uninstall()
 
 
 def _run(

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from tests.support import port_open
 
@@ -20,8 +21,10 @@ def _free_port() -> int:
         return port
 
 
-def _demo(*args: str) -> subprocess.Popen[bytes]:
+def _demo(*args: str, pythonpath: Path | None = None) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "VELTRIX_URL"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
     return subprocess.Popen(
         [sys.executable, "-m", "veltrix.cli", "demo", "--workers", "2", *args],
         stdout=subprocess.PIPE,
@@ -85,3 +88,35 @@ def test_metrics_port_is_checked_by_the_command_line() -> None:
     _, err = demo.communicate(timeout=60)
     assert demo.returncode == 2
     assert b"--metrics-port" in err
+
+
+def test_without_prometheus_client_the_error_names_the_extra(tmp_path: Path) -> None:
+    """With prometheus-client not importable, one line says which extra to install."""
+    shadow = tmp_path / "prometheus_client"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'prometheus_client'\","
+        " name='prometheus_client')\n"
+    )
+    demo = _demo("--duration", "1", "--metrics-port", str(_free_port()), pythonpath=tmp_path)
+    out, err = demo.communicate(timeout=60)
+    assert demo.returncode == 3, err.decode()
+    message = err.decode().strip()
+    assert "pip install 'veltrix[metrics]'" in message
+    assert "Traceback" not in message and len(message.splitlines()) == 1
+    assert out == b""
+
+
+def test_run_demo_leaves_no_collector_behind() -> None:
+    """In process, the demo's collector and hit counting end with the demo."""
+    from prometheus_client import REGISTRY
+
+    from veltrix import instruments
+    from veltrix.demo import run_demo
+
+    before = set(REGISTRY._collector_to_names)
+    counting = instruments.counting_hits()
+    report = run_demo(duration=0.6, workers=1, metrics_port=_free_port())
+    assert report.reads > 0
+    assert set(REGISTRY._collector_to_names) == before
+    assert instruments.counting_hits() == counting
