@@ -244,8 +244,15 @@ def test_every_dashboard_and_alert_query_returns_data_and_a_killed_store_shows(
             if not present:
                 present = _clients_in(prom.query(f'{family}_count{{client=~"{run}-.*"}}'))
             assert expected <= present, f"{query.where}: {family} missing for {expected - present}"
-    store_down = next(q for q in alert_queries() if q.where == "alert VeltrixStoreDown")
-    assert _clients_in(prom.query(store_down.expr)) & set(names.values()) == {killed}
+    alerts = {q.where.removeprefix("alert "): q.expr for q in alert_queries()}
+    run_clients = set(names.values())
+    assert _clients_in(prom.query(alerts["VeltrixStoreDown"])) & run_clients == {killed}
+    # With their time thresholds at 0, the stale and refresh alerts hold the killed
+    # client and only it (the others serve nothing stale and have no failed calls).
+    for alert, threshold in (("VeltrixServingStale", "> 300"), ("VeltrixRefreshFailing", "> 600")):
+        assert threshold in alerts[alert], alert
+        lowered = alerts[alert].replace(threshold, "> 0", 1)
+        assert _clients_in(prom.query(lowered)) & run_clients == {killed}, lowered
 
     elapsed = time.monotonic() - started
     print(
