@@ -11,6 +11,7 @@ pushes changes into the cache within milliseconds; TTL stays the safety net.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -57,7 +58,7 @@ from veltrix.errors import (
     VersionConflictError,
 )
 from veltrix.fences import FenceDue, WriteFences
-from veltrix.health import Health, HealthState, StoreHealth
+from veltrix.health import Health, HealthState, L2Health, StoreHealth
 from veltrix.instruments import ClientInstruments, ClientReading, L2Reading, track
 from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
 from veltrix.registry import default_url, open_backend
@@ -977,8 +978,20 @@ class Client:
         return any(in_prefix(key, prefix) for prefix in self.secret_prefixes if prefix)
 
     def health(self) -> Health:
-        """The store's health as this client sees it: up, slow or down, since when, why."""
-        return self._health.report()
+        """The store's health as this client sees it: up, slow or down, since when,
+        why; whether its watch is connected, the last successful refresh, the oldest
+        stale value's age and the shared cache's state (see :class:`Health`)."""
+        reading = self._reading()
+        l2 = self._l2
+        return dataclasses.replace(
+            self._health.report(),
+            watch_connected=reading.watch_connected if self._watch is not None else None,
+            last_refresh=reading.last_refresh or None,
+            oldest_stale_age=reading.stale_age,
+            l2=None
+            if l2 is None
+            else L2Health(l2.url, l2.breaker.is_open, l2.bus_node is not None),
+        )
 
     def on_health_change(self, callback: Callable[[Health], None]) -> None:
         """Call ``callback(health)`` whenever the store's health changes. It runs on the

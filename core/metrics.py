@@ -30,7 +30,7 @@ import atexit
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -44,100 +44,8 @@ from prometheus_client.registry import Collector
 
 from veltrix import instruments
 from veltrix.client import Client
-from veltrix.instruments import ClientReading
+from veltrix.instruments import FAMILIES, ClientReading, merge, readings
 from veltrix.instruments import Histogram as Buckets
-
-#: Each family: (name, help). Counters are named without ``_total`` here, as
-#: prometheus-client's families want; they are exposed with it.
-FAMILIES: dict[str, str] = {
-    "veltrix_cache_requests": "Client reads by result: hit, miss (went to the store or L2), "
-    "stale (served past its TTL), negative (a remembered absence).",
-    "veltrix_store_requests": "Store calls by operation and outcome.",
-    "veltrix_store_request_duration_seconds": "Store call durations by operation.",
-    "veltrix_store_up": "1 while the store answers (the client's health state is up), else 0.",
-    "veltrix_refresh_last_success_timestamp_seconds": "Wall-clock time of the last successful "
-    "read from the store.",
-    "veltrix_stale_value_age_seconds": "Seconds past its TTL of the oldest value being served "
-    "stale (0 when none).",
-    "veltrix_watch_events": "Changes received from the store's watch.",
-    "veltrix_watch_reconnects": "Times the store's connection (and its watch) came back after "
-    "a loss.",
-    "veltrix_watch_lag_seconds": "Delay from the store's change time to the cache update, for "
-    "stores that report one.",
-    "veltrix_singleflight_coalesced": "Reads and refreshes that waited on another call for the "
-    "same key instead of calling the store.",
-    "veltrix_cached_keys": "Keys held in the client's in-process cache.",
-    "veltrix_l2_requests": "Shared cache (L2) lookups by result: hit, miss, error, lock_timeout.",
-    "veltrix_l2_circuit_open": "1 while the shared cache's circuit breaker is open.",
-    "veltrix_bus_messages": "Invalidation bus messages by direction: sent, received.",
-}
-
-
-def _merge(readings: Iterable[ClientReading]) -> list[ClientReading]:
-    """One reading per client name (see the module doc for how they combine)."""
-    by_name: dict[str, list[ClientReading]] = {}
-    for reading in readings:
-        by_name.setdefault(reading.name, []).append(reading)
-    merged = []
-    for name, group in by_name.items():
-        if len(group) == 1:
-            merged.append(group[0])
-            continue
-        merged.append(_combine(name, group))
-    return merged
-
-
-def _add(dicts: Iterable[dict[Any, int]]) -> dict[Any, int]:
-    total: dict[Any, int] = {}
-    for item in dicts:
-        for key, value in item.items():
-            total[key] = total.get(key, 0) + value
-    return total
-
-
-def _add_histograms(histograms: list[Buckets]) -> Buckets:
-    total = histograms[0].copy()
-    for other in histograms[1:]:
-        total.counts = [a + b for a, b in zip(total.counts, other.counts, strict=True)]
-        total.sum += other.sum
-    return total
-
-
-def _combine(name: str, group: list[ClientReading]) -> ClientReading:
-    from veltrix.instruments import L2Reading
-
-    ops: dict[str, list[Buckets]] = {}
-    for reading in group:
-        for op, histogram in reading.durations.items():
-            ops.setdefault(op, []).append(histogram)
-    l2s = [r.l2 for r in group if r.l2 is not None]
-    return ClientReading(
-        name=name,
-        cache=_add(r.cache for r in group),
-        store_requests=_add(r.store_requests for r in group),
-        durations={op: _add_histograms(h) for op, h in ops.items()},
-        store_up=all(r.store_up for r in group),
-        last_refresh=max(r.last_refresh for r in group),
-        stale_age=max(r.stale_age for r in group),
-        watch_connected=all(r.watch_connected for r in group),
-        watch_events=sum(r.watch_events for r in group),
-        watch_reconnects=sum(r.watch_reconnects for r in group),
-        watch_lag=_add_histograms([r.watch_lag for r in group]),
-        coalesced=sum(r.coalesced for r in group),
-        cached_keys=sum(r.cached_keys for r in group),
-        l2=L2Reading(
-            requests=_add(x.requests for x in l2s),
-            circuit_open=any(x.circuit_open for x in l2s),
-            bus=_add(x.bus for x in l2s),
-        )
-        if l2s
-        else None,
-    )
-
-
-def readings() -> list[ClientReading]:
-    """One reading per client name, of every live client, taken now."""
-    return _merge(client._reading() for client in instruments.live_clients())
 
 
 def _buckets(histogram: Buckets) -> list[tuple[str, float]]:
@@ -346,7 +254,7 @@ class MultiprocessSync:
                 reading = client._reading()
                 current.append(reading)
                 self._advance(client, reading)
-            for r in _merge(current):
+            for r in merge(current):
                 name = r.name
                 self._up.labels(name).set(1.0 if r.store_up else 0.0)
                 self._refreshed.labels(name).set(r.last_refresh)

@@ -7,9 +7,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
-pytest.importorskip("prometheus_client")
-
 from prometheus_client import CollectorRegistry, generate_latest
 
 import veltrix
