@@ -6,7 +6,8 @@ ZooKeeper client with the shared Redis as L2 cache and bus, and a Redis client w
 is a redis-server this test starts and then kills (never a shared server): the killed
 store must flip ``veltrix_store_up`` to 0 and raise ``veltrix_stale_value_age_seconds``.
 Prometheus (scripts/services.d/prometheus) finds the process through a file_sd targets
-file this test writes, and scrapes it every second.
+file this test writes, scrapes it every second, and evaluates the shipped alert rules,
+which the test copies into its rules directory.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import pytest
 
 from tests.dashboards import (
+    ALERTS,
     Query,
     alert_queries,
     dashboard_queries,
@@ -56,6 +58,17 @@ class Prometheus:
         assert body["status"] == "success", body
         return body["data"]
 
+    def reload(self) -> None:
+        """Re-read the configuration and rule files (``--web.enable-lifecycle``)."""
+        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+
+    def rules(self, file: Path) -> list[dict[str, Any]]:
+        """The rules Prometheus loaded from ``file``, with their evaluation health."""
+        groups = self.get("/api/v1/rules")["groups"]
+        return [rule for g in groups if g["file"] == str(file) for rule in g["rules"]]
+
     def query(self, expr: str) -> list[dict[str, Any]]:
         data = self.get("/api/v1/query", query=expr)
         assert data["resultType"] == "vector", (expr, data["resultType"])
@@ -80,6 +93,7 @@ class Scraped:
     clients: dict[str, str]  # store -> client name
     prometheus: Prometheus
     kill_store: Callable[[], None]
+    rules_file: Path  # the shipped alert rules, loaded into this Prometheus
 
 
 def _free_port() -> int:
@@ -120,6 +134,7 @@ def scraped(
 ) -> Iterator[Scraped]:
     prometheus = Prometheus(server_env("VELTRIX_TEST_PROMETHEUS_URL", "Prometheus"))
     targets = Path(server_env("VELTRIX_TEST_PROMETHEUS_TARGETS", "Prometheus targets dir"))
+    rules = Path(server_env("VELTRIX_TEST_PROMETHEUS_RULES", "Prometheus rules dir"))
     shared_redis = server_env("VELTRIX_TEST_REDIS_URL", "Redis server")
     store_url, store = own_redis
     run = unique_name("prom").replace("-", "_")
@@ -135,7 +150,10 @@ def scraped(
         text=True,
     )
     targets_file = targets / f"{run}.json"
+    rules_file = rules / f"{run}.yml"
     try:
+        shutil.copy(ALERTS, rules_file)
+        prometheus.reload()
         assert target.stdout is not None
         line = target.stdout.readline()
         if not line.startswith("PORT "):
@@ -154,9 +172,12 @@ def scraped(
             store.wait(10)
 
         clients = {store: f"{run}-{store}" for store in ("sqlite", "zookeeper", "redis")}
-        yield Scraped(run, clients, prometheus, kill_store)
+        yield Scraped(run, clients, prometheus, kill_store, rules_file)
     finally:
         targets_file.unlink(missing_ok=True)
+        if rules_file.exists():
+            rules_file.unlink()
+            prometheus.reload()
         if target.stdin is not None:
             target.stdin.close()
         try:
@@ -187,7 +208,15 @@ def test_every_dashboard_and_alert_query_returns_data_and_a_killed_store_shows(
         lambda: prom.values(up) == dict.fromkeys(names.values(), 1.0),
         timeout=20,
     )
-    time.sleep(3)  # a few more scrapes, so rates have points on both sides of the kill
+    # The shipped rules load into the real server and evaluate without error.
+    loaded = prom.rules(scraped.rules_file)
+    assert {r["name"] for r in loaded} == {q.where.removeprefix("alert ") for q in alert_queries()}
+    prom.wait_for(
+        "every alert rule evaluated healthy",
+        lambda: all(r["health"] == "ok" for r in prom.rules(scraped.rules_file)),
+        timeout=10,
+    )
+    time.sleep(2)  # a few more scrapes, so rates have points on both sides of the kill
 
     # 2. The store of one client dies: its health goes down, its stale age grows.
     scraped.kill_store()
@@ -202,6 +231,13 @@ def test_every_dashboard_and_alert_query_returns_data_and_a_killed_store_shows(
     first_age = prom.values(stale)[killed]
     prom.wait_for(
         "the stale age keeps rising", lambda: prom.values(stale)[killed] >= first_age + 1, 10
+    )
+    # Prometheus itself evaluates the store-down rule: pending (its `for:` is 1 minute).
+    pending = f'ALERTS{{alertname="VeltrixStoreDown", alertstate="pending", client=~"{run}-.*"}}'
+    prom.wait_for(
+        "VeltrixStoreDown pending for the killed client",
+        lambda: _clients_in(prom.query(pending)) == {killed},
+        timeout=10,
     )
     assert prom.values(up)[names["sqlite"]] == 1.0  # the other clients are unaffected
     assert prom.values(up)[names["zookeeper"]] == 1.0
