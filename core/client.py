@@ -61,6 +61,7 @@ from veltrix.fences import FenceDue, WriteFences
 from veltrix.health import Health, HealthState, L2Health, StoreHealth
 from veltrix.instruments import ClientInstruments, ClientReading, L2Reading, track
 from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
+from veltrix.log_events import event
 from veltrix.registry import default_url, open_backend
 from veltrix.watching import ChangeDispatcher, InlineCallback
 
@@ -237,6 +238,9 @@ class Client:
                     "loaded %d last-known-good values from %s",
                     len(self._lkg_entries),
                     snapshot.path,
+                    extra=event(
+                        "veltrix.snapshot.loaded", store=self.source, keys=len(self._lkg_entries)
+                    ),
                 )
             self._lkg = SnapshotWriter(snapshot, self._snapshot_entries)
 
@@ -412,7 +416,15 @@ class Client:
                 fresh = self._single_flight(token, load)
             except VeltrixError as exc:
                 self._counters["bind_errors"] += 1
-                log.warning("keeping the last good %s for %r: %s", model.__name__, prefix, exc)
+                log.warning(
+                    "keeping the last good %s for %r: %s",
+                    model.__name__,
+                    prefix,
+                    exc,
+                    extra=event(
+                        "veltrix.bind.refresh_failed", store=self.source, key=prefix, error=exc
+                    ),
+                )
                 return
             built[0] = generation
             object.__setattr__(live, "__pydantic_fields_set__", fresh.__pydantic_fields_set__)
@@ -533,7 +545,12 @@ class Client:
         result = self._refresh_or_stale(key, lambda: self._load(key), record)
         if result is record:
             self._counters["snapshot_served"] += 1
-            log.debug("serving %r from the disk snapshot (fetched %.0fs ago)", key, age)
+            log.debug(
+                "serving %r from the disk snapshot (fetched %.0fs ago)",
+                key,
+                age,
+                extra=event("veltrix.snapshot.served", store=self.source, key=key),
+            )
         return result
 
     def _load(self, key: str) -> Record:
@@ -663,7 +680,13 @@ class Client:
             error = flight.error
             if error is not None and not isinstance(error, BackendUnavailableError):
                 log.warning(
-                    "background refresh of %r from %s failed: %s", token, self.source, error
+                    "background refresh of %r from %s failed: %s",
+                    token,
+                    self.source,
+                    error,
+                    extra=event(
+                        "veltrix.store.refresh_failed", store=self.source, key=token, error=error
+                    ),
                 )
 
         executor.submit(run)
@@ -783,7 +806,12 @@ class Client:
                 self._watch_retry_at = monotonic() + 30
                 if required:
                     raise
-                log.warning("cannot watch %s (TTL still applies): %s", self.source, exc)
+                log.warning(
+                    "cannot watch %s (TTL still applies): %s",
+                    self.source,
+                    exc,
+                    extra=event("veltrix.watch.start_failed", store=self.source, error=exc),
+                )
 
     def _on_change(self, change: Change) -> None:
         """A change from the store's watch, applied to the cache on the watch's own
@@ -828,8 +856,17 @@ class Client:
         for callback in subscribers:
             try:
                 callback(change)
-            except Exception:
-                log.exception("watch callback failed for %r", change.key)
+            except Exception as exc:
+                log.exception(
+                    "watch callback failed for %r",
+                    change.key,
+                    extra=event(
+                        "veltrix.watch.callback_failed",
+                        store=self.source,
+                        key=change.key,
+                        error=exc,
+                    ),
+                )
 
     def _mark_expired(self, key: str) -> None:
         """Make the next read of ``key`` ask the store (or L2). Lock held."""

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from veltrix.log_events import event
+
 log = logging.getLogger("veltrix.health")
 
 
@@ -185,21 +187,30 @@ class StoreHealth:
             self._since = time.time()
             self._transitions += 1
         if state is HealthState.UP:
-            log.info("store %s is up again (was %s)", self.source, previous)
+            log.info(
+                "store %s is up again (was %s)",
+                self.source,
+                previous,
+                extra=event("veltrix.store.up", store=self.source, previous=str(previous)),
+            )
         else:
             log.warning(
                 "store %s is %s: %s; serving cached values without waiting",
                 self.source,
                 state,
                 reason,
+                extra=event(f"veltrix.store.{state}", store=self.source),
             )
         if self._listeners:
             report = self.report()
             for listener in self._listeners:
                 try:
                     listener(report)
-                except Exception:
-                    log.exception("health listener failed")
+                except Exception as exc:
+                    log.exception(
+                        "health listener failed",
+                        extra=event("veltrix.health.listener_failed", store=self.source, error=exc),
+                    )
 
 
 __all__ = ["Health", "HealthState", "L2Health", "StoreHealth"]
