@@ -55,6 +55,7 @@ from veltrix.errors import (
     VeltrixError,
 )
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.log_events import event
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value, prepare_batch
 from veltrix.watching import PollingWatch
@@ -286,6 +287,7 @@ class AppConfigBackend:
                         "%s: configuration token %s; starting a new session",
                         self.url,
                         problem.lower(),
+                        extra=event("veltrix.appconfig.session_restarted", store=self.url),
                     )
                     self._start_session()
                     continue
@@ -335,7 +337,14 @@ class AppConfigBackend:
             try:
                 self._resolve()
             except VeltrixError as exc:  # no control-plane rights: assume freeform
-                log.info("%s: cannot read the profile type (%s); assuming freeform", self.url, exc)
+                log.info(
+                    "%s: cannot read the profile type (%s); assuming freeform",
+                    self.url,
+                    exc,
+                    extra=event(
+                        "veltrix.appconfig.profile_type_unknown", store=self.url, error=exc
+                    ),
+                )
                 self._profile_type = "AWS.Freeform"
         return self._profile_type == FEATURE_FLAGS_TYPE
 
@@ -527,7 +536,12 @@ class AppConfigBackend:
                     ApplicationId=app_id, ConfigurationProfileId=profile_id, VersionNumber=number
                 )
             except BOTO_ERRORS:
-                log.warning("%s: could not delete undeployed version %d", self.url, number)
+                log.warning(
+                    "%s: could not delete undeployed version %d",
+                    self.url,
+                    number,
+                    extra=event("veltrix.appconfig.cleanup_failed", store=self.url),
+                )
             if error_code(exc) == "ConflictException":
                 raise BackendUnavailableError(
                     f"{self.url}: another deployment to this environment is in progress"

@@ -49,6 +49,7 @@ from veltrix.errors import (
     VeltrixError,
 )
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.log_events import FailureLog
 from veltrix.redis_connect import (
     ALL_ERRORS,
     AUTH_ERRORS,
@@ -457,17 +458,18 @@ class _RedisWatch:
 
     def _run(self) -> None:
         backoff = 0.05
+        store = redact_url(self._backend.url)
+        failures = FailureLog(log, "veltrix.watch", store=store)
         while not self._stop.is_set():
             try:
                 self._poll()
                 backoff = 0.05
+                failures.succeeded("redis watch on %s works again", store)
             except _WATCH_ERRORS as exc:
                 if self._stop.is_set():
                     break
-                log.warning(
-                    "redis watch on %s failed, retrying: %s",
-                    redact_url(self._backend.url),
-                    type(exc).__name__,
+                failures.failed(
+                    "redis watch on %s failed, retrying: %s", store, type(exc).__name__, error=exc
                 )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 2.0)

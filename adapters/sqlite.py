@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Self
 from veltrix.backend import AbsentType, Change, Entry
 from veltrix.errors import BackendUnavailableError, ConfigurationError, ValueTooLargeError
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.log_events import FailureLog
 from veltrix.registry import default_path
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_expected_version, check_value
@@ -272,11 +273,16 @@ class _SQLiteWatch:
         self._thread.start()
 
     def _run(self) -> None:
+        failures = FailureLog(log, "veltrix.watch", store=self._backend.url)
         while not self._stop.wait(self._backend._poll_interval):
             try:
                 self._poll()
             except sqlite3.Error as exc:
-                log.warning("sqlite watch on %s failed, retrying: %s", self._backend.path, exc)
+                failures.failed(
+                    "sqlite watch on %s failed, retrying: %s", self._backend.path, exc, error=exc
+                )
+            else:
+                failures.succeeded("sqlite watch on %s works again", self._backend.path)
         self._conn.close()
 
     def _poll(self) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 
 from veltrix.backend import Entry
 from veltrix.errors import ConfigurationError
+from veltrix.log_events import event
 
 log = logging.getLogger("veltrix.cache")
 
@@ -288,7 +289,9 @@ class ExpiryScheduler:
                 try:
                     self._on_expire(token, horizon)
                 except Exception:  # pragma: no cover - a bug in on_expire must not stop expiry
-                    log.exception("expiry callback failed")
+                    log.exception(
+                        "expiry callback failed", extra=event("veltrix.cache.expiry_failed")
+                    )
 
     def close(self) -> None:
         with self._cond:

@@ -11,6 +11,7 @@ pushes changes into the cache within milliseconds; TTL stays the safety net.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -58,8 +59,10 @@ from veltrix.errors import (
     VersionConflictError,
 )
 from veltrix.fences import FenceDue, WriteFences
-from veltrix.health import Health, HealthState, StoreHealth
+from veltrix.health import Health, HealthState, L2Health, StoreHealth
+from veltrix.instruments import ClientInstruments, ClientReading, L2Reading, track
 from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
+from veltrix.log_events import event
 from veltrix.registry import default_url, open_backend
 from veltrix.watching import ChangeDispatcher, InlineCallback
 
@@ -130,8 +133,11 @@ class Client:
         secret_prefixes: Iterable[str] = (),
         cache_url: str | None = None,
         snapshot_path: str | os.PathLike[str] | None = None,
+        name: str | None = None,
         **options: Any,
     ) -> None:
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ConfigurationError("a client name must be a non-empty string")
         if store is None:
             store = default_url()
         if isinstance(store, str):
@@ -151,6 +157,8 @@ class Client:
         self.policy = cache or CachePolicy()
         self.secret_prefixes = normalize_prefixes(secret_prefixes)
         self.source = describe(self._backend)
+        #: The ``client`` label of this client's metrics (default: the redacted URL).
+        self.name = self.source if name is None else name
 
         # Fresh values only: the hot path reads these dicts and nothing else.
         self._fresh: dict[str, str] = {}  # key -> decoded text
@@ -175,15 +183,26 @@ class Client:
         self._watch_retry_at = 0.0
         self._subscribers: list[tuple[str, Callable[[Change], None]]] = []
         self._closed = False
-        self._reads = 0
+        self._hits = 0  # hot-path hits, counted only by _get_counting
         self._counters = dict.fromkeys(
-            ("misses", "store_calls", "stale_served", "errors", "watch_updates"), 0
+            (
+                "misses",
+                "store_calls",
+                "stale_served",
+                "errors",
+                "watch_updates",
+                "slow_hits",  # fresh values found on the slow path (absences excluded)
+                "negative_hits",  # reads answered by a remembered absence
+            ),
+            0,
         )
-        if self.policy.track_hits:
-            self.get = self._get_counting  # type: ignore[method-assign]
+        self._instruments = ClientInstruments()
+        self._stale_keys: dict[str, None] = {}  # keys served past their TTL, until refreshed
         self._health = StoreHealth(self.source, probe_interval=self.policy.error_backoff)
         if isinstance(self._backend, SupportsHealthEvents):
-            self._backend.add_health_listener(self._health.connection)
+            self._backend.add_health_listener(self._on_connection)
+        self._count_hits(False)
+        track(self)
         # Optional shared cache (L2) and disk last-known-good: slow path only.
         self._setup_shared(cache_url, snapshot_path)
 
@@ -230,6 +249,9 @@ class Client:
                     "loaded %d last-known-good values from %s",
                     len(self._lkg_entries),
                     snapshot.path,
+                    extra=event(
+                        "veltrix.snapshot.loaded", store=self.source, keys=len(self._lkg_entries)
+                    ),
                 )
             self._lkg = SnapshotWriter(snapshot, self._snapshot_entries)
 
@@ -295,8 +317,36 @@ class Client:
         return self._get_slow(key, default, type)
 
     def _get_counting(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:
-        self._reads += 1
-        return Client.get(self, key, default, type)
+        """``get`` that also counts hot-path hits: installed as the instance's ``get``
+        while hits are counted (``track_hits``, or an installed metrics exporter).
+
+        A copy of ``get``'s body, not a call to it: one more call would cost more
+        than the count itself.
+        """
+        if type is None:
+            try:
+                value = self._fresh[key]
+            except (KeyError, TypeError):
+                pass
+            else:
+                self._hits += 1
+                return value
+        else:
+            try:
+                value = self._typed[type][key]
+            except (KeyError, TypeError):
+                pass
+            else:
+                self._hits += 1
+                return value
+        return self._get_slow(key, default, type)
+
+    def _count_hits(self, on: bool) -> None:
+        """Count hot-path hits (``on``) or stop, unless the policy always counts them."""
+        if on or self.policy.track_hits:
+            self.get = self._get_counting  # type: ignore[method-assign]
+        else:
+            self.__dict__.pop("get", None)
 
     def get_bytes(self, key: str, default: Any = _NO_DEFAULT) -> Any:
         return self.get(key, default, type=bytes)
@@ -377,7 +427,15 @@ class Client:
                 fresh = self._single_flight(token, load)
             except VeltrixError as exc:
                 self._counters["bind_errors"] += 1
-                log.warning("keeping the last good %s for %r: %s", model.__name__, prefix, exc)
+                log.warning(
+                    "keeping the last good %s for %r: %s",
+                    model.__name__,
+                    prefix,
+                    exc,
+                    extra=event(
+                        "veltrix.bind.refresh_failed", store=self.source, key=prefix, error=exc
+                    ),
+                )
                 return
             built[0] = generation
             object.__setattr__(live, "__pydantic_fields_set__", fresh.__pydantic_fields_set__)
@@ -424,10 +482,12 @@ class Client:
         now = monotonic()
         state = self.policy.state(record, now)
         if state is Freshness.FRESH:
+            self._counters["slow_hits" if record.value is not None else "negative_hits"] += 1
             return record
         if state is Freshness.REVALIDATE:
             self._background_load(key, lambda: self._load(key))
             self._counters["stale_served"] += 1
+            self._stale_keys[key] = None
             return record
         if not self.policy.may_serve_stale(record.expires_at, now):
             return self._fetch(key)
@@ -481,6 +541,8 @@ class Client:
         else:
             self._probe(token, load)
         self._counters["stale_served"] += 1
+        if isinstance(stale, Record) and isinstance(token, str):
+            self._stale_keys[token] = None
         return stale
 
     def _from_snapshot(self, key: str) -> Record:
@@ -500,19 +562,26 @@ class Client:
         result = self._refresh_or_stale(key, lambda: self._load(key), record)
         if result is record:
             self._counters["snapshot_served"] += 1
-            log.debug("serving %r from the disk snapshot (fetched %.0fs ago)", key, age)
+            log.debug(
+                "serving %r from the disk snapshot (fetched %.0fs ago)",
+                key,
+                age,
+                extra=event("veltrix.snapshot.served", store=self.source, key=key),
+            )
         return result
 
     def _load(self, key: str) -> Record:
         generation = self._generation.get(key, 0)
         ttl: float | None = None
         if self._l2 is None:
-            entry = self._call_store(lambda: self._backend.get(key), retries=self.policy.retries)
+            entry = self._call_store(
+                lambda: self._backend.get(key), op="get", retries=self.policy.retries
+            )
         else:  # L1 miss -> L2 -> (one process in the fleet) the store
             entry, ttl = self._l2.read_through(
                 key,
                 lambda: self._call_store(
-                    lambda: self._backend.get(key), retries=self.policy.retries
+                    lambda: self._backend.get(key), op="get", retries=self.policy.retries
                 ),
             )
         with self._lock:
@@ -536,6 +605,7 @@ class Client:
             self._lkg.mark_dirty()
         self._records[key] = record
         self._drop_fresh(key)
+        self._stale_keys.pop(key, None)
         if now < expires_at:
             value = record.value
             if value.__class__ is str:
@@ -602,6 +672,7 @@ class Client:
                 flight = self._inflight[token] = _Flight()
             else:
                 landed = flight.waiter()
+                self._instruments.coalesced += 1
         if leader:
             self._fly(token, flight, load)
         else:
@@ -630,6 +701,7 @@ class Client:
             flight = self._inflight.get(token)
             if flight is not None:
                 flight.waiter()  # the caller may wait on it
+                self._instruments.coalesced += 1
                 return flight
             flight = _Flight()
             landed = flight.waiter()
@@ -647,7 +719,13 @@ class Client:
             error = flight.error
             if error is not None and not isinstance(error, BackendUnavailableError):
                 log.warning(
-                    "background refresh of %r from %s failed: %s", token, self.source, error
+                    "background refresh of %r from %s failed: %s",
+                    token,
+                    self.source,
+                    error,
+                    extra=event(
+                        "veltrix.store.refresh_failed", store=self.source, key=token, error=error
+                    ),
                 )
 
         executor.submit(run)
@@ -659,22 +737,28 @@ class Client:
         if not self._inflight and self._health.take_probe():
             self._background_load(token, load)
 
-    def _call_store(self, call: Callable[[], T], *, retries: int, read: bool = True) -> T:
+    def _call_store(self, call: Callable[[], T], *, op: str, retries: int, read: bool = True) -> T:
         """Call the store, mapping its failures onto the error tree; retry transient ones.
 
         Outcomes feed the health state: an answer marks the store up; a transient
         failure of a read marks it down (a failed write says less about reads).
-        Retries stop as soon as the adapter reports its connection lost.
+        Retries stop as soon as the adapter reports its connection lost. Each attempt
+        is counted and timed under ``op`` (``get``, ``list``, ``put``, ``delete``).
         """
         health = self._health
+        instruments = self._instruments
         attempt = 0
         while True:
             self._counters["store_calls"] += 1
+            outcome = "error"
+            started = time.perf_counter()
             try:
                 result = call()
             except BackendUnavailableError as exc:
+                outcome = "unavailable"
                 error = exc
-            except (AccessDeniedError, VersionConflictError):
+            except (AccessDeniedError, VersionConflictError) as exc:
+                outcome = "denied" if isinstance(exc, AccessDeniedError) else "conflict"
                 self._counters["errors"] += 1
                 health.succeeded()  # the store answered
                 raise
@@ -682,6 +766,7 @@ class Client:
                 self._counters["errors"] += 1
                 raise
             except self._backend.transient_errors as exc:
+                outcome = "unavailable"
                 error = BackendUnavailableError(
                     f"{self.source} is unavailable: {type(exc).__name__}"
                 )
@@ -690,8 +775,11 @@ class Client:
                 self._counters["errors"] += 1
                 raise BackendError(f"{self.source} failed: {type(exc).__name__}: {exc}") from exc
             else:
+                outcome = "ok"
                 health.succeeded()
                 return result
+            finally:
+                instruments.store_call(op, outcome, time.perf_counter() - started, time.time())
             self._counters["errors"] += 1
             if read:
                 health.failed(str(error))
@@ -757,7 +845,12 @@ class Client:
                 self._watch_retry_at = monotonic() + 30
                 if required:
                     raise
-                log.warning("cannot watch %s (TTL still applies): %s", self.source, exc)
+                log.warning(
+                    "cannot watch %s (TTL still applies): %s",
+                    self.source,
+                    exc,
+                    extra=event("veltrix.watch.start_failed", store=self.source, error=exc),
+                )
 
     def _on_change(self, change: Change) -> None:
         """A change from the store's watch, applied to the cache on the watch's own
@@ -765,6 +858,10 @@ class Client:
         user's callbacks, which may block, go to the notifier thread, and only when
         there are any."""
         key = change.key
+        instruments = self._instruments
+        instruments.watch_events += 1
+        if change.changed_at is not None:
+            instruments.watch_lag.observe(max(0.0, time.time() - change.changed_at))
         with self._lock:
             if self._closed:
                 return
@@ -783,6 +880,12 @@ class Client:
             notifier = self._notifier
         notifier.submit((change, publish))
 
+    def _on_connection(self, up: bool, reason: str) -> None:
+        """The adapter's connection event: health first, then count a reconnect."""
+        if up and not self._health.connected:
+            self._instruments.watch_reconnects += 1
+        self._health.connection(up, reason)
+
     def _notify(self, item: tuple[Change, bool]) -> None:
         change, publish = item
         if publish and self._l2 is not None:
@@ -792,8 +895,17 @@ class Client:
         for callback in subscribers:
             try:
                 callback(change)
-            except Exception:
-                log.exception("watch callback failed for %r", change.key)
+            except Exception as exc:
+                log.exception(
+                    "watch callback failed for %r",
+                    change.key,
+                    extra=event(
+                        "veltrix.watch.callback_failed",
+                        store=self.source,
+                        key=change.key,
+                        error=exc,
+                    ),
+                )
 
     def _mark_expired(self, key: str) -> None:
         """Make the next read of ``key`` ask the store (or L2). Lock held."""
@@ -872,6 +984,7 @@ class Client:
         backend = self._writable()
         return self._write(
             key,
+            "put",
             lambda: backend.put(key, data, if_version=if_version),
             lambda version: Entry(key, data, version, source=self.source),
         )
@@ -880,9 +993,13 @@ class Client:
         """Delete ``key``; True if it existed."""
         validate_key(key)
         backend = self._writable()
-        return self._write(key, lambda: backend.delete(key, if_version=if_version), lambda _: None)
+        return self._write(
+            key, "delete", lambda: backend.delete(key, if_version=if_version), lambda _: None
+        )
 
-    def _write(self, key: str, call: Callable[[], T], written: Callable[[T], Entry | None]) -> T:
+    def _write(
+        self, key: str, op: str, call: Callable[[], T], written: Callable[[T], Entry | None]
+    ) -> T:
         """Write ``key`` through to the store, L1 and L2; return the store call's result.
 
         ``call`` does the store write; ``written`` turns its result into the entry now
@@ -893,7 +1010,7 @@ class Client:
             if self._watch is not None:
                 self._fences.begin(key)
         try:
-            result = self._call_store(call, retries=0, read=False)
+            result = self._call_store(call, op=op, retries=0, read=False)
         except BaseException:
             with self._lock:
                 self._after_fence(key, self._fences.abandon(key))
@@ -924,7 +1041,9 @@ class Client:
         backend = self._backend
         if not isinstance(backend, SupportsList):
             raise UnsupportedOperationError(f"{self.source} cannot list keys")
-        return self._call_store(lambda: list(backend.list(canonical)), retries=self.policy.retries)
+        return self._call_store(
+            lambda: list(backend.list(canonical)), op="list", retries=self.policy.retries
+        )
 
     # -- introspection and lifecycle -------------------------------------------------
 
@@ -935,8 +1054,20 @@ class Client:
         return any(in_prefix(key, prefix) for prefix in self.secret_prefixes if prefix)
 
     def health(self) -> Health:
-        """The store's health as this client sees it: up, slow or down, since when, why."""
-        return self._health.report()
+        """The store's health as this client sees it: up, slow or down, since when,
+        why; whether its watch is connected, the last successful refresh, the oldest
+        stale value's age and the shared cache's state (see :class:`Health`)."""
+        reading = self._reading()
+        l2 = self._l2
+        return dataclasses.replace(
+            self._health.report(),
+            watch_connected=reading.watch_connected if self._watch is not None else None,
+            last_refresh=reading.last_refresh or None,
+            oldest_stale_age=reading.stale_age,
+            l2=None
+            if l2 is None
+            else L2Health(l2.url, l2.breaker.is_open, l2.bus_node is not None),
+        )
 
     def on_health_change(self, callback: Callable[[Health], None]) -> None:
         """Call ``callback(health)`` whenever the store's health changes. It runs on the
@@ -946,8 +1077,10 @@ class Client:
 
     def stats(self) -> dict[str, int]:
         """Counters: misses (reads that went to the store), store_calls, stale_served,
-        errors, watch_updates, cached_keys, store_up (1 or 0) and health_transitions;
-        plus reads and hits with ``track_hits``."""
+        errors, watch_updates, slow_hits and negative_hits (fresh values and remembered
+        absences found past the hot path), cached_keys, store_up (1 or 0) and
+        health_transitions; plus reads and hits while hits are counted (``track_hits``,
+        or an installed metrics exporter: :mod:`veltrix.metrics`)."""
         result = dict(self._counters)
         result["cached_keys"] = len(self._records)
         health = self._health.report()
@@ -956,10 +1089,65 @@ class Client:
         if self._l2 is not None:
             result.update(self._l2.counters)
             result["l2_breaker_open"] = int(self._l2.breaker.is_open)
-        if self.policy.track_hits:
-            result["reads"] = self._reads
-            result["hits"] = self._reads - self._counters["misses"]
+        if "get" in self.__dict__:  # hits are being counted
+            c = self._counters
+            hits = self._hits + c["slow_hits"]
+            result["hits"] = hits
+            result["reads"] = hits + c["misses"] + c["stale_served"] + c["negative_hits"]
         return result
+
+    def _reading(self) -> ClientReading:
+        """Everything the metrics exporters report for this client, read now.
+
+        Computed here, at scrape time: the stale age walks only the keys served
+        stale since their last refresh.
+        """
+        counters = self._counters
+        now = monotonic()
+        oldest = now
+        with self._lock:
+            for key in list(self._stale_keys):
+                record = self._records.get(key)
+                if record is None or record.expires_at > now:
+                    del self._stale_keys[key]
+                else:
+                    oldest = min(oldest, record.expires_at)
+            cached = len(self._records)
+        health = self._health.report()
+        instruments = self._instruments
+        l2 = self._l2
+        return ClientReading(
+            name=self.name,
+            cache={
+                "hit": self._hits + counters["slow_hits"],
+                "miss": counters["misses"],
+                "stale": counters["stale_served"],
+                "negative": counters["negative_hits"],
+            },
+            store_requests=dict(instruments.store_requests),
+            durations={op: h.copy() for op, h in list(instruments.durations.items())},
+            store_up=health.up,
+            last_refresh=instruments.last_refresh,
+            stale_age=now - oldest,
+            watch_connected=self._watch is not None and self._health.connected,
+            watch_events=instruments.watch_events,
+            watch_reconnects=instruments.watch_reconnects,
+            watch_lag=instruments.watch_lag.copy(),
+            coalesced=instruments.coalesced,
+            cached_keys=cached,
+            l2=None
+            if l2 is None
+            else L2Reading(
+                requests={
+                    "hit": l2.counters["l2_hits"],
+                    "miss": l2.counters["l2_misses"],
+                    "error": l2.counters["l2_errors"],
+                    "lock_timeout": l2.counters["l2_lock_timeouts"],
+                },
+                circuit_open=l2.breaker.is_open,
+                bus={"sent": l2.counters["bus_sent"], "received": l2.counters["bus_received"]},
+            ),
+        )
 
     def invalidate(self, key: str | None = None) -> None:
         """Forget ``key`` (or everything): the next read asks the store."""
@@ -993,6 +1181,10 @@ class Client:
         merged = {k: v for k, v in self._lkg_entries.items() if k not in current}
         merged.update(current)
         return merged
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:

@@ -32,7 +32,9 @@ from pathlib import Path
 from veltrix.backend import Entry
 from veltrix.errors import ConfigurationError
 from veltrix.keys import is_valid_key
+from veltrix.log_events import event
 from veltrix.secrets_crypto import SecretBox
+from veltrix.urls import redact_url
 
 log = logging.getLogger("veltrix.lkg")
 
@@ -70,18 +72,36 @@ class SnapshotFile:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable snapshot %s: %s", self.path, type(exc).__name__)
+            log.warning(
+                "ignoring unreadable snapshot %s: %s",
+                self.path,
+                type(exc).__name__,
+                extra=event("veltrix.snapshot.unreadable", store=redact_url(self.store), error=exc),
+            )
             return {}
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            log.warning("ignoring snapshot %s: not a %s file", self.path, FORMAT)
+            log.warning(
+                "ignoring snapshot %s: not a %s file",
+                self.path,
+                FORMAT,
+                extra=event("veltrix.snapshot.unreadable", store=redact_url(self.store)),
+            )
             return {}
         if data.get("store") != self.store:
-            log.warning("ignoring snapshot %s: it belongs to another store", self.path)
+            log.warning(
+                "ignoring snapshot %s: it belongs to another store",
+                self.path,
+                extra=event("veltrix.snapshot.other_store", store=redact_url(self.store)),
+            )
             return {}
         result: dict[str, tuple[Entry, float]] = {}
         entries = data.get("entries", {})
         if not isinstance(entries, dict):
-            log.warning("ignoring snapshot %s: its entries are not a mapping", self.path)
+            log.warning(
+                "ignoring snapshot %s: its entries are not a mapping",
+                self.path,
+                extra=event("veltrix.snapshot.unreadable", store=redact_url(self.store)),
+            )
             return {}
         for key, item in entries.items():
             try:
@@ -190,7 +210,16 @@ class SnapshotWriter:
             self.writes += 1
         except (OSError, ValueError) as exc:
             self.failures += 1
-            log.warning("cannot write snapshot %s: %s", self.snapshot.path, exc)
+            log.warning(
+                "cannot write snapshot %s: %s",
+                self.snapshot.path,
+                exc,
+                extra=event(
+                    "veltrix.snapshot.write_failed",
+                    store=redact_url(self.snapshot.store),
+                    error=exc,
+                ),
+            )
 
     def close(self) -> None:
         self._stop.set()

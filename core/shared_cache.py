@@ -56,6 +56,7 @@ from typing import Any
 from veltrix.backend import Entry
 from veltrix.cache import CachePolicy
 from veltrix.errors import ConfigurationError
+from veltrix.log_events import event
 from veltrix.secrets_crypto import SecretBox
 from veltrix.urls import Options, parse_url
 
@@ -140,7 +141,10 @@ class CircuitBreaker:
         if self._failures:
             with self._lock:
                 if self._failures >= self.threshold:
-                    log.warning("shared cache reachable again; L2 back in use")
+                    log.warning(
+                        "shared cache reachable again; L2 back in use",
+                        extra=event("veltrix.l2.recovered"),
+                    )
                 self._failures = 0
                 self._probing = False
                 self._cooldown = self.base_cooldown
@@ -154,7 +158,10 @@ class CircuitBreaker:
             if self._failures >= self.threshold:
                 if self._failures == self.threshold:
                     self.trips += 1
-                    log.warning("shared cache unreachable; bypassing L2 (store reads continue)")
+                    log.warning(
+                        "shared cache unreachable; bypassing L2 (store reads continue)",
+                        extra=event("veltrix.l2.circuit_open"),
+                    )
                 self._open_until = time.monotonic() + self._cooldown
 
 
@@ -330,7 +337,11 @@ class SharedCache:
             # host name, and a Redis problem must never fail a read (the store answers).
             self.counters["l2_errors"] += 1
             self.breaker.failure()
-            log.debug("shared cache call failed: %s", type(exc).__name__)
+            log.debug(
+                "shared cache call failed: %s",
+                type(exc).__name__,
+                extra=event("veltrix.l2.call_failed", error=exc),
+            )
             return False, None
         self.breaker.success()
         return True, result
@@ -467,7 +478,11 @@ class SharedCache:
                 self.bus_node = None
                 if self._closed.is_set():
                     break
-                log.debug("invalidation bus disconnected: %s", type(exc).__name__)
+                log.debug(
+                    "invalidation bus disconnected: %s",
+                    type(exc).__name__,
+                    extra=event("veltrix.bus.disconnected", store=self.url, error=exc),
+                )
                 self._closed.wait(backoff)
                 backoff = min(backoff * 2, 1.0)
             finally:
@@ -481,14 +496,21 @@ class SharedCache:
             message = json.loads(data)
             origin, key, version = message["o"], message["k"], message["v"]
         except (ValueError, KeyError, TypeError):
-            log.warning("ignoring a malformed invalidation message")
+            log.warning(
+                "ignoring a malformed invalidation message",
+                extra=event("veltrix.bus.malformed_message", store=self.url),
+            )
             return
         self.counters["bus_received"] += 1
         if self._on_message is not None:
             try:
                 self._on_message(key, version, origin == self.origin)
-            except Exception:
-                log.exception("invalidation handler failed for %r", key)
+            except Exception as exc:
+                log.exception(
+                    "invalidation handler failed for %r",
+                    key,
+                    extra=event("veltrix.bus.handler_failed", store=self.url, key=key, error=exc),
+                )
 
     def wait_ready(self, timeout: float) -> bool:
         """True once the bus listener is subscribed (tests and benchmarks)."""

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar, cast
 
 from veltrix.backend import Change, Entry
+from veltrix.log_events import FailureLog, event
 
 log = logging.getLogger("veltrix.watch")
 
@@ -68,8 +69,13 @@ class ChangeDispatcher(Generic[T]):
     def _deliver(self, item: T) -> None:
         try:
             self._on_change(item)
-        except Exception:
-            log.exception("watch callback failed for %s", getattr(item, "key", "a change"))
+        except Exception as exc:
+            key = getattr(item, "key", None)
+            log.exception(
+                "watch callback failed for %s",
+                key or "a change",
+                extra=event("veltrix.watch.callback_failed", key=key, error=exc),
+            )
 
     def _run(self) -> None:
         while True:
@@ -143,6 +149,7 @@ class PollingWatch:
         self._max_backoff = max(max_backoff, interval)
         self._stop = threading.Event()
         self._dispatcher = ChangeDispatcher(on_change, name=f"{name}-callbacks")
+        self._failures = FailureLog(log, "veltrix.watch.poll", store=name)
         self._known: dict[str, Entry] | None = dict(baseline) if baseline is not None else None
         if self._known is None:
             self._known = self._try_snapshot()
@@ -151,10 +158,12 @@ class PollingWatch:
 
     def _try_snapshot(self) -> dict[str, Entry] | None:
         try:
-            return dict(self._snapshot())
+            current = dict(self._snapshot())
         except Exception as exc:
-            log.warning("watch poll failed: %s", exc)
+            self._failures.failed("watch poll failed: %s", exc, error=exc)
             return None
+        self._failures.succeeded("watch poll works again")
+        return current
 
     def _run(self) -> None:
         delay = self._interval
