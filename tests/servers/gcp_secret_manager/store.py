@@ -19,6 +19,7 @@ from typing import Any
 
 import google_crc32c
 from google.cloud.secretmanager_v1.types import resources, service
+from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2, timestamp_pb2
 
 from tests.servers.gcp_secret_manager.filters import FilterError, compile_filter
@@ -82,6 +83,7 @@ class _Version:
 class _Secret:
     pb: Any
     versions: list[_Version] = field(default_factory=list)
+    policy: Any = None  # a google.iam.v1 Policy once SetIamPolicy was called
 
 
 class SecretStore:
@@ -395,6 +397,61 @@ class SecretStore:
     def destroy_secret_version(self, request: Any) -> Any:
         return self._transition(request, DESTROYED)
 
+    # -- IAM (only what a secret reference needs) ----------------------------------------
+
+    def set_iam_policy(self, request: Any) -> Any:
+        with self._lock:
+            secret = self._secret(request.resource)
+            policy = policy_pb2.Policy()
+            policy.CopyFrom(request.policy)
+            policy.etag = self._etag().strip('"').encode()
+            secret.policy = policy
+            return _copy(policy)
+
+    def get_iam_policy(self, request: Any) -> Any:
+        with self._lock:
+            secret = self._secret(request.resource)
+            return _copy(secret.policy) if secret.policy is not None else policy_pb2.Policy()
+
+    def reference_payload(self, version_name: str, member: str) -> bytes:
+        """The payload of ``version_name`` as read on behalf of ``member`` (a principal
+        such as ``principal://...``), for another service resolving a reference to it.
+
+        A secret without an IAM policy set here counts as readable (the grant the real
+        service would find at project level); one with a policy must grant ``member``
+        an accessor role. Raises NOT_FOUND, PERMISSION_DENIED or FAILED_PRECONDITION.
+        """
+        with self._lock:
+            match = VERSION_RE.fullmatch(version_name)
+            secret = self._secrets.get(match["secret"]) if match else None
+            if secret is not None and not _grants(secret.policy, member):
+                raise ApiError(
+                    "PERMISSION_DENIED",
+                    f"Permission 'secretmanager.versions.access' denied for resource "
+                    f"'{version_name}'",
+                )
+            _, version = self._version(version_name)
+            if version.pb.state != ENABLED:
+                raise ApiError(
+                    "FAILED_PRECONDITION",
+                    f"Secret Version [{version.pb.name}] is in "
+                    f"{STATE_NAMES[version.pb.state]} state.",
+                )
+            return version.data or b""
+
+
+ACCESSOR_ROLES = frozenset(
+    {"roles/secretmanager.secretAccessor", "roles/secretmanager.admin", "roles/owner"}
+)
+
+
+def _grants(policy: Any, member: str) -> bool:
+    if policy is None:
+        return True
+    return any(
+        binding.role in ACCESSOR_ROLES and member in binding.members for binding in policy.bindings
+    )
+
 
 def _copy(message: Any) -> Any:
     clone = type(message)()
@@ -475,6 +532,16 @@ def methods(store: SecretStore) -> dict[str, tuple[Callable[[Any], Any], Any, An
             store.destroy_secret_version,
             service.DestroySecretVersionRequest.pb(),
             SecretVersionPb,
+        ),
+        "SetIamPolicy": (
+            store.set_iam_policy,
+            iam_policy_pb2.SetIamPolicyRequest,
+            policy_pb2.Policy,
+        ),
+        "GetIamPolicy": (
+            store.get_iam_policy,
+            iam_policy_pb2.GetIamPolicyRequest,
+            policy_pb2.Policy,
         ),
     }
 
