@@ -28,8 +28,10 @@ import builtins
 import json
 import logging
 import os
+import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
@@ -84,7 +86,6 @@ from veltrix.errors import (
     SecretReferenceError,
     UnsupportedOperationError,
     ValueTooLargeError,
-    VersionConflictError,
 )
 from veltrix.keys import SEPARATOR, in_prefix, join, normalize_prefix, validate_key
 from veltrix.log_redaction import protect_loggers
@@ -100,7 +101,7 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_VALUE_BYTES = MAX_PAYLOAD_BYTES - 4096
 MAX_PARAMETER_ID_LENGTH = 63
 DEFAULT_TOKEN_ENV = "VELTRIX_GCPPM_ACCESS_TOKEN"
-WRITE_ATTEMPTS = 5
+WRITE_ATTEMPTS = 16
 REFERENCE_MARK = b"__REF__("
 _REFERENCE_RE = re.compile(
     r"//secretmanager\.googleapis\.com/projects/[^/\s\"'\\)]+(?:/locations/[^/\s\"'\\)]+)?"
@@ -618,7 +619,7 @@ class ParameterManagerBackend:
         parameter_key, rest = self._split(key)
         name = self._parameter_name(parameter_key)
         what = f"{'put' if value is not None else 'delete'} {join(self.prefix, key)!r}"
-        for _ in range(WRITE_ATTEMPTS):
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
             current = self._current(name, what)
             if current is None:
                 check_expected_version(key, None, if_version)
@@ -640,8 +641,9 @@ class ParameterManagerBackend:
                 return ""
             if self._create_version(name, current.next_id, payload, what):
                 return current.next_id
-            if if_version is not None:
-                raise VersionConflictError(f"{key!r} changed during the write")
+            # Another writer took that version id: start over from its version (a
+            # compare-and-set is checked again against it).
+            time.sleep(random.uniform(0.0, 0.02 * attempt))
         raise BackendUnavailableError(f"{what}: concurrent writers kept changing the parameter")
 
     def _change(

@@ -291,3 +291,28 @@ def test_bad_urls() -> None:
         open_gcppm("gcppm://p?insecure=true")
     with pytest.raises(ConfigurationError):
         open_gcppm("gcppm://p?endpoint=x:1&insecure=true&colour=red")
+
+
+def test_concurrent_writers_to_one_parameter(backend: ParameterManagerBackend) -> None:
+    """Writers of different keys in one parameter all land (a lost version id is retried);
+    of two compare-and-set writes based on one version, exactly one wins."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda i: backend.put(f"shared/k{i}", str(i).encode()), range(12)))
+    assert {e.key: e.value for e in backend.list("shared")} == {
+        f"shared/k{i}": str(i).encode() for i in range(12)
+    }
+    base = backend.get("shared/k0")
+    assert base is not None
+
+    def cas(value: bytes) -> bool:
+        try:
+            backend.put("shared/k0", value, if_version=base.version)
+        except VersionConflictError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(cas, [b"x", b"y"]))
+    assert sorted(outcomes) == [False, True]
