@@ -262,6 +262,17 @@ def test_auth_token_rules(monkeypatch: pytest.MonkeyPatch, transport: str) -> No
     with pytest.raises(AccessDeniedError):
         anonymous.get("a/b")
     anonymous.close()
+    monkeypatch.setenv("MY_PM_TOKEN", "not-a-known-token")
+    unknown = open_gcppm(base + "&token_env=MY_PM_TOKEN")
+    with pytest.raises(AccessDeniedError, match="UNAUTHENTICATED"):
+        unknown.get("a/b")
+    unknown.close()
+    denied = server_env("VELTRIX_TEST_GCPPM_DENIED_TOKEN", "token without access")
+    monkeypatch.setenv("MY_PM_TOKEN", denied)
+    no_access = open_gcppm(base + "&token_env=MY_PM_TOKEN")
+    with pytest.raises(AccessDeniedError, match="PERMISSION_DENIED"):
+        no_access.get("a/b")
+    no_access.close()
     monkeypatch.setenv("MY_PM_TOKEN", token)
     authed = open_gcppm(base + "&token_env=MY_PM_TOKEN")
     assert authed.get("a/b") is None

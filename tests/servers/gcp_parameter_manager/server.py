@@ -49,7 +49,7 @@ ROUTES: list[sm_server.Route] = [
 ]
 
 
-def serve(host: str, rest_port: int, grpc_port: int, token: str | None) -> None:
+def serve(host: str, rest_port: int, grpc_port: int, token: sm_server.Tokens | None) -> None:
     """Serve Parameter Manager and Secret Manager on both transports until interrupted."""
     secrets = SecretStore()
     parameters = ParameterStore(secrets)

@@ -15,6 +15,7 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent import futures
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -47,27 +48,47 @@ HTTP_CODES = {
 }
 
 
-def check_token(expected: str | None, authorization: str | None) -> None:
-    """Raise UNAUTHENTICATED without a bearer token, PERMISSION_DENIED for a wrong one."""
-    if expected is None:
+@dataclass(frozen=True)
+class Tokens:
+    """Who may call: ``allowed`` has access; each of ``denied`` is a known identity without
+    it. With ``allowed`` None every request is let in."""
+
+    allowed: str | None = None
+    denied: tuple[str, ...] = ()
+
+
+def check_token(tokens: Tokens | str | None, authorization: str | None) -> None:
+    """As Google answers: no bearer token, or one that names nobody (an unknown or
+    invalid token), is UNAUTHENTICATED (401); a known identity without access to the
+    resource is PERMISSION_DENIED (403)."""
+    if not isinstance(tokens, Tokens):
+        tokens = Tokens(tokens)
+    if tokens.allowed is None:
         return
     if not authorization or not authorization.lower().startswith("bearer "):
         raise ApiError(
             "UNAUTHENTICATED",
             "Request is missing required authentication credential. Expected OAuth 2 access token.",
         )
-    if not hmac.compare_digest(authorization[7:].strip().encode(), expected.encode()):
+    given = authorization[7:].strip().encode()
+    if hmac.compare_digest(given, tokens.allowed.encode()):
+        return
+    if any(hmac.compare_digest(given, denied.encode()) for denied in tokens.denied):
         raise ApiError(
             "PERMISSION_DENIED",
             "Permission denied on resource (or it may not exist) for the caller's credentials.",
         )
+    raise ApiError(
+        "UNAUTHENTICATED",
+        "Request had invalid authentication credentials. Expected OAuth 2 access token.",
+    )
 
 
 # -- gRPC --------------------------------------------------------------------------------
 
 
 def _grpc_handler(
-    fn: Callable[[Any], Any], token: str | None
+    fn: Callable[[Any], Any], token: Tokens | str | None
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
@@ -91,7 +112,7 @@ Route = tuple[str, re.Pattern[str], str, str, str | None]
 
 
 def grpc_server(
-    services: dict[str, MethodTable], host: str, port: int, token: str | None
+    services: dict[str, MethodTable], host: str, port: int, token: Tokens | str | None
 ) -> grpc.Server:
     """One gRPC server serving every service in ``services`` (name -> method table)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
@@ -113,7 +134,9 @@ def grpc_server(
     return server
 
 
-def make_grpc_server(store: SecretStore, host: str, port: int, token: str | None) -> grpc.Server:
+def make_grpc_server(
+    store: SecretStore, host: str, port: int, token: Tokens | str | None
+) -> grpc.Server:
     return grpc_server({SERVICE: methods(store)}, host, port, token)
 
 
@@ -145,7 +168,7 @@ class _RestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stalls
     server_version = "gcpsm-test-server"
-    token: str | None
+    token: Tokens | str | None
     routes: list[Route]
     table: MethodTable
 
@@ -244,7 +267,7 @@ def _nest(query: dict[str, str]) -> dict[str, Any]:
 
 
 def rest_server(
-    routes: list[Route], table: MethodTable, host: str, port: int, token: str | None
+    routes: list[Route], table: MethodTable, host: str, port: int, token: Tokens | str | None
 ) -> ThreadingHTTPServer:
     """One HTTP server answering ``routes`` with the handlers of ``table``."""
     handler = type(
@@ -256,12 +279,12 @@ def rest_server(
 
 
 def make_rest_server(
-    store: SecretStore, host: str, port: int, token: str | None
+    store: SecretStore, host: str, port: int, token: Tokens | str | None
 ) -> ThreadingHTTPServer:
     return rest_server(ROUTES, methods(store), host, port, token)
 
 
-def serve(host: str, rest_port: int, grpc_port: int, token: str | None) -> None:
+def serve(host: str, rest_port: int, grpc_port: int, token: Tokens | str | None) -> None:
     """Serve both transports until interrupted."""
     store = SecretStore()
     run_both(
@@ -290,6 +313,7 @@ __all__ = [
     "SERVICE",
     "MethodTable",
     "Route",
+    "Tokens",
     "grpc_server",
     "make_grpc_server",
     "make_rest_server",

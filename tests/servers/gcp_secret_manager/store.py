@@ -49,7 +49,9 @@ VERSION_RE = re.compile(rf"(?P<secret>{SECRET_RE.pattern})/versions/(?P<version>
 LABEL_KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE_RE = re.compile(r"[a-z0-9_-]{0,63}")
 ANNOTATION_KEY_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
-UPDATABLE_PATHS = {"labels", "annotations"}
+UPDATABLE_PATHS = {"labels", "annotations", "version_aliases", "ttl", "expire_time"}
+ALIAS_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
+MAX_ALIASES = 50
 
 
 class ApiError(Exception):
@@ -115,6 +117,13 @@ class SecretStore:
                 "INVALID_ARGUMENT", f"Invalid resource field value in the request: name {name!r}"
             )
         secret = self._secrets.get(name)
+        if (
+            secret is not None
+            and secret.pb.HasField("expire_time")
+            and secret.pb.expire_time.ToNanoseconds() <= _now().ToNanoseconds()
+        ):
+            del self._secrets[name]  # expired: the service deletes it
+            secret = None
         if secret is None:
             raise ApiError("NOT_FOUND", f"Secret [{name}] not found or has no versions.")
         return secret
@@ -133,7 +142,11 @@ class SecretStore:
                     "NOT_FOUND", f"Secret [{match['secret']}] not found or has no versions."
                 )
             return secret, secret.versions[-1]
-        if not ref.isdigit() or int(ref) < 1:
+        if not ref.isdigit():
+            if ref not in secret.pb.version_aliases:
+                raise ApiError("NOT_FOUND", f"Secret Version [{name}] not found.")
+            ref = str(secret.pb.version_aliases[ref])
+        if int(ref) < 1:
             raise ApiError("INVALID_ARGUMENT", f"Invalid version id {ref!r}")
         number = int(ref)
         if number > len(secret.versions):
@@ -157,6 +170,36 @@ class SecretStore:
                 raise ApiError("INVALID_ARGUMENT", f"Invalid label key {key!r}")
             if LABEL_VALUE_RE.fullmatch(value) is None:
                 raise ApiError("INVALID_ARGUMENT", f"Invalid label value {value!r} for key {key!r}")
+
+    @staticmethod
+    def _validate_aliases(aliases: Any, versions: int) -> None:
+        if len(aliases) > MAX_ALIASES:
+            raise ApiError("INVALID_ARGUMENT", f"A secret can have at most {MAX_ALIASES} aliases")
+        for alias, number in aliases.items():
+            if ALIAS_RE.fullmatch(alias) is None or alias == "latest" or alias.isdigit():
+                raise ApiError("INVALID_ARGUMENT", f"Invalid version alias {alias!r}")
+            if not 1 <= number <= versions:
+                raise ApiError(
+                    "INVALID_ARGUMENT",
+                    f"Version alias {alias!r} refers to version {number}, which does not exist",
+                )
+
+    @staticmethod
+    def _expiration(secret: Any, given: Any) -> None:
+        """``ttl`` is input only: the secret keeps (and answers with) ``expire_time``."""
+        if given.HasField("ttl"):
+            ttl = given.ttl.ToNanoseconds()
+            if ttl <= 0:
+                raise ApiError("INVALID_ARGUMENT", "ttl must be positive")
+            stamp = timestamp_pb2.Timestamp()
+            stamp.FromNanoseconds(_now().ToNanoseconds() + ttl)
+            secret.expire_time.CopyFrom(stamp)
+        elif given.HasField("expire_time"):
+            if given.expire_time.ToNanoseconds() <= _now().ToNanoseconds():
+                raise ApiError("INVALID_ARGUMENT", "expire_time must be in the future")
+            secret.expire_time.CopyFrom(given.expire_time)
+        else:
+            secret.ClearField("expire_time")
 
     @staticmethod
     def _validate_annotations(annotations: Any) -> None:
@@ -227,9 +270,11 @@ class SecretStore:
             )
         self._validate_labels(given.labels)
         self._validate_annotations(given.annotations)
+        self._validate_aliases(given.version_aliases, 0)
         name = f"{request.parent}/secrets/{request.secret_id}"
         secret = SecretPb()
         secret.CopyFrom(given)
+        self._expiration(secret, given)
         secret.name = name
         secret.create_time.CopyFrom(_now())
         with self._lock:
@@ -288,6 +333,12 @@ class SecretStore:
             if "annotations" in paths:
                 secret.pb.annotations.clear()
                 secret.pb.annotations.update(given.annotations)
+            if "version_aliases" in paths:
+                self._validate_aliases(given.version_aliases, len(secret.versions))
+                secret.pb.version_aliases.clear()
+                secret.pb.version_aliases.update(given.version_aliases)
+            if "ttl" in paths or "expire_time" in paths:
+                self._expiration(secret.pb, given)
             secret.pb.etag = self._etag()
             return _copy(secret.pb)
 
