@@ -578,11 +578,7 @@ class ParameterManagerBackend:
 
     def _create_version(self, name: str, version_id: str, payload: bytes, what: str) -> bool:
         """Create a version; False when that id was taken meanwhile (a concurrent write)."""
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            raise ValueTooLargeError(
-                f"{what}: the parameter would hold {len(payload)} bytes; a version holds at "
-                f"most {MAX_PAYLOAD_BYTES}"
-            )
+        _check_payload_size(payload, what)
         try:
             self._call(
                 what,
@@ -625,7 +621,11 @@ class ParameterManagerBackend:
                 check_expected_version(key, None, if_version)
                 if value is None:
                     return None
-                self._create_parameter(name, UNFORMATTED if not rest else self._new_format, what)
+                fmt = UNFORMATTED if not rest else self._new_format
+                # the first version's payload is checked before the parameter is created
+                first = self._change(_Version(fmt, None, "v1"), b"", rest, value, key, None)
+                _check_payload_size(first, what)
+                self._create_parameter(name, fmt, what)
                 continue
             raw = b""
             if current.version_id is not None:
@@ -753,6 +753,14 @@ class ParameterManagerBackend:
 
 
 _DELETE_PARAMETER = b"\x00delete-parameter\x00"
+
+
+def _check_payload_size(payload: bytes | None, what: str) -> None:
+    if payload is not None and len(payload) > MAX_PAYLOAD_BYTES:
+        raise ValueTooLargeError(
+            f"{what}: the parameter would hold {len(payload)} bytes; a version holds at "
+            f"most {MAX_PAYLOAD_BYTES}"
+        )
 
 
 def _is_object(raw: bytes, fmt: int) -> bool:

@@ -327,3 +327,12 @@ def test_concurrent_writers_to_one_parameter(backend: ParameterManagerBackend) -
     with ThreadPoolExecutor(2) as pool:
         outcomes = list(pool.map(cas, [b"x", b"y"]))
     assert sorted(outcomes) == [False, True]
+
+
+def test_oversized_first_write_creates_no_parameter(backend: ParameterManagerBackend) -> None:
+    """Binary values grow by a third in a JSON document: the size is checked before the
+    parameter is created, so a refused first write leaves nothing behind."""
+    with pytest.raises(ValueTooLargeError):
+        backend.put("blob/data", b"\xff" * (900 * 1024))
+    names = [p.name for p in backend._client.list_parameters(request={"parent": backend._parent})]
+    assert names == []
