@@ -78,8 +78,8 @@ class TestLiveConformance(BackendConformance):
         prefix = unique_name("vt").replace("-", "")
         backend = open_gcppm(f"gcppm://{project}/{prefix}?poll_interval=2")
         yield backend
-        try:
-            for entry in backend.list(""):
-                backend.delete(entry.key)
+        try:  # delete the parameters themselves (deleting keys leaves empty documents)
+            for parameter_key in backend._parameter_keys("cleanup"):
+                backend._delete_parameter(backend._parameter_name(parameter_key), "cleanup")
         finally:
             backend.close()
