@@ -336,3 +336,45 @@ def test_oversized_first_write_creates_no_parameter(backend: ParameterManagerBac
         backend.put("blob/data", b"\xff" * (900 * 1024))
     names = [p.name for p in backend._client.list_parameters(request={"parent": backend._parent})]
     assert names == []
+
+
+def test_rendered_secret_never_logged_or_shown(
+    transport: str, project: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rendered at DEBUG through the client library, listed by the CLI: the secret value
+    appears in no log record and is masked in the CLI's output."""
+    import logging
+    import subprocess
+    import sys
+
+    ref = secret_version(project, "cli-pass", b"Sup3rS3cretRendered")
+    url = server_url(transport, project)
+    backend = open_gcppm(url)
+    try:
+        parameter(
+            backend,
+            "svc",
+            JSON,
+            json.dumps(
+                {"host": "h", "pw": f"__REF__(//secretmanager.googleapis.com/{ref})"}
+            ).encode(),
+        )
+        with (
+            caplog.at_level(logging.DEBUG),
+            Client(backend, cache=CachePolicy(ttl=60)) as client,
+        ):
+            assert client.get("svc/pw") == "Sup3rS3cretRendered"
+            shown = repr(client.get_entry("svc/pw"))
+        assert "Sup3rS3cret" not in caplog.text and "Sup3rS3cret" not in shown
+    finally:
+        backend.close()
+    listed = subprocess.run(
+        [sys.executable, "-m", "veltrix", "ls", "svc", "--values", "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "svc/host" in listed.stdout and "svc/pw" in listed.stdout
+    assert "Sup3rS3cret" not in listed.stdout + listed.stderr
