@@ -690,6 +690,28 @@ def section_migration(data: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def section_parameter_manager(data: dict[str, Any] | None) -> list[str]:
+    out = ["## 10. GCP Parameter Manager: miss, cached get, render cost", ""]
+    if data is None:
+        return [*out, "_Not measured in this run._", ""]
+    from benchmarks import bench_gcppm
+
+    out += [
+        f"`benchmarks/bench_gcppm.py` against the Parameter Manager test server on loopback "
+        f"(our Python server, also serving the referenced secret): a JSON parameter of "
+        f"{data['keys_per_parameter']} keys, one a Secret Manager reference; "
+        f"{data['store_reads']} store reads and {data['cached_reads']:,} cached reads per "
+        "transport. The raw baseline is the cheapest read an application can make with the "
+        "official client, a `render_parameter_version` of a version it already knows; the "
+        "adapter's miss first lists the versions to find the newest enabled one. Load average "
+        f"{data['loadavg_before']:.1f} before, {data['loadavg_after']:.1f} after.",
+        "",
+        bench_gcppm.markdown(data),
+        "",
+    ]
+    return out
+
+
 def write(run: dict[str, Any]) -> Path:
     verdicts: dict[str, Any] = {}
     hot = _load("hot_path", run)
@@ -705,6 +727,7 @@ def write(run: dict[str, Any]) -> Path:
     body += section_outage(_load("outage", run), verdicts)
     body += section_aio(_load("aio", run))
     body += section_cache_paths(_load("cache_paths", run))
+    body += section_parameter_manager(_load("gcppm", run))
 
     m = run.get("machine", {})
     head = [
