@@ -65,7 +65,7 @@ from veltrix.watching import ChangeDispatcher, InlineCallback
 
 if TYPE_CHECKING:
     from veltrix.lkg import SnapshotWriter
-    from veltrix.shared_cache import SharedCache
+    from veltrix.shared_cache import BusMessage, SharedCache
 
 log = logging.getLogger("veltrix.client")
 
@@ -206,7 +206,9 @@ class Client:
         if cache_url is not None:
             from veltrix.shared_cache import SharedCache
 
-            self._counters.update(dict.fromkeys(("bus_invalidations", "snapshot_served"), 0))
+            self._counters.update(
+                dict.fromkeys(("bus_invalidations", "bus_updates", "snapshot_served"), 0)
+            )
             self._l2 = SharedCache(
                 cache_url,
                 store=store_id,
@@ -800,15 +802,25 @@ class Client:
                 self._models.pop(token, None)
                 self._model_generation[token] = self._model_generation.get(token, 0) + 1
 
-    def _on_bus(self, key: str, version: str | None, own: bool) -> None:
-        """Another client wrote ``key`` (or its watch saw a change): drop L1, re-read L2."""
-        if own or self._l2 is None:
+    def _on_bus(self, message: BusMessage) -> None:
+        """Another client wrote ``key``, its watch saw a change, or it refreshed the key
+        from the store: install the entry the message carries, or drop L1 and re-read L2."""
+        key = message.key
+        if message.own or self._l2 is None or key not in self._records:
             return
+        carried = self._l2.carried(message)  # decoded (maybe unsealed) outside the lock
         with self._lock:
             record = self._records.get(key)
-            if record is None:
+            if record is None or self._closed:
                 return
-            if record.version_str() == version:
+            if carried is not None:
+                # Fresh for the entry's rest in L2 plus the grace: the next refresh by
+                # the process that loaded it normally lands before this copy expires.
+                self._bump(key)
+                self._install(key, *carried)
+                self._counters["bus_updates"] += 1
+                return
+            if record.version_str() == message.version:
                 return  # already have it (our own watch got there first)
             self._mark_expired(key)
             generation = self._generation[key]
