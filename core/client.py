@@ -893,11 +893,16 @@ class Client:
         with self._lock:
             if self._watch is not None:
                 self._fences.begin(key)
+        if self._l2 is not None:
+            # From now on, bus payloads about ``key`` from others predate this write.
+            self._l2.expect_own(key)
         try:
             result = self._call_store(call, retries=0, read=False)
         except BaseException:
             with self._lock:
                 self._after_fence(key, self._fences.abandon(key))
+            if self._l2 is not None:
+                self._l2.settle_own(key)
             raise
         entry = written(result)
         with self._lock:
@@ -907,7 +912,7 @@ class Client:
                 key, self._fences.settle(key, None if entry is None else entry.version)
             )
         if self._l2 is not None:
-            self._l2.publish(key, entry)
+            self._l2.publish(key, entry, expected=True)
         return result
 
     def _after_fence(self, key: str, outcome: tuple[bool, float | None]) -> None:

@@ -4,29 +4,44 @@ Only the client's slow path comes here (an L1 miss): ``Client.get`` on a fresh
 key never touches Redis. For one key, :meth:`SharedCache.read_through`:
 
 1. runs one Lua script that returns the L2 entry with its remaining TTL (``PTTL``)
-   or, on a miss, tries ``SET lock token NX PX lock_ttl``;
-2. the lock winner reads the store and stores the entry with a second script that
-   writes it only while its token still holds the lock, then deletes the lock
-   (compare-and-delete: a lock is only ever released by its owner; a lock whose
-   owner crashed expires after ``lock_ttl``);
-3. the others poll the L2 entry every few milliseconds until it appears (one
-   store call for the fleet), the lock disappears (they try to take it), or
-   ``2 * lock_ttl`` passes (they read the store themselves: the documented slack).
+   or, on a miss, tries ``SET lock token NX PX lock_ttl``. An entry with at most
+   ``refresh_ahead`` left is a miss for whoever can take the lock (a hit otherwise);
+2. the lock winner reads the store, then one script stores the entry only while its
+   token still holds the lock, deletes the lock (compare-and-delete: a lock is only
+   ever released by its owner; a lock whose owner crashed expires after
+   ``lock_ttl``) and publishes the stored bytes on the bus: one round trip;
+3. the others wait on an in-process event that the bus listener sets when a message
+   for that key arrives, and take the entry it carries (one store call and one Redis
+   request each for the fleet). Without a payload they ask L2 again; when the lock
+   expires with no message they try to take it; while the bus is disconnected they
+   poll every ``lock_poll``; after ``2 * lock_ttl`` they read the store themselves
+   (the documented slack).
 
-Entries carry value, version, content type, provenance and the wall-clock time
-they were fetched, with a Redis TTL equal to the policy's TTL, so every process's
-L1 copy expires when the L2 entry does. Keys are namespaced per store URL and
-hash-tagged per cache key: ``veltrix:l2:<ns>:e:{<key>}`` and its lock
+Entries carry value, version, content type, provenance and the wall-clock time they
+were fetched, with a Redis TTL equal to the policy's TTL. So that one process per TTL
+refreshes a key and the others never miss it: the loader keeps its L1 copy for the
+whole TTL; a copy from L2 or the bus stays fresh for the entry's remaining TTL plus
+``grace`` = ``min(lock_ttl, 10% of ttl)`` (``negative_ttl`` for absences: this bounds
+the extra staleness of a value changed behind Veltrix's back), and ``refresh_ahead``
+= ``min(lock_ttl, 10% of min(ttl, negative_ttl))``. The loader's copy expires first,
+its refresh lands slightly before the L2 entry goes, and its bus message replaces the
+other copies before they expire: about 2 Redis requests per key per TTL for the fleet.
+Keys are namespaced per store URL and hash-tagged per cache key: ``veltrix:l2:<ns>:e:{<key>}`` and its lock
 ``veltrix:l2:<ns>:lock:{<key>}`` (``<ns>`` = ``sha256(store url)[:16]``). Both keys a
 script touches share the tag, so in Redis Cluster they sit in one slot, while
 different cache keys spread over all slots (a per-namespace tag would put a whole
 store's cache on one node: one hot slot).
 
 Writes through any client and changes seen by any client's watch are written to
-L2 and announced on ``veltrix:l2:<ns>:bus``; every other client drops its L1
-entry and re-reads it from L2 on the listener thread. In Redis Cluster the
-listener subscribes on one node (PUBLISH reaches every node) and moves to the
-next node it knows when that one goes away.
+L2 and announced on ``veltrix:l2:<ns>:bus``, as are refreshes. A message is JSON:
+origin, key, version and, up to :data:`MAX_BUS_PAYLOAD`, the entry's bytes exactly as
+stored in L2 (base64; sealed for secrets, never carried for a secret L2 does not hold)
+with its TTL in ms. Every other client holding the key installs the carried entry on
+the listener thread, or drops its L1 entry and re-reads it from L2 when there is none.
+A foreign payload that arrives while this client's own write to the key is still on
+its way back was published before that write: it is not installed
+(read-your-own-writes). In Redis Cluster the listener subscribes on one node (PUBLISH
+reaches every node) and moves to the next node it knows when that one goes away.
 
 Cache URLs: ``redis://host:6379/0``, ``rediss://host:6380/0?ca_file=...`` (TLS),
 ``redis+sentinel://s1:26379,s2:26379/<service>/0``,
@@ -550,19 +565,28 @@ class SharedCache:
             return None
         return self._hit(key, [1, reply[0], reply[1]])
 
-    def publish(self, key: str, entry: Entry | None, *, store: bool = True) -> None:
+    def expect_own(self, key: str) -> None:
+        """A write of ``key`` is starting: until its message comes back, payloads other
+        clients published earlier are older than it. Follow with :meth:`publish`
+        (``expected=True``) or, if the write failed, :meth:`settle_own`."""
+        with self._waiters_lock:
+            self._own_pending[key] = self._own_pending.get(key, 0) + 1
+
+    def publish(
+        self, key: str, entry: Entry | None, *, store: bool = True, expected: bool = False
+    ) -> None:
         """Put ``entry`` (``None``: deleted) in L2 and tell every other client.
 
         The message carries the stored payload (see :meth:`_message`), so the others
-        install it without reading L2.
+        install it without reading L2. ``expected``: :meth:`expect_own` was called.
         """
         if store and self.policy.ttl > 0 and self.cacheable(key, entry):
             payload, ms = self.encode(key, entry), self._ms(entry)
         else:
             payload, ms = b"", 0
         message = self._message(key, entry, payload, ms)
-        with self._waiters_lock:
-            self._own_pending[key] = self._own_pending.get(key, 0) + 1
+        if not expected:
+            self.expect_own(key)
         ok, _ = self._call(
             lambda: self._write(
                 keys=[self._ekey(key), self._lkey(key)], args=[payload, ms, self.channel, message]
@@ -571,9 +595,10 @@ class SharedCache:
         if ok:
             self.counters["bus_sent"] += 1
         else:  # no message will come back (if it does after all, it finds nothing pending)
-            self._settle_own(key)
+            self.settle_own(key)
 
-    def _settle_own(self, key: str) -> None:
+    def settle_own(self, key: str) -> None:
+        """One write of ``key`` announced (or abandoned): see :meth:`expect_own`."""
         with self._waiters_lock:
             left = self._own_pending.get(key, 0) - 1
             if left > 0:
@@ -642,7 +667,7 @@ class SharedCache:
         self.counters["bus_received"] += 1
         own = origin == self.origin
         if own:
-            self._settle_own(key)
+            self.settle_own(key)
         with self._waiters_lock:
             if not own and self._own_pending.get(key):
                 payload = None  # published before our own write to it: older than ours
