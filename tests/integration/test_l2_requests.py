@@ -263,3 +263,44 @@ def test_a_foreign_payload_published_before_our_write_is_not_installed(
         l2._dispatch(message)  # nothing pending now: a newer foreign value is installed
         assert client.get(KEYS[2]) == "older"
         assert client.stats()["bus_updates"] == 1
+
+
+def test_a_write_cancels_a_refresh_in_flight(redis_url: str) -> None:
+    """A refresh whose store read began before a write neither stores its (older) value
+    in L2 nor announces it on the bus: the write took its lock away."""
+    url = _cache_url(redis_url, "cancel")
+    policy = CachePolicy(ttl=30, watch=False)
+    options: dict[str, Any] = {"store": "cancel", "policy": policy, "box": None}
+    heard: list[Any] = []
+    loader = SharedCache(url, is_secret=lambda k, e: False, on_message=heard.append, **options)
+    writer = SharedCache(url, is_secret=lambda k, e: False, on_message=lambda m: None, **options)
+    started, written = threading.Event(), threading.Event()
+    result: list[Any] = []
+
+    def read_old() -> Entry:
+        started.set()
+        assert written.wait(5)
+        return Entry(KEYS[3], b"old", "1")
+
+    try:
+        assert loader.wait_ready(5) and writer.wait_ready(5)
+        thread = threading.Thread(
+            target=lambda: result.append(loader.read_through(KEYS[3], read_old))
+        )
+        thread.start()
+        assert started.wait(5)
+        writer.publish(KEYS[3], Entry(KEYS[3], b"new", "2"))
+        written.set()
+        thread.join(5)
+        assert result and result[0][0].value == b"old"  # what the loader itself read
+        hit = writer.peek(KEYS[3])
+        assert hit is not None and hit[0] is not None and hit[0].value == b"new"
+        assert loader.counters["bus_sent"] == 0  # its store-and-publish script did nothing
+        deadline = time.monotonic() + 2
+        while not heard and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.1)  # a refresh message, had there been one, came after the write's
+        assert [(m.version, m.refresh) for m in heard] == [("2", False)]
+    finally:
+        loader.close()
+        writer.close()
