@@ -75,6 +75,7 @@ SECTIONS = [
     ),
     Section("redis_store", "benchmarks.redis_roundtrip", ("VELTRIX_TEST_REDIS_URL",)),
     Section("redis_l2", "benchmarks.bench_redis_l2", ("VELTRIX_TEST_REDIS_URL",)),
+    Section("l2_requests", "benchmarks.bench_l2_requests", ("VELTRIX_TEST_REDIS_URL",)),
     Section("redis_deployments", "benchmarks.bench_redis_deployments", ("VELTRIX_TEST_REDIS_URL",)),
     Section("founding", "benchmarks.founding"),
     Section("fleet", "benchmarks.fleet"),

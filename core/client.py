@@ -68,7 +68,7 @@ from veltrix.watching import ChangeDispatcher, InlineCallback
 
 if TYPE_CHECKING:
     from veltrix.lkg import SnapshotWriter
-    from veltrix.shared_cache import SharedCache
+    from veltrix.shared_cache import BusMessage, SharedCache
 
 log = logging.getLogger("veltrix.client")
 
@@ -226,7 +226,9 @@ class Client:
         if cache_url is not None:
             from veltrix.shared_cache import SharedCache
 
-            self._counters.update(dict.fromkeys(("bus_invalidations", "snapshot_served"), 0))
+            self._counters.update(
+                dict.fromkeys(("bus_invalidations", "bus_updates", "snapshot_served"), 0)
+            )
             self._l2 = SharedCache(
                 cache_url,
                 store=store_id,
@@ -923,15 +925,25 @@ class Client:
                 self._drop_model(token)
                 self._model_generation[token] = self._model_generation.get(token, 0) + 1
 
-    def _on_bus(self, key: str, version: str | None, own: bool) -> None:
-        """Another client wrote ``key`` (or its watch saw a change): drop L1, re-read L2."""
-        if own or self._l2 is None:
+    def _on_bus(self, message: BusMessage) -> None:
+        """Another client wrote ``key``, its watch saw a change, or it refreshed the key
+        from the store: install the entry the message carries, or drop L1 and re-read L2."""
+        key = message.key
+        if message.own or self._l2 is None or key not in self._records:
             return
+        carried = self._l2.carried(message)  # decoded (maybe unsealed) outside the lock
         with self._lock:
             record = self._records.get(key)
-            if record is None:
+            if record is None or self._closed:
                 return
-            if record.version_str() == version:
+            if carried is not None:
+                # Fresh for the entry's rest in L2 plus the grace: the next refresh by
+                # the process that loaded it normally lands before this copy expires.
+                self._bump(key)
+                self._install(key, *carried)
+                self._counters["bus_updates"] += 1
+                return
+            if record.version_str() == message.version:
                 return  # already have it (our own watch got there first)
             self._mark_expired(key)
             generation = self._generation[key]
@@ -1009,11 +1021,16 @@ class Client:
         with self._lock:
             if self._watch is not None:
                 self._fences.begin(key)
+        if self._l2 is not None:
+            # From now on, bus payloads about ``key`` from others predate this write.
+            self._l2.expect_own(key)
         try:
             result = self._call_store(call, op=op, retries=0, read=False)
         except BaseException:
             with self._lock:
                 self._after_fence(key, self._fences.abandon(key))
+            if self._l2 is not None:
+                self._l2.settle_own(key)
             raise
         entry = written(result)
         with self._lock:
@@ -1023,7 +1040,7 @@ class Client:
                 key, self._fences.settle(key, None if entry is None else entry.version)
             )
         if self._l2 is not None:
-            self._l2.publish(key, entry)
+            self._l2.publish(key, entry, expected=True)
         return result
 
     def _after_fence(self, key: str, outcome: tuple[bool, float | None]) -> None:
