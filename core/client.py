@@ -384,13 +384,8 @@ class Client:
         """
         try:
             return self._models[model][prefix]  # type: ignore[no-any-return]
-        except KeyError:
-            pass
-        except TypeError:  # unhashable prefix or model: InvalidKeyError or DecodeError
-            normalize_prefix(prefix)
-            validate_model(prefix, model, {})
-            raise DecodeError(f"cannot read {prefix!r} as an unhashable model") from None
-        return self._get_model_slow(prefix, model)
+        except (KeyError, TypeError):  # TypeError: unhashable; the slow path says why
+            return self._get_model_slow(prefix, model)
 
     def bind(self, prefix: str, model: type[M]) -> M:
         """A live instance of the pydantic ``model`` for the keys under ``prefix``.
@@ -791,6 +786,12 @@ class Client:
             attempt += 1
 
     def _get_model_slow(self, prefix: str, model: type[M]) -> M:
+        try:
+            hash((prefix, model))
+        except TypeError:  # unhashable prefix or model: InvalidKeyError or DecodeError
+            normalize_prefix(prefix)
+            validate_model(prefix, model, {})
+            raise DecodeError(f"cannot read {prefix!r} as an unhashable model") from None
         token, load = self._model_loader(prefix, model)
         previous = self._model_records.get(token)
         if previous is not None and self.policy.may_serve_stale(previous[1], monotonic()):
