@@ -24,7 +24,12 @@ from tests.terraform.conftest import EXAMPLES, MODULES, TERRAFORM_DIR
 hcl2 = pytest.importorskip("hcl2")
 
 REGISTRY_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md")
-PROVIDER_OF_PREFIX = {"aws": "aws", "google": "google", "consul": "consul"}
+PROVIDER_OF_PREFIX = {
+    "aws": "aws",
+    "google": "google",
+    "consul": "consul",
+    "kubernetes": "kubernetes",
+}
 CONFIGS = [TERRAFORM_DIR / "modules" / m for m in MODULES] + [
     TERRAFORM_DIR / "examples" / e for e in EXAMPLES
 ]
@@ -196,3 +201,64 @@ def test_zookeeper_node_script_renders(tmp_path: Path) -> None:
         ["bash", "-n"], input=script, capture_output=True, text=True, timeout=30, check=False
     )
     assert syntax.returncode == 0, syntax.stderr
+
+
+def _kubernetes_module() -> tuple[dict[str, list[Any]], str]:
+    directory = TERRAFORM_DIR / "modules" / "kubernetes-configmap"
+    return parse(directory), (directory / "main.tf").read_text(encoding="utf-8")
+
+
+def test_kubernetes_role_grants_exactly_the_module_objects() -> None:
+    parsed, _ = _kubernetes_module()
+    (role,) = named(parsed, "resource")["kubernetes_role_v1"].values()
+    rules = [
+        content for item in role["dynamic"] for body in item.values() for content in body["content"]
+    ]
+    resources = {unquote(r["resources"][0]): r["resource_names"] for r in rules}
+    assert resources == {
+        "configmaps": "${local.config_map_names}",
+        "secrets": ["${rule.value}"],
+    }, "every rule is limited to the objects the module creates (resourceNames)"
+    for rule in rules:
+        assert rule["verbs"] == "${local.verbs}"
+    (locals_block,) = [item for item in parsed["locals"] if "verbs" in item]
+    table = locals_block["verbs"]
+    granted = {verb for verb in re.findall(r"\"(\w+)\"", str(table))}
+    assert granted == {"get", "list", "watch", "update", "patch"}, (
+        "no create, delete or wildcard verb: the ServiceAccount cannot make or remove objects"
+    )
+
+
+def test_kubernetes_volume_url_opens_the_mounted_objects(tmp_path: Path) -> None:
+    """The module's own expression, evaluated by ``terraform console``, gives a URL the
+    volume store opens on objects mounted where ``volume_mounts`` says."""
+    from tests.kubelet_volume import AtomicWriter
+    from veltrix.adapters.k8s_volume import KubernetesVolumeBackend
+
+    _, main = _kubernetes_module()
+    options = re.search(r"volume_options = (concat\(.*?\n  \))", main, re.S)
+    assert options, "kubernetes-configmap no longer spells the volume options as expected"
+    root = tmp_path / "mnt"
+    expression = (
+        options.group(1)
+        .replace("local.config_map_names", '["flags", "payments"]')
+        .replace("local.secret_names", '["payments-credentials"]')
+        .replace("var.prefix", '"app"')
+        .replace("var.volume_mount_root", f'"{root}"')
+        .replace("\n", " ")  # the console reads one line
+    )
+    (console := tmp_path / "console").mkdir()
+    (parts,) = _console([expression], console)  # one list: the query options
+    url = "k8s-volume://?" + "&".join(list(parts))
+    AtomicWriter(root / "flags").write({"beta": b"on"})
+    AtomicWriter(root / "payments").write({"timeout_ms": b"500"})
+    AtomicWriter(root / "payments-credentials").write({"db-password": b"pw"})
+    store = KubernetesVolumeBackend.from_url(url)
+    try:
+        assert {e.key: e.secret for e in store.list("")} == {
+            "app/flags/beta": False,
+            "app/payments/timeout_ms": False,
+            "app/payments-credentials/db-password": True,
+        }
+    finally:
+        store.close()
