@@ -104,7 +104,7 @@ class _Warnings:
 def _data_target(path: Path) -> str | None:
     """Where ``path/..data`` points, or ``None`` when it is not a kubelet volume."""
     try:
-        return os.readlink(path / DATA_LINK)
+        return os.readlink(os.path.join(path, DATA_LINK))
     except (FileNotFoundError, NotADirectoryError):  # NotADirectory: a subPath-mounted file
         return None
     except OSError as exc:
@@ -224,8 +224,10 @@ class KubernetesVolumeBackend:
         """The entries, re-read first if any volume was swapped since the last read."""
         if self._closed:
             raise BackendUnavailableError(f"{self!r} is closed")
-        if any(self._token(m) != self._states[m].token for m in self.mounts):
-            self._refresh()
+        states = self._states
+        for mount in self.mounts:
+            if self._token(mount) != states[mount].token:
+                return self._refresh()
         return self._entries
 
     def _refresh(self) -> Mapping[str, Entry]:

@@ -77,6 +77,7 @@ SECTIONS = [
     Section("migrate", "benchmarks.bench_migrate"),
     Section("freshness_load", "benchmarks.freshness_load"),
     Section("aio", "benchmarks.aio"),
+    Section("k8s_volume", "benchmarks.k8s_volume"),
     Section(
         "outage",
         "benchmarks.outage",
