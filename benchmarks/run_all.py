@@ -174,11 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     started = time.monotonic()
     sections: dict[str, Any] = {}
+    last_rerun: list[str] = []
     previous = RESULTS_DIR / "run.json"
     if only and previous.exists():  # re-running some sections: keep the rest of the last run
         last = json.loads(previous.read_text())
         if last.get("quick") == args.quick:
             sections.update(last.get("sections", {}))
+            last_rerun = last.get("rerun", [])
     for section in SECTIONS:
         if only and section.name not in only:
             continue
@@ -207,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             "psutil",
         ),
     }
-    if only:
-        run["rerun"] = sorted(only)
+    if only:  # with the sections an earlier --only run re-ran, whose figures are kept
+        run["rerun"] = sorted(only | set(last_rerun))
     (RESULTS_DIR / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
     path = report.write(run)
     print(
