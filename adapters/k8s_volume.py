@@ -22,7 +22,8 @@ plain files and a warning is logged once.
 Options: ``prefix`` (key prefix of the URL's directory), ``secret`` (flag its values
 secret), ``volume.<prefix>`` / ``secret_volume.<prefix>`` (more directories, each
 under its own prefix), ``watch`` (``auto``, ``inotify`` or ``poll``) and
-``poll_interval`` (seconds).
+``poll_interval`` (seconds), ``layout`` (``files``, or ``veltrix`` for objects written
+by the ``k8s://`` store, whose data keys encode key paths).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from veltrix.adapters._k8s_keys import decode_data_key
 from veltrix.backend import Change, Entry
 from veltrix.errors import (
     AccessDeniedError,
@@ -64,6 +66,9 @@ DEFAULT_POLL_INTERVAL = 1.0
 #: Reads of one volume retried while swaps keep replacing what is being read.
 READ_ATTEMPTS = 100
 WATCH_MODES = ("auto", "inotify", "poll")
+#: ``files``: a file's path is the key below the prefix. ``veltrix``: top-level file
+#: names are data keys in the ``k8s://`` store's encoding (``timeout__ms``, ``db_spool``).
+LAYOUTS = ("files", "veltrix")
 _VOLUME_OPTION = "volume."
 _SECRET_VOLUME_OPTION = "secret_volume."
 
@@ -130,13 +135,11 @@ class KubernetesVolumeBackend:
         *,
         watch_mode: str = "auto",
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        layout: str = "files",
         url: str = "",
     ) -> None:
         if not mounts:
             raise ConfigurationError("k8s-volume: no volume directory given")
-        prefixes = [m.prefix for m in mounts]
-        if len(set(prefixes)) != len(prefixes):
-            raise ConfigurationError(f"k8s-volume: two volumes under one prefix: {prefixes}")
         if watch_mode not in WATCH_MODES:
             raise ConfigurationError(
                 f"k8s-volume: watch={watch_mode!r} is not one of {WATCH_MODES}"
@@ -146,7 +149,10 @@ class KubernetesVolumeBackend:
                 "k8s-volume watch=inotify needs the 'watchfiles' package: "
                 "pip install 'veltrix[k8s-volume]'"
             )
+        if layout not in LAYOUTS:
+            raise ConfigurationError(f"k8s-volume: layout={layout!r} is not one of {LAYOUTS}")
         self.mounts = tuple(mounts)
+        self.layout = layout
         self.watch_mode = watch_mode
         self.poll_interval = poll_interval
         self._url = url or f"k8s-volume://{mounts[0].path}"
@@ -184,6 +190,7 @@ class KubernetesVolumeBackend:
         secret = opts.bool("secret", False)
         watch_mode = opts.choice("watch", "auto", WATCH_MODES)
         poll_interval = opts.float("poll_interval", DEFAULT_POLL_INTERVAL, minimum=0.001)
+        layout = opts.choice("layout", "files", LAYOUTS)
         opts.finish()
         mounts: list[VolumeMount] = []
         if parsed.path not in ("", "/"):
@@ -196,7 +203,9 @@ class KubernetesVolumeBackend:
             if not isinstance(value, str) or not value.startswith("/"):
                 raise ConfigurationError(f"{where}: option {name} must be an absolute path")
             mounts.append(VolumeMount(_prefix(key_prefix, where), Path(value), is_secret))
-        return cls(mounts, watch_mode=watch_mode, poll_interval=poll_interval, url=url)
+        return cls(
+            mounts, watch_mode=watch_mode, poll_interval=poll_interval, layout=layout, url=url
+        )
 
     @property
     def url(self) -> str:
@@ -344,7 +353,8 @@ class KubernetesVolumeBackend:
     ) -> dict[str, Entry]:
         entries: dict[str, Entry] = {}
         for relative, value in files.items():
-            key = join(mount.prefix, relative)
+            rest = relative if self.layout == "files" else _decoded(relative)
+            key = join(mount.prefix, rest) if rest is not None else ""
             if not is_valid_key(key) or len(key) > MAX_KEY_LENGTH:
                 self._warnings.once(
                     "k8s-volume: %s/%s is not a valid key name (segments of [A-Za-z0-9._-]); "
@@ -459,6 +469,13 @@ class _VolumeWatch:
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=10)
         self._dispatcher.stop()
+
+
+def _decoded(relative: str) -> str | None:
+    """The key below the prefix that a ``layout=veltrix`` file name encodes."""
+    if SEPARATOR in relative:
+        return None  # the k8s:// layout has data keys only: no item paths
+    return decode_data_key(relative)
 
 
 def _have_watchfiles() -> bool:

@@ -8,6 +8,7 @@ adapter's (evaluated by ``terraform console``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -203,62 +204,146 @@ def test_zookeeper_node_script_renders(tmp_path: Path) -> None:
     assert syntax.returncode == 0, syntax.stderr
 
 
-def _kubernetes_module() -> tuple[dict[str, list[Any]], str]:
-    directory = TERRAFORM_DIR / "modules" / "kubernetes-configmap"
-    return parse(directory), (directory / "main.tf").read_text(encoding="utf-8")
-
-
-def test_kubernetes_role_grants_exactly_the_module_objects() -> None:
-    parsed, _ = _kubernetes_module()
-    (role,) = named(parsed, "resource")["kubernetes_role_v1"].values()
-    rules = [
-        content for item in role["dynamic"] for body in item.values() for content in body["content"]
-    ]
-    resources = {unquote(r["resources"][0]): r["resource_names"] for r in rules}
-    assert resources == {
-        "configmaps": "${local.config_map_names}",
-        "secrets": ["${rule.value}"],
-    }, "every rule is limited to the objects the module creates (resourceNames)"
-    for rule in rules:
-        assert rule["verbs"] == "${local.verbs}"
-    (locals_block,) = [item for item in parsed["locals"] if "verbs" in item]
-    table = locals_block["verbs"]
-    granted = {verb for verb in re.findall(r"\"(\w+)\"", str(table))}
-    assert granted == {"get", "list", "watch", "update", "patch"}, (
-        "no create, delete or wildcard verb: the ServiceAccount cannot make or remove objects"
+def _kubernetes_locals(tmp_path: Path, variables: dict[str, Any]) -> dict[str, Any]:
+    """Every local of the kubernetes-configmap module, evaluated by ``terraform console``
+    for ``variables`` (the module's variables.tf and locals block, no provider)."""
+    module = TERRAFORM_DIR / "modules" / "kubernetes-configmap"
+    main = (module / "main.tf").read_text(encoding="utf-8")
+    block = re.search(r"^locals \{\n.*?^\}\n", main, re.S | re.M)
+    assert block, "kubernetes-configmap has no locals block"
+    scratch = tmp_path / "module"
+    scratch.mkdir()
+    (scratch / "variables.tf").write_text((module / "variables.tf").read_text(encoding="utf-8"))
+    (scratch / "locals.tf").write_text(
+        block.group(0).replace("kubernetes_namespace_v1.this[0].metadata[0].name", "var.namespace")
     )
+    (scratch / "test.tfvars.json").write_text(json.dumps(variables))
+    binary = shutil.which("terraform")
+    if binary is None:
+        missing_server("terraform CLI not on PATH")
+        raise AssertionError("unreachable")
+    names = re.findall(r"^  (\w+)\s*=", block.group(0), re.M)
+    expression = "jsonencode({" + ", ".join(f"{n} = local.{n}" for n in names) + "})"
+    result = subprocess.run(
+        [binary, "console", "-var-file=test.tfvars.json"],
+        input=f"nonsensitive({expression})\n",
+        cwd=scratch,
+        env={"PATH": "/usr/bin:/bin", "CHECKPOINT_DISABLE": "1", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    evaluated: dict[str, Any] = json.loads(json.loads(result.stdout))
+    return evaluated
 
 
-def test_kubernetes_volume_url_opens_the_mounted_objects(tmp_path: Path) -> None:
-    """The module's own expression, evaluated by ``terraform console``, gives a URL the
-    volume store opens on objects mounted where ``volume_mounts`` says."""
+KUBERNETES_VALUES = {
+    "payments/timeout_ms": "500",
+    "payments/db/.hidden": "h",
+    "payments": "self",
+    "Flags/beta": "on",
+}
+KUBERNETES_SECRETS = {"payments/db/password": "pw", "tls/key": "k"}
+
+
+def test_kubernetes_layout_is_the_api_stores(tmp_path: Path) -> None:
+    """Object names, data keys and labels as the k8s:// store writes them."""
+    from veltrix.adapters._k8s_keys import decode_data_key
+
+    got = _kubernetes_locals(
+        tmp_path,
+        {
+            "namespace": "veltrix",
+            "prefix": "app",
+            "values": KUBERNETES_VALUES,
+            "secret_values": KUBERNETES_SECRETS,
+        },
+    )
+    assert got["object_name"] == {
+        "payments": "vx-app-3payments",
+        "Flags": "vx-app-3-flags",
+        "tls": "vx-app-3tls",
+    }
+    assert got["data_key"] == {
+        "payments/timeout_ms": "timeout__ms",
+        "payments/db/.hidden": "db_s.hidden",
+        "payments": "_",
+        "Flags/beta": "beta",
+        "payments/db/password": "db_spassword",
+        "tls/key": "key",
+    }
+    for key, data_key in got["data_key"].items():
+        assert decode_data_key(data_key) == key.partition("/")[2]
+    assert got["store_labels"]["veltrix.io/prefix"] == hashlib.sha256(b"app").hexdigest()[:32]
+    assert got["veltrix_url"] == "k8s://veltrix/app"
+    assert got["veltrix_secret_url"] == "k8s://veltrix/app?kind=secret"
+    assert got["verbs_on_named"] == ["get"] and got["verbs_on_all"] == ["list", "watch"]
+
+
+@pytest.mark.parametrize(
+    ("access", "named", "everywhere"),
+    [
+        ("read", ["get"], []),
+        ("write", ["get", "update", "patch", "delete"], ["create", "list", "watch"]),
+    ],
+)
+def test_kubernetes_role_verbs(
+    tmp_path: Path, access: str, named: list[str], everywhere: list[str]
+) -> None:
+    got = _kubernetes_locals(
+        tmp_path,
+        {"namespace": "veltrix", "prefix": "app", "values": {"a/b": "1"}, "access": access},
+    )
+    assert (got["verbs_on_named"], got["verbs_on_all"]) == (named, everywhere)
+    assert got["veltrix_secret_url"] is None
+    assert got["secret_names"] == [] and got["config_names"] == ["vx-app-3a"]
+
+
+def test_kubernetes_role_names_exactly_the_module_objects() -> None:
+    parsed = parse(TERRAFORM_DIR / "modules" / "kubernetes-configmap")
+    (role,) = named(parsed, "resource")["kubernetes_role_v1"].values()
+    named_rule, namespace_rule = (
+        content for item in role["dynamic"] for body in item.values() for content in body["content"]
+    )
+    assert named_rule["resource_names"] == "${rule.value}"
+    assert "resource_names" not in namespace_rule  # list/watch/create: see the README
+
+
+def test_kubernetes_volume_url_reads_the_api_stores_keys(tmp_path: Path) -> None:
+    """The module's volume URL, on objects mounted where ``volume_mounts`` says with the
+    data the module puts in them, gives exactly the keys of ``values``/``secret_values``."""
     from tests.kubelet_volume import AtomicWriter
     from veltrix.adapters.k8s_volume import KubernetesVolumeBackend
 
-    _, main = _kubernetes_module()
-    options = re.search(r"volume_options = (concat\(.*?\n  \))", main, re.S)
-    assert options, "kubernetes-configmap no longer spells the volume options as expected"
     root = tmp_path / "mnt"
-    expression = (
-        options.group(1)
-        .replace("local.config_map_names", '["flags", "payments"]')
-        .replace("local.secret_names", '["payments-credentials"]')
-        .replace("var.prefix", '"app"')
-        .replace("var.volume_mount_root", f'"{root}"')
-        .replace("\n", " ")  # the console reads one line
+    got = _kubernetes_locals(
+        tmp_path,
+        {
+            "namespace": "veltrix",
+            "prefix": "app",
+            "values": KUBERNETES_VALUES,
+            "secret_values": KUBERNETES_SECRETS,
+            "volume_mount_root": str(root),
+        },
     )
-    (console := tmp_path / "console").mkdir()
-    (parts,) = _console([expression], console)  # one list: the query options
-    url = "k8s-volume://?" + "&".join(list(parts))
-    AtomicWriter(root / "flags").write({"beta": b"on"})
-    AtomicWriter(root / "payments").write({"timeout_ms": b"500"})
-    AtomicWriter(root / "payments-credentials").write({"db-password": b"pw"})
-    store = KubernetesVolumeBackend.from_url(url)
+    every = {**KUBERNETES_VALUES, **KUBERNETES_SECRETS}
+    for mount in got["volume_mounts"]:
+        source = KUBERNETES_SECRETS if mount["kind"] == "secret" else KUBERNETES_VALUES
+        AtomicWriter(Path(mount["mount_path"])).write(
+            {
+                got["data_key"][key]: every[key].encode()
+                for key in source
+                if got["first"][key] == mount["key_prefix"]
+            }
+        )
+    store = KubernetesVolumeBackend.from_url(got["veltrix_volume_url"])
     try:
-        assert {e.key: e.secret for e in store.list("")} == {
-            "app/flags/beta": False,
-            "app/payments/timeout_ms": False,
-            "app/payments-credentials/db-password": True,
-        }
+        read = {e.key: (e.value.decode(), e.secret) for e in store.list("")}
     finally:
         store.close()
+    assert read == {
+        **{key: (value, False) for key, value in KUBERNETES_VALUES.items()},
+        **{key: (value, True) for key, value in KUBERNETES_SECRETS.items()},
+    }

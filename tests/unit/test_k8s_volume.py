@@ -123,7 +123,7 @@ def test_several_volumes_combine_by_prefix(tmp_path: Path) -> None:
         ("k8s-volume:///{dir}?prefixx=a", "did you mean"),
         ("k8s-volume:///{dir}/missing", "does not exist"),
         ("k8s-volume:///{dir}?volume.a=relative/path", "absolute path"),
-        ("k8s-volume:///{dir}?prefix=a&volume.a=/{dir}", "one prefix"),
+        ("k8s-volume:///{dir}?layout=nested", "layout"),
         ("k8s-volume://?prefix=a", "none given"),
     ],
 )
@@ -394,3 +394,25 @@ def test_secret_values_never_reach_logs_or_reprs(
     shown += [r.getMessage() for r in caplog.records]
     assert not [text for text in shown if "hunter2" in text]
     assert "bad name" in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_veltrix_layout_reads_keys_as_the_api_store_encodes_them(tmp_path: Path) -> None:
+    """``layout=veltrix``: a mounted object written by the ``k8s://`` store (data keys
+    ``_`` -> ``__``, ``/`` -> ``_s``, leading ``.`` -> ``_d``, ``_`` for the first
+    segment itself) reads back as the same keys."""
+    from veltrix.adapters._k8s_keys import encode_data_key
+
+    rests = ["timeout_ms", "db/pool/size", ".hidden", "", "a__b/_s"]
+    writer = AtomicWriter(tmp_path / "vx-app-3payments")
+    writer.write({encode_data_key(rest): rest.encode() for rest in rests} | {"bad_x": b"?"})
+    store = _open(f"k8s-volume://{writer.target}?prefix=payments&layout=veltrix")
+    try:
+        assert {e.key: e.value for e in store.list("")} == {
+            "payments/timeout_ms": b"timeout_ms",
+            "payments/db/pool/size": b"db/pool/size",
+            "payments/.hidden": b".hidden",
+            "payments": b"",
+            "payments/a__b/_s": b"a__b/_s",
+        }  # bad_x encodes no key: skipped
+    finally:
+        store.close()

@@ -8,13 +8,10 @@ module "config" {
   namespace        = var.namespace
   create_namespace = true
   prefix           = "app"
-  config_maps = {
-    payments = {
-      timeout_ms = "500"
-      retries    = "3"
-    }
+  values = {
+    "payments/timeout_ms" = "500"
+    "payments/retries"    = "3"
   }
-  secret_name = "payments-credentials"
-  secret_data = { "db-password" = var.database_password }
-  access      = "watch"
+  secret_values = { "payments/db_password" = var.database_password }
+  access        = "watch"
 }

@@ -3,13 +3,18 @@ output "veltrix_url" {
   value       = module.config.veltrix_url
 }
 
+output "veltrix_secret_url" {
+  description = "API store URL of the Secrets (kind=secret)."
+  value       = module.config.veltrix_secret_url
+}
+
 output "veltrix_volume_url" {
   description = "Mounted-volume store URL, for pods that mount the objects at volume_mounts."
   value       = module.config.veltrix_volume_url
 }
 
 output "volume_mounts" {
-  description = "Object name -> mount path the pod spec must use."
+  description = "The objects a pod mounts for veltrix_volume_url, and where."
   value       = module.config.volume_mounts
 }
 

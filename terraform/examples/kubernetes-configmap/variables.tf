@@ -11,7 +11,7 @@ variable "namespace" {
 }
 
 variable "database_password" {
-  description = "Initial value of the Secret's db-password key."
+  description = "Initial value of the secret key payments/db_password."
   type        = string
   sensitive   = true
 }

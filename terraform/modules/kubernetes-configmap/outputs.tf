@@ -1,11 +1,21 @@
 output "veltrix_url" {
-  description = "The API store URL for veltrix.Client: k8s://NAMESPACE/PREFIX (credentials come from the pod's ServiceAccount token or a kubeconfig, never the URL)."
+  description = "The API store URL for veltrix.Client: k8s://NAMESPACE/PREFIX (ConfigMaps; credentials come from the pod's ServiceAccount token or a kubeconfig, never the URL)."
   value       = local.veltrix_url
 }
 
+output "veltrix_secret_url" {
+  description = "The API store URL of the Secrets: k8s://NAMESPACE/PREFIX?kind=secret; null without secret_values."
+  value       = local.veltrix_secret_url
+}
+
 output "veltrix_volume_url" {
-  description = "The mounted-volume store URL: k8s-volume://?volume.PREFIX/NAME=ROOT/NAME&... with each ConfigMap (and the Secret, flagged secret) mounted at volume_mount_root/NAME."
+  description = "The mounted-volume store URL for a pod that mounts every object at its volume_mounts path: k8s-volume://?layout=veltrix&volume.FIRST=PATH&secret_volume.FIRST=PATH... (the same keys as veltrix_url and veltrix_secret_url)."
   value       = local.veltrix_volume_url
+}
+
+output "volume_mounts" {
+  description = "The objects to mount for veltrix_volume_url: a list of { kind, name, key_prefix, mount_path }."
+  value       = local.volume_mounts
 }
 
 output "namespace" {
@@ -14,13 +24,13 @@ output "namespace" {
 }
 
 output "config_map_names" {
-  description = "Names of the ConfigMaps created."
-  value       = local.config_map_names
+  description = "Names of the ConfigMaps created (vx-...)."
+  value       = local.config_names
 }
 
-output "secret_name" {
-  description = "Name of the Secret created, or null."
-  value       = var.secret_name
+output "secret_names" {
+  description = "Names of the Secrets created (vx-...)."
+  value       = local.secret_names
 }
 
 output "service_account_name" {
@@ -29,11 +39,6 @@ output "service_account_name" {
 }
 
 output "role_name" {
-  description = "The Role granting access to exactly these objects (resourceNames)."
+  description = "The Role of the ServiceAccount."
   value       = kubernetes_role_v1.this.metadata[0].name
-}
-
-output "volume_mounts" {
-  description = "Object name -> mount path that veltrix_volume_url expects (volumeMounts of the pod)."
-  value       = { for name in concat(local.config_map_names, local.secret_names) : name => "${var.volume_mount_root}/${name}" }
 }

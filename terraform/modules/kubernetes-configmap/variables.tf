@@ -1,5 +1,5 @@
 variable "namespace" {
-  description = "Namespace of the ConfigMaps, the Secret and the ServiceAccount."
+  description = "Namespace of the ConfigMaps, the Secrets and the ServiceAccount. A namespace of its own is best: list and watch cannot be limited to named objects (see README)."
   type        = string
 
   validation {
@@ -15,49 +15,35 @@ variable "create_namespace" {
 }
 
 variable "prefix" {
-  description = "Veltrix key prefix of the API store URL (k8s://NAMESPACE/PREFIX) and of the volume URL, e.g. \"app\"."
+  description = "URL prefix of the k8s:// store, e.g. \"app\": the objects are named after it (vx-app-3<first key segment>)."
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", var.prefix)) && !can(regex("(^|/)\\.\\.", var.prefix))
-    error_message = "prefix must be segments of [A-Za-z0-9._-] joined by /, none starting with \"..\"."
+    condition     = can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", var.prefix))
+    error_message = "prefix must be segments of [A-Za-z0-9._-] joined by /, without leading or trailing slash."
   }
 }
 
-variable "config_maps" {
-  description = "ConfigMaps to create with their initial values: ConfigMap name -> { data key -> value }. Data keys are [-._a-zA-Z0-9]+ (Kubernetes' rule); Terraform ignores later changes to data, which belongs to Veltrix once created."
-  type        = map(map(string))
+variable "values" {
+  description = "Initial values: Veltrix key (below prefix, e.g. \"payments/timeout_ms\") -> value. Keys sharing a first segment go into one ConfigMap, laid out as the k8s:// store lays them out. Terraform ignores later changes to the data: values belong to Veltrix once created."
+  type        = map(string)
+  default     = {}
 
   validation {
-    condition = alltrue([
-      for name, data in var.config_maps :
-      can(regex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", name)) && length(name) <= 253 &&
-      alltrue([for key in keys(data) : can(regex("^[-._a-zA-Z0-9]+$", key)) && !startswith(key, "..") && length(key) <= 253])
-    ])
-    error_message = "ConfigMap names must be DNS-1123 subdomains; data keys must match [-._a-zA-Z0-9]+, not start with \"..\", at most 253 characters."
+    condition     = alltrue([for key in keys(var.values) : can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", key))])
+    error_message = "keys must be segments of [A-Za-z0-9._-] joined by /."
   }
 }
 
-variable "secret_name" {
-  description = "Name of a Secret to create for secret values; null creates none."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.secret_name == null || can(regex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", var.secret_name))
-    error_message = "secret_name must be a DNS-1123 subdomain."
-  }
-}
-
-variable "secret_data" {
-  description = "Initial values of the Secret: data key -> value (plain text; the provider base64-encodes it). Ignored without secret_name."
+variable "secret_values" {
+  description = "Initial secret values, in Secrets laid out the same way (read with veltrix_secret_url). A key may not be in both values and secret_values."
   type        = map(string)
   default     = {}
   sensitive   = true
 }
 
 variable "access" {
-  description = "What the ServiceAccount may do with exactly these objects (resourceNames): read (get), watch (get, list, watch) or write (watch plus update and patch; never create or delete)."
+  description = "What the ServiceAccount may do: read (get the named objects), watch (read plus list and watch the namespace's ConfigMaps, and its Secrets when there are secret values) or write (watch plus update, patch and delete of the named objects and create, for keys with a new first segment)."
   type        = string
   default     = "watch"
 
@@ -74,7 +60,7 @@ variable "service_account_name" {
 }
 
 variable "volume_mount_root" {
-  description = "Directory under which a pod mounts each object as a volume (ROOT/NAME); used to build veltrix_volume_url."
+  description = "Directory under which a pod mounts the objects as volumes (ROOT/configmaps/NAME, ROOT/secrets/NAME); used to build veltrix_volume_url."
   type        = string
   default     = "/etc/veltrix"
 
@@ -85,13 +71,13 @@ variable "volume_mount_root" {
 }
 
 variable "labels" {
-  description = "Labels added to every object the module creates."
+  description = "Labels added to every object the module creates (the two labels the k8s:// store selects on always win)."
   type        = map(string)
   default     = {}
 }
 
 variable "veltrix_url_options" {
-  description = "Extra query options appended to veltrix_url (the API store's options)."
+  description = "Extra query options appended to veltrix_url and veltrix_secret_url (the k8s:// store's options, see docs/stores/kubernetes.md)."
   type        = map(string)
   default     = {}
 }
