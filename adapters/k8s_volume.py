@@ -394,10 +394,10 @@ class KubernetesVolumeBackend:
         return watch
 
     def close(self) -> None:
-        self._closed = True
-        for watch in self._watches:
+        for watch in self._watches:  # first: a watch reading a closed store would warn
             watch.stop()
         self._watches.clear()
+        self._closed = True
 
 
 class _VolumeWatch:
@@ -430,7 +430,7 @@ class _VolumeWatch:
         try:
             current = self._in_prefix(self._store._current())
         except Exception as exc:  # keep watching: the volume may come back
-            log.warning("k8s-volume watch: reading the volume failed: %s", exc)
+            self._store._warnings.once("k8s-volume watch: reading the volume failed: %s", exc)
             return
         for change in diff_snapshots(self._known, current):
             self._dispatcher.submit(change)
