@@ -416,3 +416,40 @@ def test_veltrix_layout_reads_keys_as_the_api_store_encodes_them(tmp_path: Path)
         }  # bad_x encodes no key: skipped
     finally:
         store.close()
+
+
+def test_get_model_through_a_client_reads_one_version(tmp_path: Path) -> None:
+    """``Client.get_model`` loads with one ``list``: a model built during rapid swaps
+    has every field from the same version."""
+    from pydantic import BaseModel
+
+    class Config(BaseModel):
+        k0: str
+        k1: str
+        k2: str
+        k3: str
+
+    writer = AtomicWriter(tmp_path / "v")
+    writer.write(_version_payload(0, keys=4))
+    stop = threading.Event()
+    mixed: list[Config] = []
+    loads = [0]
+    with Client(f"k8s-volume://{writer.target}", cache=CachePolicy(ttl=0.001)) as client:
+
+        def reader() -> None:
+            while not stop.is_set():
+                config = client.get_model("", Config)
+                loads[0] += 1
+                if len({config.k0, config.k1, config.k2, config.k3}) != 1:
+                    mixed.append(config)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        try:
+            for version in range(1, 101):
+                writer.write(_version_payload(version, keys=4))
+        finally:
+            stop.set()
+            thread.join()
+        assert client.get_model("", Config).k0 == "v100"
+    assert mixed == [] and loads[0] > 0
