@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -41,6 +42,7 @@ from veltrix.adapters._k8s_keys import decode_data_key
 from veltrix.backend import Change, Entry
 from veltrix.errors import (
     AccessDeniedError,
+    BackendError,
     BackendNotInstalledError,
     BackendUnavailableError,
     ConfigurationError,
@@ -65,6 +67,10 @@ RESERVED_PREFIX = ".."
 DEFAULT_POLL_INTERVAL = 1.0
 #: Reads of one volume retried while swaps keep replacing what is being read.
 READ_ATTEMPTS = 100
+#: A ConfigMap or Secret holds at most 1 MiB; a projected volume may combine several.
+#: A directory beyond these limits is not a configuration volume (``/`` by mistake).
+MAX_VOLUME_FILES = 4096
+MAX_VOLUME_BYTES = 16 * 1024 * 1024
 WATCH_MODES = ("auto", "inotify", "poll")
 #: ``files``: a file's path is the key below the prefix. ``veltrix``: top-level file
 #: names are data keys in the ``k8s://`` store's encoding (``timeout__ms``, ``db_spool``).
@@ -161,7 +167,11 @@ class KubernetesVolumeBackend:
         self._watches: list[_VolumeWatch] = []
         self._closed = False
         for mount in self.mounts:
-            if not mount.path.exists():
+            try:
+                exists = mount.path.exists()
+            except (OSError, ValueError) as exc:
+                raise ConfigurationError(f"k8s-volume: {mount.path}: {_reason(exc)}") from exc
+            if not exists:
                 raise ConfigurationError(f"k8s-volume: {mount.path} does not exist")
         self._states: dict[VolumeMount, _VolumeState] = {}
         self._entries: Mapping[str, Entry] = {}
@@ -190,6 +200,8 @@ class KubernetesVolumeBackend:
         secret = opts.bool("secret", False)
         watch_mode = opts.choice("watch", "auto", WATCH_MODES)
         poll_interval = opts.float("poll_interval", DEFAULT_POLL_INTERVAL, minimum=0.001)
+        if not math.isfinite(poll_interval):
+            raise ConfigurationError(f"{where}: option poll_interval must be a finite number")
         layout = opts.choice("layout", "files", LAYOUTS)
         opts.finish()
         mounts: list[VolumeMount] = []
@@ -295,6 +307,7 @@ class KubernetesVolumeBackend:
     def _read_tree(self, root: Path, mount: VolumeMount) -> dict[str, bytes]:
         """Every file under ``root``, by its ``/``-separated path relative to ``root``."""
         files: dict[str, bytes] = {}
+        total = 0
         pending = [("", root)]
         while pending:
             relative_dir, directory = pending.pop()
@@ -308,7 +321,13 @@ class KubernetesVolumeBackend:
                     pending.append((relative, Path(child.path)))
                 elif child.is_file():
                     with open(child.path, "rb") as handle:
-                        files[relative] = handle.read()
+                        files[relative] = value = handle.read(MAX_VOLUME_BYTES + 1)
+                    total += len(value)
+                    if total > MAX_VOLUME_BYTES or len(files) > MAX_VOLUME_FILES:
+                        raise BackendError(
+                            f"k8s-volume: {mount.path} holds more than {MAX_VOLUME_FILES} files "
+                            f"or {MAX_VOLUME_BYTES // 2**20} MiB: not a ConfigMap or Secret volume"
+                        )
                 else:
                     self._warnings.once(
                         "k8s-volume: %s/%s is not a regular file; skipped", mount.path, relative
@@ -496,10 +515,14 @@ def _prefix(text: str, where: str) -> str:
     return prefix
 
 
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
+
+
 def _os_error(path: Path, exc: OSError) -> Exception:
     if isinstance(exc, PermissionError):
         return AccessDeniedError(f"k8s-volume: {path}: permission denied")
-    return BackendUnavailableError(f"k8s-volume: {path}: {exc.strerror or type(exc).__name__}")
+    return BackendUnavailableError(f"k8s-volume: {path}: {_reason(exc)}")
 
 
 __all__ = ["DATA_LINK", "KubernetesVolumeBackend", "VolumeMount"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.kubelet_volume import AtomicWriter, subpath_mount
+from tests.unit.stores import wait_until
 from veltrix.adapters.k8s_volume import KubernetesVolumeBackend
 from veltrix.backend import SupportsWrite, supports
 from veltrix.cache import CachePolicy
@@ -451,5 +452,31 @@ def test_get_model_through_a_client_reads_one_version(tmp_path: Path) -> None:
         finally:
             stop.set()
             thread.join()
-        assert client.get_model("", Config).k0 == "v100"
+        # The last model may be served stale once while it refreshes in the background.
+        assert wait_until(lambda: client.get_model("", Config).k0 == "v100")
     assert mixed == [] and loads[0] > 0
+
+
+def test_a_directory_too_big_for_a_volume_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``k8s-volume:///`` by mistake must not read a whole file system into memory."""
+    from veltrix.adapters import k8s_volume
+    from veltrix.errors import BackendError
+
+    monkeypatch.setattr(k8s_volume, "MAX_VOLUME_FILES", 3)
+    for name in "abcd":
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(BackendError, match="not a ConfigMap or Secret volume"):
+        _open(f"k8s-volume://{tmp_path}")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "x"])
+def test_poll_interval_must_be_a_finite_positive_number(volume: AtomicWriter, value: str) -> None:
+    with pytest.raises(ConfigurationError, match="poll_interval"):
+        _open(f"k8s-volume://{volume.target}?poll_interval={value}")
+
+
+def test_unreadable_paths_are_typed_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="too long"):
+        _open("k8s-volume:///" + "a" * 5000)
