@@ -85,6 +85,7 @@ SECTIONS = [
     Section("freshness_load", "benchmarks.freshness_load"),
     Section("aio", "benchmarks.aio"),
     Section("cache_paths", "benchmarks.cache_paths"),
+    Section("k8s_volume", "benchmarks.k8s_volume"),
     Section(
         "outage",
         "benchmarks.outage",

@@ -45,6 +45,8 @@ BUILTIN: dict[str, BuiltinBackend] = {
     "rediss": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
     "redis+sentinel": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
     "redis+cluster": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
+    # watchfiles (extra k8s-volume) is optional: without it the store polls ``..data``.
+    "k8s-volume": BuiltinBackend("veltrix.adapters.k8s_volume", "KubernetesVolumeBackend", None),
 }
 
 

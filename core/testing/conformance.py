@@ -38,7 +38,12 @@ from veltrix.backend import (
     SupportsWrite,
     supports,
 )
-from veltrix.errors import InvalidKeyError, ValueTooLargeError, VersionConflictError
+from veltrix.errors import (
+    InvalidKeyError,
+    UnsupportedOperationError,
+    ValueTooLargeError,
+    VersionConflictError,
+)
 
 INVALID_KEYS = ["", "/a", "a/", "a//b", "a/./b", "../a", "a b", "a\x00b", "ä", "a" * 256]
 
@@ -396,4 +401,201 @@ class BackendConformance:
         assert supports(backend, SupportsWrite), "the conformance suite needs a writable store"
 
 
-__all__ = ["INVALID_KEYS", "BackendConformance", "ChangeRecorder"]
+#: What a read-only suite's ``publish`` fixture takes: the store's whole new content.
+Publish = Callable[[dict[str, bytes]], None]
+
+
+class ReadOnlyConformance:
+    """What every read-only store must do (no ``put``/``delete``: ``SupportsWrite`` is absent).
+
+    Subclasses provide two fixtures: ``backend`` (the store, opened on an empty
+    source) and ``publish``, a callable that replaces the *whole* content of that
+    source the store's own way (a new volume version, a new document deployment...),
+    as another process would. Keys published by this suite never have a key that is
+    also the parent of another (a file cannot also be a directory)."""
+
+    #: Seconds a watch may take to deliver (poll interval plus slack).
+    watch_timeout: ClassVar[float] = 10.0
+    #: Seconds to let a new watch settle before publishing.
+    watch_settle: ClassVar[float] = 0.0
+
+    @pytest.fixture
+    def backend(self) -> Any:  # pragma: no cover - always overridden
+        raise NotImplementedError("subclasses provide a backend fixture")
+
+    @pytest.fixture
+    def publish(self) -> Publish:  # pragma: no cover - always overridden
+        raise NotImplementedError("subclasses provide a publish fixture")
+
+    def test_absent_key_is_none(self, backend: Any) -> None:
+        assert backend.get("conformance/absent") is None
+        assert backend.get("conformance/absent/deeper") is None
+
+    def test_binary_and_empty_values(self, backend: Any, publish: Publish) -> None:
+        value = bytes(range(256)) * 4
+        publish({"bin/all-bytes": value, "bin/empty": b""})
+        entry = backend.get("bin/all-bytes")
+        assert entry is not None and entry.value == value and entry.key == "bin/all-bytes"
+        assert isinstance(entry.version, str) and entry.version
+        empty = backend.get("bin/empty")
+        assert empty is not None and empty.value == b"", "an empty value is a value"
+
+    def test_change_gives_new_version(self, backend: Any, publish: Publish) -> None:
+        publish({"ow/key": b"one"})
+        first = backend.get("ow/key")
+        publish({"ow/key": b"two"})
+        second = backend.get("ow/key")
+        assert first is not None and second is not None
+        assert (first.value, second.value) == (b"one", b"two")
+        assert first.version != second.version
+        publish({})
+        assert backend.get("ow/key") is None, "a key gone from the source is absent"
+
+    def test_list_by_prefix_has_no_leakage(self, backend: Any, publish: Publish) -> None:
+        if not supports(backend, SupportsList):
+            pytest.skip("store does not list")
+        keys = ["a/b/x", "a/b/d/e", "a/bc/d", "a/c", "b/b"]
+        publish({key: key.encode() for key in keys})
+        expected = {"a/b/x", "a/b/d/e"}
+        assert {e.key for e in backend.list("a/b")} == expected
+        assert {e.key for e in backend.list("a/b/")} == expected
+        assert {e.key for e in backend.list("a")} == expected | {"a/bc/d", "a/c"}
+        assert {e.key for e in backend.list("")} == set(keys)
+        assert list(backend.list("zzz")) == []
+        for entry in backend.list(""):
+            assert entry.value == entry.key.encode()
+            fetched = backend.get(entry.key)
+            assert fetched is not None and fetched.version == entry.version
+
+    @pytest.mark.parametrize("key", INVALID_KEYS)
+    def test_invalid_keys_rejected(self, backend: Any, key: str) -> None:
+        with pytest.raises(InvalidKeyError):
+            backend.get(key)
+
+    def test_invalid_keys_rejected_before_io(self, backend: Any) -> None:
+        backend.close()
+        for key in INVALID_KEYS:
+            with pytest.raises(InvalidKeyError):
+                backend.get(key)
+
+    def test_writes_are_unsupported(self, backend: Any, publish: Publish) -> None:
+        from veltrix.client import Client
+
+        assert not supports(backend, SupportsWrite)
+        publish({"ro/key": b"kept"})
+        with Client(backend) as client:
+            with pytest.raises(UnsupportedOperationError):
+                client.put("ro/key", b"other")
+            with pytest.raises(UnsupportedOperationError):
+                client.delete("ro/key")
+            assert client.get("ro/key") == "kept"
+
+    def test_repr_has_no_values(self, backend: Any, publish: Publish) -> None:
+        publish({"repr/secret": b"hunter2-secret-value"})
+        entry = backend.get("repr/secret")
+        assert entry is not None
+        assert "hunter2" not in repr(entry)
+        assert "hunter2" not in repr(backend)
+
+    def test_secret_flag_matches_holds_secrets(self, backend: Any, publish: Publish) -> None:
+        if not supports(backend, SupportsSecrets):
+            pytest.skip("store does not say whether it holds secrets")
+        publish({"sec/value": b"hunter2"})
+        entry = backend.get("sec/value")
+        assert entry is not None
+        if backend.holds_secrets:
+            assert entry.secret, "a store that holds secrets must flag what it holds"
+
+    def test_watch_delivers_puts_and_deletes_in_order(self, backend: Any, publish: Publish) -> None:
+        if not supports(backend, SupportsWatch):
+            pytest.skip("store does not watch")
+        outside = {"wx/outside": b"no"}
+        publish(dict(outside))
+        recorder = ChangeRecorder()
+        watch = backend.watch("w", recorder)
+        try:
+            time.sleep(self.watch_settle)
+            steps: list[tuple[dict[str, bytes], tuple[str, bytes | None]]] = [
+                ({"w/a": b"1"}, ("w/a", b"1")),
+                ({"w/a": b"2"}, ("w/a", b"2")),
+                ({}, ("w/a", None)),
+                ({"w/b/c": b"3"}, ("w/b/c", b"3")),
+            ]
+            for content, expected in steps:
+                publish({**outside, **content})
+                assert recorder.wait_for(_delivered(expected), self.watch_timeout), (
+                    f"change {expected} not delivered; got {recorder.states()}"
+                )
+            assert recorder.states() == [expected for _, expected in steps]
+            assert all(c.key != "wx/outside" for c in recorder.changes)
+        finally:
+            watch.stop()
+        watch.stop()  # idempotent
+
+    def test_watch_stops_delivering(self, backend: Any, publish: Publish) -> None:
+        if not supports(backend, SupportsWatch):
+            pytest.skip("store does not watch")
+        recorder = ChangeRecorder()
+        watch = backend.watch("ws", recorder)
+        time.sleep(self.watch_settle)
+        publish({"ws/a": b"1"})
+        assert recorder.wait_for(lambda ch: len(ch) >= 1, self.watch_timeout)
+        watch.stop()
+        publish({"ws/a": b"2"})
+        time.sleep(min(1.0, self.watch_timeout))
+        assert recorder.states() == [("ws/a", b"1")]
+
+    def test_client_sees_published_changes(self, backend: Any, publish: Publish) -> None:
+        """A client with a long TTL still sees new content: through the watch when the
+        store has one (the TTL is the safety net), else on its next read."""
+        from veltrix.cache import CachePolicy
+        from veltrix.client import Client
+
+        publish({"cl/key": b"old"})
+        watching = supports(backend, SupportsWatch)
+        with Client(backend, cache=CachePolicy(ttl=60 if watching else 0)) as client:
+            recorder = ChangeRecorder()
+            if watching:
+                client.watch("cl", recorder)
+                time.sleep(self.watch_settle)
+            assert client.get("cl/key") == "old"
+            publish({"cl/key": b"new"})
+            if watching:
+                assert recorder.wait_for(lambda ch: len(ch) >= 1, self.watch_timeout)
+            assert client.get("cl/key") == "new"
+            publish({})
+            if watching:
+                assert recorder.wait_for(lambda ch: len(ch) >= 2, self.watch_timeout)
+            assert client.get("cl/key", default=None) is None
+
+    def test_url_names_one_of_its_schemes(self, backend: Any) -> None:
+        if not supports(backend, HasUrl):
+            pytest.skip("store has no url")
+        assert backend.url.split(":", 1)[0].lower() in backend.schemes
+
+    def test_close_is_idempotent(self, backend: Any) -> None:
+        backend.close()
+        backend.close()
+
+    def test_has_contract_attributes(self, backend: Any) -> None:
+        assert backend.schemes and all(isinstance(s, str) for s in backend.schemes)
+        assert isinstance(backend.transient_errors, tuple)
+        assert not supports(backend, SupportsWrite), "a read-only store has no put/delete"
+
+
+def _delivered(state: tuple[str, bytes | None]) -> Callable[[list[Change]], bool]:
+    """A ``wait_for`` predicate: ``state`` (key, value or None) was delivered."""
+
+    def check(changes: list[Change]) -> bool:
+        return any((c.key, None if c.entry is None else c.entry.value) == state for c in changes)
+
+    return check
+
+
+__all__ = [
+    "INVALID_KEYS",
+    "BackendConformance",
+    "ChangeRecorder",
+    "Publish",
+    "ReadOnlyConformance",
+]

@@ -8,6 +8,7 @@ adapter's (evaluated by ``terraform console``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -24,7 +25,12 @@ from tests.terraform.conftest import EXAMPLES, MODULES, TERRAFORM_DIR
 hcl2 = pytest.importorskip("hcl2")
 
 REGISTRY_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md")
-PROVIDER_OF_PREFIX = {"aws": "aws", "google": "google", "consul": "consul"}
+PROVIDER_OF_PREFIX = {
+    "aws": "aws",
+    "google": "google",
+    "consul": "consul",
+    "kubernetes": "kubernetes",
+}
 CONFIGS = [TERRAFORM_DIR / "modules" / m for m in MODULES] + [
     TERRAFORM_DIR / "examples" / e for e in EXAMPLES
 ]
@@ -227,3 +233,148 @@ def test_gcp_parameter_manager_grants_render_and_secret_access() -> None:
     assert "policy_member[0].iam_policy_uid_principal" in str(grant["member"])
     version = resources[("google_parameter_manager_parameter_version", "initial")]
     assert unquote(version["parameter_version_id"]) == "v1", "Veltrix continues with v2"
+
+
+def _kubernetes_locals(tmp_path: Path, variables: dict[str, Any]) -> dict[str, Any]:
+    """Every local of the kubernetes-configmap module, evaluated by ``terraform console``
+    for ``variables`` (the module's variables.tf and locals block, no provider)."""
+    module = TERRAFORM_DIR / "modules" / "kubernetes-configmap"
+    main = (module / "main.tf").read_text(encoding="utf-8")
+    block = re.search(r"^locals \{\n.*?^\}\n", main, re.S | re.M)
+    assert block, "kubernetes-configmap has no locals block"
+    scratch = tmp_path / "module"
+    scratch.mkdir()
+    (scratch / "variables.tf").write_text((module / "variables.tf").read_text(encoding="utf-8"))
+    (scratch / "locals.tf").write_text(
+        block.group(0).replace("kubernetes_namespace_v1.this[0].metadata[0].name", "var.namespace")
+    )
+    (scratch / "test.tfvars.json").write_text(json.dumps(variables))
+    binary = shutil.which("terraform")
+    if binary is None:
+        missing_server("terraform CLI not on PATH")
+        raise AssertionError("unreachable")
+    names = re.findall(r"^  (\w+)\s*=", block.group(0), re.M)
+    expression = "jsonencode({" + ", ".join(f"{n} = local.{n}" for n in names) + "})"
+    result = subprocess.run(
+        [binary, "console", "-var-file=test.tfvars.json"],
+        input=f"nonsensitive({expression})\n",
+        cwd=scratch,
+        env={"PATH": "/usr/bin:/bin", "CHECKPOINT_DISABLE": "1", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    evaluated: dict[str, Any] = json.loads(json.loads(result.stdout))
+    return evaluated
+
+
+KUBERNETES_VALUES = {
+    "payments/timeout_ms": "500",
+    "payments/db/.hidden": "h",
+    "payments": "self",
+    "Flags/beta": "on",
+}
+KUBERNETES_SECRETS = {"payments/db/password": "pw", "tls/key": "k"}
+
+
+def test_kubernetes_layout_is_the_api_stores(tmp_path: Path) -> None:
+    """Object names, data keys and labels as the k8s:// store writes them."""
+    from veltrix.adapters._k8s_keys import decode_data_key
+
+    got = _kubernetes_locals(
+        tmp_path,
+        {
+            "namespace": "veltrix",
+            "prefix": "app",
+            "values": KUBERNETES_VALUES,
+            "secret_values": KUBERNETES_SECRETS,
+        },
+    )
+    assert got["object_name"] == {
+        "payments": "vx-app-3payments",
+        "Flags": "vx-app-3-flags",
+        "tls": "vx-app-3tls",
+    }
+    assert got["data_key"] == {
+        "payments/timeout_ms": "timeout__ms",
+        "payments/db/.hidden": "db_s.hidden",
+        "payments": "_",
+        "Flags/beta": "beta",
+        "payments/db/password": "db_spassword",
+        "tls/key": "key",
+    }
+    for key, data_key in got["data_key"].items():
+        assert decode_data_key(data_key) == key.partition("/")[2]
+    assert got["store_labels"]["veltrix.io/prefix"] == hashlib.sha256(b"app").hexdigest()[:32]
+    assert got["veltrix_url"] == "k8s://veltrix/app"
+    assert got["veltrix_secret_url"] == "k8s://veltrix/app?kind=secret"
+    assert got["verbs_on_named"] == ["get"] and got["verbs_on_all"] == ["list", "watch"]
+
+
+@pytest.mark.parametrize(
+    ("access", "named", "everywhere"),
+    [
+        ("read", ["get"], []),
+        ("write", ["get", "update", "patch", "delete"], ["create", "list", "watch"]),
+    ],
+)
+def test_kubernetes_role_verbs(
+    tmp_path: Path, access: str, named: list[str], everywhere: list[str]
+) -> None:
+    got = _kubernetes_locals(
+        tmp_path,
+        {"namespace": "veltrix", "prefix": "app", "values": {"a/b": "1"}, "access": access},
+    )
+    assert (got["verbs_on_named"], got["verbs_on_all"]) == (named, everywhere)
+    assert got["veltrix_secret_url"] is None
+    assert got["secret_names"] == [] and got["config_names"] == ["vx-app-3a"]
+
+
+def test_kubernetes_role_names_exactly_the_module_objects() -> None:
+    parsed = parse(TERRAFORM_DIR / "modules" / "kubernetes-configmap")
+    (role,) = named(parsed, "resource")["kubernetes_role_v1"].values()
+    named_rule, namespace_rule = (
+        content for item in role["dynamic"] for body in item.values() for content in body["content"]
+    )
+    assert named_rule["resource_names"] == "${rule.value}"
+    assert "resource_names" not in namespace_rule  # list/watch/create: see the README
+
+
+def test_kubernetes_volume_url_reads_the_api_stores_keys(tmp_path: Path) -> None:
+    """The module's volume URL, on objects mounted where ``volume_mounts`` says with the
+    data the module puts in them, gives exactly the keys of ``values``/``secret_values``."""
+    from tests.kubelet_volume import AtomicWriter
+    from veltrix.adapters.k8s_volume import KubernetesVolumeBackend
+
+    root = tmp_path / "mnt"
+    got = _kubernetes_locals(
+        tmp_path,
+        {
+            "namespace": "veltrix",
+            "prefix": "app",
+            "values": KUBERNETES_VALUES,
+            "secret_values": KUBERNETES_SECRETS,
+            "volume_mount_root": str(root),
+        },
+    )
+    every = {**KUBERNETES_VALUES, **KUBERNETES_SECRETS}
+    for mount in got["volume_mounts"]:
+        source = KUBERNETES_SECRETS if mount["kind"] == "secret" else KUBERNETES_VALUES
+        AtomicWriter(Path(mount["mount_path"])).write(
+            {
+                got["data_key"][key]: every[key].encode()
+                for key in source
+                if got["first"][key] == mount["key_prefix"]
+            }
+        )
+    store = KubernetesVolumeBackend.from_url(got["veltrix_volume_url"])
+    try:
+        read = {e.key: (e.value.decode(), e.secret) for e in store.list("")}
+    finally:
+        store.close()
+    assert read == {
+        **{key: (value, False) for key, value in KUBERNETES_VALUES.items()},
+        **{key: (value, True) for key, value in KUBERNETES_SECRETS.items()},
+    }

@@ -83,3 +83,19 @@ def test_report_writes_results_md_from_this_runs_json(
     assert "## 5. Freshness" in text and "memory" in text
     assert "(failed: test)" in text
     assert (tmp_path / "plots" / "freshness.png").stat().st_size > 0
+
+
+def test_k8s_volume_section_runs() -> None:
+    from benchmarks import k8s_volume
+
+    row = k8s_volume.measure("poll", readers=1, swaps=2)
+    assert row["missed"] == 0 and row["callback"]["n"] == 2 and row["readers_seen"]["n"] == 2
+    data = {
+        "keys_in_volume": 21,
+        "poll_interval_s": 0.1,
+        "rows": [row],
+        "hot_path": {"dict.get": {"median_ns": 1.0, "p99_ns": 2.0, "x_dict_get": 1.0}},
+        "loadavg": [0.5],
+    }
+    assert "| poll | 1 busy |" in k8s_volume.markdown(data)
+    assert any("kubelet swap" in line for line in report.section_k8s_volume(data))
