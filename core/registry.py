@@ -38,6 +38,7 @@ BUILTIN: dict[str, BuiltinBackend] = {
     "appconfig": BuiltinBackend("veltrix.adapters.appconfig", "AppConfigBackend", "aws"),
     "ssm": BuiltinBackend("veltrix.adapters.ssm", "SSMBackend", "aws"),
     "gcpsm": BuiltinBackend("veltrix.adapters.gcp_secret_manager", "SecretManagerBackend", "gcp"),
+    "k8s": BuiltinBackend("veltrix.adapters.kubernetes", "KubernetesBackend", "kubernetes"),
     "redis": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
     "rediss": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
     "redis+sentinel": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),

@@ -10,8 +10,8 @@ deletes (409 Conflict on a stale ``resourceVersion``).
 from __future__ import annotations
 
 import base64
-import builtins
 import binascii
+import builtins
 import copy
 import re
 import threading
