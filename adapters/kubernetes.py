@@ -9,9 +9,12 @@ stay, ``-X`` escapes the rest: ``-a``..``-z`` an uppercase letter, ``-0`` ``-``,
 written ``_d``. Objects carry the labels ``app.kubernetes.io/managed-by=veltrix`` and
 ``veltrix.io/prefix=<hash of the URL prefix>``, which list and watch select on.
 
-An entry's version is its object's ``resourceVersion``: compare-and-set sends it as
-the precondition of a patch or delete (409 -> :class:`VersionConflictError`), so a
-write to a *sibling* key (same object) also changes a key's version. UTF-8 values go
+An entry's version is a random token written with the value in a per-key annotation
+(``veltrix.io/v.<hash of the data key>``), so a write to a *sibling* key (same object)
+leaves a key's version alone. Compare-and-set reads the object, compares the key's
+token, and writes with the object's ``resourceVersion`` as precondition (409: read,
+compare again). Keys written by other tools have the version ``rv<resourceVersion>``
+of their object. UTF-8 values go
 in ``data``, others in ``binaryData`` (base64); ``kind=secret`` stores Secrets
 (``data`` base64, entries flagged secret). Watches list, then watch from the list's
 ``resourceVersion`` with bookmarks, and relist on 410 Gone.
@@ -31,8 +34,11 @@ import hashlib
 import json
 import logging
 import os
+import random
 import re
+import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, NoReturn, Self
 
@@ -72,8 +78,9 @@ PREFIX_LABEL = "veltrix.io/prefix"
 PATH_ANNOTATION = "veltrix.io/path"
 NAME_PREFIX = "vx-"
 SELF_DATA_KEY = "_"
-#: Attempts of a write whose object another writer changed meanwhile (no CAS given).
-WRITE_ATTEMPTS = 8
+#: Attempts of a write whose object other writers keep changing between read and write.
+WRITE_ATTEMPTS = 50
+VERSION_ANNOTATION_PREFIX = "veltrix.io/v."
 
 _NAMESPACE_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _NAME_ESCAPES = {"-": "-0", "_": "-1", ".": "-2", "/": "-3"}
@@ -143,6 +150,32 @@ def decode_data_key(data_key: str) -> str | None:
         out.append(_DATA_UNESCAPES[code])
     rest = "".join(out)
     return rest if rest and encode_data_key(rest) == data_key else None
+
+
+def version_annotation(data_key: str) -> str:
+    """The annotation holding a data key's version (annotation names are at most 63
+    characters after the ``/``, so the data key is hashed)."""
+    return VERSION_ANNOTATION_PREFIX + hashlib.sha256(data_key.encode()).hexdigest()[:40]
+
+
+def new_version() -> str:
+    """A fresh per-key version: random, so a key deleted and written again never
+    repeats a version an old compare-and-set could match."""
+    return secrets.token_hex(8)
+
+
+def key_version(obj: Mapping[str, Any], data_key: str) -> str:
+    """A data key's version: its annotation, else (a key written by other tools) the
+    object's ``resourceVersion`` prefixed ``rv``."""
+    meta = obj.get("metadata") or {}
+    version = (meta.get("annotations") or {}).get(version_annotation(data_key))
+    return str(version) if version else f"rv{meta.get('resourceVersion', '')}"
+
+
+def _pause(attempt: int) -> None:
+    """Jittered backoff between attempts of a write that lost a race on its object."""
+    if attempt:
+        time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
 
 
 def prefix_label(prefix: str) -> str:
@@ -354,14 +387,13 @@ class KubernetesBackend:
         first = self._first_segment(str(meta.get("name", "")))
         if first is None:
             return {}
-        version = str(meta.get("resourceVersion", ""))
         entries = {}
         for data_key, value in self._values(obj).items():
             rest = decode_data_key(data_key)
             if rest is None:
                 continue  # a key someone else added to the object: not ours
             key = join(first, rest)
-            entries[key] = self._entry(key, value, version)
+            entries[key] = self._entry(key, value, key_version(obj, data_key))
         return entries
 
     def _entry(self, key: str, value: bytes, version: str) -> Entry:
@@ -373,28 +405,34 @@ class KubernetesBackend:
             secret=self.kind == "secret",
         )
 
-    def _body(self, data_key: str, value: bytes | None) -> dict[str, Any]:
-        """The ``data``/``binaryData`` part of a merge patch setting (or removing) a key."""
+    def _body(self, data_key: str, value: bytes | None, token: str | None) -> dict[str, Any]:
+        """A merge patch setting (``value``, with version ``token``) or removing a key."""
+        patch: dict[str, Any] = {"metadata": {"annotations": {version_annotation(data_key): token}}}
         if self.kind == "secret":
             encoded = None if value is None else base64.b64encode(value).decode("ascii")
-            return {"data": {data_key: encoded}}
+            return {**patch, "data": {data_key: encoded}}
         if value is None:
-            return {"data": {data_key: None}, "binaryData": {data_key: None}}
+            return {**patch, "data": {data_key: None}, "binaryData": {data_key: None}}
         try:
             text = value.decode("utf-8")
         except UnicodeDecodeError:
             return {
+                **patch,
                 "data": {data_key: None},
                 "binaryData": {data_key: base64.b64encode(value).decode("ascii")},
             }
-        return {"data": {data_key: text}, "binaryData": {data_key: None}}
+        return {**patch, "data": {data_key: text}, "binaryData": {data_key: None}}
 
-    def _new_object(self, name: str, key: str, data_key: str, value: bytes) -> dict[str, Any]:
-        body = {
-            k: {dk: v for dk, v in m.items() if v is not None}
-            for k, m in self._body(data_key, value).items()
-        }
+    def _new_object(
+        self, name: str, key: str, data_key: str, value: bytes, token: str
+    ) -> dict[str, Any]:
+        body = self._body(data_key, value, token)
         first = key.split(SEPARATOR, 1)[0]
+        data = {
+            field: {dk: v for dk, v in body[field].items() if v is not None}
+            for field in ("data", "binaryData")
+            if field in body
+        }
         return {
             "apiVersion": "v1",
             "kind": "Secret" if self.kind == "secret" else "ConfigMap",
@@ -402,10 +440,13 @@ class KubernetesBackend:
                 "name": name,
                 "namespace": self.namespace,
                 "labels": {MANAGED_LABEL: MANAGED_VALUE, PREFIX_LABEL: prefix_label(self.prefix)},
-                "annotations": {PATH_ANNOTATION: join(self.prefix, first)},
+                "annotations": {
+                    PATH_ANNOTATION: join(self.prefix, first),
+                    version_annotation(data_key): token,
+                },
             },
             **({"type": "Opaque"} if self.kind == "secret" else {}),
-            **{k: m for k, m in body.items() if m},
+            **{field: values for field, values in data.items() if values},
         }
 
     # -- calls -------------------------------------------------------------------------
@@ -450,7 +491,7 @@ class KubernetesBackend:
         value = self._values(obj).get(data_key)
         if value is None:
             return None
-        return self._entry(key, value, str(obj["metadata"]["resourceVersion"]))
+        return self._entry(key, value, key_version(obj, data_key))
 
     def list(self, prefix: str) -> Iterator[Entry]:
         prefix = normalize_prefix(prefix)
@@ -490,66 +531,69 @@ class KubernetesBackend:
         name, data_key = self._locate(key)
         value = check_size(key, value, MAX_VALUE_BYTES)
         what = f"put {key!r}"
-        if isinstance(if_version, str):
-            patch = {"metadata": {"resourceVersion": if_version}, **self._body(data_key, value)}
-            try:
-                answer = self._call(what, self._patch, name, self.namespace, patch)
-            except BackendError as exc:
-                if self._is(exc, 404):
-                    raise VersionConflictError(
-                        f"{key!r} does not exist (expected version {if_version})"
-                    ) from None
-                raise
-            except VersionConflictError:
-                raise VersionConflictError(
-                    f"{key!r} changed since version {if_version} (or a key sharing its object did)"
-                ) from None
-            return str(answer["metadata"]["resourceVersion"])
-        for _ in range(WRITE_ATTEMPTS):
+        token = new_version()
+        for attempt in range(WRITE_ATTEMPTS):
+            _pause(attempt)
             current: dict[str, Any] | None = None
-            if if_version is Absent:
-                current = self._read_object(name, what)
-                if current is not None and data_key in self._values(current):
+            if if_version is not None:  # compare on this read; the patch's precondition
+                current = self._read_object(name, what)  # makes it hold at the write
+                present = current is not None and data_key in self._values(current)
+                if if_version is Absent and present:
                     raise VersionConflictError(f"{key!r} already exists (create-only write)")
+                if isinstance(if_version, str):
+                    if current is None or not present:
+                        raise VersionConflictError(
+                            f"{key!r} does not exist (expected version {if_version})"
+                        )
+                    if key_version(current, data_key) != if_version:
+                        raise VersionConflictError(
+                            f"{key!r} is at version {key_version(current, data_key)}, "
+                            f"not {if_version}"
+                        )
             if if_version is None or current is not None:
-                patch = self._body(data_key, value)
+                patch = self._body(data_key, value, token)
                 if current is not None:
-                    patch = {
-                        "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                        **patch,
-                    }
+                    patch["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
                 try:
-                    answer = self._call(what, self._patch, name, self.namespace, patch)
-                    return str(answer["metadata"]["resourceVersion"])
+                    self._call(what, self._patch, name, self.namespace, patch)
+                    return token
                 except VersionConflictError:
                     continue  # a sibling key changed between our read and write
                 except BackendError as exc:
                     if not self._is(exc, 404):
                         raise
+                    if isinstance(if_version, str):
+                        raise VersionConflictError(f"{key!r} was deleted meanwhile") from None
             try:
-                answer = self._call(
-                    what, self._create, self.namespace, self._new_object(name, key, data_key, value)
+                self._call(
+                    what,
+                    self._create,
+                    self.namespace,
+                    self._new_object(name, key, data_key, value, token),
                 )
-                return str(answer["metadata"]["resourceVersion"])
+                return token
             except VersionConflictError:
                 continue  # created meanwhile by another writer: patch it
-        raise VersionConflictError(
-            f"{what}: the object kept changing; gave up after {WRITE_ATTEMPTS} attempts"
+        raise BackendUnavailableError(
+            f"{what}: its object kept changing; gave up after {WRITE_ATTEMPTS} attempts"
         )
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:
         name, data_key = self._locate(key)
         what = f"delete {key!r}"
-        for _ in range(WRITE_ATTEMPTS):
+        for attempt in range(WRITE_ATTEMPTS):
+            _pause(attempt)
             current = self._read_object(name, what)
             if current is None:
                 return False
             values = self._values(current)
             if data_key not in values:
                 return False
-            version = str(current["metadata"]["resourceVersion"])
-            if if_version is not None and version != if_version:
-                raise VersionConflictError(f"{key!r} is at version {version}, not {if_version}")
+            if if_version is not None and key_version(current, data_key) != if_version:
+                raise VersionConflictError(
+                    f"{key!r} is at version {key_version(current, data_key)}, not {if_version}"
+                )
+            object_version = str(current["metadata"]["resourceVersion"])
             try:
                 if len(values) == 1:  # the last key: the object goes
                     self._call(
@@ -558,23 +602,23 @@ class KubernetesBackend:
                         name,
                         self.namespace,
                         body=k8s_client.V1DeleteOptions(
-                            preconditions=k8s_client.V1Preconditions(resource_version=version)
+                            preconditions=k8s_client.V1Preconditions(
+                                resource_version=object_version
+                            )
                         ),
                     )
                 else:
-                    patch = {"metadata": {"resourceVersion": version}, **self._body(data_key, None)}
+                    patch = self._body(data_key, None, None)
+                    patch["metadata"]["resourceVersion"] = object_version
                     self._call(what, self._patch, name, self.namespace, patch)
                 return True
             except VersionConflictError:
-                if if_version is not None:
-                    raise VersionConflictError(
-                        f"{key!r} changed since version {if_version}"
-                    ) from None
+                continue  # a sibling changed: read again (and compare again)
             except BackendError as exc:
                 if not self._is(exc, 404):
                     raise
-        raise VersionConflictError(
-            f"{what}: the object kept changing; gave up after {WRITE_ATTEMPTS} attempts"
+        raise BackendUnavailableError(
+            f"{what}: its object kept changing; gave up after {WRITE_ATTEMPTS} attempts"
         )
 
     # -- watch -------------------------------------------------------------------------
@@ -630,6 +674,12 @@ def _load_client(
     return k8s_client.ApiClient(configuration)
 
 
+def _rewritten(old: Entry, new: Entry) -> bool:
+    """A key written again (same value, new version); keys without a version annotation
+    take their object's version, which a sibling's write changes: not a rewrite."""
+    return old.version != new.version and not new.version.startswith("rv")
+
+
 class _KubernetesWatch:
     """List, then a watch stream from the list's ``resourceVersion``.
 
@@ -673,7 +723,7 @@ class _KubernetesWatch:
             old, new = before.get(key), after.get(key)
             if new is None:
                 self._dispatcher.submit(Change(key, None))
-            elif old is None or old.value != new.value:
+            elif old is None or old.value != new.value or _rewritten(old, new):
                 self._dispatcher.submit(Change(key, new))
 
     def _run(self) -> None:
