@@ -114,6 +114,8 @@ class KubernetesServer(ThreadingHTTPServer):
         self.token = token
         self.read_only_token = read_only_token
         self.bookmark_interval = bookmark_interval
+        #: Watches answered with a 410 ERROR event (tests check that clients relisted).
+        self.expired_watches = 0
 
 
 class KubernetesHandler(BaseHTTPRequestHandler):
@@ -436,6 +438,8 @@ class KubernetesHandler(BaseHTTPRequestHandler):
                 try:
                     events = store.wait_for_events(revision, wait)
                 except ApiError as exc:
+                    if exc.code == 410:
+                        self.server.expired_watches += 1
                     self._send_event("ERROR", exc.status())
                     break
                 for event in events:
