@@ -667,6 +667,25 @@ def section_migration(data: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def section_kubernetes(data: dict[str, Any] | None) -> list[str]:
+    out = ["## 10. Kubernetes API store: freshness and cached reads", ""]
+    if data is None:
+        return [*out, "_Not measured in this run._", ""]
+    from benchmarks import bench_kubernetes
+
+    return [
+        *out,
+        "`benchmarks/bench_kubernetes.py` against the Kubernetes test server "
+        "(`tests/servers/kubernetes`, Python, HTTPS on loopback; not a real API server): "
+        "a write through one backend until the callback of a watching `Client` in the same "
+        "process, with that process idle and with reader threads in a tight loop; cached "
+        "reads against `dict.get`, and the miss path against the `kubernetes` client.",
+        "",
+        bench_kubernetes.markdown(data),
+        "",
+    ]
+
+
 def write(run: dict[str, Any]) -> Path:
     verdicts: dict[str, Any] = {}
     hot = _load("hot_path", run)
@@ -681,6 +700,7 @@ def write(run: dict[str, Any]) -> Path:
     body += section_migration(_load("migrate", run))
     body += section_outage(_load("outage", run), verdicts)
     body += section_aio(_load("aio", run))
+    body += section_kubernetes(_load("kubernetes", run))
 
     m = run.get("machine", {})
     head = [

@@ -67,6 +67,7 @@ SECTIONS = [
     Section(
         "gcpsm", "benchmarks.bench_gcpsm", ("VELTRIX_TEST_GCPSM_GRPC", "VELTRIX_TEST_GCPSM_REST")
     ),
+    Section("kubernetes", "benchmarks.bench_kubernetes", ("VELTRIX_TEST_K8S_KUBECONFIG",)),
     Section("redis_store", "benchmarks.redis_roundtrip", ("VELTRIX_TEST_REDIS_URL",)),
     Section("redis_l2", "benchmarks.bench_redis_l2", ("VELTRIX_TEST_REDIS_URL",)),
     Section("redis_deployments", "benchmarks.bench_redis_deployments", ("VELTRIX_TEST_REDIS_URL",)),
