@@ -677,9 +677,11 @@ def section_kubernetes(data: dict[str, Any] | None) -> list[str]:
         *out,
         "`benchmarks/bench_kubernetes.py` against the Kubernetes test server "
         "(`tests/servers/kubernetes`, Python, HTTPS on loopback; not a real API server): "
-        "a write through one backend until the callback of a watching `Client` in the same "
-        "process, with that process idle and with reader threads in a tight loop; cached "
-        "reads against `dict.get`, and the miss path against the `kubernetes` client.",
+        "a write (in a writer process of its own) until the callback of a watching `Client` "
+        "in the reading process, with that process idle and with 4 reader threads in a tight "
+        "loop; cached reads against `dict.get` (interleaved rounds), and the miss path "
+        "against the `kubernetes` client. Reproduce: `scripts/services up kubernetes && "
+        ".venv/bin/python -m benchmarks.bench_kubernetes`.",
         "",
         bench_kubernetes.markdown(data),
         "",
