@@ -160,6 +160,7 @@ def test_keys_written_by_other_tools(backend: KubernetesBackend) -> None:
 def test_read_only_credentials_are_access_denied(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     url = "k8s://default/veltrix/denied?kind=secret"
+    other_secret = b"hunter2" + b"-other-secret"  # not literal on the failing line
     writer = open_backend(url, kubeconfig=server_kubeconfig())
     reader = open_backend(url, kubeconfig=server_kubeconfig(), context="veltrix-test-reader")
     try:
@@ -167,7 +168,7 @@ def test_read_only_credentials_are_access_denied(caplog: pytest.LogCaptureFixtur
         entry = reader.get("db/password")
         assert entry is not None and entry.secret and entry.value == b"hunter2-very-secret"
         with pytest.raises(AccessDeniedError) as caught:
-            reader.put("db/password", b"hunter2-other-secret")
+            reader.put("db/password", other_secret)
         chain: list[BaseException] = []
         error: BaseException | None = caught.value
         while error is not None:
