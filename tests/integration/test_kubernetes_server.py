@@ -359,3 +359,26 @@ def test_kubectl_apply_creates_and_sees_veltrix_objects(kubectl: Any) -> None:
     finally:
         backend.delete("payments/timeout_ms")  # type: ignore[attr-defined]
         backend.close()
+
+
+def test_kubectl_patch_label_and_secrets(kubectl: Any, api: client.CoreV1Api) -> None:
+    name = unique_name("kpatch")
+    kubectl("create", "configmap", name, "--from-literal=a=1")
+    try:
+        kubectl("patch", "configmap", name, "-p", '{"data":{"a":"2"}}')
+        kubectl("patch", "configmap", name, "--type=merge", "-p", '{"data":{"b":"3"}}')
+        kubectl(
+            "patch", "configmap", name, "--type=json", "-p", '[{"op":"remove","path":"/data/a"}]'
+        )
+        kubectl("label", "configmap", name, "tier=db")
+        current = api.read_namespaced_config_map(name, NS)
+        assert current.data == {"b": "3"} and current.metadata.labels == {"tier": "db"}
+    finally:
+        kubectl("delete", "configmap", name)
+    secret = unique_name("ksec")
+    kubectl("create", "secret", "generic", secret, "--from-literal=password=pa55")
+    try:
+        encoded = kubectl("get", "secret", secret, "-o", "jsonpath={.data.password}").stdout
+        assert encoded == "cGE1NQ=="  # base64 of pa55
+    finally:
+        kubectl("delete", "secret", secret)
