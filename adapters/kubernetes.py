@@ -222,7 +222,8 @@ def _raise_api(exc: ApiException, what: str) -> NoReturn:
         raise VersionConflictError(text) from cause
     if status == 413 or "FieldValueTooLong" in causes:
         raise ValueTooLargeError(
-            f"{what}: the object would exceed the API server's {MAX_OBJECT_BYTES}-byte limit"
+            f"{what}: the object would exceed the API server's size limits ({MAX_OBJECT_BYTES} "
+            "bytes of data, 256 KiB of annotations)"
         ) from cause
     if status in {0, 429} or status >= 500:
         raise BackendUnavailableError(text) from cause

@@ -26,6 +26,8 @@ from typing import Any
 KINDS = {"configmaps": "ConfigMap", "secrets": "Secret"}
 #: The API server refuses a ConfigMap or Secret whose data is larger than this.
 MAX_DATA_BYTES = 1024 * 1024
+#: ... and annotations (names and values together) larger than this.
+MAX_ANNOTATION_BYTES = 256 * 1024
 DNS1123_SUBDOMAIN_MAX = 253
 DNS1123_LABEL_MAX = 63
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -641,6 +643,15 @@ def normalize(resource: str, namespace: str, obj: Any) -> dict[str, Any]:
     if not isinstance(labels, dict) or not isinstance(annotations, dict):
         raise ApiError(400, "BadRequest", "metadata.labels and annotations must be maps")
     causes += label_errors(labels)
+    annotation_bytes = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+    if annotation_bytes > MAX_ANNOTATION_BYTES:
+        causes.append(
+            (
+                "FieldValueTooLong",
+                "metadata.annotations",
+                f"Too long: must have at most {MAX_ANNOTATION_BYTES} bytes",
+            )
+        )
     stored: dict[str, Any] = {"kind": kind, "apiVersion": "v1"}
     stored_meta: dict[str, Any] = {"name": name, "namespace": namespace}
     if labels:
