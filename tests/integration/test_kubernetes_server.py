@@ -382,3 +382,13 @@ def test_kubectl_patch_label_and_secrets(kubectl: Any, api: client.CoreV1Api) ->
         assert encoded == "cGE1NQ=="  # base64 of pa55
     finally:
         kubectl("delete", "secret", secret)
+
+
+def test_server_side_dry_run_is_refused_without_writing(api: client.CoreV1Api) -> None:
+    name = unique_name("dry")
+    with pytest.raises(ApiException) as refused:
+        api.create_namespaced_config_map(NS, config_map(name, {"a": "1"}), dry_run="All")
+    assert refused.value.status == 400
+    with pytest.raises(ApiException) as absent:
+        api.read_namespaced_config_map(name, NS)
+    assert absent.value.status == 404

@@ -301,25 +301,21 @@ class KubernetesHandler(BaseHTTPRequestHandler):
                 },
             )
         if self.command == "POST" and namespace is not None:
-            body = self._read_body()
-            name = (
-                (body or {}).get("metadata", {}).get("name", "") if isinstance(body, dict) else ""
-            )
             self._authorize(user, "create", resource, ns, "")
-            created = self.server.store.create(resource, namespace, body)
-            if self._dry_run():
-                self.server.store.delete(resource, namespace, name or created["metadata"]["name"])
-            return self._send_json(201, created)
+            self._refuse_dry_run()
+            return self._send_json(
+                201, self.server.store.create(resource, namespace, self._read_body())
+            )
         raise ApiError(
             405,
             "MethodNotAllowed",
             "the server does not allow this method on the requested resource",
         )
 
-    def _dry_run(self) -> bool:
+    def _refuse_dry_run(self) -> None:
+        """Server-side dry run is not implemented: refuse it rather than write."""
         if self._param("dryRun"):
             raise ApiError(400, "BadRequest", "dryRun is not supported by this test server")
-        return False
 
     def _item(self, user: str, resource: str, namespace: str, name: str) -> None:
         store = self.server.store
@@ -329,11 +325,11 @@ class KubernetesHandler(BaseHTTPRequestHandler):
             return self._send_json(200, store.get(resource, namespace, name))
         if method == "PUT":
             self._authorize(user, "update", resource, namespace, name)
-            self._dry_run()
+            self._refuse_dry_run()
             return self._send_json(200, store.update(resource, namespace, name, self._read_body()))
         if method == "PATCH":
             self._authorize(user, "patch", resource, namespace, name)
-            self._dry_run()
+            self._refuse_dry_run()
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
             if content_type not in PATCH_TYPES:
                 raise ApiError(
@@ -355,7 +351,7 @@ class KubernetesHandler(BaseHTTPRequestHandler):
             )
         if method == "DELETE":
             self._authorize(user, "delete", resource, namespace, name)
-            self._dry_run()
+            self._refuse_dry_run()
             options = self._read_body() or {}
             preconditions = options.get("preconditions") or {} if isinstance(options, dict) else {}
             gone = store.delete(
