@@ -258,3 +258,50 @@ def test_watch_survives_an_expired_resource_version(
     finally:
         watch.stop()
         backend.close()
+
+
+def test_watch_relists_what_changed_while_the_server_was_down(tmp_path: Path) -> None:
+    """The API server goes away (its watch streams drop); while it is down the watched
+    key changes and the history is compacted; a server on the same address with the
+    same state comes back. The watch reconnects, relists and delivers the change."""
+    from tests.servers.kubernetes.store import merge_patch
+
+    first = KubernetesServer(("127.0.0.1", 0), history=3, bookmark_interval=60.0)
+    threading.Thread(target=first.serve_forever, args=(0.1,), daemon=True).start()
+    port = first.server_port
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters: [{{name: t, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: t, user: {}}]\n"
+        "contexts: [{name: t, context: {cluster: t, user: t}}]\ncurrent-context: t\n"
+    )
+    backend = open_backend("k8s://default/app", kubeconfig=str(config), timeout=2)
+    backend.put("watched/a", b"0")
+    backend.put("watched/b", b"0")
+    recorder = ChangeRecorder()
+    watch = backend.watch("watched", recorder)
+    second: KubernetesServer | None = None
+    try:
+        time.sleep(0.5)
+        first.shutdown()
+        first.server_close()
+        store = first.store
+        name = encode_name("app/watched")
+        store.patch("configmaps", "default", name, lambda o: merge_patch(o, {"data": {"a": "1"}}))
+        store.patch("configmaps", "default", name, lambda o: merge_patch(o, {"data": {"b": None}}))
+        store.compact()
+        second = KubernetesServer(("127.0.0.1", port), history=3)
+        second.store = store
+        threading.Thread(target=second.serve_forever, args=(0.1,), daemon=True).start()
+        assert recorder.wait_for(lambda ch: len(ch) >= 2, 15), recorder.states()
+        assert recorder.states() == [("watched/a", b"1"), ("watched/b", None)]
+        backend.put("watched/a", b"2")  # and the renewed stream delivers again
+        assert recorder.wait_for(lambda ch: len(ch) >= 3, 10), recorder.states()
+        assert recorder.states()[-1] == ("watched/a", b"2")
+    finally:
+        watch.stop()
+        backend.close()
+        if second is not None:
+            second.shutdown()
+            second.server_close()

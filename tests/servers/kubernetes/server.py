@@ -17,6 +17,7 @@ import json
 import logging
 import socket
 import ssl
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -116,6 +117,12 @@ class KubernetesServer(ThreadingHTTPServer):
         self.bookmark_interval = bookmark_interval
         #: Watches answered with a 410 ERROR event (tests check that clients relisted).
         self.expired_watches = 0
+        self.stopping = threading.Event()
+
+    def shutdown(self) -> None:
+        """Stop serving, and drop open watch streams as a stopping API server does."""
+        self.stopping.set()
+        super().shutdown()
 
 
 class KubernetesHandler(BaseHTTPRequestHandler):
@@ -424,7 +431,7 @@ class KubernetesHandler(BaseHTTPRequestHandler):
                     )
                     return self._end_chunks()
             last_bookmark = time.monotonic()
-            while True:
+            while not self.server.stopping.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -442,7 +449,6 @@ class KubernetesHandler(BaseHTTPRequestHandler):
                     revision = event.revision
                     self._send_matching(event, resource, matches)
                 if bookmarks and time.monotonic() - last_bookmark >= self.server.bookmark_interval:
-                    revision = max(revision, 0)
                     self._send_event(
                         "BOOKMARK",
                         {
@@ -454,6 +460,9 @@ class KubernetesHandler(BaseHTTPRequestHandler):
                         },
                     )
                     last_bookmark = time.monotonic()
+            if self.server.stopping.is_set():  # dropped, not ended: no final chunk
+                self.close_connection = True
+                return
             self._end_chunks()
         except (ConnectionError, OSError):
             self.close_connection = True
