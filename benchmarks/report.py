@@ -805,6 +805,27 @@ def section_l2_requests(data: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def section_kubernetes(data: dict[str, Any] | None) -> list[str]:
+    out = ["## 10. Kubernetes API store: freshness and cached reads", ""]
+    if data is None:
+        return [*out, "_Not measured in this run._", ""]
+    from benchmarks import bench_kubernetes
+
+    return [
+        *out,
+        "`benchmarks/bench_kubernetes.py` against the Kubernetes test server "
+        "(`tests/servers/kubernetes`, Python, HTTPS on loopback; not a real API server): "
+        "a write (in a writer process of its own) until the callback of a watching `Client` "
+        "in the reading process, with that process idle and with 4 reader threads in a tight "
+        "loop; cached reads against `dict.get` (interleaved rounds), and the miss path "
+        "against the `kubernetes` client. Reproduce: `scripts/services up kubernetes && "
+        ".venv/bin/python -m benchmarks.bench_kubernetes`.",
+        "",
+        bench_kubernetes.markdown(data),
+        "",
+    ]
+
+
 def write(run: dict[str, Any]) -> Path:
     verdicts: dict[str, Any] = {}
     hot = _load("hot_path", run)
@@ -823,6 +844,7 @@ def write(run: dict[str, Any]) -> Path:
     body += section_cache_paths(_load("cache_paths", run))
     body += section_parameter_manager(_load("gcppm", run))
     body += section_l2_requests(_load("l2_requests", run))
+    body += section_kubernetes(_load("kubernetes", run))
 
     m = run.get("machine", {})
     head = [

@@ -73,6 +73,7 @@ SECTIONS = [
     Section(
         "gcppm", "benchmarks.bench_gcppm", ("VELTRIX_TEST_GCPPM_GRPC", "VELTRIX_TEST_GCPPM_REST")
     ),
+    Section("kubernetes", "benchmarks.bench_kubernetes", ("VELTRIX_TEST_K8S_KUBECONFIG",)),
     Section("redis_store", "benchmarks.redis_roundtrip", ("VELTRIX_TEST_REDIS_URL",)),
     Section("redis_l2", "benchmarks.bench_redis_l2", ("VELTRIX_TEST_REDIS_URL",)),
     Section("l2_requests", "benchmarks.bench_l2_requests", ("VELTRIX_TEST_REDIS_URL",)),

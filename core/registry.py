@@ -41,6 +41,7 @@ BUILTIN: dict[str, BuiltinBackend] = {
     "gcppm": BuiltinBackend(
         "veltrix.adapters.gcp_parameter_manager", "ParameterManagerBackend", "gcp"
     ),
+    "k8s": BuiltinBackend("veltrix.adapters.kubernetes", "KubernetesBackend", "kubernetes"),
     "redis": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
     "rediss": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
     "redis+sentinel": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),

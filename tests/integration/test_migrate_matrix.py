@@ -32,6 +32,7 @@ LIMITS = {
     "ssm": 4096,
     "gcpsm": 64 * 1024,
     "gcppm": 1024 * 1024 - 4096,
+    "k8s": 1024 * 1024 - 253,
 }
 
 PAIRS = [
@@ -58,6 +59,9 @@ PAIRS = [
     ("sqlite", "gcppm"),
     ("gcppm", "sqlite"),
     ("gcpsm", "gcppm"),
+    ("sqlite", "k8s"),
+    ("k8s", "sqlite"),
+    ("zookeeper", "k8s"),
 ]
 
 Opener = Callable[[str], Backend]
@@ -134,6 +138,9 @@ def store_url(kind: str, tmp_path: Path, cleanups: list[Callable[[], None]]) -> 
             pytest.skip("the redis adapter is not in this build")
         url = server_env("VELTRIX_TEST_REDIS_URL", "Redis").rstrip("/")
         return f"{url}/{name}?timeout=5"
+    if kind == "k8s":
+        kubeconfig = server_env("VELTRIX_TEST_K8S_KUBECONFIG", "Kubernetes test server")
+        return f"k8s://default/veltrix-migrate/{name}?kubeconfig={kubeconfig}"
     raise AssertionError(kind)
 
 
