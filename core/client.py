@@ -140,7 +140,12 @@ class Client:
         if cache is not None and not isinstance(cache, CachePolicy):
             raise ConfigurationError("cache must be a veltrix.CachePolicy")
         self.policy = cache or CachePolicy()
-        self.secret_prefixes = normalize_prefixes(secret_prefixes)
+        # Prefixes the store URL (or VELTRIX_SECRET_PREFIXES) gave count too: is_secret
+        # answers for keys the store has not returned yet (the shared cache asks it).
+        store_prefixes: tuple[str, ...] = getattr(self._backend, "secret_prefixes", ())
+        self.secret_prefixes = tuple(
+            dict.fromkeys((*normalize_prefixes(secret_prefixes), *store_prefixes))
+        )
         self.source = describe(self._backend)
 
         # Fresh values only: the hot path reads these dicts and nothing else.

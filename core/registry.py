@@ -62,6 +62,11 @@ def default_url() -> str:
     return "sqlite:///" + str(default_path())
 
 
+def install_hint(extra: str) -> str:
+    """How to install an extra, from the package index and from a checkout."""
+    return f"pip install 'veltrix[{extra}]' (in a checkout: pip install -e '.[{extra}]')"
+
+
 def _import_builtin(scheme: str, spec: BuiltinBackend) -> type[Backend]:
     try:
         module = importlib.import_module(spec.module)
@@ -69,8 +74,7 @@ def _import_builtin(scheme: str, spec: BuiltinBackend) -> type[Backend]:
         missing = (exc.name or "").split(".")[0]
         if missing and missing != "veltrix" and spec.extra:
             raise BackendNotInstalledError(
-                f"the {scheme}:// backend needs the {missing!r} package: "
-                f"pip install 'veltrix[{spec.extra}]'"
+                f"the {scheme}:// backend needs the {missing!r} package: {install_hint(spec.extra)}"
             ) from exc
         if exc.name == spec.module:
             raise UnknownBackendError(
@@ -110,14 +114,21 @@ def backend_class(scheme: str) -> type[Backend]:
 
 
 def open_backend(url: str, /, **options: Any) -> Backend:
-    """Open the store that ``url`` names, e.g. ``zookeeper://127.0.0.1:2181/app``."""
+    """Open the store that ``url`` names, e.g. ``zookeeper://127.0.0.1:2181/app``.
+
+    A ``secret_prefixes=a,b`` option in the URL (or ``VELTRIX_SECRET_PREFIXES``) flags
+    the entries under those prefixes secret (:mod:`veltrix.secret_prefixes`)."""
     if not isinstance(url, str):
         raise ConfigurationError(f"expected a store URL string, got {type(url).__name__}")
     for name in ("url", "cls"):  # from_url(cls, url, **options) would get it twice: TypeError
         if name in options:
             raise ConfigurationError(f"{name!r} is not a store option: the store URL comes first")
-    parsed = parse_url(url)
-    return backend_class(parsed.scheme).from_url(url, **options)
+    from veltrix.secret_prefixes import with_secret_prefixes
+
+    def open_store(store_url: str) -> Backend:
+        return backend_class(parse_url(store_url).scheme).from_url(store_url, **options)
+
+    return with_secret_prefixes(url, open_store)
 
 
 __all__ = [
@@ -127,5 +138,6 @@ __all__ = [
     "backend_class",
     "default_path",
     "default_url",
+    "install_hint",
     "open_backend",
 ]
