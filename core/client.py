@@ -838,7 +838,9 @@ class Client:
         return self._write(
             key,
             lambda: backend.put(key, data, if_version=if_version),
-            lambda version: Entry(key, data, version, source=self.source),
+            lambda version: Entry(
+                key, data, version, source=self.source, secret=self.is_secret(key)
+            ),
         )
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:

@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode
 
 from veltrix.backend import Backend, Change, Entry
 from veltrix.errors import ConfigurationError, InvalidKeyError
@@ -53,17 +53,15 @@ def from_env() -> tuple[str, ...]:
 
 def split_url(url: str) -> tuple[str, tuple[str, ...]]:
     """``url`` without its ``secret_prefixes`` option, and the prefixes it named."""
-    parts = urlsplit(url)
-    if URL_OPTION not in parts.query:
+    base, _, query = url.partition("?")  # by hand: urlunsplit would drop sqlite:///'s "//"
+    if URL_OPTION not in query:
         return url, ()
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    pairs = parse_qsl(query, keep_blank_values=True)
     given = [value for name, value in pairs if name == URL_OPTION]
     if len(given) > 1:
         raise ConfigurationError(f"option {URL_OPTION!r} given twice")
     rest = urlencode([(name, value) for name, value in pairs if name != URL_OPTION])
-    stripped = urlunsplit(parts._replace(query=rest))
-    if not rest and stripped.endswith("?"):
-        stripped = stripped[:-1]
+    stripped = f"{base}?{rest}" if rest else base
     return stripped, parse_prefixes(given[0], f"URL option {URL_OPTION}") if given else ()
 
 
@@ -72,22 +70,17 @@ class SecretFlagging:
 
     Everything else is the wrapped store's own: attribute look-ups fall through, so
     the optional abilities (``list``, ``watch``, ``put_many``...) are exactly the
-    store's (``isinstance(x, SupportsWatch)`` stays truthful).
+    store's (``isinstance(x, SupportsWatch)`` stays truthful), and so is its ``url``
+    (provenance names the store, not the prefixes).
     """
 
-    def __init__(self, backend: Backend, prefixes: tuple[str, ...], url: str) -> None:
+    def __init__(self, backend: Backend, prefixes: tuple[str, ...]) -> None:
         self._backend = backend
         self.secret_prefixes = prefixes
-        self._url = url
 
     @property
     def wrapped(self) -> Backend:
         return self._backend
-
-    @property
-    def url(self) -> str:
-        """The URL as given, ``secret_prefixes`` included (opening it again gives this)."""
-        return self._url
 
     def _flag(self, entry: Entry) -> Entry:
         if entry.secret or not any(in_prefix(entry.key, p) for p in self.secret_prefixes):
@@ -138,4 +131,4 @@ def with_secret_prefixes(url: str, open_store: Callable[[str], Backend]) -> Back
     backend = open_store(stripped)
     if not prefixes:
         return backend
-    return SecretFlagging(backend, prefixes, url)  # type: ignore[return-value]
+    return SecretFlagging(backend, prefixes)  # type: ignore[return-value]
