@@ -145,8 +145,9 @@ class SQLiteBackend:
                 "or sqlite:////absolute/path.db"
             )
         path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
-        if not path:  # the default file's folders are Veltrix's to make
+        if not path:
             path = str(default_path())
+        if Path(path) == default_path():  # the default file's folders are Veltrix's to make
             create = create or "parents"
         return cls(
             path, busy_timeout=busy_timeout, poll_interval=poll_interval, create=create or "file"

@@ -444,6 +444,13 @@ def demo(
         table.add_row("change -> every worker (max)", f"{propagation[-1]:.1f} ms")
         table.add_row("change -> worker (median)", f"{propagation[len(propagation) // 2]:.1f} ms")
     out.print(table)
+    if len(propagation) < report.workers:
+        out.print(
+            f"note: the change reached {len(propagation)} of {report.workers} workers before the "
+            "run ended (a store without a watch waits for the 30 s TTL; a short run on a busy "
+            "machine may end first): try a longer --duration.",
+            markup=False,
+        )
     if report.workers > cpus:
         out.print(
             f"note: {report.workers} busy threads on {cpus} CPUs take turns holding Python's GIL "

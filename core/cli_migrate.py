@@ -30,6 +30,7 @@ from rich.table import Table
 from veltrix import cli, errors
 from veltrix.backend import Entry
 from veltrix.cli import MASK, JsonOption, RevealOption, SecretOption, err, fail, out
+from veltrix.urls import redact_url
 
 EXIT_UNREPRESENTABLE = 13
 EXIT_CONFLICTS = 6
@@ -115,7 +116,6 @@ def export(
     from veltrix.migration import _list
     from veltrix.registry import open_backend
     from veltrix.snapshot import save_snapshot, write_snapshot
-    from veltrix.urls import redact_url
 
     try:
         url = _required_url(url, "the store to export")
@@ -203,7 +203,7 @@ def _refuse_memory_destination(url: str) -> None:
     """Every memory:// store of a ``veltrix`` process ends with it: writing there keeps nothing."""
     if url.strip().lower().startswith("memory:"):
         raise errors.ConfigurationError(
-            f"{url} lives only as long as this veltrix command: nothing written there would be "
+            f"{redact_url(url)} lives only as long as this veltrix command: nothing written there would be "
             "kept; pick a store that outlives it"
         )
 

@@ -92,10 +92,16 @@ def test_read_commands_on_a_missing_store_say_so_and_create_nothing(
     assert list(tmp_path.iterdir()) == []  # neither the folders nor the file nor dst.db
 
 
-def test_default_store_missing_is_reported_and_the_first_put_creates_it(cli: Cli) -> None:
+def test_default_store_missing_is_reported_and_the_first_put_creates_it(
+    cli: Cli, tmp_path: Path
+) -> None:
     # The driver's VELTRIX_HOME is a fresh directory: the default store does not exist.
     result = cli("ls")
     assert result["code"] == 16 and "config.db" in one_error_line(result)
+    home = tmp_path / "fresh" / "home"  # the default store's folders do not exist either
+    assert cli("put", "k", "v", env={"VELTRIX_HOME": str(home)})["code"] == 0
+    assert (home / "config.db").is_file()
+    assert cli("get", "k", env={"VELTRIX_HOME": str(home)})["stdout"] == "v\n"
 
 
 def test_writes_create_the_file_only_in_an_existing_folder(cli: Cli, tmp_path: Path) -> None:
@@ -304,3 +310,22 @@ def test_unreachable_stores_fail_in_one_line_within_seconds(tmp_path: Path) -> N
     # Connect timeouts of 1-2 s, a few bounded retries, and interpreter start-up on a
     # loaded machine; a client library's own retry policy (60 s for GCP) would exceed it.
     assert time.monotonic() - started < 30
+
+
+# -- item 5: where the command is after scripts/demo -------------------------------------------
+
+
+def test_scripts_demo_says_how_to_run_veltrix() -> None:
+    if not (REPO_ROOT / ".venv" / "bin" / "veltrix").exists():
+        pytest.skip("no .venv in this checkout (scripts/demo would install one)")
+    result = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "demo"), "--duration", "0.5", "--workers", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["workers"] == 1
+    assert ".venv/bin/veltrix" in result.stderr
+    assert "source .venv/bin/activate" in result.stderr
