@@ -21,6 +21,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from veltrix import errors
 from veltrix.backend import Absent, Change, Entry
@@ -321,7 +322,7 @@ def list_keys(
             row = [entry.key, entry.version, str(len(entry.value))]
             if values:
                 row.append(str(_value_fields(client, entry, reveal)["value"]))
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))  # a value's "[b]" is not markup
         out.print(table)
 
 
@@ -429,7 +430,7 @@ def demo(
     table = Table(title="veltrix demo: 5 config reads per event")
     table.add_column("measure")
     table.add_column("value", justify="right", overflow="fold")  # a long URL wraps, whole
-    table.add_row("store", report.url)
+    table.add_row("store", Text(report.url))
     table.add_row("workers (threads) / CPUs", f"{report.workers} / {cpus}")
     table.add_row(
         "events/s, reading the store directly", f"{summary['events_per_second_direct']:,}"
@@ -464,21 +465,21 @@ def demo(
 @app.command()
 def backends(as_json: JsonOption = False) -> None:
     """List the URL schemes this installation knows: installed, or the extra to install."""
-    from veltrix.registry import BUILTIN, available_schemes, backend_class, install_hint
+    from veltrix.registry import BUILTIN, available_schemes, install_hint, is_installed
 
     rows: list[dict[str, Any]] = []
     for scheme in available_schemes():
         spec = BUILTIN.get(scheme)
-        try:
-            backend_class(scheme)
-            installed, reason = True, ""
-        except errors.VeltrixError as exc:  # a missing client library, a broken plug-in
-            installed, reason = False, str(exc)
+        installed = is_installed(scheme)
         row: dict[str, Any] = {"scheme": scheme, "installed": installed}
         if spec is not None and spec.extra:
             row["extra"] = spec.extra
         if not installed:
-            row["install"] = install_hint(spec.extra) if spec and spec.extra else reason
+            row["install"] = (
+                install_hint(spec.extra)
+                if spec and spec.extra
+                else "a plug-in (veltrix.backends entry point) that failed to import"
+            )
         rows.append(row)
     if as_json:
         out.print_json(json.dumps(rows))
@@ -493,7 +494,7 @@ def backends(as_json: JsonOption = False) -> None:
             f"{row['scheme']}://",
             "installed" if row["installed"] else "missing",
             row.get("extra", "(built in)"),
-            row.get("install", ""),
+            Text(row.get("install", "")),  # "veltrix[zookeeper]" is not markup
         )
     out.print(table)
 

@@ -26,6 +26,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from veltrix import cli, errors
 from veltrix.backend import Entry
@@ -281,7 +282,8 @@ def diff(
     for column in ("status", "key", "destination", "source"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["status"], row["key"], row.get("old", ""), row.get("new", ""))
+        cells = (row["status"], row["key"], row.get("old", ""), row.get("new", ""))
+        table.add_row(*(Text(cell) for cell in cells))  # a value's "[b]" is not markup
     out.print(table)
     out.print(
         f"created {counts['created']}, changed {counts['changed']}, unchanged "

@@ -9,6 +9,7 @@ stays light.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -27,22 +28,53 @@ class BuiltinBackend:
     module: str
     attribute: str
     extra: str | None  # the pip extra that installs its client library
+    #: The client library's import names, checked (not imported) by :func:`is_installed`.
+    requires: tuple[str, ...] = ()
 
 
 #: URL scheme -> where its adapter lives and which extra it needs.
 BUILTIN: dict[str, BuiltinBackend] = {
     "sqlite": BuiltinBackend("veltrix.adapters.sqlite", "SQLiteBackend", None),
     "memory": BuiltinBackend("veltrix.adapters.memory", "MemoryBackend", None),
-    "zookeeper": BuiltinBackend("veltrix.adapters.zookeeper", "ZooKeeperBackend", "zookeeper"),
-    "consul": BuiltinBackend("veltrix.adapters.consul", "ConsulBackend", "consul"),
-    "appconfig": BuiltinBackend("veltrix.adapters.appconfig", "AppConfigBackend", "aws"),
-    "ssm": BuiltinBackend("veltrix.adapters.ssm", "SSMBackend", "aws"),
-    "gcpsm": BuiltinBackend("veltrix.adapters.gcp_secret_manager", "SecretManagerBackend", "gcp"),
-    "redis": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
-    "rediss": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
-    "redis+sentinel": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
-    "redis+cluster": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
+    "zookeeper": BuiltinBackend(
+        "veltrix.adapters.zookeeper", "ZooKeeperBackend", "zookeeper", ("kazoo",)
+    ),
+    "consul": BuiltinBackend("veltrix.adapters.consul", "ConsulBackend", "consul", ("consul",)),
+    "appconfig": BuiltinBackend(
+        "veltrix.adapters.appconfig", "AppConfigBackend", "aws", ("boto3", "botocore")
+    ),
+    "ssm": BuiltinBackend("veltrix.adapters.ssm", "SSMBackend", "aws", ("boto3", "botocore")),
+    "gcpsm": BuiltinBackend(
+        "veltrix.adapters.gcp_secret_manager",
+        "SecretManagerBackend",
+        "gcp",
+        ("google.cloud.secretmanager", "google.api_core"),
+    ),
+    "redis": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis", ("redis",)),
+    "rediss": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis", ("redis",)),
+    "redis+sentinel": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis", ("redis",)),
+    "redis+cluster": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis", ("redis",)),
 }
+
+
+def is_installed(scheme: str) -> bool:
+    """True when the client libraries of a built-in scheme can be imported (found
+    without importing them: cheap enough to ask for every scheme). A third-party
+    scheme is imported to find out."""
+    spec = BUILTIN.get(scheme.lower())
+    if spec is None:
+        try:
+            backend_class(scheme)
+        except (ConfigurationError, ImportError):
+            return False
+        return True
+    for name in spec.requires:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return False
+        except (ImportError, ValueError):  # a parent package missing; a None in sys.modules
+            return False
+    return True
 
 
 def default_path() -> Path:
@@ -139,5 +171,6 @@ __all__ = [
     "default_path",
     "default_url",
     "install_hint",
+    "is_installed",
     "open_backend",
 ]

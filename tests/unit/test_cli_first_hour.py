@@ -264,7 +264,25 @@ def test_backends_says_installed_or_what_to_install() -> None:
     assert "pip install 'veltrix[zookeeper]'" in rows["zookeeper"]["install"]
     assert "pip install -e '.[zookeeper]'" in rows["zookeeper"]["install"]
     assert rows["sqlite"]["installed"] is True and "install" not in rows["sqlite"]
-    assert rows["redis"]["installed"] is True
+    for scheme in ("redis", "consul", "ssm", "appconfig", "gcpsm"):  # the test extras
+        assert rows[scheme]["installed"] is True, scheme
+    table = subprocess.run(
+        [sys.executable, "-c", code.replace(", '--json'", "")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},  # one line per scheme
+    ).stdout
+    line = next(line for line in table.splitlines() if "zookeeper://" in line)
+    assert "missing" in line and "pip install 'veltrix[zookeeper]'" in line
+
+
+def test_values_that_look_like_markup_are_printed_as_they_are(cli: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/m.db"
+    cli("put", "k", "[bold]x[/bold]", "--url", url)
+    assert "[bold]x[/bold]" in cli("ls", "--values", "--url", url)["stdout"]
+    assert "[bold]x[/bold]" in cli("diff", url, "memory://")["stdout"]
 
 
 # -- item 2: every network store, unreachable, is one line within its timeout ----------------
