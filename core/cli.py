@@ -456,8 +456,9 @@ def demo(
         out.print(
             f"note: {report.workers} busy threads on {cpus} CPUs take turns holding Python's GIL "
             "(a 5 ms switch interval each), so a change reaches the last worker only after the "
-            "others have had their turns: expect tens to hundreds of ms here, a few ms with "
-            "no more workers than CPUs.",
+            "others have had theirs. The time grows with busy threads per CPU (the README gives "
+            "measured figures); a service that needs changes seen fast runs about one busy "
+            "thread per CPU.",
             markup=False,
         )
 

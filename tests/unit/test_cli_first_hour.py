@@ -46,7 +46,13 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
 
     def run(*argv: str, stdin: str = "", env: dict[str, str] | None = None) -> dict[str, Any]:
         assert process.stdin is not None and process.stdout is not None
-        request = {"id": next(sent), "argv": list(argv), "stdin": stdin, "env": env or {}}
+        request = {
+            "id": next(sent),
+            "argv": list(argv),
+            "stdin": stdin,
+            "env": env or {},
+            "time_limit": 60,  # none of these waits on anything: only a loaded machine is slow
+        }
         process.stdin.write(json.dumps(request) + "\n")
         process.stdin.flush()
         result: dict[str, Any] = json.loads(process.stdout.readline())
@@ -328,6 +334,28 @@ def test_unreachable_stores_fail_in_one_line_within_seconds(tmp_path: Path) -> N
     # Connect timeouts of 1-2 s, a few bounded retries, and interpreter start-up on a
     # loaded machine; a client library's own retry policy (60 s for GCP) would exceed it.
     assert time.monotonic() - started < 30
+
+
+def test_demo_shows_the_whole_url_and_explains_oversubscription(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / ("a-folder-name-long-enough-to-wrap-" * 2)
+    folder.mkdir()
+    workers = (os.cpu_count() or 1) + 1
+    result = cli(
+        "demo", "--url", f"sqlite:///{folder}/demo.db", "--duration", "0.6",
+        "--workers", str(workers),
+    )  # fmt: skip
+    assert result["code"] == 0, result["stderr"]
+    lines = result["stdout"].splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("│ store "))
+    shown = ""
+    for line in lines[first:]:
+        label, value = line.split("│")[1:3]
+        if label.strip() not in ("", "store"):
+            break
+        shown += value.strip()
+    assert shown == f"sqlite:///{folder}/demo.db"  # wrapped over lines, not cut
+    assert f"{workers} / {os.cpu_count()}" in result["stdout"]
+    assert "holding Python's GIL" in result["stdout"]
 
 
 # -- item 5: where the command is after scripts/demo -------------------------------------------
