@@ -21,7 +21,7 @@ from veltrix.backend import Backend, SupportsWrite
 from veltrix.cache import CachePolicy
 from veltrix.client import Client
 from veltrix.codecs import convert
-from veltrix.errors import KeyNotFoundError, UnsupportedOperationError, VeltrixError
+from veltrix.errors import KeyNotFoundError, UnsupportedOperationError
 from veltrix.keys import join
 from veltrix.registry import open_backend
 from veltrix.urls import redact_url
@@ -83,7 +83,7 @@ def _run_workers(
 ) -> PhaseResult:
     stop = threading.Event()
     counts = [0] * workers
-    failures: list[VeltrixError] = []
+    failures: list[Exception] = []
 
     def worker(index: int) -> None:
         count = 0
@@ -96,7 +96,7 @@ def _run_workers(
                         flag = value
                 on_event(index, flag)
                 count += 1
-        except VeltrixError as exc:  # reported once by the caller, not as a thread traceback
+        except Exception as exc:  # reported once by the caller, not as a thread traceback
             failures.append(exc)
             stop.set()
         counts[index] = count
