@@ -104,6 +104,10 @@ def map_error(exc: BaseException, what: str) -> VeltrixError:
         return AccessDeniedError(f"{what}: no usable AWS credentials: {_message(exc)}")
     if isinstance(exc, botocore.exceptions.NoRegionError):
         return ConfigurationError(f"{what}: no AWS region; pass ?region= or set AWS_REGION")
+    if isinstance(exc, botocore.exceptions.ConnectionError):  # refused, DNS, timed out
+        return BackendUnavailableError(
+            f"{what}: endpoint unreachable: {type(exc).__name__}: {_message(exc)}"
+        )
     if isinstance(exc, TRANSIENT_ERRORS):
         return BackendUnavailableError(f"{what}: {type(exc).__name__}: {_message(exc)}")
     if isinstance(exc, botocore.exceptions.ParamValidationError):

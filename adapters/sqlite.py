@@ -10,6 +10,12 @@ the poll interval (10 ms default).
 ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` follow the
 SQLAlchemy convention. With no URL at all (and for ``sqlite://``), Veltrix uses
 :func:`veltrix.registry.default_path`.
+
+Option ``create`` says what opening may create: ``file`` (the default: the file, in a
+folder that must exist), ``parents`` (the folders too; the default for the default
+file) or ``no`` (the store must exist: :class:`~veltrix.errors.StoreNotFoundError`
+otherwise). The command line opens stores with ``create=no`` for every command that
+only reads, so a typo in a path is reported instead of becoming a new empty store.
 """
 
 from __future__ import annotations
@@ -23,7 +29,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from veltrix.backend import AbsentType, Change, Entry
-from veltrix.errors import BackendUnavailableError, ConfigurationError, ValueTooLargeError
+from veltrix.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    StoreNotFoundError,
+    ValueTooLargeError,
+)
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.log_events import FailureLog
 from veltrix.registry import default_path
@@ -34,6 +45,8 @@ from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
 log = logging.getLogger("veltrix.sqlite")
 
 DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
+#: What opening a store may create (option ``create``).
+CREATE_MODES = ("no", "file", "parents")
 #: How many change records are kept for watchers; older ones are pruned.
 CHANGE_LOG_RETENTION = 10_000
 
@@ -70,21 +83,44 @@ class SQLiteBackend:
         *,
         busy_timeout: float = 10.0,
         poll_interval: float = 0.01,
+        create: str = "file",
     ) -> None:
+        if create not in CREATE_MODES:
+            raise ConfigurationError(f"create={create!r} must be one of {', '.join(CREATE_MODES)}")
         self.path = Path(path)
         self._busy_timeout = busy_timeout
         self._poll_interval = poll_interval
         self._lock = threading.Lock()
         self._watches: list[_SQLiteWatch] = []
         self._closed = False
+        self._check_can_open(create)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if create == "parents":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = self._connect()
             with self._lock:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error, ValueError) as exc:  # ValueError: a NUL in the path
             raise ConfigurationError(f"cannot open SQLite store {self.path}: {exc}") from exc
+
+    def _check_can_open(self, create: str) -> None:
+        try:
+            exists = self.path.is_file()
+            folder = self.path.parent.is_dir()
+        except (OSError, ValueError):  # a name too long, a NUL: reported by the open below
+            return
+        if exists:
+            return
+        if create == "no":
+            raise StoreNotFoundError(
+                f"no SQLite store at {self.path} (nothing was created: only writes create it)"
+            )
+        if create == "file" and not folder:
+            raise StoreNotFoundError(
+                f"cannot create SQLite store {self.path}: folder {self.path.parent} does not "
+                "exist (create it, or add ?create=parents to the URL)"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -102,6 +138,7 @@ class SQLiteBackend:
         opts = Options(parsed.query, options, where=parsed.redacted)
         busy_timeout = opts.float("busy_timeout", 10.0, minimum=0)
         poll_interval = opts.float("poll_interval", 0.01, minimum=0.001)
+        create = opts.str("create")
         opts.finish()
         if parsed.netloc:
             raise ConfigurationError(
@@ -111,7 +148,11 @@ class SQLiteBackend:
         path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
         if not path:
             path = str(default_path())
-        return cls(path, busy_timeout=busy_timeout, poll_interval=poll_interval)
+        if Path(path) == default_path():  # the default file's folders are Veltrix's to make
+            create = create or "parents"
+        return cls(
+            path, busy_timeout=busy_timeout, poll_interval=poll_interval, create=create or "file"
+        )
 
     @property
     def url(self) -> str:

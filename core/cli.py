@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -20,6 +21,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from veltrix import errors
 from veltrix.backend import Absent, Change, Entry
@@ -29,6 +31,7 @@ from veltrix.urls import redact_text, redact_url
 
 #: Exit codes, most specific error first (2 is typer's usage error).
 EXIT_CODES: list[tuple[type[errors.VeltrixError], int]] = [
+    (errors.StoreNotFoundError, 16),
     (errors.UnknownBackendError, 3),
     (errors.BackendNotInstalledError, 3),
     (errors.ConfigurationError, 3),
@@ -49,7 +52,7 @@ app = typer.Typer(
     name="veltrix",
     help="Read, write and watch configuration in any Veltrix store; run the demo.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False, soft_wrap=True)
@@ -69,8 +72,64 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 RevealOption = Annotated[bool, typer.Option("--reveal", help="Show secret values unmasked.")]
 SecretOption = Annotated[
     list[str] | None,
-    typer.Option("--secret-prefix", help="Treat keys under this prefix as secrets (repeatable)."),
+    typer.Option(
+        "--secret-prefix",
+        metavar="PREFIX",
+        help="Treat keys under PREFIX as secrets (repeatable; VELTRIX_SECRET_PREFIXES or the "
+        "URL's ?secret_prefixes= set them for every command).",
+    ),
 ]
+
+
+def plural(count: int, word: str) -> str:
+    """``1 key``, ``2 keys``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def secret_prefixes(given: list[str] | None) -> tuple[str, ...]:
+    """The ``--secret-prefix`` values (the store adds those of its URL and of
+    ``VELTRIX_SECRET_PREFIXES`` itself: :mod:`veltrix.secret_prefixes`)."""
+    return tuple(given or ())
+
+
+def read_only(url: str | None) -> str:
+    """``url`` (or the default store's) opened so that nothing is created: for the
+    embedded SQLite store, ``create=no`` (a missing file is a
+    :class:`~veltrix.errors.StoreNotFoundError`, exit 16). Other URLs as they are."""
+    from urllib.parse import parse_qsl, urlencode
+
+    from veltrix.registry import default_url
+
+    url = url or default_url()
+    if not url.lower().startswith("sqlite:"):
+        return url
+    base, _, query = url.partition("?")
+    options = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "create"]
+    return f"{base}?{urlencode([*options, ('create', 'no')])}"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from veltrix import __version__
+
+        out.print(f"veltrix {__version__}", markup=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
+) -> None:
+    """Read, write and watch configuration in any Veltrix store; run the demo."""
 
 
 def exit_code(exc: errors.VeltrixError) -> int:
@@ -89,11 +148,16 @@ def fail(exc: errors.VeltrixError) -> NoReturn:
 
 
 @contextmanager
-def open_client(url: str | None, secret_prefixes: list[str] | None = None) -> Iterator[Client]:
-    """A short-lived client (no cache worth keeping, no watch unless asked)."""
+def open_client(
+    url: str | None, prefixes: list[str] | None = None, *, writes: bool = False
+) -> Iterator[Client]:
+    """A short-lived client (no cache worth keeping, no watch unless asked). Unless the
+    command ``writes``, it creates no store (:func:`read_only`)."""
     try:
         with Client(
-            url, cache=CachePolicy(ttl=0, watch=False), secret_prefixes=secret_prefixes or ()
+            url if writes else read_only(url),
+            cache=CachePolicy(ttl=0, watch=False),
+            secret_prefixes=secret_prefixes(prefixes),
         ) as client:
             yield client
     except errors.VeltrixError as exc:
@@ -114,10 +178,14 @@ def _value_fields(client: Client, entry: Entry, reveal: bool) -> dict[str, Any]:
     return fields
 
 
-def _entry_json(client: Client, entry: Entry, reveal: bool) -> dict[str, Any]:
+def _entry_json(client: Client, entry: Entry, reveal: bool, values: bool = True) -> dict[str, Any]:
+    shown = _value_fields(client, entry, reveal)
+    if not values:  # ``ls --json`` without --values: as the table, no values
+        shown.pop("value")
+        shown.pop("encoding", None)
     return {
         "key": entry.key,
-        **_value_fields(client, entry, reveal),
+        **shown,
         "version": entry.version,
         "size": len(entry.value),
         "content_type": entry.content_type,
@@ -188,8 +256,11 @@ def put(
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write KEY (value from the argument, --file, or stdin)."""
-    with open_client(url) as client:
+    """Write KEY (value from the argument, --file, or stdin); prints the new version.
+
+    Creates an embedded SQLite store that does not exist yet, in a folder that does
+    (add ?create=parents to the URL to create the folders too)."""
+    with open_client(url, writes=True) as client:
         try:
             if if_version is not None and create_only:
                 raise errors.ConfigurationError("--if-version and --create-only exclude each other")
@@ -200,7 +271,7 @@ def put(
         if as_json:
             out.print_json(json.dumps({"key": key, "version": version, "size": len(data)}))
         else:
-            out.print(f"{key} = version {version} ({len(data)} bytes)", markup=False)
+            out.print(f"wrote {key}: version {version}, {plural(len(data), 'byte')}", markup=False)
 
 
 @app.command()
@@ -227,7 +298,9 @@ def list_keys(
     url: UrlOption = None,
     as_json: JsonOption = False,
     reveal: RevealOption = False,
-    values: Annotated[bool, typer.Option("--values", help="Show values too.")] = False,
+    values: Annotated[
+        bool, typer.Option("--values", help="Show values too (secret ones masked).")
+    ] = False,
     secret_prefix: SecretOption = None,
 ) -> None:
     """List keys with their versions and sizes."""
@@ -237,9 +310,9 @@ def list_keys(
         except errors.VeltrixError as exc:
             fail(exc)
         if as_json:
-            out.print_json(json.dumps([_entry_json(client, e, reveal) for e in entries]))
+            out.print_json(json.dumps([_entry_json(client, e, reveal, values) for e in entries]))
             return
-        table = Table(title=f"{client.source} — {len(entries)} keys")
+        table = Table(title=f"{client.source} — {plural(len(entries), 'key')}")
         table.add_column("key")
         table.add_column("version")
         table.add_column("size", justify="right")
@@ -249,7 +322,7 @@ def list_keys(
             row = [entry.key, entry.version, str(len(entry.value))]
             if values:
                 row.append(str(_value_fields(client, entry, reveal)["value"]))
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))  # a value's "[b]" is not markup
         out.print(table)
 
 
@@ -342,6 +415,7 @@ def demo(
     except errors.VeltrixError as exc:
         fail(exc)
     propagation = sorted(report.propagation_ms)
+    cpus = os.cpu_count() or 1
     summary = {
         "url": report.url,
         "workers": report.workers,
@@ -357,15 +431,16 @@ def demo(
         "change_propagation_ms_median": round(propagation[len(propagation) // 2], 1)
         if propagation
         else None,
+        "cpus": cpus,
     }
     if as_json:
         out.print_json(json.dumps(summary))
         return
     table = Table(title="veltrix demo: 5 config reads per event")
     table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("store", report.url)
-    table.add_row("workers", str(report.workers))
+    table.add_column("value", justify="right", overflow="fold")  # a long URL wraps, whole
+    table.add_row("store", Text(report.url))
+    table.add_row("workers (threads) / CPUs", f"{report.workers} / {cpus}")
     table.add_row(
         "events/s, reading the store directly", f"{summary['events_per_second_direct']:,}"
     )
@@ -379,17 +454,59 @@ def demo(
         table.add_row("change -> every worker (max)", f"{propagation[-1]:.1f} ms")
         table.add_row("change -> worker (median)", f"{propagation[len(propagation) // 2]:.1f} ms")
     out.print(table)
+    if len(propagation) < report.workers:
+        out.print(
+            f"note: the change reached {len(propagation)} of {report.workers} workers before the "
+            "run ended (a store without a watch waits for the 30 s TTL; a short run on a busy "
+            "machine may end first): try a longer --duration.",
+            markup=False,
+        )
+    if report.workers > cpus:
+        out.print(
+            f"note: {report.workers} busy threads on {cpus} CPUs take turns holding Python's GIL "
+            "(a 5 ms switch interval each), so a change reaches the last worker only after the "
+            "others have had theirs. The time grows with busy threads per CPU (the README gives "
+            "measured figures); a service that needs changes seen fast runs about one busy "
+            "thread per CPU.",
+            markup=False,
+        )
 
 
 @app.command()
-def backends() -> None:
-    """List the URL schemes this installation knows."""
-    from veltrix.registry import BUILTIN, available_schemes
+def backends(as_json: JsonOption = False) -> None:
+    """List the URL schemes this installation knows: installed, or the extra to install."""
+    from veltrix.registry import BUILTIN, available_schemes, install_hint, is_installed
 
+    rows: list[dict[str, Any]] = []
     for scheme in available_schemes():
         spec = BUILTIN.get(scheme)
-        extra = f"  (pip install 'veltrix[{spec.extra}]')" if spec and spec.extra else ""
-        out.print(f"{scheme}://{extra}", markup=False)
+        installed = is_installed(scheme)
+        row: dict[str, Any] = {"scheme": scheme, "installed": installed}
+        if spec is not None and spec.extra:
+            row["extra"] = spec.extra
+        if not installed:
+            row["install"] = (
+                install_hint(spec.extra)
+                if spec and spec.extra
+                else "a plug-in (veltrix.backends entry point) that failed to import"
+            )
+        rows.append(row)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="veltrix backends", title_justify="left")
+    table.add_column("URL scheme")
+    table.add_column("status")
+    table.add_column("extra")
+    table.add_column("to install", overflow="fold")
+    for row in rows:
+        table.add_row(
+            f"{row['scheme']}://",
+            "installed" if row["installed"] else "missing",
+            row.get("extra", "(built in)"),
+            Text(row.get("install", "")),  # "veltrix[zookeeper]" is not markup
+        )
+    out.print(table)
 
 
 def _click_class(name: str) -> type[Exception]:
@@ -416,6 +533,43 @@ def _usage_error(exc: Any, argv: list[str]) -> str:
     return errors.one_line(redact_text(message))
 
 
+#: Help shows these words for a value's type (typer >= 0.2x would show ``<str>``...).
+_TYPE_WORDS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "PATH", "file": "FILE"}
+
+
+def _type_word(param: Any, ctx: Any) -> str | None:
+    shown = str(param.metavar or "")
+    if not shown:
+        label = str(param.display_type(ctx)).strip("<>").lower()
+        label = label.removeprefix("list[").removesuffix("]")
+        shown = _TYPE_WORDS.get(label, label.upper())
+    return shown
+
+
+def _argument_usage(param: Any) -> str:
+    if param.hidden:
+        return ""
+    name = str(param.metavar or param.name.upper())
+    return name if param.required or name.startswith("[") else f"[{name}]"
+
+
+def plain_help() -> None:
+    """Help in words people read: ``KEY`` and ``[PREFIX]`` in usage lines (not ``{key}``),
+    ``TEXT``/``NUMBER`` for option values (not ``<str>``, ``<list[str]>``), nothing
+    after a flag (not ``<bool>``). typer >= 0.2x renders those through these methods;
+    a typer without them keeps its own (already plain) help."""
+    from typer import core
+
+    argument, option = getattr(core, "TyperArgument", None), getattr(core, "TyperOption", None)
+    if argument is not None and hasattr(argument, "_usage_display_name"):
+        argument._usage_display_name = _argument_usage
+        argument.display_type_rich = lambda self, ctx: None
+    if option is not None and hasattr(option, "display_type_rich"):
+        option.display_type_rich = lambda self, ctx: (
+            None if getattr(self, "is_flag", False) else _type_word(self, ctx)
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``veltrix`` entry point: every failure is one line on stderr and an exit code.
 
@@ -433,6 +587,7 @@ def main(argv: list[str] | None = None) -> None:
         )  # handled (adapters' filters still run), not printed
         quiet.propagate = False
     args = sys.argv[1:] if argv is None else argv
+    plain_help()
     command = typer.main.get_command(app)
     try:
         code = command.main(args, prog_name="veltrix", standalone_mode=False)

@@ -10,9 +10,10 @@ read-back verification found a mismatch.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.progress import (
@@ -25,20 +26,35 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from veltrix import cli, errors
 from veltrix.backend import Entry
 from veltrix.cli import MASK, JsonOption, RevealOption, SecretOption, err, fail, out
+from veltrix.urls import redact_url
 
 EXIT_UNREPRESENTABLE = 13
 EXIT_CONFLICTS = 6
 EXIT_FAILED = 14
+#: ``diff``: the stores differ (like diff(1)); an error that would exit 1 exits 12 there.
+EXIT_DIFFERENT = 1
+EXIT_OTHER_ERROR = 12
 
 PrefixOption = Annotated[
     str, typer.Option("--prefix", "-p", help="Only keys at or below this prefix.")
 ]
-SrcArgument = Annotated[str, typer.Argument(help="Source store URL (or a snapshot file).")]
-DstArgument = Annotated[str, typer.Argument(help="Destination store URL.")]
+SrcArgument = Annotated[
+    str, typer.Argument(help="Source store URL (or a snapshot file).", metavar="SOURCE")
+]
+DstArgument = Annotated[
+    str | None,
+    typer.Argument(
+        help="Destination store URL (default: VELTRIX_URL).",
+        metavar="[DESTINATION]",
+        envvar="VELTRIX_URL",
+        show_envvar=False,
+    ),
+]
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Plan and pre-flight only; write nothing.")
 ]
@@ -83,7 +99,15 @@ def _shown(value: bytes, secret: bool, reveal: bool, width: int = 60) -> str:
 
 
 def export(
-    url: Annotated[str, typer.Argument(help="Store URL to export.")],
+    url: Annotated[
+        str | None,
+        typer.Argument(
+            help="Store URL to export (default: VELTRIX_URL).",
+            metavar="[URL]",
+            envvar="VELTRIX_URL",
+            show_envvar=False,
+        ),
+    ] = None,
     prefix: PrefixOption = "",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Snapshot file (default: stdout).")
@@ -93,10 +117,10 @@ def export(
     from veltrix.migration import _list
     from veltrix.registry import open_backend
     from veltrix.snapshot import save_snapshot, write_snapshot
-    from veltrix.urls import redact_url
 
     try:
-        backend = open_backend(url)
+        url = _required_url(url, "the store to export")
+        backend = open_backend(cli.read_only(url))
         try:
             from veltrix.keys import normalize_prefix
 
@@ -114,15 +138,21 @@ def export(
     secrets = sum(1 for e in entries if e.secret)
     where = "stdout" if output is None or str(output) == "-" else str(output)
     err.print(
-        f"exported {header.count} keys from {redact_url(url)} to {where}"
+        f"exported {cli.plural(header.count, 'key')} from {redact_url(url)} to {where}"
         + (f" ({secrets} flagged secret: keep the file private)" if secrets else ""),
         markup=False,
     )
 
 
 def import_(
-    url: Annotated[str, typer.Argument(help="Destination store URL.")],
-    file: Annotated[Path, typer.Argument(help="Snapshot file ('-' = stdin).")],
+    first: Annotated[
+        str,
+        typer.Argument(
+            help="Destination store URL (default: VELTRIX_URL), then the snapshot file.",
+            metavar="[URL] FILE",
+        ),
+    ],
+    second: Annotated[str | None, typer.Argument(hidden=True, metavar="")] = None,
     dry_run: DryRunOption = False,
     delete_extraneous: DeleteOption = False,
     force: ForceOption = False,
@@ -132,10 +162,12 @@ def import_(
     no_verify: NoVerifyOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a snapshot into URL (checked completely before anything is written)."""
+    """Write the snapshot FILE ('-' = stdin) into URL, all checked before anything is written."""
     from veltrix.snapshot import SnapshotBackend, read_snapshot
 
+    given_url, file = (first, Path(second)) if second is not None else (None, Path(first))
     try:
+        url = _required_url(given_url or os.environ.get("VELTRIX_URL"), "the destination")
         snapshot = read_snapshot(file)
     except errors.VeltrixError as exc:
         fail(exc)
@@ -156,12 +188,33 @@ def import_(
     )
 
 
+def _required_url(url: str | None, what: str) -> str:
+    if not url:
+        raise errors.ConfigurationError(f"no store URL for {what}: give it or set VELTRIX_URL")
+    return url
+
+
+def _read_only_source(source: str) -> str:
+    """A store URL opened so that nothing is created (:func:`veltrix.cli.read_only`); a
+    snapshot file path as it is."""
+    return cli.read_only(source) if "://" in source else source
+
+
+def _refuse_memory_destination(url: str) -> None:
+    """Every memory:// store of a ``veltrix`` process ends with it: writing there keeps nothing."""
+    if url.strip().lower().startswith("memory:"):
+        raise errors.ConfigurationError(
+            f"{redact_url(url)} lives only as long as this veltrix command: nothing written there would be "
+            "kept; pick a store that outlives it"
+        )
+
+
 # -- diff --------------------------------------------------------------------------------------
 
 
 def diff(
     source: SrcArgument,
-    destination: DstArgument,
+    destination: DstArgument = None,
     prefix: PrefixOption = "",
     as_json: JsonOption = False,
     reveal: RevealOption = False,
@@ -170,13 +223,21 @@ def diff(
     ] = False,
     secret_prefix: SecretOption = None,
 ) -> None:
-    """Compare two stores: created / changed / unchanged / only in destination."""
+    """Compare two stores: created / changed / unchanged / only in destination.
+
+    Exits like diff(1): 0 when the stores hold the same keys and values under the
+    prefix, 1 when they differ, 2 or more on an error (see the error codes)."""
     from veltrix.migration import diff as plan_diff
 
     try:
-        plan = plan_diff(source, destination, prefix, secret_prefixes=secret_prefix or ())
+        plan = plan_diff(
+            _read_only_source(source),
+            cli.read_only(_required_url(destination, "the destination")),
+            prefix,
+            secret_prefixes=cli.secret_prefixes(secret_prefix),
+        )
     except errors.VeltrixError as exc:
-        fail(exc)
+        _fail_not_one(exc)
     src, dst = plan.source_entries, plan.dest_entries
 
     def value(entry: Entry) -> str:
@@ -202,6 +263,7 @@ def diff(
         "unchanged": len(plan.unchanged),
         "only_in_destination": len(plan.extraneous),
     }
+    differ = EXIT_DIFFERENT if plan.changes or plan.extraneous else 0
     if as_json:
         out.print_json(
             json.dumps(
@@ -215,12 +277,13 @@ def diff(
                 }
             )
         )
-        return
+        raise typer.Exit(differ)
     table = Table(title=f"{plan.source} -> {plan.destination}")
     for column in ("status", "key", "destination", "source"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["status"], row["key"], row.get("old", ""), row.get("new", ""))
+        cells = (row["status"], row["key"], row.get("old", ""), row.get("new", ""))
+        table.add_row(*(Text(cell) for cell in cells))  # a value's "[b]" is not markup
     out.print(table)
     out.print(
         f"created {counts['created']}, changed {counts['changed']}, unchanged "
@@ -231,6 +294,15 @@ def diff(
         out.print(
             f"cannot be stored in the destination: {problem.key}: {problem.reason}", markup=False
         )
+    raise typer.Exit(differ)
+
+
+def _fail_not_one(exc: errors.VeltrixError) -> NoReturn:
+    """:func:`veltrix.cli.fail`, except that exit code 1 means "the stores differ" here:
+    an error that would exit 1 exits :data:`EXIT_OTHER_ERROR` instead."""
+    code = cli.exit_code(exc)
+    err.print(cli.message(exc), markup=False)
+    raise typer.Exit(EXIT_OTHER_ERROR if code == 1 else code)
 
 
 # -- migrate -----------------------------------------------------------------------------------
@@ -238,7 +310,7 @@ def diff(
 
 def migrate(
     source: SrcArgument,
-    destination: DstArgument,
+    destination: DstArgument = None,
     prefix: PrefixOption = "",
     dry_run: DryRunOption = False,
     delete_extraneous: DeleteOption = False,
@@ -251,8 +323,12 @@ def migrate(
     secret_prefix: SecretOption = None,
 ) -> None:
     """Copy keys from SOURCE to DESTINATION: pre-flight, CAS writes, verify, resume."""
+    try:
+        destination = _required_url(destination, "the destination")
+    except errors.VeltrixError as exc:
+        fail(exc)
     _run_migration(
-        source,
+        _read_only_source(source),
         destination,
         prefix,
         dry_run=dry_run,
@@ -300,6 +376,10 @@ def _run_migration(
         if event.phase in ("plan", "done"):
             return
         if event.phase not in tasks:
+            if not event.total:  # nothing to write or verify: no empty bar
+                return
+            if not tasks:  # started at the first bar: an unused one prints a blank line
+                bar.start()
             label = "writing" if event.phase == "apply" else "verifying"
             tasks[event.phase] = bar.add_task(label, total=event.total or None, detail="")
         detail = ""
@@ -314,7 +394,8 @@ def _run_migration(
         )
 
     try:
-        with bar:
+        _refuse_memory_destination(destination)
+        try:
             report = migration.migrate(
                 source,
                 destination,
@@ -326,9 +407,12 @@ def _run_migration(
                 state=state,
                 concurrency=concurrency,
                 verify=verify,
-                secret_prefixes=secret_prefix or (),
+                secret_prefixes=cli.secret_prefixes(secret_prefix),
                 progress=on_progress,
             )
+        finally:
+            if tasks:
+                bar.stop()
     except migration.UnrepresentableError as exc:
         if as_json:
             out.print_json(

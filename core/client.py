@@ -155,7 +155,12 @@ class Client:
         if cache is not None and not isinstance(cache, CachePolicy):
             raise ConfigurationError("cache must be a veltrix.CachePolicy")
         self.policy = cache or CachePolicy()
-        self.secret_prefixes = normalize_prefixes(secret_prefixes)
+        # Prefixes the store URL (or VELTRIX_SECRET_PREFIXES) gave count too: is_secret
+        # answers for keys the store has not returned yet (the shared cache asks it).
+        store_prefixes: tuple[str, ...] = getattr(self._backend, "secret_prefixes", ())
+        self.secret_prefixes = tuple(
+            dict.fromkeys((*normalize_prefixes(secret_prefixes), *store_prefixes))
+        )
         self.source = describe(self._backend)
         #: The ``client`` label of this client's metrics (default: the redacted URL).
         self.name = self.source if name is None else name
@@ -999,7 +1004,9 @@ class Client:
             key,
             "put",
             lambda: backend.put(key, data, if_version=if_version),
-            lambda version: Entry(key, data, version, source=self.source),
+            lambda version: Entry(
+                key, data, version, source=self.source, secret=self.is_secret(key)
+            ),
         )
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:

@@ -27,7 +27,6 @@ from veltrix.errors import (
     ConfigurationError,
     KeyNotFoundError,
     UnsupportedOperationError,
-    VeltrixError,
 )
 from veltrix.keys import join
 from veltrix.registry import open_backend
@@ -90,7 +89,7 @@ def _run_workers(
 ) -> PhaseResult:
     stop = threading.Event()
     counts = [0] * workers
-    failures: list[VeltrixError] = []
+    failures: list[Exception] = []
 
     def worker(index: int) -> None:
         count = 0
@@ -103,7 +102,7 @@ def _run_workers(
                         flag = value
                 on_event(index, flag)
                 count += 1
-        except VeltrixError as exc:  # reported once by the caller, not as a thread traceback
+        except Exception as exc:  # reported once by the caller, not as a thread traceback
             failures.append(exc)
             stop.set()
         counts[index] = count

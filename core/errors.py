@@ -52,6 +52,11 @@ class BackendNotInstalledError(ConfigurationError, ImportError):
     """The backend exists but its optional dependencies are not installed."""
 
 
+class StoreNotFoundError(ConfigurationError):
+    """The store a URL names does not exist (an embedded SQLite file never written), and
+    opening it was not allowed to create it."""
+
+
 class InvalidKeyError(VeltrixError, ValueError):
     """A key does not follow the canonical key grammar (see ``veltrix.keys``)."""
 
@@ -114,6 +119,7 @@ __all__ = [
     "InvalidKeyError",
     "KeyNotFoundError",
     "SecretReferenceError",
+    "StoreNotFoundError",
     "UnknownBackendError",
     "UnsupportedOperationError",
     "ValueTooLargeError",

@@ -46,6 +46,7 @@ from veltrix.backend import (
     AbsentType,
     Backend,
     Entry,
+    HasUrl,
     SupportsBatch,
     SupportsBatchPreflight,
     SupportsContentType,
@@ -183,8 +184,11 @@ class MigrationReport:
         return not (self.conflicts or self.failed or self.verify_failures)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data. A dry run wrote nothing: its ``written`` is 0
+        and what it would write is ``would_write`` (with ``created``/``updated``/...)."""
         data = asdict(self)
-        data["written"] = self.written
+        data["written"] = 0 if self.dry_run else self.written
+        data["would_write"] = self.written if self.dry_run else 0
         data["ok"] = self.ok
         return data
 
@@ -239,6 +243,33 @@ def _opened(store: str | Backend) -> Iterator[Backend]:
             backend.close()
     else:
         yield store
+
+
+def _refuse_discarded_destination(destination: str | Backend) -> None:
+    """``memory://`` (no name) opened from a URL here is a private store closed when
+    :func:`migrate` returns: everything copied into it would be lost."""
+    if isinstance(destination, str) and destination.strip().lower().rstrip("/") == "memory:":
+        raise ConfigurationError(
+            "memory:// is a private store discarded when the migration ends: "
+            "nothing would be kept; pick a store that outlives it"
+        )
+
+
+def _store_identity(store: Backend) -> str:
+    path = getattr(store, "path", None)
+    if isinstance(path, Path):  # an SQLite file named relatively and absolutely is one store
+        with contextlib.suppress(OSError, ValueError):
+            return f"file:{path.resolve()}"
+    url = store.url if isinstance(store, HasUrl) else "memory://"
+    # Two private memory stores (or two stores without a URL) are different stores.
+    return f"object:{id(store)}" if url.rstrip("/") == "memory:" else url
+
+
+def _refuse_same_store(source: Backend, destination: Backend) -> None:
+    if source is destination or _store_identity(source) == _store_identity(destination):
+        raise ConfigurationError(
+            f"source and destination are the same store ({describe(source)}): nothing to migrate"
+        )
 
 
 def _list(store: Backend, prefix: str, what: str) -> dict[str, Entry]:
@@ -321,6 +352,9 @@ def make_plan(
     plan = Plan(
         describe(source), describe(destination), prefix, source_entries=src, dest_entries=dst
     )
+    if not src:
+        where = f"under {prefix!r} " if prefix else ""
+        plan.warnings.append(f"no keys {where}in {plan.source}: nothing to copy")
     for key in sorted(src):
         entry = src[key]
         if _is_secret(entry, secrets):
@@ -599,7 +633,9 @@ def migrate(
         raise ConfigurationError("concurrency must be an integer of at least 1")
     started = time.monotonic()
     notify = progress or (lambda _p: None)
+    _refuse_discarded_destination(destination)
     with _opened(source) as src, _opened(destination) as dst:
+        _refuse_same_store(src, dst)
         notify(Progress("plan", 0, 0))
         plan = make_plan(
             src, dst, prefix, delete_extraneous=delete_extraneous, secret_prefixes=secret_prefixes

@@ -84,7 +84,10 @@ def describe_error(exc: BaseException) -> str:
         if isinstance(current, ssl.SSLError):
             return f"TLS handshake failed ({current.reason or type(current).__name__})"
         current = current.__cause__ or current.__context__
-    return type(exc).__name__
+    name = type(exc).__name__
+    if "Connection" in name or "Timeout" in name:  # worded as the other stores word it
+        return f"unreachable ({name})"
+    return name
 
 
 @dataclass(frozen=True)

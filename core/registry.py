@@ -9,6 +9,7 @@ stays light.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -27,28 +28,64 @@ class BuiltinBackend:
     module: str
     attribute: str
     extra: str | None  # the pip extra that installs its client library
+    #: The client library's import names, checked (not imported) by :func:`is_installed`.
+    requires: tuple[str, ...] = ()
 
 
 #: URL scheme -> where its adapter lives and which extra it needs.
 BUILTIN: dict[str, BuiltinBackend] = {
     "sqlite": BuiltinBackend("veltrix.adapters.sqlite", "SQLiteBackend", None),
     "memory": BuiltinBackend("veltrix.adapters.memory", "MemoryBackend", None),
-    "zookeeper": BuiltinBackend("veltrix.adapters.zookeeper", "ZooKeeperBackend", "zookeeper"),
-    "consul": BuiltinBackend("veltrix.adapters.consul", "ConsulBackend", "consul"),
-    "appconfig": BuiltinBackend("veltrix.adapters.appconfig", "AppConfigBackend", "aws"),
-    "ssm": BuiltinBackend("veltrix.adapters.ssm", "SSMBackend", "aws"),
-    "gcpsm": BuiltinBackend("veltrix.adapters.gcp_secret_manager", "SecretManagerBackend", "gcp"),
-    "gcppm": BuiltinBackend(
-        "veltrix.adapters.gcp_parameter_manager", "ParameterManagerBackend", "gcp"
+    "zookeeper": BuiltinBackend(
+        "veltrix.adapters.zookeeper", "ZooKeeperBackend", "zookeeper", ("kazoo",)
     ),
-    "k8s": BuiltinBackend("veltrix.adapters.kubernetes", "KubernetesBackend", "kubernetes"),
-    "redis": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
-    "rediss": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
-    "redis+sentinel": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
-    "redis+cluster": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
+    "consul": BuiltinBackend("veltrix.adapters.consul", "ConsulBackend", "consul", ("consul",)),
+    "appconfig": BuiltinBackend(
+        "veltrix.adapters.appconfig", "AppConfigBackend", "aws", ("boto3", "botocore")
+    ),
+    "ssm": BuiltinBackend("veltrix.adapters.ssm", "SSMBackend", "aws", ("boto3", "botocore")),
+    "gcpsm": BuiltinBackend(
+        "veltrix.adapters.gcp_secret_manager",
+        "SecretManagerBackend",
+        "gcp",
+        ("google.cloud.secretmanager", "google.api_core"),
+    ),
+    "redis": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis", ("redis",)),
+    "rediss": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis", ("redis",)),
+    "redis+sentinel": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis", ("redis",)),
+    "redis+cluster": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis", ("redis",)),
+    "gcppm": BuiltinBackend(
+        "veltrix.adapters.gcp_parameter_manager",
+        "ParameterManagerBackend",
+        "gcp",
+        ("google.cloud.parametermanager", "google.api_core"),
+    ),
+    "k8s": BuiltinBackend(
+        "veltrix.adapters.kubernetes", "KubernetesBackend", "kubernetes", ("kubernetes",)
+    ),
     # watchfiles (extra k8s-volume) is optional: without it the store polls ``..data``.
     "k8s-volume": BuiltinBackend("veltrix.adapters.k8s_volume", "KubernetesVolumeBackend", None),
 }
+
+
+def is_installed(scheme: str) -> bool:
+    """True when the client libraries of a built-in scheme can be imported (found
+    without importing them: cheap enough to ask for every scheme). A third-party
+    scheme is imported to find out."""
+    spec = BUILTIN.get(scheme.lower())
+    if spec is None:
+        try:
+            backend_class(scheme)
+        except (ConfigurationError, ImportError):
+            return False
+        return True
+    for name in spec.requires:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return False
+        except (ImportError, ValueError):  # a parent package missing; a None in sys.modules
+            return False
+    return True
 
 
 def default_path() -> Path:
@@ -68,6 +105,11 @@ def default_url() -> str:
     return "sqlite:///" + str(default_path())
 
 
+def install_hint(extra: str) -> str:
+    """How to install an extra, from the package index and from a checkout."""
+    return f"pip install 'veltrix[{extra}]' (in a checkout: pip install -e '.[{extra}]')"
+
+
 def _import_builtin(scheme: str, spec: BuiltinBackend) -> type[Backend]:
     try:
         module = importlib.import_module(spec.module)
@@ -75,8 +117,7 @@ def _import_builtin(scheme: str, spec: BuiltinBackend) -> type[Backend]:
         missing = (exc.name or "").split(".")[0]
         if missing and missing != "veltrix" and spec.extra:
             raise BackendNotInstalledError(
-                f"the {scheme}:// backend needs the {missing!r} package: "
-                f"pip install 'veltrix[{spec.extra}]'"
+                f"the {scheme}:// backend needs the {missing!r} package: {install_hint(spec.extra)}"
             ) from exc
         if exc.name == spec.module:
             raise UnknownBackendError(
@@ -116,14 +157,21 @@ def backend_class(scheme: str) -> type[Backend]:
 
 
 def open_backend(url: str, /, **options: Any) -> Backend:
-    """Open the store that ``url`` names, e.g. ``zookeeper://127.0.0.1:2181/app``."""
+    """Open the store that ``url`` names, e.g. ``zookeeper://127.0.0.1:2181/app``.
+
+    A ``secret_prefixes=a,b`` option in the URL (or ``VELTRIX_SECRET_PREFIXES``) flags
+    the entries under those prefixes secret (:mod:`veltrix.secret_prefixes`)."""
     if not isinstance(url, str):
         raise ConfigurationError(f"expected a store URL string, got {type(url).__name__}")
     for name in ("url", "cls"):  # from_url(cls, url, **options) would get it twice: TypeError
         if name in options:
             raise ConfigurationError(f"{name!r} is not a store option: the store URL comes first")
-    parsed = parse_url(url)
-    return backend_class(parsed.scheme).from_url(url, **options)
+    from veltrix.secret_prefixes import with_secret_prefixes
+
+    def open_store(store_url: str) -> Backend:
+        return backend_class(parse_url(store_url).scheme).from_url(store_url, **options)
+
+    return with_secret_prefixes(url, open_store)
 
 
 __all__ = [
@@ -133,5 +181,7 @@ __all__ = [
     "backend_class",
     "default_path",
     "default_url",
+    "install_hint",
+    "is_installed",
     "open_backend",
 ]

@@ -17,17 +17,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from veltrix.cache import CachePolicy
 from veltrix.client import Client
 from veltrix.codecs import nest
 from veltrix.errors import ConfigurationError
 from veltrix.keys import normalize_prefix
+from veltrix.secret_prefixes import parse_prefixes
 from veltrix.urls import redact_url
 
 _URL_FIELDS = ("url", "cache_url")
@@ -67,11 +73,19 @@ class VeltrixSettings(BaseSettings):
     cache_max_stale: float = Field(3600.0, ge=0)
     cache_negative_ttl: float = Field(5.0, ge=0)
     cache_watch: bool = True
-    secret_prefixes: list[str] = Field(default_factory=list)
+    #: ``VELTRIX_SECRET_PREFIXES=secrets,creds`` (or a JSON list), as the stores read it.
+    secret_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cache_url: str | None = Field(
         None, description="shared Redis cache (L2), e.g. redis://host:6379/0"
     )
     snapshot_path: str | None = Field(None, description="disk last-known-good snapshot file")
+
+    @field_validator("secret_prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return list(parse_prefixes(value, "secret_prefixes"))
+        return value
 
     def policy(self) -> CachePolicy:
         return CachePolicy(

@@ -29,6 +29,19 @@ wait_for_port() {  # wait_for_port HOST PORT SECONDS
   log "nothing listens on $host:$port after $3 s"; return 1
 }
 
+port_taken() {  # port_taken PORT : true when something accepts connections on 127.0.0.1:PORT
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+require_free_port() {  # require_free_port PORT VARIABLE : exit at once if PORT is in use
+  # Called after stop_daemon (our own server is gone) and before start_daemon: a port held by
+  # another program would otherwise look like our server starting, then time out much later.
+  if port_taken "$1"; then
+    log "port $1 on 127.0.0.1 is in use by another program: stop it, or set $2 to a free port"
+    exit 1
+  fi
+}
+
 zk_four() {  # zk_four PORT WORD: a ZooKeeper four-letter command's answer, or nothing
   (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf '%s' "$2" >&3 && timeout 2 cat <&3) 2>/dev/null || true
 }

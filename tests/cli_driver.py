@@ -2,7 +2,8 @@
 
 Starting a Python process per command line costs about half a second; the fuzz
 suite sends hundreds. This driver reads one JSON object per line on stdin,
-``{"id": n, "argv": [...], "stdin": "..."}``, runs the real entry point
+``{"id": n, "argv": [...], "stdin": "...", "env": {...}}`` (``env``: variables set
+for that command line only), runs the real entry point
 (:func:`veltrix.cli.main`) with stdout, stderr and stdin replaced, and answers
 one JSON line: ``{"id": n, "code": exit code, "stdout": ..., "stderr": ...,
 "escaped": traceback or null}``. Anything else on the driver's stdout was written
@@ -82,9 +83,17 @@ def serve() -> None:
         scratch = tempfile.mkdtemp(prefix="veltrix-cli-")
         os.chdir(scratch)
         os.environ["VELTRIX_HOME"] = scratch
+        extra_env: dict[str, str] = request.get("env") or {}
+        saved_env = {name: os.environ.get(name) for name in extra_env}
+        os.environ.update(extra_env)
         try:
             result = run_one(request["argv"], request.get("stdin", ""), limit)
         finally:
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
             os.chdir("/")
             shutil.rmtree(scratch, ignore_errors=True)
         result["id"] = request.get("id")

@@ -340,7 +340,7 @@ class ZooKeeperBackend:
             waited = f"waited {self._connect_timeout:g}s{last}"
             self._tell(False, f"ZooKeeper at {self.hosts} is not connected ({waited})")
             raise BackendUnavailableError(
-                f"ZooKeeper at {self.hosts} is not connected ({what}; {waited})"
+                f"ZooKeeper at {self.hosts} is unreachable: not connected ({what}; {waited})"
             )
         return self._client
 

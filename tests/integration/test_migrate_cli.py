@@ -105,7 +105,7 @@ def test_diff_masks_secrets_and_reports_each_kind(tmp_path: Path) -> None:
         {"app/a": b"same", "app/b": b"old", "app/z": b"extra", "secrets/pw": b"hunter1"},
     )
     result = run("diff", src, dst, "--secret-prefix", "secrets", "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # the stores differ, as diff(1) says it
     report = json.loads(result.stdout)
     assert report["counts"] == {
         "created": 1,
@@ -124,6 +124,7 @@ def test_diff_masks_secrets_and_reports_each_kind(tmp_path: Path) -> None:
     assert rows["secrets/pw"]["new"] == "********" and rows["secrets/pw"]["secret"]
     assert b"hunter" not in result.stdout
     table = run("diff", src, dst, "--secret-prefix", "secrets")
+    assert table.returncode == 1
     assert b"hunter" not in table.stdout and b"only in destination" in table.stdout
     assert b"hunter2" in run("diff", src, dst, "--secret-prefix", "secrets", "--reveal").stdout
 

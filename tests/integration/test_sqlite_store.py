@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from veltrix.adapters.sqlite import SQLiteBackend
-from veltrix.errors import ConfigurationError, VersionConflictError
+from veltrix.errors import ConfigurationError, StoreNotFoundError, VersionConflictError
 from veltrix.registry import default_path, open_backend
 from veltrix.testing.conformance import ChangeRecorder
 
@@ -109,8 +109,27 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     absolute.close()
     with pytest.raises(ConfigurationError, match="no host"):
         open_backend("sqlite://host/x.db")
-    with pytest.raises(ConfigurationError, match="cannot open"):
+    with pytest.raises(StoreNotFoundError, match="folder /proc/definitely/not does not exist"):
         SQLiteBackend("/proc/definitely/not/here.db")
+    with pytest.raises(ConfigurationError, match="cannot open"):
+        SQLiteBackend("/proc/definitely/not/here.db", create="parents")
+
+
+def test_create_modes(tmp_path: Path) -> None:
+    """``create=no`` opens only an existing store; ``file`` (the default) creates the file
+    in an existing folder; ``parents`` the folders too. Refusals create nothing."""
+    with pytest.raises(StoreNotFoundError, match="no SQLite store"):
+        open_backend(f"sqlite:///{tmp_path}/missing.db?create=no")
+    with pytest.raises(StoreNotFoundError, match=r"\?create=parents"):
+        open_backend(f"sqlite:///{tmp_path}/a/b/c.db")
+    assert list(tmp_path.iterdir()) == []
+    open_backend(f"sqlite:///{tmp_path}/a/b/c.db?create=parents").close()
+    open_backend(f"sqlite:///{tmp_path}/flat.db").close()
+    existing = open_backend(f"sqlite:///{tmp_path}/flat.db?create=no")
+    existing.close()
+    assert (tmp_path / "a" / "b" / "c.db").is_file() and (tmp_path / "flat.db").is_file()
+    with pytest.raises(ConfigurationError, match="must be one of"):
+        open_backend(f"sqlite:///{tmp_path}/flat.db?create=maybe")
 
 
 def test_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

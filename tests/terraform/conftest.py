@@ -112,7 +112,10 @@ def _offline_env() -> dict[str, str]:
 def terraform() -> Terraform:
     binary = shutil.which("terraform")
     if binary is None:
-        missing_server("terraform CLI not on PATH")
+        missing_server(
+            "terraform CLI not on PATH (the package registries scripts/bootstrap uses do not "
+            "carry it: install it from HashiCorp to run the Terraform tests)"
+        )
         raise AssertionError("unreachable")
     exports = _offline_env()
     if "VELTRIX_TF_PLUGIN_DIR" not in exports:

@@ -153,7 +153,10 @@ def _console(expressions: list[str], tmp_path: Path) -> list[str]:
     """Evaluate HCL expressions with ``terraform console`` (no providers needed)."""
     binary = shutil.which("terraform")
     if binary is None:
-        missing_server("terraform CLI not on PATH")
+        missing_server(
+            "terraform CLI not on PATH (the package registries scripts/bootstrap uses do not "
+            "carry it: install it from HashiCorp to run the Terraform tests)"
+        )
         raise AssertionError("unreachable")
     result = subprocess.run(
         [binary, "console"],

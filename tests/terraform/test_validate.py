@@ -18,7 +18,10 @@ pytestmark = pytest.mark.timeout(180)
 def test_fmt_check_recursive() -> None:
     binary = shutil.which("terraform")
     if binary is None:
-        missing_server("terraform CLI not on PATH")
+        missing_server(
+            "terraform CLI not on PATH (the package registries scripts/bootstrap uses do not "
+            "carry it: install it from HashiCorp to run the Terraform tests)"
+        )
         raise AssertionError("unreachable")
     result = subprocess.run(
         [binary, "fmt", "-check", "-recursive", "-diff", "-no-color", str(TERRAFORM_DIR)],

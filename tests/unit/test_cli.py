@@ -45,7 +45,7 @@ def test_put_get_ls_delete(url: str, tmp_path: Path) -> None:
     assert run("get", "app/name", url=url).stdout == b"veltrix\n"
     assert run("get", "app/stdin", url=url).stdout == b"from stdin\n"
     assert run("get", "app/bin", url=url).stdout == b"\x00\x01\xff"
-    listed = json.loads(run("ls", "app", "--json", url=url).stdout)
+    listed = json.loads(run("ls", "app", "--json", "--values", url=url).stdout)
     assert [e["key"] for e in listed] == ["app/bin", "app/name", "app/stdin"]
     assert listed[0]["encoding"] == "base64"
     as_json = json.loads(run("get", "app/name", "--json", url=url).stdout)
@@ -74,7 +74,7 @@ def test_secrets_are_masked(url: str) -> None:
         ("get", "secrets/db_password", "--secret-prefix", "secrets"),
         ("get", "secrets/db_password", "--secret-prefix", "secrets", "--json"),
         ("ls", "--values", "--secret-prefix", "secrets"),
-        ("ls", "--json", "--secret-prefix", "secrets"),
+        ("ls", "--json", "--values", "--secret-prefix", "secrets"),
     ):
         result = run(*args, url=url)
         assert result.returncode == 0, result.stderr
@@ -115,6 +115,9 @@ def test_errors_are_one_line_with_distinct_codes(
 
 def test_unopenable_store_exit_code() -> None:
     result = run("put", "k", "v", "--url", "sqlite:////proc/no/such/dir/x.db")
+    assert result.returncode == 16  # the folder does not exist
+    assert b"create=parents" in result.stderr
+    result = run("put", "k", "v", "--url", "sqlite:////proc/no/such/dir/x.db?create=parents")
     assert result.returncode == 3
     assert b"Traceback" not in result.stderr
 
@@ -128,6 +131,7 @@ def test_value_too_large(tmp_path: Path) -> None:
 
 
 def test_watch_prints_changes(url: str) -> None:
+    run("put", "other", "x", url=url)  # watch creates no store: it must exist
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -171,5 +175,5 @@ def test_demo_runs_and_reports() -> None:
 def test_help_and_backends() -> None:
     assert run("--help").returncode == 0
     listed = run("backends").stdout.decode()
-    assert "zookeeper://" in listed and "veltrix[zookeeper]" in listed
-    assert "gcppm://  (pip install 'veltrix[gcp]')" in listed
+    assert "zookeeper://" in listed and "installed" in listed
+    assert "gcppm://" in listed and "k8s://" in listed and "k8s-volume://" in listed
