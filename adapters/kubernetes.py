@@ -48,6 +48,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from veltrix.adapters._k8s_keys import decode_data_key, encode_data_key
 from veltrix.backend import Absent, AbsentType, Change, Entry
 from veltrix.errors import (
     AccessDeniedError,
@@ -77,7 +78,6 @@ MANAGED_VALUE = "veltrix"
 PREFIX_LABEL = "veltrix.io/prefix"
 PATH_ANNOTATION = "veltrix.io/path"
 NAME_PREFIX = "vx-"
-SELF_DATA_KEY = "_"
 #: Attempts of a write whose object other writers keep changing between read and write.
 WRITE_ATTEMPTS = 50
 VERSION_ANNOTATION_PREFIX = "veltrix.io/v."
@@ -85,8 +85,6 @@ VERSION_ANNOTATION_PREFIX = "veltrix.io/v."
 _NAMESPACE_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _NAME_ESCAPES = {"-": "-0", "_": "-1", ".": "-2", "/": "-3"}
 _NAME_UNESCAPES = {code[1]: char for char, code in _NAME_ESCAPES.items()}
-_DATA_ESCAPES = {"_": "__", "/": "_s"}
-_DATA_UNESCAPES = {"_": "_", "s": "/", "d": "."}
 
 
 # -- encodings ---------------------------------------------------------------------------
@@ -124,32 +122,6 @@ def decode_name(name: str) -> str | None:
             return None
     path = "".join(out)
     return path if encode_name(path) == name else None
-
-
-def encode_data_key(rest: str) -> str:
-    """The data key of ``rest`` (the key below its first segment; ``""`` for none)."""
-    if not rest:
-        return SELF_DATA_KEY
-    encoded = "".join(_DATA_ESCAPES.get(char, char) for char in rest)
-    return "_d" + encoded[1:] if encoded.startswith(".") else encoded
-
-
-def decode_data_key(data_key: str) -> str | None:
-    """The rest of a key a data key encodes, ``None`` when it is not one of ours."""
-    if data_key == SELF_DATA_KEY:
-        return ""
-    out: list[str] = []
-    chars = iter(data_key)
-    for char in chars:
-        if char != "_":
-            out.append(char)
-            continue
-        code = next(chars, "")
-        if code not in _DATA_UNESCAPES:
-            return None
-        out.append(_DATA_UNESCAPES[code])
-    rest = "".join(out)
-    return rest if rest and encode_data_key(rest) == data_key else None
 
 
 def version_annotation(data_key: str) -> str:
