@@ -57,7 +57,7 @@ from veltrix.errors import (
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value, prepare_batch
-from veltrix.watching import PollingWatch
+from veltrix.watching import PollingWatch, WatchSet
 
 log = logging.getLogger("veltrix.appconfig")
 
@@ -169,7 +169,7 @@ class AppConfigBackend:
         self._ids: tuple[str, str, str] | None = None
         self._profile_type: str | None = None
         self._profile_hosted = True
-        self._watches: list[PollingWatch] = []
+        self._watches: WatchSet[PollingWatch] = WatchSet()
         self._closed = False
         #: Calls made to AWS, for tests and benchmarks.
         self.calls: dict[str, int] = {"sessions": 0, "polls": 0, "empty_polls": 0, "control": 0}
@@ -367,9 +367,9 @@ class AppConfigBackend:
             on_change,
             interval=max(self.poll_interval, 0.05),
             name=f"veltrix-appconfig-watch-{self.profile}",
+            on_stop=self._watches.discard,
         )
-        self._watches.append(watch)
-        return watch
+        return self._watches.add(watch)
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -601,9 +601,7 @@ class AppConfigBackend:
     def close(self) -> None:
         if self._closed:
             return
-        for watch in self._watches:
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()
         self._closed = True
         self._control.close()
         self._data.close()

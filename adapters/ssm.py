@@ -42,7 +42,7 @@ from veltrix.keys import SEPARATOR, in_prefix, is_valid_key, normalize_prefix, v
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_expected_version
 from veltrix.values import check_value as check_size
-from veltrix.watching import PollingWatch
+from veltrix.watching import PollingWatch, WatchSet
 
 log = logging.getLogger("veltrix.ssm")
 
@@ -116,7 +116,7 @@ class SSMBackend:
             max_attempts=max_attempts,
             where=self.url,
         )
-        self._watches: list[PollingWatch] = []
+        self._watches: WatchSet[PollingWatch] = WatchSet()
         self._closed = False
 
     @property
@@ -273,9 +273,9 @@ class SSMBackend:
             on_change,
             interval=self.poll_interval,
             name=f"veltrix-ssm-watch-{prefix}",
+            on_stop=self._watches.discard,
         )
-        self._watches.append(watch)
-        return watch
+        return self._watches.add(watch)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -330,9 +330,7 @@ class SSMBackend:
     def close(self) -> None:
         if self._closed:
             return
-        for watch in self._watches:
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()
         self._closed = True
         self._client.close()
 
