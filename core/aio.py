@@ -26,12 +26,11 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any, Self, TypeVar
 
 from veltrix.backend import AbsentType, Backend, Change, Entry
-from veltrix.client import Client
+from veltrix.client import _NO_DEFAULT, Client
 from veltrix.errors import ConfigurationError, InvalidKeyError, KeyNotFoundError
 from veltrix.keys import validate_key
 
 T = TypeVar("T")
-_NO_DEFAULT: Any = object()
 
 
 class AsyncClient:

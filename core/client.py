@@ -71,9 +71,10 @@ log = logging.getLogger("veltrix.client")
 M = TypeVar("M")
 T = TypeVar("T")
 
-_MISS: Any = object()
 #: Distinct Record.meta tuples interned per client (more are kept per key, uninterned).
 _MAX_METAS = 4096
+#: ``default`` when the caller gave none (a missing key then raises). The other marker
+#: is :data:`veltrix.Absent`: "the key is not there".
 _NO_DEFAULT: Any = object()
 
 
@@ -320,12 +321,12 @@ class Client:
         Instances are shared between callers: do not mutate them.
         """
         try:
-            value = self._models.get((prefix, model), _MISS)
+            value = self._models.get((prefix, model), _NO_DEFAULT)
         except TypeError:  # unhashable prefix or model: InvalidKeyError or DecodeError
             normalize_prefix(prefix)
             validate_model(prefix, model, {})
             raise DecodeError(f"cannot read {prefix!r} as an unhashable model") from None
-        if value is not _MISS:
+        if value is not _NO_DEFAULT:
             return value  # type: ignore[no-any-return]
         return self._get_model_slow(prefix, model)
 
