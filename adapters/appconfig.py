@@ -356,14 +356,14 @@ class AppConfigBackend:
         entries = self._current().entries
         return iter([entries[k] for k in sorted(entries) if in_prefix(k, prefix)])
 
-    def _snapshot(self, prefix: str) -> Mapping[str, Entry]:
+    def _listing(self, prefix: str) -> Mapping[str, Entry]:
         entries = self._current().entries
         return {k: e for k, e in entries.items() if in_prefix(k, prefix)}
 
     def watch(self, prefix: str, on_change: Callable[[Change], None]) -> PollingWatch:
         prefix = normalize_prefix(prefix)
         watch = PollingWatch(
-            lambda: self._snapshot(prefix),
+            lambda: self._listing(prefix),
             on_change,
             interval=max(self.poll_interval, 0.05),
             name=f"veltrix-appconfig-watch-{self.profile}",

@@ -45,7 +45,7 @@ from veltrix.keys import in_prefix, join, normalize_prefix, validate_key
 from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value, prepare_batch
-from veltrix.watching import ChangeDispatcher, WatchSet, diff_snapshots
+from veltrix.watching import ChangeDispatcher, WatchSet, diff_listings
 
 log = logging.getLogger("veltrix.consul")
 
@@ -649,7 +649,7 @@ class _ConsulWatch:
             resync = False
             if index < self._index:
                 log.info("consul index went backwards on %r; resynchronised", self._prefix)
-            changes = diff_snapshots(self._known, current)
+            changes = diff_listings(self._known, current)
             for change in changes:
                 self._dispatcher.submit(change)
             quiet = not changes

@@ -690,11 +690,11 @@ class SecretManagerBackend:
         prefix = normalize_prefix(prefix)
         full_prefix = join(self.prefix, prefix)
 
-        def snapshot() -> dict[str, Entry]:
+        def listing() -> dict[str, Entry]:
             return {entry.key: entry for entry in self._list(full_prefix)}
 
         watch = PollingWatch(
-            snapshot,
+            listing,
             on_change,
             interval=self._poll_interval,
             name=f"veltrix-gcpsm-watch-{full_prefix or '/'}",

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from time import monotonic
@@ -63,7 +64,7 @@ from veltrix.registry import default_url, open_backend
 from veltrix.watching import ChangeDispatcher, InlineCallback
 
 if TYPE_CHECKING:
-    from veltrix.lkg import SnapshotWriter
+    from veltrix.lkg import LastKnownGoodWriter
     from veltrix.shared_cache import SharedCache
 
 log = logging.getLogger("veltrix.client")
@@ -121,9 +122,17 @@ class Client:
         cache: CachePolicy | None = None,
         secret_prefixes: Iterable[str] = (),
         cache_url: str | None = None,
-        snapshot_path: str | os.PathLike[str] | None = None,
+        last_known_good_path: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> None:
+        if "snapshot_path" in options:  # its name in 0.1.0
+            warnings.warn(
+                "Client(snapshot_path=) is now Client(last_known_good_path=)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            old = options.pop("snapshot_path")
+            last_known_good_path = old if last_known_good_path is None else last_known_good_path
         if store is None:
             store = default_url()
         if isinstance(store, str):
@@ -175,21 +184,21 @@ class Client:
         if isinstance(self._backend, SupportsHealthEvents):
             self._backend.add_health_listener(self._health.connection)
         # Optional shared cache (L2) and disk last-known-good: slow path only.
-        self._setup_shared(cache_url, snapshot_path)
+        self._setup_shared(cache_url, last_known_good_path)
 
-    def _setup_shared(self, cache_url: str | None, snapshot_path: Any) -> None:
+    def _setup_shared(self, cache_url: str | None, last_known_good_path: Any) -> None:
         self._l2: SharedCache | None = None
-        self._lkg: SnapshotWriter | None = None
+        self._lkg: LastKnownGoodWriter | None = None
         self._lkg_entries: dict[str, tuple[Entry, float]] = {}
-        if cache_url is None and snapshot_path is None:
+        if cache_url is None and last_known_good_path is None:
             return
         try:
-            self._open_shared(cache_url, snapshot_path)
+            self._open_shared(cache_url, last_known_good_path)
         except BaseException:
             self.close()
             raise
 
-    def _open_shared(self, cache_url: str | None, snapshot_path: Any) -> None:
+    def _open_shared(self, cache_url: str | None, last_known_good_path: Any) -> None:
         from veltrix.secrets_crypto import box_from_env
 
         box = box_from_env()
@@ -197,7 +206,7 @@ class Client:
         if cache_url is not None:
             from veltrix.shared_cache import SharedCache
 
-            self._counters.update(dict.fromkeys(("bus_invalidations", "snapshot_served"), 0))
+            self._counters.update(dict.fromkeys(("bus_invalidations", "last_known_good_served"), 0))
             self._l2 = SharedCache(
                 cache_url,
                 store=store_id,
@@ -207,21 +216,21 @@ class Client:
                 on_message=self._on_bus,
                 on_reconnect=self._on_bus_reconnect,
             )
-        if snapshot_path is not None:
-            from veltrix.lkg import SnapshotFile, SnapshotWriter
+        if last_known_good_path is not None:
+            from veltrix.lkg import LastKnownGoodFile, LastKnownGoodWriter
 
-            self._counters.setdefault("snapshot_served", 0)
-            snapshot = SnapshotFile(
-                snapshot_path, store=store_id, box=box, is_secret=self.is_secret
+            self._counters.setdefault("last_known_good_served", 0)
+            lkg_file = LastKnownGoodFile(
+                last_known_good_path, store=store_id, box=box, is_secret=self.is_secret
             )
-            self._lkg_entries = snapshot.load()
+            self._lkg_entries = lkg_file.load()
             if self._lkg_entries:
                 log.info(
                     "loaded %d last-known-good values from %s",
                     len(self._lkg_entries),
-                    snapshot.path,
+                    lkg_file.path,
                 )
-            self._lkg = SnapshotWriter(snapshot, self._snapshot_entries)
+            self._lkg = LastKnownGoodWriter(lkg_file, self._last_known_good_entries)
 
     # -- construction helpers ---------------------------------------------------------
 
@@ -407,7 +416,7 @@ class Client:
         record = self._records.get(key)
         if record is None:
             if key in self._lkg_entries:
-                return self._from_snapshot(key)
+                return self._from_last_known_good(key)
             return self._fetch(key)
         now = monotonic()
         state = self.policy.state(record, now)
@@ -467,7 +476,7 @@ class Client:
         self._counters["stale_served"] += 1
         return stale
 
-    def _from_snapshot(self, key: str) -> Record:
+    def _from_last_known_good(self, key: str) -> Record:
         """Cold start: the disk last-known-good value stands in as an expired record."""
         entry, fetched_wall = self._lkg_entries[key]
         now = monotonic()
@@ -483,8 +492,8 @@ class Client:
             return self._lookup(key)
         result = self._refresh_or_stale(key, lambda: self._load(key), record)
         if result is record:
-            self._counters["snapshot_served"] += 1
-            log.debug("serving %r from the disk snapshot (fetched %.0fs ago)", key, age)
+            self._counters["last_known_good_served"] += 1
+            log.debug("serving %r from the last-known-good file (fetched %.0fs ago)", key, age)
         return result
 
     def _load(self, key: str) -> Record:
@@ -938,8 +947,8 @@ class Client:
                 for token in self._model_prefixes:
                     self._model_generation[token] = self._model_generation.get(token, 0) + 1
 
-    def _snapshot_entries(self) -> dict[str, tuple[Entry, float]]:
-        """What the disk snapshot keeps: every cached value, with wall-clock fetch times.
+    def _last_known_good_entries(self) -> dict[str, tuple[Entry, float]]:
+        """What the last-known-good file keeps: every cached value, with wall-clock fetch times.
 
         A record keeps only its expiry; it was fetched one TTL before that (an entry
         from L2 expires one TTL after the fleet fetched it, so this is its first fetch).

@@ -95,7 +95,7 @@ class ChangeDispatcher(Generic[T]):
             thread.join(timeout=5)
 
 
-def diff_snapshots(known: Mapping[str, Entry], current: Mapping[str, Entry]) -> list[Change]:
+def diff_listings(known: Mapping[str, Entry], current: Mapping[str, Entry]) -> list[Change]:
     """Changes that turn ``known`` into ``current``: puts (new or new version), deletes."""
     changes = [
         Change(key, entry)
@@ -104,6 +104,10 @@ def diff_snapshots(known: Mapping[str, Entry], current: Mapping[str, Entry]) -> 
     ]
     changes.extend(Change(key, None) for key in sorted(known) if key not in current)
     return changes
+
+
+#: The 0.1.0 name of :func:`diff_listings`.
+diff_snapshots = diff_listings
 
 
 def emit_if_changed(
@@ -125,9 +129,9 @@ def emit_if_changed(
 
 
 class PollingWatch:
-    """Polls ``snapshot()`` every ``interval`` seconds and emits the differences.
+    """Polls ``listing()`` every ``interval`` seconds and emits the differences.
 
-    The first snapshot is the baseline (no changes emitted for it). A failing poll
+    The first listing is the baseline (no changes emitted for it). A failing poll
     is logged and retried with backoff up to ``max_backoff``; the next successful
     poll emits everything that changed meanwhile, deletes included, so nothing is
     lost across an outage.
@@ -135,7 +139,7 @@ class PollingWatch:
 
     def __init__(
         self,
-        snapshot: Callable[[], Mapping[str, Entry]],
+        listing: Callable[[], Mapping[str, Entry]],
         on_change: Callable[[Change], None],
         *,
         interval: float,
@@ -146,7 +150,7 @@ class PollingWatch:
     ) -> None:
         """``on_stop(watch)`` is called once, when the watch stops (a
         :meth:`WatchSet.discard`, typically)."""
-        self._snapshot = snapshot
+        self._listing = listing
         self._on_stop = on_stop
         self._interval = interval
         self._max_backoff = max(max_backoff, interval)
@@ -154,13 +158,13 @@ class PollingWatch:
         self._dispatcher = ChangeDispatcher(on_change, name=f"{name}-callbacks")
         self._known: dict[str, Entry] | None = dict(baseline) if baseline is not None else None
         if self._known is None:
-            self._known = self._try_snapshot()
+            self._known = self._try_listing()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def _try_snapshot(self) -> dict[str, Entry] | None:
+    def _try_listing(self) -> dict[str, Entry] | None:
         try:
-            return dict(self._snapshot())
+            return dict(self._listing())
         except Exception as exc:
             log.warning("watch poll failed: %s", exc)
             return None
@@ -168,13 +172,13 @@ class PollingWatch:
     def _run(self) -> None:
         delay = self._interval
         while not self._stop.wait(delay):
-            current = self._try_snapshot()
+            current = self._try_listing()
             if current is None:
                 delay = min(delay * 2, self._max_backoff)
                 continue
             delay = self._interval
             if self._known is not None:
-                for change in diff_snapshots(self._known, current):
+                for change in diff_listings(self._known, current):
                     self._dispatcher.submit(change)
             self._known = current
 
@@ -315,7 +319,7 @@ class ChangeLogWatch:
 
     def _resync(self) -> None:
         rev, current = self._changes.baseline()
-        changes = diff_snapshots(self._known, current)
+        changes = diff_listings(self._known, current)
         if rev < self._rev:  # data lost: versions restart, compare values too
             changes = [
                 Change(k, e)
@@ -386,6 +390,7 @@ __all__ = [
     "InlineCallback",
     "PollingWatch",
     "WatchSet",
+    "diff_listings",
     "diff_snapshots",
     "emit_if_changed",
 ]
