@@ -2,7 +2,7 @@
 
 A configuration profile is one JSON (or YAML) document; Veltrix keys are paths
 inside it (``payments/timeout_ms`` <-> ``{"payments": {"timeout_ms": 500}}``,
-:mod:`veltrix.adapters.appconfig_document`) and listing flattens it. Reads go through an AppConfigData session: started once,
+:mod:`veltrix.adapters.documents`) and listing flattens it. Reads go through an AppConfigData session: started once,
 tokens chained, never polled before ``NextPollIntervalInSeconds`` has passed, the
 last document kept (an empty body means "unchanged"), a new session started when
 a token expired. Between polls reads are served from that document, as the
@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Self
 
 from veltrix.adapters._aws import BOTO_ERRORS, TRANSIENT_ERRORS, error_code, make_client, map_error
-from veltrix.adapters.appconfig_document import (
+from veltrix.adapters.documents import (
     Batch,
     apply_batch,
     dump_document,
@@ -55,6 +55,7 @@ from veltrix.errors import (
     VeltrixError,
 )
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.log_events import event
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value, prepare_batch
 from veltrix.watching import PollingWatch, WatchSet
@@ -73,6 +74,7 @@ WRITE_ATTEMPTS = 8
 #: (and deployment) per batch, whatever its size; the document bounds the whole.
 MAX_BATCH_OPS = 500
 FEATURE_FLAGS_TYPE = "AWS.AppConfig.FeatureFlags"
+WRITE_DESCRIPTION = "written by veltrix"
 FLAGS_PREFIX = "flags"
 
 ItemValue = bytes | None
@@ -285,6 +287,7 @@ class AppConfigBackend:
                         "%s: configuration token %s; starting a new session",
                         self.url,
                         problem.lower(),
+                        extra=event("veltrix.appconfig.session_restarted", store=self.url),
                     )
                     self._start_session()
                     continue
@@ -334,7 +337,14 @@ class AppConfigBackend:
             try:
                 self._resolve()
             except VeltrixError as exc:  # no control-plane rights: assume freeform
-                log.info("%s: cannot read the profile type (%s); assuming freeform", self.url, exc)
+                log.info(
+                    "%s: cannot read the profile type (%s); assuming freeform",
+                    self.url,
+                    exc,
+                    extra=event(
+                        "veltrix.appconfig.profile_type_unknown", store=self.url, error=exc
+                    ),
+                )
                 self._profile_type = "AWS.Freeform"
         return self._profile_type == FEATURE_FLAGS_TYPE
 
@@ -485,27 +495,30 @@ class AppConfigBackend:
             "ConfigurationProfileId": profile_id,
             "Content": body,
             "ContentType": content_type,
-            "Description": "written by veltrix",
+            "Description": WRITE_DESCRIPTION,
         }
         if latest is not None:
             args["LatestVersionNumber"] = latest
         try:
             self.calls["control"] += 1
-            created = self._control.create_hosted_configuration_version(**args)
+            number = int(self._control.create_hosted_configuration_version(**args)["VersionNumber"])
         except BOTO_ERRORS as exc:
             code = error_code(exc)
             if code == "ConflictException":
-                return False
-            if code == "PayloadTooLargeException":
+                own = self._own_version(app_id, profile_id, latest, body, content_type)
+                if own is None:
+                    return False
+                number = own
+            elif code == "PayloadTooLargeException":
                 raise ValueTooLargeError(
                     f"{self.url}: AppConfig refused the document as too large"
                 ) from exc
-            if code == "BadRequestException":
+            elif code == "BadRequestException":
                 raise ConfigurationError(
                     f"{self.url}: AppConfig rejected the document: {exc}"
                 ) from exc
-            raise map_error(exc, f"{self.url}: CreateHostedConfigurationVersion") from exc
-        number = int(created["VersionNumber"])
+            else:
+                raise map_error(exc, f"{self.url}: CreateHostedConfigurationVersion") from exc
         try:
             self.calls["control"] += 1
             deployment = self._control.start_deployment(
@@ -523,7 +536,12 @@ class AppConfigBackend:
                     ApplicationId=app_id, ConfigurationProfileId=profile_id, VersionNumber=number
                 )
             except BOTO_ERRORS:
-                log.warning("%s: could not delete undeployed version %d", self.url, number)
+                log.warning(
+                    "%s: could not delete undeployed version %d",
+                    self.url,
+                    number,
+                    extra=event("veltrix.appconfig.cleanup_failed", store=self.url),
+                )
             if error_code(exc) == "ConflictException":
                 raise BackendUnavailableError(
                     f"{self.url}: another deployment to this environment is in progress"
@@ -535,6 +553,35 @@ class AppConfigBackend:
             with self._lock:  # served to everyone already: read your own write
                 self._set_document(body, content_type, None)
         return True
+
+    def _own_version(
+        self, app_id: str, profile_id: str, latest: int | None, body: bytes, content_type: str
+    ) -> int | None:
+        """After a ConflictException: ``latest + 1`` when that version holds exactly this
+        write's document, else None.
+
+        CreateHostedConfigurationVersion takes no idempotency token, and the SDK retries
+        it after a timeout or a 5xx. When the first attempt was stored but its reply was
+        lost, the retry fails the ``LatestVersionNumber`` precondition this write set
+        itself: the version after ``latest`` is then this write's, and it is deployed
+        instead of being written a second time (which would also turn a compare-and-set
+        into a false conflict with itself).
+        """
+        if latest is None:
+            return None
+        try:
+            self.calls["control"] += 1
+            hosted = self._control.get_hosted_configuration_version(
+                ApplicationId=app_id, ConfigurationProfileId=profile_id, VersionNumber=latest + 1
+            )
+            same = (
+                hosted.get("ContentType") == content_type
+                and hosted.get("Description") == WRITE_DESCRIPTION
+                and hosted["Content"].read() == body
+            )
+        except BOTO_ERRORS:
+            return None
+        return latest + 1 if same else None
 
     def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
         batch = self._batch([(key, value)], None if if_version is None else {key: if_version})

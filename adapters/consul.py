@@ -42,6 +42,7 @@ from veltrix.errors import (
     VersionConflictError,
 )
 from veltrix.keys import in_prefix, join, normalize_prefix, validate_key
+from veltrix.log_events import FailureLog, event
 from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value, prepare_batch
@@ -622,6 +623,7 @@ class _ConsulWatch:
         resync = False
         last_start = 0.0
         quiet = False  # the last query brought no change: rate-limit the next one
+        failures = FailureLog(log, "veltrix.watch", store=backend.url)
         while not self._stop.is_set():
             limit = backend.watch_min_interval - (time.monotonic() - last_start) if quiet else 0.0
             pause = max(backoff, limit)
@@ -641,14 +643,23 @@ class _ConsulWatch:
                 backoff = min(max(backoff * 2, 0.1), backend.watch_max_backoff)
                 backoff *= random.uniform(0.8, 1.0)
                 resync = True
-                log.warning("consul watch on %r failed, retrying: %s", self._prefix, exc)
+                failures.failed(
+                    "consul watch on %r failed, retrying: %s", self._prefix, exc, error=exc
+                )
                 continue
             if self._stop.is_set():
                 break
             backoff = 0.0
             resync = False
+            failures.succeeded("consul watch on %r works again", self._prefix)
             if index < self._index:
-                log.info("consul index went backwards on %r; resynchronised", self._prefix)
+                log.info(
+                    "consul index went backwards on %r; resynchronised",
+                    self._prefix,
+                    extra=event(
+                        "veltrix.watch.resynchronised", store=backend.url, key=self._prefix
+                    ),
+                )
             changes = diff_listings(self._known, current)
             for change in changes:
                 self._dispatcher.submit(change)

@@ -75,6 +75,7 @@ from veltrix.errors import (
     VersionConflictError,
 )
 from veltrix.keys import in_prefix, join, normalize_prefix, relative, validate_key
+from veltrix.log_events import event
 from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value as check_size
@@ -652,7 +653,12 @@ class SecretManagerBackend:
             for number in sorted(older, reverse=True)[self._retain - 1 :]:
                 self._set_state(name, number, self._retention, what)
         except VeltrixError as exc:
-            log.warning("%s: retention failed, older versions kept: %s", what, exc)
+            log.warning(
+                "%s: retention failed, older versions kept: %s",
+                what,
+                exc,
+                extra=event("veltrix.gcpsm.retention_failed", store=self.url, error=exc),
+            )
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:
         full_key = self._full_key(key)
@@ -711,7 +717,11 @@ class SecretManagerBackend:
         try:
             self._client.transport.close()  # type: ignore[no-untyped-call]
         except Exception as exc:  # pragma: no cover - closing must not raise
-            log.debug("closing the Secret Manager transport failed: %s", exc)
+            log.debug(
+                "closing the Secret Manager transport failed: %s",
+                exc,
+                extra=event("veltrix.gcpsm.close_failed", error=exc),
+            )
 
 
 class _ApiFailure(Exception):

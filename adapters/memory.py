@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Self
@@ -116,7 +117,7 @@ class MemoryBackend:
             version = str(next(store.revision))
             entry = Entry(key, value, version, source=f"{self.url}/{key}")
             store.entries[key] = entry
-            store.publish(Change(key, entry))
+            store.publish(Change(key, entry, time.time()))
         return version
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:
@@ -130,7 +131,7 @@ class MemoryBackend:
                 return False
             del store.entries[key]
             next(store.revision)
-            store.publish(Change(key, None))
+            store.publish(Change(key, None, time.time()))
         return True
 
     def watch(self, prefix: str, on_change: Callable[[Change], None]) -> _MemoryWatch:

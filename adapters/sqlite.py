@@ -242,7 +242,7 @@ class SQLiteBackend:
                 on_change,
                 start=start,
                 name=f"veltrix-sqlite-watch-{prefix}",
-                where=str(self.path),
+                where=self.url,
                 errors=(sqlite3.Error,),
                 describe_error=str,
                 poll_interval=self._poll_interval,

@@ -39,6 +39,7 @@ from veltrix.errors import (
     VersionConflictError,
 )
 from veltrix.keys import SEPARATOR, in_prefix, is_valid_key, normalize_prefix, validate_key
+from veltrix.log_events import event
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_expected_version
 from veltrix.values import check_value as check_size
@@ -311,6 +312,7 @@ class SSMBackend:
                 key,
                 version,
                 expected + 1,
+                extra=event("veltrix.ssm.concurrent_write", store=self.url, key=key),
             )
         return str(version)
 

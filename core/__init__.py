@@ -27,6 +27,7 @@ from veltrix.errors import (
     VeltrixError,
     VersionConflictError,
 )
+from veltrix.health import Health, HealthState, L2Health
 from veltrix.registry import open_backend
 
 if TYPE_CHECKING:
@@ -42,6 +43,11 @@ def __getattr__(name: str) -> Any:
         from veltrix import settings
 
         return getattr(settings, name)
+    # The exporters need their extras: imported on first use (veltrix.metrics.install()).
+    if name in ("metrics", "otel"):
+        import importlib
+
+        return importlib.import_module(f"veltrix.{name}")
     # Migration (and its CLI) is only imported by those who use it.
     if name in ("migrate", "MigrationReport"):
         import importlib
@@ -64,8 +70,11 @@ __all__ = [
     "ConfigurationError",
     "DecodeError",
     "Entry",
+    "Health",
+    "HealthState",
     "InvalidKeyError",
     "KeyNotFoundError",
+    "L2Health",
     "MigrationReport",
     "UnknownBackendError",
     "UnsupportedOperationError",

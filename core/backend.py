@@ -57,6 +57,9 @@ class Change:
 
     key: str
     entry: Entry | None
+    #: Wall-clock time (``time.time()``) the store made the change, where it says;
+    #: the client's watch-lag metric is measured from it.
+    changed_at: float | None = None
 
     @property
     def deleted(self) -> bool:

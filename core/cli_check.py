@@ -6,16 +6,20 @@ the store answered, how many keys it holds and a sample of their names (never
 values), plus the shared cache's address and whether it answers a PING (connected the way
 the L2 cache connects: :mod:`veltrix.redis_connect`).
 
+It also prints the client's health (:meth:`veltrix.Client.health`): the state,
+the last successful refresh, the oldest stale value's age and the watch.
+
 Exit codes: 0 all good; 3 bad Terraform outputs/URL/options (or a missing extra);
 7 store unreachable; 8 access denied; 12 other store error (see
 :data:`veltrix.cli.EXIT_CODES`); 15 the store is fine but the shared cache does
-not answer.
+not answer; 16 the store answered but the client reports it unhealthy (slow).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -27,10 +31,13 @@ from veltrix import cli, errors
 from veltrix.cache import CachePolicy
 from veltrix.cli import UrlOption, err, exit_code, out
 from veltrix.client import Client
+from veltrix.health import Health
 from veltrix.urls import Options, parse_url, redact_text, redact_url
 
 #: Exit code when the store answered but the shared cache did not.
 CACHE_UNREACHABLE = 15
+#: Exit code when the store answered but the client's health is not good (e.g. slow).
+UNHEALTHY = 16
 
 
 def probe_cache(cache_url: str, timeout: float = 3.0) -> tuple[bool, str | None]:
@@ -69,6 +76,21 @@ def probe_cache(cache_url: str, timeout: float = 3.0) -> tuple[bool, str | None]
     return True, None
 
 
+def health_report(health: Health) -> dict[str, Any]:
+    """:class:`veltrix.Health` as JSON-ready fields (never values)."""
+    return {
+        "state": str(health.state),
+        "healthy": health.healthy,
+        "reason": redact_text(health.reason) or None,
+        "store_reachable": health.store_reachable,
+        "watch_connected": health.watch_connected,
+        "last_refresh": health.last_refresh,
+        "oldest_stale_age": round(health.oldest_stale_age, 3),
+        "l2_circuit_open": None if health.l2 is None else health.l2.circuit_open,
+        "problems": [redact_text(p) for p in health.problems()],
+    }
+
+
 def run_check(url: str, *, cache_url: str | None, sample: int) -> tuple[dict[str, Any], int]:
     """Connect and describe the store; returns the report and the exit code."""
     report: dict[str, Any] = {
@@ -78,6 +100,7 @@ def run_check(url: str, *, cache_url: str | None, sample: int) -> tuple[dict[str
         "keys": None,
         "sample": [],
         "error": None,
+        "health": None,
     }
     code = 0
     try:
@@ -94,6 +117,10 @@ def run_check(url: str, *, cache_url: str | None, sample: int) -> tuple[dict[str
                 names = sorted(entry.key for entry in entries)
                 report["keys"] = len(names)
                 report["sample"] = names[: max(sample, 0)]
+            health = client.health()
+            report["health"] = health_report(health)
+            if not health.healthy and code == 0:
+                code = UNHEALTHY
     except errors.VeltrixError as exc:
         report["error"] = f"{type(exc).__name__}: {exc}"
         code = exit_code(exc)
@@ -156,6 +183,20 @@ def check(
             table.add_row("sample", ", ".join(report["sample"]) or "(none)")
         elif report["reachable"]:
             table.add_row("keys", "(this store cannot list keys)")
+        health = report["health"]
+        if health is not None:
+            table.add_row(
+                "health", str(health["state"]) + ("" if health["healthy"] else " (unhealthy)")
+            )
+            if health["last_refresh"] is not None:
+                when = datetime.fromtimestamp(health["last_refresh"], UTC)
+                table.add_row("last refresh", when.isoformat(timespec="seconds"))
+            if health["oldest_stale_age"]:
+                table.add_row(
+                    "oldest stale value", f"{health['oldest_stale_age']:.1f}s past its TTL"
+                )
+            for problem in health["problems"]:
+                table.add_row("problem", problem)
         if "cache_url" in report:
             table.add_row("shared cache", str(report["cache_url"]))
             table.add_row("cache reachable", "yes" if report["cache_reachable"] else "no")

@@ -11,6 +11,7 @@ pushes changes into the cache within milliseconds; TTL stays the safety net.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -18,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
 
@@ -58,14 +60,16 @@ from veltrix.errors import (
     VersionConflictError,
 )
 from veltrix.fences import FenceDue, WriteFences
-from veltrix.health import Health, HealthState, StoreHealth
+from veltrix.health import Health, HealthState, L2Health, StoreHealth
+from veltrix.instruments import ClientInstruments, ClientReading, L2Reading, track
 from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
+from veltrix.log_events import event
 from veltrix.registry import default_url, open_backend
 from veltrix.watching import ChangeDispatcher, InlineCallback
 
 if TYPE_CHECKING:
     from veltrix.lkg import LastKnownGoodWriter
-    from veltrix.shared_cache import SharedCache
+    from veltrix.shared_cache import BusMessage, SharedCache
 
 log = logging.getLogger("veltrix.client")
 
@@ -82,12 +86,21 @@ _NO_DEFAULT: Any = object()
 class _Flight:
     """One in-progress store call that concurrent callers wait on."""
 
-    __slots__ = ("error", "event", "result")
+    __slots__ = ("error", "event", "result", "started_at")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        # Made by the first waiter: most flights (a miss nobody else wants) have none,
+        # which keeps an Event, its Condition and its lock off the miss path.
+        self.event: threading.Event | None = None
         self.result: Any = None
         self.error: BaseException | None = None
+        self.started_at = 0.0  # monotonic time the store call began (0: not yet)
+
+    def waiter(self) -> threading.Event:
+        """The event set when the flight lands (made on first use, client lock held)."""
+        if self.event is None:
+            self.event = threading.Event()
+        return self.event
 
 
 class _Subscription:
@@ -107,6 +120,19 @@ class _Subscription:
         self.stop()
 
 
+def _old_lkg_name(options: dict[str, Any], path: Any) -> Any:
+    """``path``, or ``Client(snapshot_path=)`` (the 0.1.0 name of ``last_known_good_path=``)."""
+    if "snapshot_path" not in options:
+        return path
+    warnings.warn(
+        "Client(snapshot_path=) is now Client(last_known_good_path=)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    old = options.pop("snapshot_path")
+    return old if path is None else path
+
+
 class Client:
     """A caching configuration client.
 
@@ -123,16 +149,12 @@ class Client:
         secret_prefixes: Iterable[str] = (),
         cache_url: str | None = None,
         last_known_good_path: str | os.PathLike[str] | None = None,
+        name: str | None = None,
         **options: Any,
     ) -> None:
-        if "snapshot_path" in options:  # its name in 0.1.0
-            warnings.warn(
-                "Client(snapshot_path=) is now Client(last_known_good_path=)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            old = options.pop("snapshot_path")
-            last_known_good_path = old if last_known_good_path is None else last_known_good_path
+        last_known_good_path = _old_lkg_name(options, last_known_good_path)
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ConfigurationError("a client name must be a non-empty string")
         if store is None:
             store = default_url()
         if isinstance(store, str):
@@ -152,11 +174,15 @@ class Client:
         self.policy = cache or CachePolicy()
         self.secret_prefixes = normalize_prefixes(secret_prefixes)
         self.source = describe(self._backend)
+        #: The ``client`` label of this client's metrics (default: the redacted URL).
+        self.name = self.source if name is None else name
 
         # Fresh values only: the hot path reads these dicts and nothing else.
         self._fresh: dict[str, str] = {}  # key -> decoded text
         self._typed: dict[Any, dict[str, Any]] = {}  # conversion target -> key -> value
-        self._models: dict[tuple[str, Any], Any] = {}  # (prefix, model class) -> instance
+        # model class -> prefix (as the caller spelled it) -> instance: two subscripts
+        # on a hit, no (prefix, model) tuple to build and hash.
+        self._models: dict[Any, dict[str, Any]] = {}
         # Slow-path state.
         self._records: dict[str, Record] = {}
         self._metas: dict[Meta, Meta] = {}  # interned Record.meta tuples
@@ -174,15 +200,26 @@ class Client:
         self._watch_retry_at = 0.0
         self._subscribers: list[tuple[str, Callable[[Change], None]]] = []
         self._closed = False
-        self._reads = 0
+        self._hits = 0  # hot-path hits, counted only by _get_counting
         self._counters = dict.fromkeys(
-            ("misses", "store_calls", "stale_served", "errors", "watch_updates"), 0
+            (
+                "misses",
+                "store_calls",
+                "stale_served",
+                "errors",
+                "watch_updates",
+                "slow_hits",  # fresh values found on the slow path (absences excluded)
+                "negative_hits",  # reads answered by a remembered absence
+            ),
+            0,
         )
-        if self.policy.track_hits:
-            self.get = self._get_counting  # type: ignore[method-assign]
+        self._instruments = ClientInstruments()
+        self._stale_keys: dict[str, None] = {}  # keys served past their TTL, until refreshed
         self._health = StoreHealth(self.source, probe_interval=self.policy.error_backoff)
         if isinstance(self._backend, SupportsHealthEvents):
-            self._backend.add_health_listener(self._health.connection)
+            self._backend.add_health_listener(self._on_connection)
+        self._count_hits(False)
+        track(self)
         # Optional shared cache (L2) and disk last-known-good: slow path only.
         self._setup_shared(cache_url, last_known_good_path)
 
@@ -206,7 +243,9 @@ class Client:
         if cache_url is not None:
             from veltrix.shared_cache import SharedCache
 
-            self._counters.update(dict.fromkeys(("bus_invalidations", "last_known_good_served"), 0))
+            self._counters.update(
+                dict.fromkeys(("bus_invalidations", "bus_updates", "last_known_good_served"), 0)
+            )
             self._l2 = SharedCache(
                 cache_url,
                 store=store_id,
@@ -229,6 +268,11 @@ class Client:
                     "loaded %d last-known-good values from %s",
                     len(self._lkg_entries),
                     lkg_file.path,
+                    extra=event(
+                        "veltrix.last_known_good.loaded",
+                        store=self.source,
+                        keys=len(self._lkg_entries),
+                    ),
                 )
             self._lkg = LastKnownGoodWriter(lkg_file, self._last_known_good_entries)
 
@@ -294,8 +338,36 @@ class Client:
         return self._get_slow(key, default, type)
 
     def _get_counting(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:
-        self._reads += 1
-        return Client.get(self, key, default, type)
+        """``get`` that also counts hot-path hits: installed as the instance's ``get``
+        while hits are counted (``track_hits``, or an installed metrics exporter).
+
+        A copy of ``get``'s body, not a call to it: one more call would cost more
+        than the count itself.
+        """
+        if type is None:
+            try:
+                value = self._fresh[key]
+            except (KeyError, TypeError):
+                pass
+            else:
+                self._hits += 1
+                return value
+        else:
+            try:
+                value = self._typed[type][key]
+            except (KeyError, TypeError):
+                pass
+            else:
+                self._hits += 1
+                return value
+        return self._get_slow(key, default, type)
+
+    def _count_hits(self, on: bool) -> None:
+        """Count hot-path hits (``on``) or stop, unless the policy always counts them."""
+        if on or self.policy.track_hits:
+            self.get = self._get_counting  # type: ignore[method-assign]
+        else:
+            self.__dict__.pop("get", None)
 
     def get_bytes(self, key: str, default: Any = _NO_DEFAULT) -> Any:
         return self.get(key, default, type=bytes)
@@ -330,14 +402,9 @@ class Client:
         Instances are shared between callers: do not mutate them.
         """
         try:
-            value = self._models.get((prefix, model), _NO_DEFAULT)
-        except TypeError:  # unhashable prefix or model: InvalidKeyError or DecodeError
-            normalize_prefix(prefix)
-            validate_model(prefix, model, {})
-            raise DecodeError(f"cannot read {prefix!r} as an unhashable model") from None
-        if value is not _NO_DEFAULT:
-            return value  # type: ignore[no-any-return]
-        return self._get_model_slow(prefix, model)
+            return self._models[model][prefix]  # type: ignore[no-any-return]
+        except (KeyError, TypeError):  # TypeError: unhashable; the slow path says why
+            return self._get_model_slow(prefix, model)
 
     def bind(self, prefix: str, model: type[M]) -> M:
         """A live instance of the pydantic ``model`` for the keys under ``prefix``.
@@ -376,7 +443,15 @@ class Client:
                 fresh = self._single_flight(token, load)
             except VeltrixError as exc:
                 self._counters["bind_errors"] += 1
-                log.warning("keeping the last good %s for %r: %s", model.__name__, prefix, exc)
+                log.warning(
+                    "keeping the last good %s for %r: %s",
+                    model.__name__,
+                    prefix,
+                    exc,
+                    extra=event(
+                        "veltrix.bind.refresh_failed", store=self.source, key=prefix, error=exc
+                    ),
+                )
                 return
             built[0] = generation
             object.__setattr__(live, "__pydantic_fields_set__", fresh.__pydantic_fields_set__)
@@ -403,6 +478,8 @@ class Client:
             value = decode_text(key, stored)  # not UTF-8 (or it would be a str): DecodeError
         if monotonic() >= record.expires_at:
             return value  # served stale: never take the lock (its holder may wait on the GIL)
+        if target is None and self._fresh.get(key) is value:
+            return value  # a miss: the load put it there already
         with self._lock:
             if self._records.get(key) is record and monotonic() < record.expires_at:
                 if target is None:
@@ -421,10 +498,12 @@ class Client:
         now = monotonic()
         state = self.policy.state(record, now)
         if state is Freshness.FRESH:
+            self._counters["slow_hits" if record.value is not None else "negative_hits"] += 1
             return record
         if state is Freshness.REVALIDATE:
             self._background_load(key, lambda: self._load(key))
             self._counters["stale_served"] += 1
+            self._stale_keys[key] = None
             return record
         if not self.policy.may_serve_stale(record.expires_at, now):
             return self._fetch(key)
@@ -433,8 +512,10 @@ class Client:
     def _fetch(self, key: str) -> Record:
         """A read with nothing to serve meanwhile: wait for the store, unless it is down."""
         self._counters["misses"] += 1
-        self._fail_fast_if_down(key, lambda: self._load(key))
-        return self._single_flight(key, lambda: self._load(key))
+        load = partial(self._load, key)
+        if self._health.state is HealthState.DOWN:
+            self._fail_fast_if_down(key, load)
+        return self._single_flight(key, load)
 
     def _fail_fast_if_down(self, token: Hashable, load: Callable[[], object]) -> None:
         """Raise at once while the store is down (a probe may start in the background)."""
@@ -464,16 +545,20 @@ class Client:
         elif up:
             flight = self._background_load(token, load)
             deadline = self.policy.refresh_deadline
-            if flight.event.wait(deadline):
+            if flight.waiter().wait(deadline):  # made by _background_load: no race
                 if flight.error is None:
                     return flight.result  # type: ignore[no-any-return]
                 if not isinstance(flight.error, BackendUnavailableError):
                     raise flight.error
-            else:
+            elif flight.started_at and monotonic() - flight.started_at >= deadline:
                 self._health.slow(f"a store call took over {deadline:g}s")
+            # Else the refresh has not even begun: the process is busy (threads queue
+            # for the GIL), the store is not slow. Serve stale, without a verdict.
         else:
             self._probe(token, load)
         self._counters["stale_served"] += 1
+        if isinstance(stale, Record) and isinstance(token, str):
+            self._stale_keys[token] = None
         return stale
 
     def _from_last_known_good(self, key: str) -> Record:
@@ -493,19 +578,26 @@ class Client:
         result = self._refresh_or_stale(key, lambda: self._load(key), record)
         if result is record:
             self._counters["last_known_good_served"] += 1
-            log.debug("serving %r from the last-known-good file (fetched %.0fs ago)", key, age)
+            log.debug(
+                "serving %r from the last-known-good file (fetched %.0fs ago)",
+                key,
+                age,
+                extra=event("veltrix.last_known_good.served", store=self.source, key=key),
+            )
         return result
 
     def _load(self, key: str) -> Record:
         generation = self._generation.get(key, 0)
         ttl: float | None = None
         if self._l2 is None:
-            entry = self._call_store(lambda: self._backend.get(key), retries=self.policy.retries)
+            entry = self._call_store(
+                lambda: self._backend.get(key), op="get", retries=self.policy.retries
+            )
         else:  # L1 miss -> L2 -> (one process in the fleet) the store
             entry, ttl = self._l2.read_through(
                 key,
                 lambda: self._call_store(
-                    lambda: self._backend.get(key), retries=self.policy.retries
+                    lambda: self._backend.get(key), op="get", retries=self.policy.retries
                 ),
             )
         with self._lock:
@@ -513,7 +605,8 @@ class Client:
             if self._generation.get(key, 0) != generation and current is not None:
                 return current  # a watch or a write installed something newer meanwhile
             record = self._install(key, entry, ttl)
-        self._ensure_watch()
+        if self._watch is None and self.policy.watch:
+            self._start_watch(required=False)
         return record
 
     def _install(self, key: str, entry: Entry | None, ttl: float | None = None) -> Record:
@@ -528,6 +621,7 @@ class Client:
             self._lkg.mark_dirty()
         self._records[key] = record
         self._drop_fresh(key)
+        self._stale_keys.pop(key, None)
         if now < expires_at:
             value = record.value
             if value.__class__ is str:
@@ -551,25 +645,40 @@ class Client:
             meta = self._metas.setdefault(meta, meta)
         return Record(pack_value(entry.value), pack_version(entry.version), meta, expires_at)
 
+    def _drop_model(self, token: tuple[str, Any]) -> None:
+        prefix, model = token
+        by_prefix = self._models.get(model)
+        if by_prefix is not None:
+            by_prefix.pop(prefix, None)
+
+    def _cached_model(self, prefix: str, model: Any, default: Any = None) -> Any:
+        """The cached instance of ``model`` under ``prefix`` (no I/O), else ``default``."""
+        return self._models.get(model, {}).get(prefix, default)
+
     def _drop_fresh(self, key: str) -> None:
         self._fresh.pop(key, None)
         for typed in self._typed.values():
             typed.pop(key, None)
 
-    def _expire(self, token: Hashable) -> None:
+    def _expire(self, token: Hashable, horizon: float) -> None:
+        """The scheduler's call: whatever ``token`` names with a deadline before
+        ``horizon`` has expired (possibly a few ms early, see :class:`ExpiryScheduler`)."""
         with self._lock:
             if isinstance(token, FenceDue):
-                if self._fences.due(token.key):
+                if self._fences.due(token.key, horizon):
                     self._mark_expired(token.key)
             elif isinstance(token, str):
                 record = self._records.get(token)
-                if record is not None and monotonic() >= record.expires_at:
+                if record is not None and record.expires_at < horizon:
                     self._drop_fresh(token)
+                    # Expired from now on, also for the slow path (which would else
+                    # put the value back into the fresh dicts with no expiry due).
+                    record.expires_at = min(record.expires_at, monotonic())
             else:
                 model_token = cast(tuple[str, Any], token)
                 model_record = self._model_records.get(model_token)
-                if model_record is not None and monotonic() >= model_record[1]:
-                    self._models.pop(model_token, None)
+                if model_record is not None and model_record[1] < horizon:
+                    self._drop_model(model_token)
 
     def _single_flight(self, token: Hashable, load: Callable[[], T]) -> T:
         with self._lock:
@@ -577,16 +686,20 @@ class Client:
             leader = flight is None
             if flight is None:
                 flight = self._inflight[token] = _Flight()
+            else:
+                landed = flight.waiter()
+                self._instruments.coalesced += 1
         if leader:
             self._fly(token, flight, load)
         else:
-            flight.event.wait()
+            landed.wait()
         if flight.error is not None:
             raise flight.error
         return flight.result  # type: ignore[no-any-return]
 
     def _fly(self, token: Hashable, flight: _Flight, load: Callable[[], object]) -> None:
         """Run ``load`` as ``flight`` of ``token``: record its outcome, release its waiters."""
+        flight.started_at = monotonic()
         try:
             flight.result = load()
         except BaseException as exc:
@@ -594,18 +707,23 @@ class Client:
         finally:
             with self._lock:
                 del self._inflight[token]
-            flight.event.set()
+                landed = flight.event
+            if landed is not None:
+                landed.set()
 
     def _background_load(self, token: Hashable, load: Callable[[], T]) -> _Flight:
         """The load of ``token`` in progress, started on the refresh pool if there is none."""
         with self._lock:
             flight = self._inflight.get(token)
             if flight is not None:
+                flight.waiter()  # the caller may wait on it
+                self._instruments.coalesced += 1
                 return flight
             flight = _Flight()
+            landed = flight.waiter()
             if self._closed:
                 flight.error = ConfigurationError(f"{self!r} is closed")
-                flight.event.set()
+                landed.set()
                 return flight
             self._inflight[token] = flight
             if self._executor is None:
@@ -617,7 +735,13 @@ class Client:
             error = flight.error
             if error is not None and not isinstance(error, BackendUnavailableError):
                 log.warning(
-                    "background refresh of %r from %s failed: %s", token, self.source, error
+                    "background refresh of %r from %s failed: %s",
+                    token,
+                    self.source,
+                    error,
+                    extra=event(
+                        "veltrix.store.refresh_failed", store=self.source, key=token, error=error
+                    ),
                 )
 
         executor.submit(run)
@@ -629,22 +753,28 @@ class Client:
         if not self._inflight and self._health.take_probe():
             self._background_load(token, load)
 
-    def _call_store(self, call: Callable[[], T], *, retries: int, read: bool = True) -> T:
+    def _call_store(self, call: Callable[[], T], *, op: str, retries: int, read: bool = True) -> T:
         """Call the store, mapping its failures onto the error tree; retry transient ones.
 
         Outcomes feed the health state: an answer marks the store up; a transient
         failure of a read marks it down (a failed write says less about reads).
-        Retries stop as soon as the adapter reports its connection lost.
+        Retries stop as soon as the adapter reports its connection lost. Each attempt
+        is counted and timed under ``op`` (``get``, ``list``, ``put``, ``delete``).
         """
         health = self._health
+        instruments = self._instruments
         attempt = 0
         while True:
             self._counters["store_calls"] += 1
+            outcome = "error"
+            started = time.perf_counter()
             try:
                 result = call()
             except BackendUnavailableError as exc:
+                outcome = "unavailable"
                 error = exc
-            except (AccessDeniedError, VersionConflictError):
+            except (AccessDeniedError, VersionConflictError) as exc:
+                outcome = "denied" if isinstance(exc, AccessDeniedError) else "conflict"
                 self._counters["errors"] += 1
                 health.succeeded()  # the store answered
                 raise
@@ -652,6 +782,7 @@ class Client:
                 self._counters["errors"] += 1
                 raise
             except self._backend.transient_errors as exc:
+                outcome = "unavailable"
                 error = BackendUnavailableError(
                     f"{self.source} is unavailable: {type(exc).__name__}"
                 )
@@ -660,8 +791,11 @@ class Client:
                 self._counters["errors"] += 1
                 raise BackendError(f"{self.source} failed: {type(exc).__name__}: {exc}") from exc
             else:
+                outcome = "ok"
                 health.succeeded()
                 return result
+            finally:
+                instruments.store_call(op, outcome, time.perf_counter() - started, time.time())
             self._counters["errors"] += 1
             if read:
                 health.failed(str(error))
@@ -671,6 +805,12 @@ class Client:
             attempt += 1
 
     def _get_model_slow(self, prefix: str, model: type[M]) -> M:
+        try:
+            hash((prefix, model))
+        except TypeError:  # unhashable prefix or model: InvalidKeyError or DecodeError
+            normalize_prefix(prefix)
+            validate_model(prefix, model, {})
+            raise DecodeError(f"cannot read {prefix!r} as an unhashable model") from None
         token, load = self._model_loader(prefix, model)
         previous = self._model_records.get(token)
         if previous is not None and self.policy.may_serve_stale(previous[1], monotonic()):
@@ -696,7 +836,7 @@ class Client:
             with self._lock:
                 self._model_records[token] = (instance, expires_at)
                 if self.policy.ttl > 0 and generation == self._model_generation.get(token, 0):
-                    self._models[token] = instance
+                    self._models.setdefault(model, {})[token[0]] = instance
                     self._scheduler.schedule(expires_at, token)
             self._ensure_watch()
             return instance
@@ -727,7 +867,12 @@ class Client:
                 self._watch_retry_at = monotonic() + 30
                 if required:
                     raise
-                log.warning("cannot watch %s (TTL still applies): %s", self.source, exc)
+                log.warning(
+                    "cannot watch %s (TTL still applies): %s",
+                    self.source,
+                    exc,
+                    extra=event("veltrix.watch.start_failed", store=self.source, error=exc),
+                )
 
     def _on_change(self, change: Change) -> None:
         """A change from the store's watch, applied to the cache on the watch's own
@@ -735,6 +880,10 @@ class Client:
         user's callbacks, which may block, go to the notifier thread, and only when
         there are any."""
         key = change.key
+        instruments = self._instruments
+        instruments.watch_events += 1
+        if change.changed_at is not None:
+            instruments.watch_lag.observe(max(0.0, time.time() - change.changed_at))
         with self._lock:
             if self._closed:
                 return
@@ -753,6 +902,12 @@ class Client:
             notifier = self._notifier
         notifier.submit((change, publish))
 
+    def _on_connection(self, up: bool, reason: str) -> None:
+        """The adapter's connection event: health first, then count a reconnect."""
+        if up and not self._health.connected:
+            self._instruments.watch_reconnects += 1
+        self._health.connection(up, reason)
+
     def _notify(self, item: tuple[Change, bool]) -> None:
         change, publish = item
         if publish and self._l2 is not None:
@@ -762,8 +917,17 @@ class Client:
         for callback in subscribers:
             try:
                 callback(change)
-            except Exception:
-                log.exception("watch callback failed for %r", change.key)
+            except Exception as exc:
+                log.exception(
+                    "watch callback failed for %r",
+                    change.key,
+                    extra=event(
+                        "veltrix.watch.callback_failed",
+                        store=self.source,
+                        key=change.key,
+                        error=exc,
+                    ),
+                )
 
     def _mark_expired(self, key: str) -> None:
         """Make the next read of ``key`` ask the store (or L2). Lock held."""
@@ -778,18 +942,28 @@ class Client:
         self._generation[key] = self._generation.get(key, 0) + 1
         for token, prefix in self._model_prefixes.items():
             if in_prefix(key, prefix):
-                self._models.pop(token, None)
+                self._drop_model(token)
                 self._model_generation[token] = self._model_generation.get(token, 0) + 1
 
-    def _on_bus(self, key: str, version: str | None, own: bool) -> None:
-        """Another client wrote ``key`` (or its watch saw a change): drop L1, re-read L2."""
-        if own or self._l2 is None:
+    def _on_bus(self, message: BusMessage) -> None:
+        """Another client wrote ``key``, its watch saw a change, or it refreshed the key
+        from the store: install the entry the message carries, or drop L1 and re-read L2."""
+        key = message.key
+        if message.own or self._l2 is None or key not in self._records:
             return
+        carried = self._l2.carried(message)  # decoded (maybe unsealed) outside the lock
         with self._lock:
             record = self._records.get(key)
-            if record is None:
+            if record is None or self._closed:
                 return
-            if record.version_str() == version:
+            if carried is not None:
+                # Fresh for the entry's rest in L2 plus the grace: the next refresh by
+                # the process that loaded it normally lands before this copy expires.
+                self._bump(key)
+                self._install(key, *carried)
+                self._counters["bus_updates"] += 1
+                return
+            if record.version_str() == message.version:
                 return  # already have it (our own watch got there first)
             self._mark_expired(key)
             generation = self._generation[key]
@@ -842,6 +1016,7 @@ class Client:
         backend = self._writable()
         return self._write(
             key,
+            "put",
             lambda: backend.put(key, data, if_version=if_version),
             lambda version: Entry(key, data, version, source=self.source),
         )
@@ -850,9 +1025,13 @@ class Client:
         """Delete ``key``; True if it existed."""
         validate_key(key)
         backend = self._writable()
-        return self._write(key, lambda: backend.delete(key, if_version=if_version), lambda _: None)
+        return self._write(
+            key, "delete", lambda: backend.delete(key, if_version=if_version), lambda _: None
+        )
 
-    def _write(self, key: str, call: Callable[[], T], written: Callable[[T], Entry | None]) -> T:
+    def _write(
+        self, key: str, op: str, call: Callable[[], T], written: Callable[[T], Entry | None]
+    ) -> T:
         """Write ``key`` through to the store, L1 and L2; return the store call's result.
 
         ``call`` does the store write; ``written`` turns its result into the entry now
@@ -862,11 +1041,16 @@ class Client:
         with self._lock:
             if self._watch is not None:
                 self._fences.begin(key)
+        if self._l2 is not None:
+            # From now on, bus payloads about ``key`` from others predate this write.
+            self._l2.expect_own(key)
         try:
-            result = self._call_store(call, retries=0, read=False)
+            result = self._call_store(call, op=op, retries=0, read=False)
         except BaseException:
             with self._lock:
                 self._after_fence(key, self._fences.abandon(key))
+            if self._l2 is not None:
+                self._l2.settle_own(key)
             raise
         entry = written(result)
         with self._lock:
@@ -876,7 +1060,7 @@ class Client:
                 key, self._fences.settle(key, None if entry is None else entry.version)
             )
         if self._l2 is not None:
-            self._l2.publish(key, entry)
+            self._l2.publish(key, entry, expected=True)
         return result
 
     def _after_fence(self, key: str, outcome: tuple[bool, float | None]) -> None:
@@ -894,7 +1078,9 @@ class Client:
         backend = self._backend
         if not isinstance(backend, SupportsList):
             raise UnsupportedOperationError(f"{self.source} cannot list keys")
-        return self._call_store(lambda: list(backend.list(canonical)), retries=self.policy.retries)
+        return self._call_store(
+            lambda: list(backend.list(canonical)), op="list", retries=self.policy.retries
+        )
 
     # -- introspection and lifecycle -------------------------------------------------
 
@@ -905,8 +1091,20 @@ class Client:
         return any(in_prefix(key, prefix) for prefix in self.secret_prefixes if prefix)
 
     def health(self) -> Health:
-        """The store's health as this client sees it: up, slow or down, since when, why."""
-        return self._health.report()
+        """The store's health as this client sees it: up, slow or down, since when,
+        why; whether its watch is connected, the last successful refresh, the oldest
+        stale value's age and the shared cache's state (see :class:`Health`)."""
+        reading = self._reading()
+        l2 = self._l2
+        return dataclasses.replace(
+            self._health.report(),
+            watch_connected=reading.watch_connected if self._watch is not None else None,
+            last_refresh=reading.last_refresh or None,
+            oldest_stale_age=reading.stale_age,
+            l2=None
+            if l2 is None
+            else L2Health(l2.url, l2.breaker.is_open, l2.bus_node is not None),
+        )
 
     def on_health_change(self, callback: Callable[[Health], None]) -> None:
         """Call ``callback(health)`` whenever the store's health changes. It runs on the
@@ -916,8 +1114,10 @@ class Client:
 
     def stats(self) -> dict[str, int]:
         """Counters: misses (reads that went to the store), store_calls, stale_served,
-        errors, watch_updates, cached_keys, store_up (1 or 0) and health_transitions;
-        plus reads and hits with ``track_hits``."""
+        errors, watch_updates, slow_hits and negative_hits (fresh values and remembered
+        absences found past the hot path), cached_keys, store_up (1 or 0) and
+        health_transitions; plus reads and hits while hits are counted (``track_hits``,
+        or an installed metrics exporter: :mod:`veltrix.metrics`)."""
         result = dict(self._counters)
         result["cached_keys"] = len(self._records)
         health = self._health.report()
@@ -926,10 +1126,65 @@ class Client:
         if self._l2 is not None:
             result.update(self._l2.counters)
             result["l2_breaker_open"] = int(self._l2.breaker.is_open)
-        if self.policy.track_hits:
-            result["reads"] = self._reads
-            result["hits"] = self._reads - self._counters["misses"]
+        if "get" in self.__dict__:  # hits are being counted
+            c = self._counters
+            hits = self._hits + c["slow_hits"]
+            result["hits"] = hits
+            result["reads"] = hits + c["misses"] + c["stale_served"] + c["negative_hits"]
         return result
+
+    def _reading(self) -> ClientReading:
+        """Everything the metrics exporters report for this client, read now.
+
+        Computed here, at scrape time: the stale age walks only the keys served
+        stale since their last refresh.
+        """
+        counters = self._counters
+        now = monotonic()
+        oldest = now
+        with self._lock:
+            for key in list(self._stale_keys):
+                record = self._records.get(key)
+                if record is None or record.expires_at > now:
+                    del self._stale_keys[key]
+                else:
+                    oldest = min(oldest, record.expires_at)
+            cached = len(self._records)
+        health = self._health.report()
+        instruments = self._instruments
+        l2 = self._l2
+        return ClientReading(
+            name=self.name,
+            cache={
+                "hit": self._hits + counters["slow_hits"],
+                "miss": counters["misses"],
+                "stale": counters["stale_served"],
+                "negative": counters["negative_hits"],
+            },
+            store_requests=dict(instruments.store_requests),
+            durations={op: h.copy() for op, h in list(instruments.durations.items())},
+            store_up=health.up,
+            last_refresh=instruments.last_refresh,
+            stale_age=now - oldest,
+            watch_connected=self._watch is not None and self._health.connected,
+            watch_events=instruments.watch_events,
+            watch_reconnects=instruments.watch_reconnects,
+            watch_lag=instruments.watch_lag.copy(),
+            coalesced=instruments.coalesced,
+            cached_keys=cached,
+            l2=None
+            if l2 is None
+            else L2Reading(
+                requests={
+                    "hit": l2.counters["l2_hits"],
+                    "miss": l2.counters["l2_misses"],
+                    "error": l2.counters["l2_errors"],
+                    "lock_timeout": l2.counters["l2_lock_timeouts"],
+                },
+                circuit_open=l2.breaker.is_open,
+                bus={"sent": l2.counters["bus_sent"], "received": l2.counters["bus_received"]},
+            ),
+        )
 
     def invalidate(self, key: str | None = None) -> None:
         """Forget ``key`` (or everything): the next read asks the store."""
@@ -963,6 +1218,10 @@ class Client:
         merged = {k: v for k, v in self._lkg_entries.items() if k not in current}
         merged.update(current)
         return merged
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from veltrix.log_events import event
+
 log = logging.getLogger("veltrix.health")
 
 
@@ -38,8 +40,25 @@ class HealthState(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class L2Health:
+    """The shared cache's part of :class:`Health`."""
+
+    #: The cache URL, redacted.
+    url: str
+    #: True while the circuit breaker bypasses the cache (reads go to the store).
+    circuit_open: bool
+    #: True while the invalidation bus listener is subscribed.
+    bus_connected: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
-    """What :meth:`veltrix.Client.health` reports."""
+    """What :meth:`veltrix.Client.health` reports.
+
+    The first four fields are the store's health state (also what
+    :meth:`veltrix.Client.on_health_change` listeners get); the others are filled
+    by :meth:`veltrix.Client.health` from the client's own view.
+    """
 
     state: HealthState
     #: Wall-clock time (``time.time()``) the store entered this state.
@@ -48,10 +67,46 @@ class Health:
     reason: str
     #: How many times the state changed since the client was built.
     transitions: int
+    #: True while the store's watch runs on a live connection; False while it is
+    #: lost; None when this client runs no watch (not started, off, or unsupported).
+    watch_connected: bool | None = None
+    #: Wall-clock time of the last successful read from the store; None before the first.
+    last_refresh: float | None = None
+    #: Seconds past its TTL of the oldest value being served stale (0.0: none).
+    oldest_stale_age: float = 0.0
+    #: The shared cache's state; None without one.
+    l2: L2Health | None = None
 
     @property
     def up(self) -> bool:
         return self.state is HealthState.UP
+
+    @property
+    def store_reachable(self) -> bool:
+        """The store answers (it may be slow): any state but ``down``."""
+        return self.state is not HealthState.DOWN
+
+    @property
+    def healthy(self) -> bool:
+        """Up, with its watch connected (if any) and the shared cache in use (if any)."""
+        return (
+            self.up
+            and self.watch_connected is not False
+            and (self.l2 is None or not self.l2.circuit_open)
+        )
+
+    def problems(self) -> list[str]:
+        """One line per reason :attr:`healthy` is False (empty when healthy)."""
+        found = []
+        if not self.up:
+            found.append(
+                f"store is {self.state}: {self.reason}" if self.reason else f"store is {self.state}"
+            )
+        if self.watch_connected is False:
+            found.append("watch disconnected")
+        if self.l2 is not None and self.l2.circuit_open:
+            found.append("shared cache unreachable (bypassed)")
+        return found
 
 
 class StoreHealth:
@@ -132,21 +187,30 @@ class StoreHealth:
             self._since = time.time()
             self._transitions += 1
         if state is HealthState.UP:
-            log.info("store %s is up again (was %s)", self.source, previous)
+            log.info(
+                "store %s is up again (was %s)",
+                self.source,
+                previous,
+                extra=event("veltrix.store.up", store=self.source, previous=str(previous)),
+            )
         else:
             log.warning(
                 "store %s is %s: %s; serving cached values without waiting",
                 self.source,
                 state,
                 reason,
+                extra=event(f"veltrix.store.{state}", store=self.source),
             )
         if self._listeners:
             report = self.report()
             for listener in self._listeners:
                 try:
                     listener(report)
-                except Exception:
-                    log.exception("health listener failed")
+                except Exception as exc:
+                    log.exception(
+                        "health listener failed",
+                        extra=event("veltrix.health.listener_failed", store=self.source, error=exc),
+                    )
 
 
-__all__ = ["Health", "HealthState", "StoreHealth"]
+__all__ = ["Health", "HealthState", "L2Health", "StoreHealth"]

@@ -32,7 +32,9 @@ from pathlib import Path
 from veltrix.backend import Entry
 from veltrix.errors import ConfigurationError
 from veltrix.keys import is_valid_key
+from veltrix.log_events import event
 from veltrix.secrets_crypto import SecretBox
+from veltrix.urls import redact_url
 
 log = logging.getLogger("veltrix.lkg")
 
@@ -71,20 +73,36 @@ class LastKnownGoodFile:
             return {}
         except (OSError, ValueError) as exc:
             log.warning(
-                "ignoring unreadable last-known-good file %s: %s", self.path, type(exc).__name__
+                "ignoring unreadable last-known-good file %s: %s",
+                self.path,
+                type(exc).__name__,
+                extra=event(
+                    "veltrix.last_known_good.unreadable", store=redact_url(self.store), error=exc
+                ),
             )
             return {}
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            log.warning("ignoring last-known-good file %s: not a %s file", self.path, FORMAT)
+            log.warning(
+                "ignoring last-known-good file %s: not a %s file",
+                self.path,
+                FORMAT,
+                extra=event("veltrix.last_known_good.unreadable", store=redact_url(self.store)),
+            )
             return {}
         if data.get("store") != self.store:
-            log.warning("ignoring last-known-good file %s: it belongs to another store", self.path)
+            log.warning(
+                "ignoring last-known-good file %s: it belongs to another store",
+                self.path,
+                extra=event("veltrix.last_known_good.other_store", store=redact_url(self.store)),
+            )
             return {}
         result: dict[str, tuple[Entry, float]] = {}
         entries = data.get("entries", {})
         if not isinstance(entries, dict):
             log.warning(
-                "ignoring last-known-good file %s: its entries are not a mapping", self.path
+                "ignoring last-known-good file %s: its entries are not a mapping",
+                self.path,
+                extra=event("veltrix.last_known_good.unreadable", store=redact_url(self.store)),
             )
             return {}
         for key, item in entries.items():
@@ -194,7 +212,16 @@ class LastKnownGoodWriter:
             self.writes += 1
         except (OSError, ValueError) as exc:
             self.failures += 1
-            log.warning("cannot write last-known-good file %s: %s", self.file.path, exc)
+            log.warning(
+                "cannot write last-known-good file %s: %s",
+                self.file.path,
+                exc,
+                extra=event(
+                    "veltrix.last_known_good.write_failed",
+                    store=redact_url(self.file.store),
+                    error=exc,
+                ),
+            )
 
     def close(self) -> None:
         self._stop.set()

@@ -39,6 +39,7 @@ from veltrix.backend import (
 )
 from veltrix.errors import ConfigurationError, UnsupportedOperationError, VeltrixError
 from veltrix.keys import normalize_prefix
+from veltrix.log_events import event
 
 log = logging.getLogger("veltrix.mirror")
 
@@ -135,7 +136,12 @@ class MirrorBackend:
             elif kind == "extra":
                 self._stats.extra_in_secondary += 1
             _remember(self._stats.mismatched_keys, key)
-        log.warning("mirror: %s differs between primary and secondary (%s)", key, kind)
+        log.warning(
+            "mirror: %s differs between primary and secondary (%s)",
+            key,
+            kind,
+            extra=event("veltrix.mirror.mismatch", key=key, difference=kind),
+        )
         if self._on_mismatch is not None:
             self._on_mismatch(key)
 
@@ -148,7 +154,12 @@ class MirrorBackend:
     def _shadow_error(self, what: str, exc: Exception) -> None:
         with self._lock:
             self._stats.secondary_read_errors += 1
-        log.warning("mirror: shadow %s on the secondary failed: %s", what, exc)
+        log.warning(
+            "mirror: shadow %s on the secondary failed: %s",
+            what,
+            exc,
+            extra=event("veltrix.mirror.shadow_failed", error=exc),
+        )
 
     def get(self, key: str) -> Entry | None:
         entry = self.primary.get(key)
@@ -202,7 +213,10 @@ class MirrorBackend:
             self._stats.secondary_write_errors += 1
             _remember(self._stats.unsynced_keys, key)
         log.warning(
-            "mirror: %s on the secondary failed (%s); backfill with veltrix migrate", what, exc
+            "mirror: %s on the secondary failed (%s); backfill with veltrix migrate",
+            what,
+            exc,
+            extra=event("veltrix.mirror.secondary_write_failed", error=exc),
         )
 
     def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:

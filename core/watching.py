@@ -20,6 +20,7 @@ from typing import Generic, Protocol, TypeVar, cast
 
 from veltrix.backend import Change, Entry
 from veltrix.keys import in_prefix
+from veltrix.log_events import FailureLog, event
 
 log = logging.getLogger("veltrix.watch")
 
@@ -73,8 +74,13 @@ class ChangeDispatcher(Generic[T]):
     def _deliver(self, item: T) -> None:
         try:
             self._on_change(item)
-        except Exception:
-            log.exception("watch callback failed for %s", getattr(item, "key", "a change"))
+        except Exception as exc:
+            key = getattr(item, "key", None)
+            log.exception(
+                "watch callback failed for %s",
+                key or "a change",
+                extra=event("veltrix.watch.callback_failed", key=key, error=exc),
+            )
 
     def _run(self) -> None:
         while True:
@@ -156,6 +162,7 @@ class PollingWatch:
         self._max_backoff = max(max_backoff, interval)
         self._stop = threading.Event()
         self._dispatcher = ChangeDispatcher(on_change, name=f"{name}-callbacks")
+        self._failures = FailureLog(log, "veltrix.watch.poll", store=name)
         self._known: dict[str, Entry] | None = dict(baseline) if baseline is not None else None
         if self._known is None:
             self._known = self._try_listing()
@@ -164,10 +171,12 @@ class PollingWatch:
 
     def _try_listing(self) -> dict[str, Entry] | None:
         try:
-            return dict(self._listing())
+            current = dict(self._listing())
         except Exception as exc:
-            log.warning("watch poll failed: %s", exc)
+            self._failures.failed("watch poll failed: %s", exc, error=exc)
             return None
+        self._failures.succeeded("watch poll works again")
+        return current
 
     def _run(self) -> None:
         delay = self._interval
@@ -273,16 +282,21 @@ class ChangeLogWatch:
 
     def _run(self) -> None:
         backoff = self._retry_backoff
+        failures = FailureLog(log, "veltrix.watch", store=self._where)
         try:
             while not self._stop.wait(self._poll_interval):
                 try:
                     self._poll()
                     backoff = self._retry_backoff
+                    failures.succeeded("watch on %s works again", self._where)
                 except self._errors as exc:
                     if self._stop.is_set():
                         break
-                    log.warning(
-                        "watch on %s failed, retrying: %s", self._where, self._describe_error(exc)
+                    failures.failed(
+                        "watch on %s failed, retrying: %s",
+                        self._where,
+                        self._describe_error(exc),
+                        error=exc,
                     )
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, self._max_backoff)

@@ -172,6 +172,7 @@ def test_help_and_backends() -> None:
     assert run("--help").returncode == 0
     listed = run("backends").stdout.decode()
     assert "zookeeper://" in listed and "veltrix[zookeeper]" in listed
+    assert "gcppm://  (pip install 'veltrix[gcp]')" in listed
 
 
 def test_without_the_cli_extra_the_command_says_what_to_install() -> None:
