@@ -58,7 +58,7 @@ from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.log_events import event
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value, prepare_batch
-from veltrix.watching import PollingWatch
+from veltrix.watching import PollingWatch, WatchSet
 
 log = logging.getLogger("veltrix.appconfig")
 
@@ -171,7 +171,7 @@ class AppConfigBackend:
         self._ids: tuple[str, str, str] | None = None
         self._profile_type: str | None = None
         self._profile_hosted = True
-        self._watches: list[PollingWatch] = []
+        self._watches: WatchSet[PollingWatch] = WatchSet()
         self._closed = False
         #: Calls made to AWS, for tests and benchmarks.
         self.calls: dict[str, int] = {"sessions": 0, "polls": 0, "empty_polls": 0, "control": 0}
@@ -366,20 +366,20 @@ class AppConfigBackend:
         entries = self._current().entries
         return iter([entries[k] for k in sorted(entries) if in_prefix(k, prefix)])
 
-    def _snapshot(self, prefix: str) -> Mapping[str, Entry]:
+    def _listing(self, prefix: str) -> Mapping[str, Entry]:
         entries = self._current().entries
         return {k: e for k, e in entries.items() if in_prefix(k, prefix)}
 
     def watch(self, prefix: str, on_change: Callable[[Change], None]) -> PollingWatch:
         prefix = normalize_prefix(prefix)
         watch = PollingWatch(
-            lambda: self._snapshot(prefix),
+            lambda: self._listing(prefix),
             on_change,
             interval=max(self.poll_interval, 0.05),
             name=f"veltrix-appconfig-watch-{self.profile}",
+            on_stop=self._watches.discard,
         )
-        self._watches.append(watch)
-        return watch
+        return self._watches.add(watch)
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -648,9 +648,7 @@ class AppConfigBackend:
     def close(self) -> None:
         if self._closed:
             return
-        for watch in self._watches:
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()
         self._closed = True
         self._control.close()
         self._data.close()

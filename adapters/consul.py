@@ -46,7 +46,7 @@ from veltrix.log_events import FailureLog, event
 from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value, prepare_batch
-from veltrix.watching import ChangeDispatcher, diff_snapshots
+from veltrix.watching import ChangeDispatcher, WatchSet, diff_listings
 
 log = logging.getLogger("veltrix.consul")
 
@@ -146,7 +146,7 @@ class ConsulBackend:
         self.watch_max_backoff = watch_max_backoff
         self._token = token if token is not None else (os.environ.get("CONSUL_HTTP_TOKEN") or None)
         self._closed = False
-        self._watches: list[_ConsulWatch] = []
+        self._watches: WatchSet[_ConsulWatch] = WatchSet()
         self._consul = self._new_client()
 
     # -- construction ------------------------------------------------------------------
@@ -570,16 +570,14 @@ class ConsulBackend:
         prefix = normalize_prefix(prefix)
         if self._closed:
             raise BackendUnavailableError(f"{self!r} is closed")
-        watch = _ConsulWatch(self, prefix, on_change)
-        self._watches.append(watch)
-        return watch
+        return self._watches.add(
+            _ConsulWatch(self, prefix, on_change, on_stop=self._watches.discard)
+        )
 
     def close(self) -> None:
         if self._closed:
             return
-        for watch in self._watches:
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()
         self._closed = True
         self._consul.http.session.close()
 
@@ -598,9 +596,15 @@ class _ConsulWatch:
     """
 
     def __init__(
-        self, backend: ConsulBackend, prefix: str, on_change: Callable[[Change], None]
+        self,
+        backend: ConsulBackend,
+        prefix: str,
+        on_change: Callable[[Change], None],
+        *,
+        on_stop: Callable[[_ConsulWatch], None],
     ) -> None:
         self._backend = backend
+        self._on_stop = on_stop
         self._prefix = prefix
         self._stop = threading.Event()
         # Its own connection pool: a blocking query holds a connection for minutes.
@@ -656,7 +660,7 @@ class _ConsulWatch:
                         "veltrix.watch.resynchronised", store=backend.url, key=self._prefix
                     ),
                 )
-            changes = diff_snapshots(self._known, current)
+            changes = diff_listings(self._known, current)
             for change in changes:
                 self._dispatcher.submit(change)
             quiet = not changes
@@ -673,6 +677,7 @@ class _ConsulWatch:
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=0.2)
         self._client.http.session.close()
+        self._on_stop(self)
 
 
 __all__ = ["MAX_TXN_OPS", "MAX_VALUE_BYTES", "ConsulBackend"]

@@ -91,7 +91,7 @@ from veltrix.keys import SEPARATOR, in_prefix, join, normalize_prefix, validate_
 from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_expected_version, check_value
-from veltrix.watching import PollingWatch
+from veltrix.watching import PollingWatch, WatchSet
 
 log = logging.getLogger("veltrix.gcppm")
 
@@ -196,7 +196,7 @@ class ParameterManagerBackend:
         self._poll_interval = poll_interval
         self._new_format = _FORMATS[new_format]
         self._closed = False
-        self._watches: list[PollingWatch] = []
+        self._watches: WatchSet[PollingWatch] = WatchSet()
         self._formats: dict[str, int] = {}  # parameter name -> format (immutable)
         self._formats_lock = threading.Lock()
         self._parent = f"projects/{project}/locations/{location}"
@@ -726,25 +726,23 @@ class ParameterManagerBackend:
     def watch(self, prefix: str, on_change: Callable[[Change], None]) -> PollingWatch:
         prefix = normalize_prefix(prefix)
 
-        def snapshot() -> dict[str, Entry]:
+        def listing() -> dict[str, Entry]:
             return {entry.key: entry for entry in self._list(prefix)}
 
         watch = PollingWatch(
-            snapshot,
+            listing,
             on_change,
             interval=self._poll_interval,
             name=f"veltrix-gcppm-watch-{join(self.prefix, prefix) or '/'}",
             max_backoff=max(30.0, self._poll_interval),
+            on_stop=self._watches.discard,
         )
-        self._watches.append(watch)
-        return watch
+        return self._watches.add(watch)
 
     def close(self) -> None:
         if self._closed:
             return
-        for watch in self._watches:
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()
         self._closed = True
         try:
             self._client.transport.close()  # type: ignore[no-untyped-call]

@@ -79,7 +79,7 @@ from veltrix.log_events import event
 from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value as check_size
-from veltrix.watching import PollingWatch
+from veltrix.watching import PollingWatch, WatchSet
 
 log = logging.getLogger("veltrix.gcpsm")
 
@@ -231,7 +231,7 @@ class SecretManagerBackend:
         self._retain = retain
         self._retention = retention
         self._closed = False
-        self._watches: list[PollingWatch] = []
+        self._watches: WatchSet[PollingWatch] = WatchSet()
         self._parent = f"projects/{project}" + (f"/locations/{location}" if location else "")
         self._retry = gretry.Retry(
             predicate=gretry.if_exception_type(*_RETRYABLE),
@@ -696,25 +696,23 @@ class SecretManagerBackend:
         prefix = normalize_prefix(prefix)
         full_prefix = join(self.prefix, prefix)
 
-        def snapshot() -> dict[str, Entry]:
+        def listing() -> dict[str, Entry]:
             return {entry.key: entry for entry in self._list(full_prefix)}
 
         watch = PollingWatch(
-            snapshot,
+            listing,
             on_change,
             interval=self._poll_interval,
             name=f"veltrix-gcpsm-watch-{full_prefix or '/'}",
             max_backoff=max(30.0, self._poll_interval),
+            on_stop=self._watches.discard,
         )
-        self._watches.append(watch)
-        return watch
+        return self._watches.add(watch)
 
     def close(self) -> None:
         if self._closed:
             return
-        for watch in self._watches:
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()
         self._closed = True
         try:
             self._client.transport.close()  # type: ignore[no-untyped-call]

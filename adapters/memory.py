@@ -19,7 +19,7 @@ from veltrix.errors import ConfigurationError
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_expected_version, check_value
-from veltrix.watching import ChangeDispatcher
+from veltrix.watching import ChangeDispatcher, WatchSet
 
 DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
 
@@ -44,15 +44,24 @@ _named_lock = threading.Lock()
 
 
 class _MemoryWatch:
-    def __init__(self, store: _Store, prefix: str, dispatcher: ChangeDispatcher[Change]) -> None:
+    def __init__(
+        self,
+        store: _Store,
+        prefix: str,
+        dispatcher: ChangeDispatcher[Change],
+        *,
+        on_stop: Callable[[_MemoryWatch], None],
+    ) -> None:
         self._store = store
         self._item = (prefix, dispatcher)
+        self._on_stop = on_stop
 
     def stop(self) -> None:
         with self._store.lock:
             if self._item in self._store.watchers:
                 self._store.watchers.remove(self._item)
         self._item[1].stop()
+        self._on_stop(self)
 
 
 class MemoryBackend:
@@ -71,7 +80,7 @@ class MemoryBackend:
         else:
             store = _Store()
         self._store = store
-        self._watches: list[_MemoryWatch] = []
+        self._watches: WatchSet[_MemoryWatch] = WatchSet()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -134,11 +143,9 @@ class MemoryBackend:
         )
         with self._store.lock:
             self._store.watchers.append((prefix, dispatcher))
-        watch = _MemoryWatch(self._store, prefix, dispatcher)
-        self._watches.append(watch)
-        return watch
+        return self._watches.add(
+            _MemoryWatch(self._store, prefix, dispatcher, on_stop=self._watches.discard)
+        )
 
     def close(self) -> None:
-        for watch in self._watches:
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Self
@@ -49,7 +48,6 @@ from veltrix.errors import (
     VeltrixError,
 )
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
-from veltrix.log_events import FailureLog
 from veltrix.redis_connect import (
     ALL_ERRORS,
     AUTH_ERRORS,
@@ -62,7 +60,7 @@ from veltrix.redis_connect import (
 )
 from veltrix.urls import Options, parse_url, redact_url
 from veltrix.values import check_expected_version, check_value, prepare_batch
-from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
+from veltrix.watching import ChangeLogWatch, ChangeRecord, WatchSet
 
 log = logging.getLogger("veltrix.redis")
 
@@ -115,7 +113,7 @@ class RedisBackend:
         self._log_size = log_size
         self._block = block
         self._connect_watch = connect_watch
-        self._watches: list[_RedisWatch] = []
+        self._watches: WatchSet[ChangeLogWatch] = WatchSet()
         self._closed = False
 
     @classmethod
@@ -407,47 +405,51 @@ class RedisBackend:
 
     # -- watch -----------------------------------------------------------------------
 
-    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> _RedisWatch:
+    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> ChangeLogWatch:
+        """Follows the namespace's change log from the revision it starts at."""
         prefix = normalize_prefix(prefix)
         if self._connect_watch is None:  # pragma: no cover - from_url always sets it
             raise ConfigurationError(f"{self!r} was not opened from a URL and cannot watch")
-        watch = _RedisWatch(self, prefix, on_change, self._connect_watch)
-        self._watches.append(watch)
-        return watch
+        changes = _RedisChangeLog(self, prefix, self._connect_watch())
+        try:
+            start = self._call("watch", changes.baseline)
+        except BaseException:
+            changes.close()
+            raise
+        return self._watches.add(
+            ChangeLogWatch(
+                changes,
+                prefix,
+                on_change,
+                start=start,
+                name=f"veltrix-redis-watch-{prefix}",
+                where=redact_url(self.url),
+                errors=_WATCH_ERRORS,
+                join_timeout=self._block + 5,
+                on_stop=self._watches.discard,
+            )
+        )
 
     def close(self) -> None:
         if self._closed:
             return
-        for watch in self._watches:
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()
         self._closed = True
         with contextlib.suppress(*ALL_ERRORS):
             self._r.close()
 
 
-class _RedisWatch:
-    """Follows the namespace's change log from the revision it started at."""
+class _RedisChangeLog:
+    """The namespace's change-log stream as a :class:`veltrix.watching.ChangeLog`, on
+    a connection of its own; a read blocks up to ``watch_block`` seconds. Each record
+    carries the key's state as of that change."""
 
-    def __init__(
-        self,
-        backend: RedisBackend,
-        prefix: str,
-        on_change: Callable[[Change], None],
-        connect_watch: Callable[[], Any],
-    ) -> None:
+    def __init__(self, backend: RedisBackend, prefix: str, r: Any) -> None:
         self._backend = backend
         self._prefix = prefix
-        self._r: Any = connect_watch()
-        self._stop = threading.Event()
-        self._dispatcher = ChangeDispatcher(on_change, name=f"veltrix-redis-watch-{prefix}")
-        self._rev, self._known = backend._call("watch", self._baseline)
-        self._thread = threading.Thread(
-            target=self._run, name=f"veltrix-redis-watch-{prefix}", daemon=True
-        )
-        self._thread.start()
+        self._r = r
 
-    def _baseline(self) -> tuple[int, dict[str, Entry]]:
+    def baseline(self) -> tuple[int, dict[str, Entry]]:
         """The current revision and the entries under the prefix, consistently."""
         backend = self._backend
         while True:
@@ -456,75 +458,29 @@ class _RedisWatch:
             if int(self._r.get(backend._rev) or 0) == rev:
                 return rev, known
 
-    def _run(self) -> None:
-        backoff = 0.05
-        store = redact_url(self._backend.url)
-        failures = FailureLog(log, "veltrix.watch", store=store)
-        while not self._stop.is_set():
-            try:
-                self._poll()
-                backoff = 0.05
-                failures.succeeded("redis watch on %s works again", store)
-            except _WATCH_ERRORS as exc:
-                if self._stop.is_set():
-                    break
-                failures.failed(
-                    "redis watch on %s failed, retrying: %s", store, type(exc).__name__, error=exc
-                )
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 2.0)
-        with contextlib.suppress(*ALL_ERRORS):
-            self._r.close()
-
-    def _poll(self) -> None:
+    def read_after(self, revision: int) -> list[ChangeRecord] | None:
         backend = self._backend
         block_ms = int(backend._block * 1000)
-        reply = self._r.xread({backend._log: f"0-{self._rev}"}, count=1000, block=block_ms)
-        if self._stop.is_set():
-            return
+        reply = self._r.xread({backend._log: f"0-{revision}"}, count=1000, block=block_ms)
         if not reply:
             # Idle: a revision below ours means Redis lost its data (restart, FLUSHDB).
-            if int(self._r.get(backend._rev) or 0) < self._rev:
-                self._resync()
-            return
-        _, items = reply[0]
-        for entry_id, fields in items:
-            rev = int(entry_id.decode().split("-", 1)[1])
-            if rev != self._rev + 1:  # the log was trimmed past us: diff instead
-                self._resync()
-                return
-            self._rev = rev
+            return None if int(self._r.get(backend._rev) or 0) < revision else []
+        records: list[ChangeRecord] = []
+        for entry_id, fields in reply[0][1]:
             key = fields[b"k"].decode()
-            if not in_prefix(key, self._prefix):
-                continue
-            if fields.get(b"d"):
-                self._emit(key, None)
-            else:
-                self._emit(key, backend._entry(key, fields))
+            deleted = fields.get(b"d") or not in_prefix(key, self._prefix)
+            records.append(
+                (
+                    int(entry_id.decode().split("-", 1)[1]),
+                    key,
+                    None if deleted else backend._entry(key, fields),
+                )
+            )
+        return records
 
-    def _emit(self, key: str, entry: Entry | None) -> None:
-        emit_if_changed(self._known, self._dispatcher, key, entry)
-
-    def _resync(self) -> None:
-        rev, current = self._baseline()
-        changes = diff_snapshots(self._known, current)
-        if rev < self._rev:  # data lost: versions restart, compare values too
-            changes = [
-                Change(k, e)
-                for k, e in sorted(current.items())
-                if k not in self._known or self._known[k].value != e.value
-            ] + [Change(k, None) for k in sorted(self._known) if k not in current]
-        for change in changes:
-            self._dispatcher.submit(change)
-        self._rev, self._known = rev, current
-
-    def stop(self) -> None:
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=self._backend._block + 5)
-        self._dispatcher.stop()
+    def close(self) -> None:
+        with contextlib.suppress(*ALL_ERRORS):
+            self._r.close()
 
 
 __all__ = ["RedisBackend"]

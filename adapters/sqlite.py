@@ -36,11 +36,10 @@ from veltrix.errors import (
     ValueTooLargeError,
 )
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
-from veltrix.log_events import FailureLog
 from veltrix.registry import default_path
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_expected_version, check_value
-from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
+from veltrix.watching import ChangeLogWatch, ChangeRecord, WatchSet
 
 log = logging.getLogger("veltrix.sqlite")
 
@@ -91,7 +90,7 @@ class SQLiteBackend:
         self._busy_timeout = busy_timeout
         self._poll_interval = poll_interval
         self._lock = threading.Lock()
-        self._watches: list[_SQLiteWatch] = []
+        self._watches: WatchSet[ChangeLogWatch] = WatchSet()
         self._closed = False
         self._check_can_open(create)
         try:
@@ -266,112 +265,82 @@ class SQLiteBackend:
         result: bool = self._write(key, apply)
         return result
 
-    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> _SQLiteWatch:
+    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> ChangeLogWatch:
+        """Polls the change log every ``poll_interval`` for records newer than the last
+        one delivered; a gap in the log (pruned while this watcher was slow) falls
+        back to a full diff instead of losing changes."""
         prefix = normalize_prefix(prefix)
-        watch = _SQLiteWatch(self, prefix, on_change)
-        self._watches.append(watch)
-        return watch
+        changes = _SQLiteChangeLog(self, prefix)
+        try:
+            start = changes.baseline()
+        except BaseException:
+            changes.close()
+            raise
+        return self._watches.add(
+            ChangeLogWatch(
+                changes,
+                prefix,
+                on_change,
+                start=start,
+                name=f"veltrix-sqlite-watch-{prefix}",
+                where=self.url,
+                errors=(sqlite3.Error,),
+                describe_error=str,
+                poll_interval=self._poll_interval,
+                coalesce=True,
+                retry_backoff=0.0,
+                on_stop=self._watches.discard,
+            )
+        )
 
     def close(self) -> None:
         if self._closed:
             return
-        for watch in self._watches:
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()
         with self._lock:
             self._closed = True
             self._conn.close()
 
 
-class _SQLiteWatch:
-    """Polls the change log for records newer than the last one delivered.
+class _SQLiteChangeLog:
+    """The ``changes`` table as a :class:`veltrix.watching.ChangeLog`, on a connection
+    of its own. Each record carries the key's *current* row (one consistent query
+    joins them), so the watch coalesces per read."""
 
-    Keeps the versions it has delivered so a gap in the change log (pruned while
-    this watcher was slow) falls back to a full diff instead of losing changes.
-    """
-
-    def __init__(
-        self, backend: SQLiteBackend, prefix: str, on_change: Callable[[Change], None]
-    ) -> None:
+    def __init__(self, backend: SQLiteBackend, prefix: str) -> None:
         self._backend = backend
         self._prefix = prefix
-        self._stop = threading.Event()
-        self._dispatcher = ChangeDispatcher(on_change, name=f"veltrix-sqlite-watch-{prefix}")
         self._conn = backend._connect()
-        self._conn.execute("BEGIN")
+
+    def baseline(self) -> tuple[int, dict[str, Entry]]:
+        conn = self._conn
+        conn.execute("BEGIN")
         try:
-            row = self._conn.execute("SELECT COALESCE(MAX(rev), 0) FROM changes").fetchone()
-            self._rev: int = row[0]
-            self._known = {
-                e.key: e
-                for e in (backend._entry(*r) for r in backend._list_rows(self._conn, prefix))
-            }
+            rev: int = conn.execute("SELECT COALESCE(MAX(rev), 0) FROM changes").fetchone()[0]
+            rows = self._backend._list_rows(conn, self._prefix)
         finally:
-            self._conn.execute("COMMIT")
-        self._thread = threading.Thread(
-            target=self._run, name=f"veltrix-sqlite-watch-{prefix}", daemon=True
-        )
-        self._thread.start()
+            conn.execute("COMMIT")
+        return rev, {e.key: e for e in (self._backend._entry(*r) for r in rows)}
 
-    def _run(self) -> None:
-        failures = FailureLog(log, "veltrix.watch", store=self._backend.url)
-        while not self._stop.wait(self._backend._poll_interval):
-            try:
-                self._poll()
-            except sqlite3.Error as exc:
-                failures.failed(
-                    "sqlite watch on %s failed, retrying: %s", self._backend.path, exc, error=exc
-                )
-            else:
-                failures.succeeded("sqlite watch on %s works again", self._backend.path)
-        self._conn.close()
-
-    def _poll(self) -> None:
+    def read_after(self, revision: int) -> list[ChangeRecord]:
         # One statement (one consistent snapshot, one GIL round trip): every change
         # since the last one seen, joined with the key's current row.
         rows = self._conn.execute(
             "SELECT c.rev, c.key, e.value, e.version, e.content_type FROM changes c "
             "LEFT JOIN entries e ON e.key = c.key WHERE c.rev > ? ORDER BY c.rev",
-            (self._rev,),
+            (revision,),
         ).fetchall()
-        if not rows:
-            return
-        if rows[0][0] > self._rev + 1:  # the change log was pruned past us
-            self._resync()
-            return
-        latest: dict[str, Entry | None] = {}
-        for rev, key, value, version, content_type in rows:
-            self._rev = rev
-            if in_prefix(key, self._prefix):
-                latest.pop(key, None)  # keep keys ordered by their latest change
-                latest[key] = (
-                    None
-                    if version is None
-                    else self._backend._entry(key, value, version, content_type)
-                )
-        for key, entry in latest.items():
-            self._emit(key, entry)
+        entry = self._backend._entry
+        return [
+            (
+                rev,
+                key,
+                None
+                if version is None or not in_prefix(key, self._prefix)
+                else entry(key, value, version, content_type),
+            )
+            for rev, key, value, version, content_type in rows
+        ]
 
-    def _emit(self, key: str, entry: Entry | None) -> None:
-        emit_if_changed(self._known, self._dispatcher, key, entry)
-
-    def _resync(self) -> None:
-        conn = self._conn
-        conn.execute("BEGIN")
-        try:
-            self._rev = conn.execute("SELECT COALESCE(MAX(rev), 0) FROM changes").fetchone()[0]
-            rows = self._backend._list_rows(conn, self._prefix)
-        finally:
-            conn.execute("COMMIT")
-        current = {e.key: e for e in (self._backend._entry(*r) for r in rows)}
-        for change in diff_snapshots(self._known, current):
-            self._dispatcher.submit(change)
-        self._known = current
-
-    def stop(self) -> None:
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)
-        self._dispatcher.stop()
+    def close(self) -> None:
+        self._conn.close()

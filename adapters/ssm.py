@@ -43,7 +43,7 @@ from veltrix.log_events import event
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_expected_version
 from veltrix.values import check_value as check_size
-from veltrix.watching import PollingWatch
+from veltrix.watching import PollingWatch, WatchSet
 
 log = logging.getLogger("veltrix.ssm")
 
@@ -117,7 +117,7 @@ class SSMBackend:
             max_attempts=max_attempts,
             where=self.url,
         )
-        self._watches: list[PollingWatch] = []
+        self._watches: WatchSet[PollingWatch] = WatchSet()
         self._closed = False
 
     @property
@@ -274,9 +274,9 @@ class SSMBackend:
             on_change,
             interval=self.poll_interval,
             name=f"veltrix-ssm-watch-{prefix}",
+            on_stop=self._watches.discard,
         )
-        self._watches.append(watch)
-        return watch
+        return self._watches.add(watch)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -332,9 +332,7 @@ class SSMBackend:
     def close(self) -> None:
         if self._closed:
             return
-        for watch in self._watches:
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()
         self._closed = True
         self._client.close()
 

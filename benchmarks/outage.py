@@ -19,7 +19,7 @@ taken away for real and brought back:
 Measured per phase (before / outage / after): reads completed, failed reads, max
 and p99 read latency, stale serves; then the recovery time (a value written by
 another client after the restart until a reader sees it) and the cold start: a
-new client with a disk snapshot of 1,000 keys, built while the store is down,
+new client with a last-known-good file of 1,000 keys, built while the store is down,
 serving all of them, and how long a key it never held takes to fail.
 
 Redis and the Consul test server keep their data in memory (Redis is told to SAVE
@@ -372,18 +372,20 @@ def run_outage(
 
 
 def run_cold_start(target: Target, *, keys: int = 1000) -> dict[str, Any]:
-    """Time to serve ``keys`` snapshot keys from a client built while the store is down."""
+    """Time to serve ``keys`` last-known-good keys from a client built while the store is down."""
     names = [f"cold/k{i:04d}" for i in range(keys)]
     with tempfile.TemporaryDirectory() as directory:
-        snapshot = Path(directory) / "lkg.json"
+        lkg_file = Path(directory) / "lkg.json"
         _seed(target.url, names, lambda key: f"v-{key}")
-        with Client(target.url, cache=CachePolicy(ttl=60), snapshot_path=snapshot) as warm:
+        with Client(target.url, cache=CachePolicy(ttl=60), last_known_good_path=lkg_file) as warm:
             for key in names:
                 warm.get(key)
         target.kill()
         try:
             started = time.perf_counter()
-            with Client(target.url, cache=CachePolicy(ttl=60), snapshot_path=snapshot) as cold:
+            with Client(
+                target.url, cache=CachePolicy(ttl=60), last_known_good_path=lkg_file
+            ) as cold:
                 built = time.perf_counter() - started
                 wrong = sum(cold.get(key) != f"v-{key}" for key in names)
                 served = time.perf_counter() - started
@@ -394,7 +396,7 @@ def run_cold_start(target: Target, *, keys: int = 1000) -> dict[str, Any]:
                 except Exception as exc:
                     unknown_error = type(exc).__name__
                 unknown = time.perf_counter() - unknown_started
-                snapshot_served = cold.stats()["snapshot_served"]
+                last_known_good_served = cold.stats()["last_known_good_served"]
         finally:
             target.restart()
     return {
@@ -403,7 +405,7 @@ def run_cold_start(target: Target, *, keys: int = 1000) -> dict[str, Any]:
         "build_s": round(built, 4),
         "serve_all_s": round(served, 4),
         "wrong_values": wrong,
-        "snapshot_served": snapshot_served,
+        "last_known_good_served": last_known_good_served,
         "never_held_error": unknown_error,
         "never_held_s": round(unknown, 3),
     }
@@ -459,7 +461,7 @@ def markdown(data: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| store | cold start: 1,000 snapshot keys served in | wrong values "
+        "| store | cold start: 1,000 last-known-good keys served in | wrong values "
         "| a never-held key fails in |",
         "|---|---|---|---|",
     ]

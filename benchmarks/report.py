@@ -28,7 +28,7 @@ TARGETS = {
     "memory": "<= 250 bytes per cached key",
     "outage_failed": "0 failed reads while the store is down",
     "outage_latency": "max read during an outage <= 50 ms (paced readers)",
-    "cold_start": "cold start <= 1 s for 1,000 snapshot keys, store down",
+    "cold_start": "cold start <= 1 s for 1,000 last-known-good keys, store down",
     "recovery": "recovery <= 2 s after the store returns",
 }
 TARGET_P99 = 50.0

@@ -1,5 +1,5 @@
 """``python -m veltrix``: the command line."""
 
-from veltrix.cli import main
+from veltrix.console import main
 
 main()

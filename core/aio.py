@@ -1,7 +1,7 @@
 """``veltrix.aio.AsyncClient``: the caching client for asyncio code.
 
 It is a :class:`veltrix.Client` underneath, so policy, errors, the shared cache,
-the disk snapshot, store health and watches are the same. What differs is where
+the last-known-good file, store health and watches are the same. What differs is where
 the waiting happens:
 
 - a hit reads the client's fresh dicts directly inside the coroutine: no thread
@@ -26,12 +26,11 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any, Self, TypeVar
 
 from veltrix.backend import AbsentType, Backend, Change, Entry
-from veltrix.client import Client
+from veltrix.client import _NO_DEFAULT, Client
 from veltrix.errors import ConfigurationError, InvalidKeyError, KeyNotFoundError
 from veltrix.keys import validate_key
 
 T = TypeVar("T")
-_NO_DEFAULT: Any = object()
 
 
 class AsyncClient:

@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -67,7 +68,7 @@ from veltrix.registry import default_url, open_backend
 from veltrix.watching import ChangeDispatcher, InlineCallback
 
 if TYPE_CHECKING:
-    from veltrix.lkg import SnapshotWriter
+    from veltrix.lkg import LastKnownGoodWriter
     from veltrix.shared_cache import BusMessage, SharedCache
 
 log = logging.getLogger("veltrix.client")
@@ -77,6 +78,8 @@ T = TypeVar("T")
 
 #: Distinct Record.meta tuples interned per client (more are kept per key, uninterned).
 _MAX_METAS = 4096
+#: ``default`` when the caller gave none (a missing key then raises). The other marker
+#: is :data:`veltrix.Absent`: "the key is not there".
 _NO_DEFAULT: Any = object()
 
 
@@ -117,6 +120,33 @@ class _Subscription:
         self.stop()
 
 
+def _old_lkg_name(options: dict[str, Any], path: Any) -> Any:
+    """``path``, or ``Client(snapshot_path=)`` (the 0.1.0 name of ``last_known_good_path=``)."""
+    if "snapshot_path" not in options:
+        return path
+    warnings.warn(
+        "Client(snapshot_path=) is now Client(last_known_good_path=)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    old = options.pop("snapshot_path")
+    return old if path is None else path
+
+
+def _open_store(store: str | Backend | None, options: dict[str, Any]) -> Backend:
+    """The backend a client reads: opened from a URL (the default store's without one),
+    or the instance it was given."""
+    if store is None:
+        store = default_url()
+    if isinstance(store, str):
+        return open_backend(store, **options)
+    if options:
+        raise ConfigurationError("store options go with a URL, not a backend instance")
+    if not callable(getattr(store, "get", None)) or not callable(getattr(store, "close", None)):
+        raise ConfigurationError(f"not a store URL or backend: {type(store).__name__}")
+    return store
+
+
 class Client:
     """A caching configuration client.
 
@@ -132,26 +162,15 @@ class Client:
         cache: CachePolicy | None = None,
         secret_prefixes: Iterable[str] = (),
         cache_url: str | None = None,
-        snapshot_path: str | os.PathLike[str] | None = None,
+        last_known_good_path: str | os.PathLike[str] | None = None,
         name: str | None = None,
         **options: Any,
     ) -> None:
+        last_known_good_path = _old_lkg_name(options, last_known_good_path)
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ConfigurationError("a client name must be a non-empty string")
-        if store is None:
-            store = default_url()
-        if isinstance(store, str):
-            self._backend: Backend = open_backend(store, **options)
-            self._owns_backend = True
-        else:
-            if options:
-                raise ConfigurationError("store options go with a URL, not a backend instance")
-            if not callable(getattr(store, "get", None)) or not callable(
-                getattr(store, "close", None)
-            ):
-                raise ConfigurationError(f"not a store URL or backend: {type(store).__name__}")
-            self._backend = store
-            self._owns_backend = False
+        self._backend: Backend = _open_store(store, options)
+        self._owns_backend = store is None or isinstance(store, str)  # opened here: closed here
         if cache is not None and not isinstance(cache, CachePolicy):
             raise ConfigurationError("cache must be a veltrix.CachePolicy")
         self.policy = cache or CachePolicy()
@@ -209,21 +228,21 @@ class Client:
         self._count_hits(False)
         track(self)
         # Optional shared cache (L2) and disk last-known-good: slow path only.
-        self._setup_shared(cache_url, snapshot_path)
+        self._setup_shared(cache_url, last_known_good_path)
 
-    def _setup_shared(self, cache_url: str | None, snapshot_path: Any) -> None:
+    def _setup_shared(self, cache_url: str | None, last_known_good_path: Any) -> None:
         self._l2: SharedCache | None = None
-        self._lkg: SnapshotWriter | None = None
+        self._lkg: LastKnownGoodWriter | None = None
         self._lkg_entries: dict[str, tuple[Entry, float]] = {}
-        if cache_url is None and snapshot_path is None:
+        if cache_url is None and last_known_good_path is None:
             return
         try:
-            self._open_shared(cache_url, snapshot_path)
+            self._open_shared(cache_url, last_known_good_path)
         except BaseException:
             self.close()
             raise
 
-    def _open_shared(self, cache_url: str | None, snapshot_path: Any) -> None:
+    def _open_shared(self, cache_url: str | None, last_known_good_path: Any) -> None:
         from veltrix.secrets_crypto import box_from_env
 
         box = box_from_env()
@@ -232,7 +251,7 @@ class Client:
             from veltrix.shared_cache import SharedCache
 
             self._counters.update(
-                dict.fromkeys(("bus_invalidations", "bus_updates", "snapshot_served"), 0)
+                dict.fromkeys(("bus_invalidations", "bus_updates", "last_known_good_served"), 0)
             )
             self._l2 = SharedCache(
                 cache_url,
@@ -243,24 +262,26 @@ class Client:
                 on_message=self._on_bus,
                 on_reconnect=self._on_bus_reconnect,
             )
-        if snapshot_path is not None:
-            from veltrix.lkg import SnapshotFile, SnapshotWriter
+        if last_known_good_path is not None:
+            from veltrix.lkg import LastKnownGoodFile, LastKnownGoodWriter
 
-            self._counters.setdefault("snapshot_served", 0)
-            snapshot = SnapshotFile(
-                snapshot_path, store=store_id, box=box, is_secret=self.is_secret
+            self._counters.setdefault("last_known_good_served", 0)
+            lkg_file = LastKnownGoodFile(
+                last_known_good_path, store=store_id, box=box, is_secret=self.is_secret
             )
-            self._lkg_entries = snapshot.load()
+            self._lkg_entries = lkg_file.load()
             if self._lkg_entries:
                 log.info(
                     "loaded %d last-known-good values from %s",
                     len(self._lkg_entries),
-                    snapshot.path,
+                    lkg_file.path,
                     extra=event(
-                        "veltrix.snapshot.loaded", store=self.source, keys=len(self._lkg_entries)
+                        "veltrix.last_known_good.loaded",
+                        store=self.source,
+                        keys=len(self._lkg_entries),
                     ),
                 )
-            self._lkg = SnapshotWriter(snapshot, self._snapshot_entries)
+            self._lkg = LastKnownGoodWriter(lkg_file, self._last_known_good_entries)
 
     # -- construction helpers ---------------------------------------------------------
 
@@ -479,7 +500,7 @@ class Client:
         record = self._records.get(key)
         if record is None:
             if key in self._lkg_entries:
-                return self._from_snapshot(key)
+                return self._from_last_known_good(key)
             return self._fetch(key)
         now = monotonic()
         state = self.policy.state(record, now)
@@ -547,7 +568,7 @@ class Client:
             self._stale_keys[token] = None
         return stale
 
-    def _from_snapshot(self, key: str) -> Record:
+    def _from_last_known_good(self, key: str) -> Record:
         """Cold start: the disk last-known-good value stands in as an expired record."""
         entry, fetched_wall = self._lkg_entries[key]
         now = monotonic()
@@ -563,12 +584,12 @@ class Client:
             return self._lookup(key)
         result = self._refresh_or_stale(key, lambda: self._load(key), record)
         if result is record:
-            self._counters["snapshot_served"] += 1
+            self._counters["last_known_good_served"] += 1
             log.debug(
-                "serving %r from the disk snapshot (fetched %.0fs ago)",
+                "serving %r from the last-known-good file (fetched %.0fs ago)",
                 key,
                 age,
-                extra=event("veltrix.snapshot.served", store=self.source, key=key),
+                extra=event("veltrix.last_known_good.served", store=self.source, key=key),
             )
         return result
 
@@ -1190,8 +1211,8 @@ class Client:
                 for token in self._model_prefixes:
                     self._model_generation[token] = self._model_generation.get(token, 0) + 1
 
-    def _snapshot_entries(self) -> dict[str, tuple[Entry, float]]:
-        """What the disk snapshot keeps: every cached value, with wall-clock fetch times.
+    def _last_known_good_entries(self) -> dict[str, tuple[Entry, float]]:
+        """What the last-known-good file keeps: every cached value, with wall-clock fetch times.
 
         A record keeps only its expiry; it was fetched one TTL before that (an entry
         from L2 expires one TTL after the fleet fetched it, so this is its first fetch).

@@ -1,19 +1,19 @@
-"""Disk last-known-good: a snapshot of the client's cache for cold starts during an outage.
+"""The last-known-good file: the client's cache on disk, for cold starts during an outage.
 
-With ``Client(..., snapshot_path=...)`` the client writes what it has fetched to
+With ``Client(..., last_known_good_path=...)`` the client writes what it has fetched to
 one JSON file, off the hot path: installs only set a flag, and a background
 thread writes at most once per ``interval`` seconds (and once more on close).
 Each write is atomic: a temporary file in the same directory, ``fsync``, rename
 over the old file, ``fsync`` of the directory, so a crash leaves either the old
-snapshot or the new one, never a torn file.
+file or the new one, never a torn file.
 
-A process that starts while its store is down loads the snapshot and serves its
+A process that starts while its store is down loads the file and serves its
 values as stale (``stale_if_error`` and ``max_stale`` apply, counted from when the
-value was fetched), counting ``snapshot_served``; the store's health state (see
+value was fetched), counting ``last_known_good_served``; the store's health state (see
 :mod:`veltrix.health`) makes sure only the first read waits for the dead store.
 
 Secret values are sealed with the cache key (:mod:`veltrix.secrets_crypto`) or
-left out of the snapshot when no key is configured.
+left out of the file when no key is configured.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ log = logging.getLogger("veltrix.lkg")
 FORMAT = "veltrix-lkg/1"
 
 
-class SnapshotFile:
-    """Reads and atomically writes one snapshot file."""
+class LastKnownGoodFile:
+    """Reads and atomically writes one last-known-good file."""
 
     def __init__(
         self,
@@ -56,7 +56,7 @@ class SnapshotFile:
             self.path = Path(path)
         except TypeError:
             raise ConfigurationError(
-                f"snapshot_path must be a path, not a {type(path).__name__}"
+                f"last_known_good_path must be a path, not a {type(path).__name__}"
             ) from None
         self.store = store
         self._box = box
@@ -73,34 +73,36 @@ class SnapshotFile:
             return {}
         except (OSError, ValueError) as exc:
             log.warning(
-                "ignoring unreadable snapshot %s: %s",
+                "ignoring unreadable last-known-good file %s: %s",
                 self.path,
                 type(exc).__name__,
-                extra=event("veltrix.snapshot.unreadable", store=redact_url(self.store), error=exc),
+                extra=event(
+                    "veltrix.last_known_good.unreadable", store=redact_url(self.store), error=exc
+                ),
             )
             return {}
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             log.warning(
-                "ignoring snapshot %s: not a %s file",
+                "ignoring last-known-good file %s: not a %s file",
                 self.path,
                 FORMAT,
-                extra=event("veltrix.snapshot.unreadable", store=redact_url(self.store)),
+                extra=event("veltrix.last_known_good.unreadable", store=redact_url(self.store)),
             )
             return {}
         if data.get("store") != self.store:
             log.warning(
-                "ignoring snapshot %s: it belongs to another store",
+                "ignoring last-known-good file %s: it belongs to another store",
                 self.path,
-                extra=event("veltrix.snapshot.other_store", store=redact_url(self.store)),
+                extra=event("veltrix.last_known_good.other_store", store=redact_url(self.store)),
             )
             return {}
         result: dict[str, tuple[Entry, float]] = {}
         entries = data.get("entries", {})
         if not isinstance(entries, dict):
             log.warning(
-                "ignoring snapshot %s: its entries are not a mapping",
+                "ignoring last-known-good file %s: its entries are not a mapping",
                 self.path,
-                extra=event("veltrix.snapshot.unreadable", store=redact_url(self.store)),
+                extra=event("veltrix.last_known_good.unreadable", store=redact_url(self.store)),
             )
             return {}
         for key, item in entries.items():
@@ -170,17 +172,17 @@ class SnapshotFile:
         return len(out)
 
 
-class SnapshotWriter:
-    """Writes ``collect()`` to a :class:`SnapshotFile` when marked dirty, at most every ``interval``."""
+class LastKnownGoodWriter:
+    """Writes ``collect()`` to a :class:`LastKnownGoodFile` when marked dirty, at most every ``interval``."""
 
     def __init__(
         self,
-        snapshot: SnapshotFile,
+        file: LastKnownGoodFile,
         collect: Callable[[], dict[str, tuple[Entry, float]]],
         *,
         interval: float = 1.0,
     ) -> None:
-        self.snapshot = snapshot
+        self.file = file
         self._collect = collect
         self._interval = interval
         self._dirty = threading.Event()
@@ -206,17 +208,17 @@ class SnapshotWriter:
             return
         self._dirty.clear()
         try:
-            self.snapshot.write(self._collect())
+            self.file.write(self._collect())
             self.writes += 1
         except (OSError, ValueError) as exc:
             self.failures += 1
             log.warning(
-                "cannot write snapshot %s: %s",
-                self.snapshot.path,
+                "cannot write last-known-good file %s: %s",
+                self.file.path,
                 exc,
                 extra=event(
-                    "veltrix.snapshot.write_failed",
-                    store=redact_url(self.snapshot.store),
+                    "veltrix.last_known_good.write_failed",
+                    store=redact_url(self.file.store),
                     error=exc,
                 ),
             )
@@ -232,4 +234,4 @@ class SnapshotWriter:
             self.flush()
 
 
-__all__ = ["FORMAT", "SnapshotFile", "SnapshotWriter"]
+__all__ = ["FORMAT", "LastKnownGoodFile", "LastKnownGoodWriter"]

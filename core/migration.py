@@ -99,8 +99,11 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class Change:
-    """One planned write: ``entry`` is the source entry (``None`` for a delete)."""
+class PlannedWrite:
+    """One planned write: ``entry`` is the source entry (``None`` for a delete).
+
+    (Called ``Change`` in 0.1.0; a watch's :class:`veltrix.Change` is the only
+    ``Change`` now.)"""
 
     key: str
     action: Action
@@ -114,7 +117,7 @@ class Plan:
     source: str
     destination: str
     prefix: str
-    changes: list[Change] = field(default_factory=list)
+    changes: list[PlannedWrite] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     extraneous: list[str] = field(default_factory=list)  # only in the destination
     unrepresentable: list[Problem] = field(default_factory=list)
@@ -316,7 +319,7 @@ def value_problem(store: object, key: str, value: bytes) -> str | None:
     return None
 
 
-def batch_problem(store: object, changes: Iterable[Change]) -> str | None:
+def batch_problem(store: object, changes: Iterable[PlannedWrite]) -> str | None:
     """Why ``store`` cannot take these writes together (its
     ``SupportsBatchPreflight.check_batch``: e.g. an AppConfig document over its size
     limit), or ``None``."""
@@ -361,12 +364,12 @@ def make_plan(
             plan.secret_keys.add(key)
         current = dst.get(key)
         if current is None:
-            plan.changes.append(Change(key, "create", entry, None))
+            plan.changes.append(PlannedWrite(key, "create", entry, None))
         elif current.value == entry.value:
             plan.unchanged.append(key)
         else:
             plan.changes.append(
-                Change(key, "update", entry, current.version, sha256_hex(current.value))
+                PlannedWrite(key, "update", entry, current.version, sha256_hex(current.value))
             )
     for key in sorted(set(dst) - set(src)):
         plan.extraneous.append(key)
@@ -374,7 +377,7 @@ def make_plan(
             plan.secret_keys.add(key)
         if delete_extraneous:
             plan.changes.append(
-                Change(key, "delete", None, dst[key].version, sha256_hex(dst[key].value))
+                PlannedWrite(key, "delete", None, dst[key].version, sha256_hex(dst[key].value))
             )
     # pre-flight
     for change in plan.changes:
@@ -486,7 +489,7 @@ class StateFile:
                 os.fsync(self._fd)
                 self._last_sync = time.monotonic()
 
-    def record(self, change: Change, version: str | None) -> None:
+    def record(self, change: PlannedWrite, version: str | None) -> None:
         if change.entry is None:
             self.mark({"op": "delete", "key": change.key})
         else:
@@ -530,19 +533,21 @@ def _now() -> str:
 
 @dataclass
 class _Outcome:
-    change: Change
+    change: PlannedWrite
     version: str | None = None
     conflict: str | None = None
     error: str | None = None
 
 
-def _if_version(change: Change, force: bool) -> str | AbsentType | None:
+def _if_version(change: PlannedWrite, force: bool) -> str | AbsentType | None:
     if force:
         return None
     return Absent if change.dest_version is None else change.dest_version
 
 
-def _write_one(store: SupportsWrite, change: Change, force: bool, with_type: bool) -> _Outcome:
+def _write_one(
+    store: SupportsWrite, change: PlannedWrite, force: bool, with_type: bool
+) -> _Outcome:
     """One write; ``with_type``: the store keeps content types (:class:`SupportsContentType`)."""
     try:
         if change.entry is None:
@@ -566,7 +571,7 @@ def _write_one(store: SupportsWrite, change: Change, force: bool, with_type: boo
         return _Outcome(change, error=str(exc))
 
 
-BatchWriter = Callable[[list[Change], bool], list[_Outcome]]
+BatchWriter = Callable[[list[PlannedWrite], bool], list[_Outcome]]
 
 
 def _batch_writer(store: object) -> tuple[BatchWriter | None, int]:
@@ -575,7 +580,7 @@ def _batch_writer(store: object) -> tuple[BatchWriter | None, int]:
     if not isinstance(store, SupportsBatch):
         return None, 1
 
-    def write(batch: list[Change], force: bool) -> list[_Outcome]:
+    def write(batch: list[PlannedWrite], force: bool) -> list[_Outcome]:
         items = [(c.key, None if c.entry is None else c.entry.value) for c in batch]
         versions: dict[str, str | AbsentType] = {}
         if not force:
@@ -590,8 +595,10 @@ def _batch_writer(store: object) -> tuple[BatchWriter | None, int]:
     return write, size if isinstance(size, int) and size > 0 else 64
 
 
-def _batches(changes: list[Change], size: int, max_bytes: int) -> Iterator[list[Change]]:
-    batch: list[Change] = []
+def _batches(
+    changes: list[PlannedWrite], size: int, max_bytes: int
+) -> Iterator[list[PlannedWrite]]:
+    batch: list[PlannedWrite] = []
     used = 0
     for change in changes:
         cost = 200 + len(change.key) + (len(change.entry.value) * 4 // 3 if change.entry else 0)
@@ -850,3 +857,18 @@ def _mismatches(dst: Backend, prefix: str, expected: Mapping[str, str | None]) -
         if (None if entry is None else sha256_hex(entry.value)) != wanted:
             bad.append(key)
     return bad
+
+
+def __getattr__(name: str) -> Any:
+    # ``veltrix.migration.Change`` was this module's name for a planned write in
+    # 0.1.0; it clashed with the watch's ``veltrix.Change``. Deprecated alias.
+    if name == "Change":
+        import warnings
+
+        warnings.warn(
+            "veltrix.migration.Change is now veltrix.migration.PlannedWrite",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return PlannedWrite
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -49,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 from veltrix.aio import AsyncClient
-from veltrix.backend import Change
+from veltrix.backend import Absent, Change
 from veltrix.client import Client
 from veltrix.errors import DecodeError, InvalidKeyError, VeltrixError
 from veltrix.health import Health
@@ -57,7 +57,6 @@ from veltrix.keys import normalize_prefix, validate_key
 
 T = TypeVar("T")
 FlagValue = bool | str | int | float | Sequence[Any] | Mapping[str, Any]
-_ABSENT: Any = object()
 
 
 class _Attributes(RootModel[dict[str, Any]]):
@@ -182,13 +181,13 @@ class VeltrixProvider(AbstractProvider):
         return key
 
     def _read(self, flag: str, leaf: str) -> Any:
-        return _guard(lambda: self._client.get(self._key(flag, leaf), _ABSENT))
+        return _guard(lambda: self._client.get(self._key(flag, leaf), Absent))
 
     async def _read_async(self, flag: str, leaf: str) -> Any:
         assert self._async is not None
         key = self._key(flag, leaf)
         client = self._async
-        return await _guard_async(lambda: client.get(key, _ABSENT))
+        return await _guard_async(lambda: client.get(key, Absent))
 
     def _attributes(self, flag: str) -> Any:
         prefix = self._key(flag, "enabled").rpartition("/")[0]
@@ -197,7 +196,7 @@ class VeltrixProvider(AbstractProvider):
     def _resolve_sync(self, flag: str, kind: type, default: Any) -> FlagResolutionDetails[Any]:
         enabled = self._read(flag, "enabled")
         value = self._read(flag, "value")
-        if value is _ABSENT and kind is object and enabled is not _ABSENT:
+        if value is Absent and kind is object and enabled is not Absent:
             value = self._attributes(flag)
         return self._finish(flag, kind, default, enabled, value)
 
@@ -208,7 +207,7 @@ class VeltrixProvider(AbstractProvider):
             return self._resolve_sync(flag, kind, default)
         enabled = await self._read_async(flag, "enabled")
         value = await self._read_async(flag, "value")
-        if value is _ABSENT and kind is object and enabled is not _ABSENT:
+        if value is Absent and kind is object and enabled is not Absent:
             value = self._attributes(flag)  # a cached model read once fetched
         return self._finish(flag, kind, default, enabled, value)
 
@@ -217,17 +216,17 @@ class VeltrixProvider(AbstractProvider):
     ) -> FlagResolutionDetails[Any]:
         reason = Reason.CACHED if self._client.health().up else Reason.STALE
         if kind is bool:
-            if enabled is _ABSENT:
+            if enabled is Absent:
                 raise FlagNotFoundError(f"flag {flag!r} is not defined")
             result = _parse_bool(flag, enabled)
             return FlagResolutionDetails(
                 result, reason=reason, variant="on" if result else "off", flag_metadata=self._meta()
             )
-        if enabled is not _ABSENT and not _parse_bool(flag, enabled):
+        if enabled is not Absent and not _parse_bool(flag, enabled):
             return FlagResolutionDetails(
                 default, reason=Reason.DISABLED, flag_metadata=self._meta()
             )
-        if value is _ABSENT:
+        if value is Absent:
             raise FlagNotFoundError(f"flag {flag!r} has no value")
         return FlagResolutionDetails(
             _convert(flag, kind, value), reason=reason, flag_metadata=self._meta()

@@ -1,4 +1,4 @@
-"""AES-GCM for secret values that leave the process (shared L2 cache, disk snapshot).
+"""AES-GCM for secret values that leave the process (shared L2 cache, last-known-good file).
 
 The key comes from ``VELTRIX_CACHE_KEY`` (32, 24 or 16 random bytes, as base64 or
 hex); ``VELTRIX_CACHE_OLD_KEYS`` (comma-separated, same format) lists keys that

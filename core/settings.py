@@ -78,7 +78,9 @@ class VeltrixSettings(BaseSettings):
     cache_url: str | None = Field(
         None, description="shared Redis cache (L2), e.g. redis://host:6379/0"
     )
-    snapshot_path: str | None = Field(None, description="disk last-known-good snapshot file")
+    last_known_good_path: str | None = Field(
+        None, description="the last-known-good file (cold starts while the store is down)"
+    )
 
     @field_validator("secret_prefixes", mode="before")
     @classmethod
@@ -103,7 +105,7 @@ class VeltrixSettings(BaseSettings):
             cache=self.policy(),
             secret_prefixes=self.secret_prefixes,
             cache_url=self.cache_url,
-            snapshot_path=self.snapshot_path,
+            last_known_good_path=self.last_known_good_path,
         )
 
 

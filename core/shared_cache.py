@@ -80,9 +80,10 @@ from veltrix.urls import Options, parse_url
 log = logging.getLogger("veltrix.shared_cache")
 
 
-_PLAIN = b"\x00"
-_SEALED = b"\x01"
-_ABSENT = b"\x02"
+#: The first byte of an L2 payload says what follows (a wire format, not a marker object).
+_TAG_PLAIN = b"\x00"
+_TAG_SEALED = b"\x01"
+_TAG_ABSENT = b"\x02"
 
 # KEYS[1] entry, KEYS[2] lock; ARGV[1] token, ARGV[2] lock ms, ARGV[3] refresh-ahead ms.
 # -> {1, value, pttl} hit | {2} lock taken ({2, pttl}: ahead of expiry) | {0, lock pttl}
@@ -352,7 +353,7 @@ class SharedCache:
 
     def encode(self, key: str, entry: Entry | None) -> bytes:
         if entry is None:
-            return _ABSENT
+            return _TAG_ABSENT
         header = json.dumps(
             {
                 "v": entry.version,
@@ -363,26 +364,26 @@ class SharedCache:
             },
             separators=(",", ":"),
         ).encode()
-        plain = _PLAIN + struct.pack(">I", len(header)) + header + entry.value
+        plain = _TAG_PLAIN + struct.pack(">I", len(header)) + header + entry.value
         if self._is_secret(key, entry):
             if self._box is None:  # pragma: no cover - cacheable() guards this
                 raise ConfigurationError("refusing to store a secret without a key")
-            return _SEALED + self._box.seal(plain, self._ekey(key).encode())
+            return _TAG_SEALED + self._box.seal(plain, self._ekey(key).encode())
         return plain
 
     def decode(self, key: str, payload: bytes) -> tuple[bool, Entry | None]:
         """``(ok, entry)``: ok is False for a payload that cannot be read here."""
         kind = payload[:1]
-        if kind == _ABSENT:
+        if kind == _TAG_ABSENT:
             return True, None
-        if kind == _SEALED:
+        if kind == _TAG_SEALED:
             if self._box is None:
                 return False, None
             opened = self._box.open(payload[1:], self._ekey(key).encode())
             if opened is None:
                 return False, None
             payload = opened
-        if payload[:1] != _PLAIN or len(payload) < 5:
+        if payload[:1] != _TAG_PLAIN or len(payload) < 5:
             return False, None
         try:
             (size,) = struct.unpack(">I", payload[1:5])
@@ -397,7 +398,7 @@ class SharedCache:
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return False, None  # a corrupt entry (or not ours): read the store instead
-        if kind != _SEALED and self._is_secret(key, entry):
+        if kind != _TAG_SEALED and self._is_secret(key, entry):
             return False, None  # a plaintext secret (written by a misconfigured peer): ignore
         return True, entry
 

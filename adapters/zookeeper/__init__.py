@@ -97,6 +97,7 @@ from veltrix.log_redaction import RedactingFilter, protect_loggers
 from veltrix.urls import Options, check_host, parse_url
 from veltrix.values import check_value as check_size
 from veltrix.values import prepare_batch
+from veltrix.watching import WatchSet
 
 log = logging.getLogger("veltrix.zookeeper")
 
@@ -211,7 +212,7 @@ class ZooKeeperBackend:
         self._connected = threading.Event()
         self._closed = False
         self._lock = threading.Lock()
-        self._watches: list[ZooKeeperWatch] = []
+        self._watches: WatchSet[ZooKeeperWatch] = WatchSet()
         self._last_drop: str | None = None  # why the connection last dropped
         self._health_listeners: list[Callable[[bool, str], None]] = []
         tls_options: dict[str, Any] = {}
@@ -642,11 +643,9 @@ class ZooKeeperBackend:
             connected=self._connected.is_set,
             fail=self._fail,
             persistent_unavailable=self._persistent_unavailable,
-            on_stop=self._forget,
+            on_stop=self._watches.discard,
         )
-        with self._lock:
-            self._watches.append(watch)
-        return watch
+        return self._watches.add(watch)
 
     def _persistent_watches(self) -> PersistentWatches | None:
         """The client's persistent-watch router, or None when watches are one-shot."""
@@ -677,11 +676,6 @@ class ZooKeeperBackend:
             ) from exc
         log.info("ZooKeeper at %s: %s; using one-shot watches", self.hosts, why)
 
-    def _forget(self, watch: ZooKeeperWatch) -> None:
-        with self._lock:
-            if watch in self._watches:
-                self._watches.remove(watch)
-
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
@@ -689,9 +683,7 @@ class ZooKeeperBackend:
             if self._closed:
                 return
             self._closed = True
-            watches, self._watches = self._watches, []
-        for watch in watches:
-            watch.stop()
+        self._watches.stop_all()
         self._connected.clear()
         try:
             self._client.stop()

@@ -23,7 +23,7 @@ from veltrix.adapters.zookeeper.tree import PIPELINE_DEPTH, Fail, ZnodeTree, chi
 from veltrix.backend import Change, Entry
 from veltrix.errors import VeltrixError
 from veltrix.keys import in_prefix
-from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
+from veltrix.watching import ChangeDispatcher, diff_listings, emit_if_changed
 
 log = logging.getLogger("veltrix.zookeeper")
 
@@ -351,7 +351,7 @@ class ZooKeeperWatch:
             for known_key, entry in self._known.items():
                 if in_prefix(known_key, key) and known_key not in current:
                     current[known_key] = entry
-        for change in diff_snapshots(self._known, current):
+        for change in diff_listings(self._known, current):
             self._dispatcher.submit(change)
         self._known = current
         self._resyncs += 1

@@ -73,7 +73,7 @@ def test_cold_start_serves_the_snapshot_at_once_with_the_store_down(target: Targ
         # A hung writer stalls writes, not WAL reads: the store itself answers.
         assert result["never_held_error"] == "KeyNotFoundError"
     else:
-        assert result["snapshot_served"] == 1000
+        assert result["last_known_good_served"] == 1000
         assert result["never_held_error"] == "BackendUnavailableError"
         # Within one bounded connect attempt (ZooKeeper's connect_timeout, 5 s).
         assert result["never_held_s"] < 6, result

@@ -251,7 +251,7 @@ def test_cold_start_with_store_down_serves_the_snapshot(redis_url: str, tmp_path
     store_url = f"{redis_url.rstrip('/')}/{unique_name('lkg')}?timeout=0.2&connect_timeout=0.2"
     snapshot = tmp_path / "lkg" / "snapshot.json"
     policy = CachePolicy(ttl=60, retries=0)
-    with Client(store_url, cache=policy, snapshot_path=snapshot) as writer:
+    with Client(store_url, cache=policy, last_known_good_path=snapshot) as writer:
         writer.put("app/timeout_ms", "250")
         writer.put("app/name", "payments")
         assert writer.get("app/name") == "payments"
@@ -261,11 +261,11 @@ def test_cold_start_with_store_down_serves_the_snapshot(redis_url: str, tmp_path
 
     kill_service("redis")
     try:
-        with Client(store_url, cache=policy, snapshot_path=snapshot) as cold:
+        with Client(store_url, cache=policy, last_known_good_path=snapshot) as cold:
             assert cold.get("app/timeout_ms", type=int) == 250
             assert cold.get("app/name") == "payments"
             stats = cold.stats()
-            assert stats["snapshot_served"] == 2 and stats["stale_served"] >= 2
+            assert stats["last_known_good_served"] == 2 and stats["stale_served"] >= 2
             with pytest.raises(BackendUnavailableError):
                 cold.get("app/unknown")  # not in the snapshot: the outage shows
     finally:

@@ -118,7 +118,7 @@ def test_planted_secret_and_passwords_never_leak(planted_env: None, tmp_path: Pa
     options: dict[str, Any] = dict(
         secret_prefixes=["secrets"],
         cache_url=cache_url,
-        snapshot_path=snapshot,
+        last_known_good_path=snapshot,
         cache=CachePolicy(ttl=30),
     )
     with every_log_record() as logs:

@@ -177,3 +177,19 @@ def test_help_and_backends() -> None:
     listed = run("backends").stdout.decode()
     assert "zookeeper://" in listed and "installed" in listed
     assert "gcppm://" in listed and "k8s://" in listed and "k8s-volume://" in listed
+
+
+def test_without_the_cli_extra_the_command_says_what_to_install() -> None:
+    # typer made unimportable, as in an install without the `cli` extra
+    # (scripts/check-wheel checks a real one).
+    code = "import sys; sys.modules['typer'] = None; from veltrix.console import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--help"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3
+    assert "pip install 'veltrix[cli]'" in done.stderr
+    assert "Traceback" not in done.stderr

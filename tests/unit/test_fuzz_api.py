@@ -245,14 +245,21 @@ def test_control_characters_in_a_url_are_escaped_in_the_message() -> None:
 
 ANYTHING = st.one_of(VALUES, KEYS)
 # Passing one of these twice is a TypeError from Python itself, not from Veltrix.
-CLIENT_PARAMETERS = {"self", "store", "cache", "secret_prefixes", "cache_url", "snapshot_path"}
+CLIENT_PARAMETERS = {
+    "self",
+    "store",
+    "cache",
+    "secret_prefixes",
+    "cache_url",
+    "last_known_good_path",
+}
 
 
 @fuzz_settings(150)
 @given(
     store=ANYTHING,
     prefixes=ANYTHING,
-    snapshot=st.one_of(st.none(), st.integers(), st.sampled_from(["a\x00b", "\ud800", "."])),
+    lkg_path=st.one_of(st.none(), st.integers(), st.sampled_from(["a\x00b", "\ud800", "."])),
     cache_url=st.one_of(st.none(), ANYTHING),
     options=st.dictionaries(
         (st.sampled_from(["url", "cls", *OPTION_NAMES]) | st.text(max_size=8)).filter(
@@ -266,7 +273,7 @@ def test_client_constructor_takes_anything(
     scratch_dir: Path,
     store: Any,
     prefixes: Any,
-    snapshot: Any,
+    lkg_path: Any,
     cache_url: Any,
     options: dict[str, Any],
 ) -> None:
@@ -274,7 +281,7 @@ def test_client_constructor_takes_anything(
         client = Client(
             store,
             secret_prefixes=prefixes,
-            snapshot_path=snapshot,
+            last_known_good_path=lkg_path,
             cache_url=cache_url,
             **options,
         )

@@ -13,7 +13,7 @@ import pytest
 from veltrix import CachePolicy, Client
 from veltrix.backend import Entry
 from veltrix.errors import BackendUnavailableError, ConfigurationError
-from veltrix.lkg import SnapshotFile
+from veltrix.lkg import LastKnownGoodFile
 from veltrix.secrets_crypto import SecretBox, box_from_env, parse_key
 from veltrix.shared_cache import CircuitBreaker
 
@@ -75,7 +75,7 @@ def test_snapshot_round_trip_secrets_and_other_store(tmp_path: Path) -> None:
     def is_secret(key: str, entry: Entry | None) -> bool:
         return key.startswith("secrets/")
 
-    plain = SnapshotFile(path, store="sqlite:///x", box=None, is_secret=is_secret)
+    plain = LastKnownGoodFile(path, store="sqlite:///x", box=None, is_secret=is_secret)
     assert plain.write(entries) == 1  # no key: the secret is left out
     assert b"hunter2" not in path.read_bytes()
     assert set(plain.load()) == {"a/b"}
@@ -84,12 +84,14 @@ def test_snapshot_round_trip_secrets_and_other_store(tmp_path: Path) -> None:
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
     box = SecretBox([os.urandom(32)])
-    sealed = SnapshotFile(path, store="sqlite:///x", box=box, is_secret=is_secret)
+    sealed = LastKnownGoodFile(path, store="sqlite:///x", box=box, is_secret=is_secret)
     assert sealed.write(entries) == 2
     assert b"hunter2" not in path.read_bytes()
     assert sealed.load()["secrets/pw"][0].value == b"hunter2"
     assert set(plain.load()) == {"a/b"}  # without the key the secret is skipped
-    assert SnapshotFile(path, store="sqlite:///other", box=box, is_secret=is_secret).load() == {}
+    assert (
+        LastKnownGoodFile(path, store="sqlite:///other", box=box, is_secret=is_secret).load() == {}
+    )
     path.write_text("{torn")
     assert sealed.load() == {}
     assert [p.name for p in tmp_path.iterdir()] == ["snap.json"]
@@ -110,19 +112,32 @@ class _DownStore:
         pass
 
 
-def test_client_serves_snapshot_within_max_stale(tmp_path: Path) -> None:
+def test_client_serves_last_known_good_within_max_stale(tmp_path: Path) -> None:
     path = tmp_path / "snap.json"
-    SnapshotFile(path, store="down://store", box=None, is_secret=lambda k, e: False).write(
+    LastKnownGoodFile(path, store="down://store", box=None, is_secret=lambda k, e: False).write(
         {
             "fresh/key": (Entry("fresh/key", b"1", "1"), time.time() - 10),
             "old/key": (Entry("old/key", b"2", "1"), time.time() - 10_000),
         }
     )
     policy = CachePolicy(ttl=5, max_stale=3600, retries=0)
-    with Client(_DownStore(), cache=policy, snapshot_path=path) as client:
+    with Client(_DownStore(), cache=policy, last_known_good_path=path) as client:
         assert client.get("fresh/key") == "1"
         with pytest.raises(BackendUnavailableError):
             client.get("old/key")  # past max_stale
-        assert client.stats()["snapshot_served"] == 1
+        assert client.stats()["last_known_good_served"] == 1
     document = json.loads(path.read_text())
     assert set(document["entries"]) == {"fresh/key", "old/key"}  # kept for the next start
+
+
+def test_snapshot_path_is_a_deprecated_name_of_last_known_good_path(tmp_path: Path) -> None:
+    path = tmp_path / "lkg.json"
+    LastKnownGoodFile(path, store="down://store", box=None, is_secret=lambda k, e: False).write(
+        {"k": (Entry("k", b"1", "1"), time.time())}
+    )
+    policy = CachePolicy(ttl=5, max_stale=3600, retries=0)
+    with pytest.warns(DeprecationWarning, match="last_known_good_path"):
+        client = Client(_DownStore(), cache=policy, snapshot_path=path)
+    with client:
+        assert client.get("k") == "1"
+        assert client.stats()["last_known_good_served"] == 1

@@ -141,19 +141,19 @@ def test_ttl_zero_waits_for_a_healthy_store(store: ControlledStore) -> None:
 def test_snapshot_cold_start_with_a_hanging_store(tmp_path: Path) -> None:
     path = tmp_path / "lkg.json"
     store = ControlledStore()
-    with Client(store, cache=CachePolicy(ttl=60, watch=False), snapshot_path=path) as client:
+    with Client(store, cache=CachePolicy(ttl=60, watch=False), last_known_good_path=path) as client:
         for i in range(1000):
             client.put(f"cfg/{i}", f"value-{i}")
     store.delay = 1.0  # connecting to a dead host: every call hangs, then fails
     store.go_down()
     policy = CachePolicy(ttl=60, watch=False, retries=2)
     started = time.perf_counter()
-    with Client(store, cache=policy, snapshot_path=path) as client:
+    with Client(store, cache=policy, last_known_good_path=path) as client:
         for i in range(1000):
             assert client.get(f"cfg/{i}") == f"value-{i}"
         took = time.perf_counter() - started
         assert took < 1.0, f"1000 snapshot keys took {took:.2f} s"
-        assert client.stats()["snapshot_served"] == 1000
+        assert client.stats()["last_known_good_served"] == 1000
         assert store.gets == 1, "one connect attempt in total, not one per key"
         assert wait_until(lambda: client.health().state is HealthState.DOWN, timeout=5)
         started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Property tests of the Secret Manager key <-> secret id and value encodings."""
+"""Property tests of the GCP key <-> secret id and value encodings (veltrix.adapters.gcp_codec)."""
 
 from __future__ import annotations
 
