@@ -13,6 +13,7 @@ its output goes to benchmarks/results/logs/<name>.log):
    ``bench_redis_deployments``)                (``bench_redis_l2``)
 3. founding scenario (``founding``)
 4. fleet (``fleet``)                         8. outage (``outage``)
+9. asyncio (``aio``)                         10. metrics on the hot path (``metrics_overhead``)
 
 A section whose server is not running is recorded as skipped. ``results/run.json``
 records what ran, for how long and with what outcome; ``benchmarks/report.py`` reads
@@ -77,6 +78,7 @@ SECTIONS = [
     Section("migrate", "benchmarks.bench_migrate"),
     Section("freshness_load", "benchmarks.freshness_load"),
     Section("aio", "benchmarks.aio"),
+    Section("metrics_overhead", "benchmarks.metrics_overhead"),
     Section(
         "outage",
         "benchmarks.outage",
@@ -174,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     sections: dict[str, Any] = {}
     previous = RESULTS_DIR / "run.json"
+    kept_rerun: list[str] = []
     if only and previous.exists():  # re-running some sections: keep the rest of the last run
         last = json.loads(previous.read_text())
         if last.get("quick") == args.quick:
             sections.update(last.get("sections", {}))
+            kept_rerun = last.get("rerun", [])
     for section in SECTIONS:
         if only and section.name not in only:
             continue
@@ -206,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             "psutil",
         ),
     }
-    if only:
-        run["rerun"] = sorted(only)
+    if only:  # with the sections re-run on their own before, still in this report
+        run["rerun"] = sorted(only | set(kept_rerun))
     (RESULTS_DIR / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
     path = report.write(run)
     print(

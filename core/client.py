@@ -172,7 +172,9 @@ class Client:
         self._watch_retry_at = 0.0
         self._subscribers: list[tuple[str, Callable[[Change], None]]] = []
         self._closed = False
-        self._hits = 0  # hot-path hits, counted only by _get_counting
+        # Hot-path hits, counted only by _get_counting: _hit_batch stays a small int
+        # (no allocation per hit; CPython caches 0..256) and is added to _hits per 256.
+        self._hits = self._hit_batch = 0
         self._counters = dict.fromkeys(
             (
                 "misses",
@@ -190,7 +192,8 @@ class Client:
         self._health = StoreHealth(self.source, probe_interval=self.policy.error_backoff)
         if isinstance(self._backend, SupportsHealthEvents):
             self._backend.add_health_listener(self._on_connection)
-        self._count_hits(False)
+        if self.policy.track_hits:
+            self.get = self._get_counting  # type: ignore[method-assign]
         track(self)
         # Optional shared cache (L2) and disk last-known-good: slow path only.
         self._setup_shared(cache_url, snapshot_path)
@@ -306,11 +309,13 @@ class Client:
         return self._get_slow(key, default, type)
 
     def _get_counting(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:
-        """``get`` that also counts hot-path hits: installed as the instance's ``get``
-        while hits are counted (``track_hits``, or an installed metrics exporter).
+        """``get`` that also counts hot-path hits. It becomes ``Client.get`` itself while
+        a metrics exporter is installed (:func:`count_hits_in_all_clients`), and a
+        client's own ``get`` with ``CachePolicy(track_hits=True)``.
 
         A copy of ``get``'s body, not a call to it: one more call would cost more
-        than the count itself.
+        than the count itself. The count is a small int (cached by CPython, so a hit
+        allocates nothing) carried into ``_hits`` every 256 hits.
         """
         if type is None:
             try:
@@ -318,7 +323,11 @@ class Client:
             except (KeyError, TypeError):
                 pass
             else:
-                self._hits += 1
+                hits = self._hit_batch + 1
+                if hits == 256:
+                    self._hits += 256
+                    hits = 0
+                self._hit_batch = hits
                 return value
         else:
             try:
@@ -326,16 +335,20 @@ class Client:
             except (KeyError, TypeError):
                 pass
             else:
-                self._hits += 1
+                hits = self._hit_batch + 1
+                if hits == 256:
+                    self._hits += 256
+                    hits = 0
+                self._hit_batch = hits
                 return value
         return self._get_slow(key, default, type)
 
-    def _count_hits(self, on: bool) -> None:
-        """Count hot-path hits (``on``) or stop, unless the policy always counts them."""
-        if on or self.policy.track_hits:
-            self.get = self._get_counting  # type: ignore[method-assign]
-        else:
-            self.__dict__.pop("get", None)
+    _get_plain = get  # the class's own get, restored when counting stops
+
+    @property
+    def counting_hits(self) -> bool:
+        """True while this client counts cache hits (metrics installed, or ``track_hits``)."""
+        return "get" in self.__dict__ or Client.get is Client._get_counting
 
     def get_bytes(self, key: str, default: Any = _NO_DEFAULT) -> Any:
         return self.get(key, default, type=bytes)
@@ -1050,9 +1063,9 @@ class Client:
         if self._l2 is not None:
             result.update(self._l2.counters)
             result["l2_breaker_open"] = int(self._l2.breaker.is_open)
-        if "get" in self.__dict__:  # hits are being counted
+        if self.counting_hits:
             c = self._counters
-            hits = self._hits + c["slow_hits"]
+            hits = self._hits + self._hit_batch + c["slow_hits"]
             result["hits"] = hits
             result["reads"] = hits + c["misses"] + c["stale_served"] + c["negative_hits"]
         return result
@@ -1080,7 +1093,7 @@ class Client:
         return ClientReading(
             name=self.name,
             cache={
-                "hit": self._hits + counters["slow_hits"],
+                "hit": self._hits + self._hit_batch + counters["slow_hits"],
                 "miss": counters["misses"],
                 "stale": counters["stale_served"],
                 "negative": counters["negative_hits"],
@@ -1174,4 +1187,12 @@ class Client:
             self._backend.close()
 
 
-__all__ = ["CachePolicy", "Client"]
+def count_hits_in_all_clients(on: bool) -> None:
+    """Make ``Client.get`` itself count hits (``on``) or not, for every client, live
+    and future: a class attribute swap, so a read pays for the count and nothing
+    else (no per-instance lookup). A bound method taken before the swap
+    (``read = client.get``) keeps the function it was bound to."""
+    Client.get = Client._get_counting if on else Client._get_plain  # type: ignore[method-assign]
+
+
+__all__ = ["CachePolicy", "Client", "count_hits_in_all_clients"]
