@@ -1,8 +1,8 @@
 """``appconfig://application/environment/profile``: AWS AppConfig.
 
 A configuration profile is one JSON (or YAML) document; Veltrix keys are paths
-inside it (``payments/timeout_ms`` <-> ``{"payments": {"timeout_ms": 500}}``) and
-listing flattens it. Reads go through an AppConfigData session: started once,
+inside it (``payments/timeout_ms`` <-> ``{"payments": {"timeout_ms": 500}}``,
+:mod:`veltrix.adapters.appconfig_document`) and listing flattens it. Reads go through an AppConfigData session: started once,
 tokens chained, never polled before ``NextPollIntervalInSeconds`` has passed, the
 last document kept (an empty body means "unchanged"), a new session started when
 a token expired. Between polls reads are served from that document, as the
@@ -28,10 +28,7 @@ Options: ``region``, ``endpoint_url`` (also ``data_endpoint_url``), ``poll_inter
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
-import json
 import logging
 import math
 import threading
@@ -39,9 +36,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Self
 
-import yaml
-
 from veltrix.adapters._aws import BOTO_ERRORS, TRANSIENT_ERRORS, error_code, make_client, map_error
+from veltrix.adapters.appconfig_document import (
+    Batch,
+    apply_batch,
+    dump_document,
+    flatten,
+    parse_document,
+    version_of,
+)
 from veltrix.backend import AbsentType, Change, Entry
 from veltrix.errors import (
     BackendUnavailableError,
@@ -51,10 +54,10 @@ from veltrix.errors import (
     ValueTooLargeError,
     VeltrixError,
 )
-from veltrix.keys import SEPARATOR, in_prefix, normalize_prefix, validate_key
+from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.log_events import event
 from veltrix.urls import Options, parse_url
-from veltrix.values import check_expected_version, check_value, prepare_batch
+from veltrix.values import check_value, prepare_batch
 from veltrix.watching import PollingWatch
 
 log = logging.getLogger("veltrix.appconfig")
@@ -71,185 +74,10 @@ WRITE_ATTEMPTS = 8
 #: (and deployment) per batch, whatever its size; the document bounds the whole.
 MAX_BATCH_OPS = 500
 FEATURE_FLAGS_TYPE = "AWS.AppConfig.FeatureFlags"
+WRITE_DESCRIPTION = "written by veltrix"
 FLAGS_PREFIX = "flags"
-_BINARY = "$binary"
-_SELF = ""  # member holding a node's own value when it also has children
-_YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
 
 ItemValue = bytes | None
-_Batch = list[tuple[str, bytes | None, str | AbsentType | None]]
-
-
-# -- the document <-> keys mapping -------------------------------------------------------------
-
-
-def version_of(value: bytes) -> str:
-    """A key's version: a digest of its value (same in every process)."""
-    return hashlib.sha256(value).hexdigest()[:20]
-
-
-def _leaf_bytes(value: Any) -> bytes:
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, dict) and set(value) == {_BINARY} and isinstance(value[_BINARY], str):
-        try:
-            return base64.b64decode(value[_BINARY], validate=True)
-        except ValueError as exc:
-            raise DecodeError("malformed $binary value in the AppConfig document") from exc
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-
-
-def _leaf_value(value: bytes) -> Any:
-    """How a value is written into the document: text, a JSON scalar, or ``$binary``."""
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        return {_BINARY: base64.b64encode(value).decode("ascii")}
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return text
-    if (
-        (isinstance(parsed, bool | int | float) or parsed is None)
-        and json.dumps(parsed) == text
-        and (not isinstance(parsed, float) or math.isfinite(parsed))
-    ):
-        return parsed
-    return text
-
-
-def _is_segment(name: object) -> bool:
-    return isinstance(name, str) and name != "" and _segment_ok(name)
-
-
-def _segment_ok(name: str) -> bool:
-    try:
-        validate_key(name)
-    except VeltrixError:
-        return False
-    return SEPARATOR not in name
-
-
-def flatten(document: Any) -> dict[str, bytes]:
-    """Every key of a document with its value (members that are not key segments are skipped)."""
-    result: dict[str, bytes] = {}
-
-    def walk(node: Any, path: list[str]) -> None:
-        if isinstance(node, dict) and set(node) != {_BINARY}:
-            for name, child in node.items():
-                if name == _SELF and path:
-                    result[SEPARATOR.join(path)] = _leaf_bytes(child)
-                elif _is_segment(name):
-                    walk(child, [*path, name])
-        elif path:
-            result[SEPARATOR.join(path)] = _leaf_bytes(node)
-
-    walk(document, [])
-    return result
-
-
-def _lookup(document: Any, key: str) -> bytes | None:
-    node = document
-    for segment in key.split(SEPARATOR):
-        if not isinstance(node, dict) or set(node) == {_BINARY} or segment not in node:
-            return None
-        node = node[segment]
-    if isinstance(node, dict) and set(node) != {_BINARY}:
-        return _leaf_bytes(node[_SELF]) if _SELF in node else None
-    return _leaf_bytes(node)
-
-
-def _is_node(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) != {_BINARY}
-
-
-def _set(document: dict[str, Any], key: str, value: Any) -> None:
-    node = document
-    for segment in key.split(SEPARATOR)[:-1]:
-        child: Any = node.get(segment)
-        if not _is_node(child):
-            child = {} if segment not in node else {_SELF: child}
-            node[segment] = child
-        node = child
-    last = key.rsplit(SEPARATOR, 1)[-1]
-    if _is_node(node.get(last)):
-        node[last][_SELF] = value
-    else:
-        node[last] = value
-
-
-def _remove(document: dict[str, Any], key: str) -> bool:
-    segments = key.split(SEPARATOR)
-    trail: list[dict[str, Any]] = [document]
-    node: Any = document
-    for segment in segments[:-1]:
-        node = node.get(segment) if _is_node(node) else None
-        if not _is_node(node):
-            return False
-        trail.append(node)
-    parent, last = trail[-1], segments[-1]
-    if last not in parent:
-        return False
-    target = parent[last]
-    if _is_node(target):
-        if _SELF not in target:
-            return False
-        del target[_SELF]
-        if len(target) == 0:
-            del parent[last]
-    else:
-        del parent[last]
-    # prune emptied nodes and unwrap nodes left with only their own value
-    for depth in range(len(trail) - 1, 0, -1):
-        holder, name = trail[depth - 1], segments[depth - 1]
-        child: Any = holder.get(name)
-        if _is_node(child) and not child:
-            del holder[name]
-        elif _is_node(child) and set(child) == {_SELF}:
-            holder[name] = child[_SELF]
-    return True
-
-
-def _apply(document: dict[str, Any], batch: _Batch) -> bool:
-    """Check every key's compare-and-set against ``document`` first, then apply the
-    batch of ``(key, value or None to delete, if_version)``; True when something was
-    set or removed."""
-    for key, _, if_version in batch:
-        now = _lookup(document, key)
-        check_expected_version(key, None if now is None else version_of(now), if_version)
-    changed = False
-    for key, value, _ in batch:
-        if value is None:
-            changed = _remove(document, key) or changed
-        else:
-            _set(document, key, _leaf_value(value))
-            changed = True
-    return changed
-
-
-def parse_document(content: bytes, content_type: str | None) -> Any:
-    if not content.strip():
-        return {}
-    kind = (content_type or "").split(";", 1)[0].strip().lower()
-    try:
-        if kind in _YAML_TYPES:
-            return yaml.safe_load(content)
-        try:
-            return json.loads(content)
-        except ValueError:
-            if kind == "application/json":
-                raise
-            return yaml.safe_load(content)
-    except (ValueError, yaml.YAMLError, RecursionError):
-        pass  # raised below, unchained: a YAML error quotes the document around the problem
-    raise DecodeError(f"the AppConfig document is neither JSON nor YAML ({kind})")
-
-
-def dump_document(document: Any, content_type: str) -> bytes:
-    kind = content_type.split(";", 1)[0].strip().lower()
-    if kind in _YAML_TYPES:
-        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode("utf-8")
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 # -- the adapter -------------------------------------------------------------------------------
@@ -667,27 +495,30 @@ class AppConfigBackend:
             "ConfigurationProfileId": profile_id,
             "Content": body,
             "ContentType": content_type,
-            "Description": "written by veltrix",
+            "Description": WRITE_DESCRIPTION,
         }
         if latest is not None:
             args["LatestVersionNumber"] = latest
         try:
             self.calls["control"] += 1
-            created = self._control.create_hosted_configuration_version(**args)
+            number = int(self._control.create_hosted_configuration_version(**args)["VersionNumber"])
         except BOTO_ERRORS as exc:
             code = error_code(exc)
             if code == "ConflictException":
-                return False
-            if code == "PayloadTooLargeException":
+                own = self._own_version(app_id, profile_id, latest, body, content_type)
+                if own is None:
+                    return False
+                number = own
+            elif code == "PayloadTooLargeException":
                 raise ValueTooLargeError(
                     f"{self.url}: AppConfig refused the document as too large"
                 ) from exc
-            if code == "BadRequestException":
+            elif code == "BadRequestException":
                 raise ConfigurationError(
                     f"{self.url}: AppConfig rejected the document: {exc}"
                 ) from exc
-            raise map_error(exc, f"{self.url}: CreateHostedConfigurationVersion") from exc
-        number = int(created["VersionNumber"])
+            else:
+                raise map_error(exc, f"{self.url}: CreateHostedConfigurationVersion") from exc
         try:
             self.calls["control"] += 1
             deployment = self._control.start_deployment(
@@ -723,21 +554,50 @@ class AppConfigBackend:
                 self._set_document(body, content_type, None)
         return True
 
+    def _own_version(
+        self, app_id: str, profile_id: str, latest: int | None, body: bytes, content_type: str
+    ) -> int | None:
+        """After a ConflictException: ``latest + 1`` when that version holds exactly this
+        write's document, else None.
+
+        CreateHostedConfigurationVersion takes no idempotency token, and the SDK retries
+        it after a timeout or a 5xx. When the first attempt was stored but its reply was
+        lost, the retry fails the ``LatestVersionNumber`` precondition this write set
+        itself: the version after ``latest`` is then this write's, and it is deployed
+        instead of being written a second time (which would also turn a compare-and-set
+        into a false conflict with itself).
+        """
+        if latest is None:
+            return None
+        try:
+            self.calls["control"] += 1
+            hosted = self._control.get_hosted_configuration_version(
+                ApplicationId=app_id, ConfigurationProfileId=profile_id, VersionNumber=latest + 1
+            )
+            same = (
+                hosted.get("ContentType") == content_type
+                and hosted.get("Description") == WRITE_DESCRIPTION
+                and hosted["Content"].read() == body
+            )
+        except BOTO_ERRORS:
+            return None
+        return latest + 1 if same else None
+
     def put(self, key: str, value: bytes, *, if_version: str | AbsentType | None = None) -> str:
         batch = self._batch([(key, value)], None if if_version is None else {key: if_version})
-        self._write(lambda document: _apply(document, batch))
+        self._write(lambda document: apply_batch(document, batch))
         _, written, _ = batch[0]
         return version_of(written or b"")
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:
         batch = self._batch([(key, None)], None if if_version is None else {key: if_version})
-        return self._write(lambda document: _apply(document, batch))
+        return self._write(lambda document: apply_batch(document, batch))
 
     def _batch(
         self,
         items: Mapping[str, ItemValue] | Iterable[tuple[str, ItemValue]],
         if_versions: Mapping[str, str | AbsentType] | None,
-    ) -> _Batch:
+    ) -> Batch:
         """Validate a batch before any I/O: keys, value sizes, duplicates, versions."""
         return prepare_batch(
             items, if_versions, lambda key, raw: check_value(key, raw, self.max_value_bytes)
@@ -757,7 +617,7 @@ class AppConfigBackend:
         document = copy.deepcopy(current.document)
         if not isinstance(document, dict):
             document = {}
-        _apply(document, batch)
+        apply_batch(document, batch)
         self._check_document_size(
             dump_document(document, current.content_type or "application/json")
         )
@@ -782,7 +642,7 @@ class AppConfigBackend:
         del atomic  # one hosted version holds the whole batch either way
         batch = self._batch(items, if_versions)
         if batch:
-            self._write(lambda document: _apply(document, batch))
+            self._write(lambda document: apply_batch(document, batch))
         return {key: None if value is None else version_of(value) for key, value, _ in batch}
 
     def close(self) -> None:

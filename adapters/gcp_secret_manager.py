@@ -2,8 +2,8 @@
 
 Each key is one secret. Its id is a reversible, injective encoding of the full key
 (URL prefix + key) into ``[A-Za-z0-9_-]``: ``_`` becomes ``__``, ``/`` becomes ``_s``
-and ``.`` becomes ``_d``; the original key is also kept in the ``veltrix-key``
-annotation. Labels mark the secrets Veltrix manages (``managed-by=veltrix``) and
+and ``.`` becomes ``_d`` (:mod:`veltrix.adapters.gcp_codec`); the original key is also
+kept in the ``veltrix-key`` annotation. Labels mark the secrets Veltrix manages (``managed-by=veltrix``) and
 the first segment of their key (``veltrix-top``, a hash), which ``list`` filters on.
 
 The value is the newest *enabled* version (``latest`` is the newest version in any
@@ -34,7 +34,6 @@ Options (query string or keyword arguments):
 from __future__ import annotations
 
 import builtins
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -54,6 +53,16 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 )
 from google.oauth2.credentials import Credentials as TokenCredentials
 
+from veltrix.adapters.gcp_codec import (
+    EMPTY_MARKER,
+    MAX_SECRET_ID_LENGTH,
+    decode_secret_id,
+    decode_value,
+    encode_key,
+    encode_value,
+    secret_id_for,
+    top_label,
+)
 from veltrix.backend import Absent, AbsentType, Change, Entry
 from veltrix.errors import (
     AccessDeniedError,
@@ -65,7 +74,7 @@ from veltrix.errors import (
     VeltrixError,
     VersionConflictError,
 )
-from veltrix.keys import SEPARATOR, in_prefix, join, normalize_prefix, relative, validate_key
+from veltrix.keys import in_prefix, join, normalize_prefix, relative, validate_key
 from veltrix.log_events import event
 from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
@@ -75,80 +84,13 @@ from veltrix.watching import PollingWatch
 log = logging.getLogger("veltrix.gcpsm")
 
 MAX_VALUE_BYTES = 64 * 1024
-MAX_SECRET_ID_LENGTH = 255
 MANAGED_LABEL = "managed-by"
 MANAGED_VALUE = "veltrix"
 TOP_LABEL = "veltrix-top"
 KEY_ANNOTATION = "veltrix-key"
 DEFAULT_TOKEN_ENV = "VELTRIX_GCPSM_ACCESS_TOKEN"
 
-#: The Secret Manager API rejects an empty payload, so an empty value is stored as
-#: this marker, and a value that starts with the marker gets one more copy of it.
-EMPTY_MARKER = b"\x00veltrix:empty\x00"
-
-_ESCAPES = {"_": "__", "/": "_s", ".": "_d"}
-_UNESCAPES = {code[1]: char for char, code in _ESCAPES.items()}
-
-
-# -- encodings ---------------------------------------------------------------------------
-
-
-def encode_key(key: str) -> str:
-    """The secret id of a canonical ``key`` (not length-checked)."""
-    return "".join(_ESCAPES.get(char, char) for char in key)
-
-
-def decode_secret_id(secret_id: str) -> str:
-    """The key a secret id encodes; ``ValueError`` when it is not one of ours."""
-    out: list[str] = []
-    chars = iter(secret_id)
-    for char in chars:
-        if char != "_":
-            out.append(char)
-            continue
-        code = next(chars, "")
-        if code not in _UNESCAPES:
-            raise ValueError(f"secret id {secret_id!r} is not a Veltrix key encoding")
-        out.append(_UNESCAPES[code])
-    key = "".join(out)
-    try:
-        validate_key(key)
-    except InvalidKeyError as exc:
-        raise ValueError(f"secret id {secret_id!r} does not encode a valid key") from exc
-    return key
-
-
-def secret_id_for(key: str) -> str:
-    """``encode_key`` plus the API's length limit (raises :class:`InvalidKeyError`)."""
-    secret_id = encode_key(key)
-    if len(secret_id) > MAX_SECRET_ID_LENGTH:
-        raise InvalidKeyError(
-            f"key {key[:60]!r}... encodes to a {len(secret_id)}-character secret id; "
-            f"Secret Manager allows {MAX_SECRET_ID_LENGTH}"
-        )
-    return secret_id
-
-
-def encode_value(value: bytes) -> bytes:
-    if not value:
-        return EMPTY_MARKER
-    if value.startswith(EMPTY_MARKER):
-        return EMPTY_MARKER + value
-    return value
-
-
-def decode_value(data: bytes) -> bytes:
-    if data == EMPTY_MARKER:
-        return b""
-    if data.startswith(EMPTY_MARKER):
-        return data[len(EMPTY_MARKER) :]
-    return data
-
-
-def top_label(key: str) -> str:
-    """The ``veltrix-top`` label value: a hash of the key's first segment."""
-    first = key.split(SEPARATOR, 1)[0]
-    return hashlib.sha256(first.encode()).hexdigest()[:16]
+# -- encodings (the codec lives in veltrix.adapters.gcp_codec) ------------------------------
 
 
 def crc32c(data: bytes) -> int:
@@ -807,4 +749,5 @@ __all__ = [
     "encode_value",
     "secret_id_for",
     "status_of",
+    "top_label",
 ]

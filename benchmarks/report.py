@@ -558,6 +558,29 @@ def section_freshness_load(data: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def section_cache_paths(data: dict[str, Any] | None) -> list[str]:
+    out = ["## 10. Slow paths: a cache miss, and TTL expiry under load", ""]
+    if data is None:
+        return [*out, "_Not measured in this run._", ""]
+    from benchmarks import cache_paths
+
+    return [
+        *out,
+        "`benchmarks/cache_paths.py`. First table: every key read once through a fresh "
+        "client on `memory://` against the raw store call and the cheapest honest caches "
+        "missing on the same store (best of interleaved rounds). Second table: one key with "
+        "a 100 ms TTL and no watch, its value changed behind the client's back; the sample "
+        "runs from the cached value's TTL deadline to the first read of the new value "
+        "(negative: refreshed before the TTL ran out). The expiry thread runs each 1/64 s "
+        "slot at its start and wakes early by its own measured wake-up lateness, so busy "
+        "readers queueing for the GIL do not push expiries past the TTL. Load average "
+        f"before/after: {data['loadavg_before'][0]:.2f} / {data['loadavg_after'][0]:.2f}.",
+        "",
+        cache_paths.markdown(data),
+        "",
+    ]
+
+
 def section_memory(data: dict[str, Any] | None, verdicts: dict[str, Any]) -> list[str]:
     out = ["## 6. Memory: bytes per cached key", ""]
     if data is None:
@@ -649,7 +672,7 @@ def section_aio(data: dict[str, Any] | None) -> list[str]:
 
 
 def section_metrics(data: dict[str, Any] | None, verdicts: dict[str, Any]) -> list[str]:
-    out = ["## 10. Metrics: the hot path with Prometheus metrics installed", ""]
+    out = ["## 11. Metrics: the hot path with Prometheus metrics installed", ""]
     if data is None:
         return [*out, "_Not measured in this run._", ""]
     from benchmarks import metrics_overhead
@@ -705,6 +728,7 @@ def write(run: dict[str, Any]) -> Path:
     body += section_migration(_load("migrate", run))
     body += section_outage(_load("outage", run), verdicts)
     body += section_aio(_load("aio", run))
+    body += section_cache_paths(_load("cache_paths", run))
     body += section_metrics(_load("metrics_overhead", run), verdicts)
 
     m = run.get("machine", {})

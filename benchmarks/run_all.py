@@ -13,7 +13,11 @@ its output goes to benchmarks/results/logs/<name>.log):
    ``bench_redis_deployments``)                (``bench_redis_l2``)
 3. founding scenario (``founding``)
 4. fleet (``fleet``)                         8. outage (``outage``)
-9. asyncio (``aio``)                         10. metrics on the hot path (``metrics_overhead``)
+                                             9. asyncio (``aio``)
+                                            10. miss path and expiry under load
+                                                (``cache_paths``)
+                                            11. metrics on the hot path
+                                                (``metrics_overhead``)
 
 A section whose server is not running is recorded as skipped. ``results/run.json``
 records what ran, for how long and with what outcome; ``benchmarks/report.py`` reads
@@ -78,6 +82,7 @@ SECTIONS = [
     Section("migrate", "benchmarks.bench_migrate"),
     Section("freshness_load", "benchmarks.freshness_load"),
     Section("aio", "benchmarks.aio"),
+    Section("cache_paths", "benchmarks.cache_paths"),
     Section("metrics_overhead", "benchmarks.metrics_overhead"),
     Section(
         "outage",

@@ -88,7 +88,7 @@ class AsyncClient:
     async def get_model(self, prefix: str, model: type[T]) -> T:
         """As :meth:`veltrix.Client.get_model`; a cached model never leaves the coroutine."""
         try:
-            value = self.client._models.get((prefix, model), _NO_DEFAULT)
+            value = self.client._cached_model(prefix, model, _NO_DEFAULT)
         except TypeError:  # unhashable prefix or model: the client's checks say what is wrong
             return await self._run(lambda: self.client.get_model(prefix, model))
         if value is not _NO_DEFAULT:

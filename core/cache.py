@@ -211,23 +211,31 @@ def pack_value(value: bytes) -> str | bytes:
 
 
 class ExpiryScheduler:
-    """Calls ``on_expire(token)`` at (or just after) each scheduled monotonic deadline.
+    """Calls ``on_expire(token, horizon)`` around each scheduled monotonic deadline.
 
-    Deadlines are rounded up to the next 1/64 s and tokens due in the same slot share
-    one list, so a scheduled token costs one list slot (8 bytes) rather than a heap
-    item; a value may so stay in the fresh dicts up to ~16 ms past its TTL, never
-    less than its TTL.
+    Deadlines fall into 1/64 s slots and tokens due in the same slot share one list,
+    so a scheduled token costs one list slot (8 bytes) rather than a heap item. A slot
+    runs at its start, so a value leaves the fresh dicts up to one slot (~16 ms)
+    *before* its TTL rather than after it; ``horizon`` is the slot's end, and
+    ``on_expire`` must treat every deadline before it as reached.
+
+    Why early rather than late: a thread waking from a timed wait must win the GIL
+    back, and behind busy reader threads that takes several switch intervals (5 ms
+    each). The scheduler measures how late its own wake-ups are (a moving average)
+    and wakes that much earlier, at most :attr:`MAX_LEAD`, so a value's TTL is kept
+    under load instead of being overrun by the queue for the GIL.
 
     One daemon thread, started by the first ``schedule`` (a client that never caches
     anything, such as a CLI call with ``ttl=0``, starts none), sleeps until the
     earliest slot. Rescheduling a token does not remove its older deadline;
     ``on_expire`` must check whether the token really expired (the client compares
-    against the record's current ``expires_at``).
+    the record's current ``expires_at`` with ``horizon``).
     """
 
     SLOTS_PER_SECOND = 64
+    MAX_LEAD = 0.025  # the most a slot runs ahead of its start to absorb wake-up lateness
 
-    def __init__(self, on_expire: Callable[[Hashable], None], *, name: str) -> None:
+    def __init__(self, on_expire: Callable[[Hashable, float], None], *, name: str) -> None:
         self._on_expire = on_expire
         self._slots: dict[int, list[Hashable]] = {}
         self._heap: list[int] = []  # the slots in use, earliest first
@@ -235,9 +243,10 @@ class ExpiryScheduler:
         self._closed = False
         self._name = name
         self._thread: threading.Thread | None = None
+        self.lead = 0.0  # seconds slots run early: the recent average wake-up lateness
 
     def schedule(self, deadline: float, token: Hashable) -> None:
-        slot = math.ceil(deadline * self.SLOTS_PER_SECOND)
+        slot = math.floor(deadline * self.SLOTS_PER_SECOND)
         with self._cond:
             if self._closed:
                 return
@@ -254,21 +263,31 @@ class ExpiryScheduler:
                 self._cond.notify()
 
     def _run(self) -> None:
+        waited_for: int | None = None  # the slot the last timed wait aimed at
         while True:
             with self._cond:
                 if self._closed:
                     return
                 if not self._heap:
+                    waited_for = None
                     self._cond.wait()
                     continue
-                delay = self._heap[0] / self.SLOTS_PER_SECOND - time.monotonic()
-                if delay > 0:
-                    self._cond.wait(delay)
+                slot = self._heap[0]
+                wake_at = slot / self.SLOTS_PER_SECOND - self.lead
+                now = time.monotonic()
+                if now < wake_at:
+                    waited_for = slot
+                    self._cond.wait(wake_at - now)
                     continue
-                tokens = self._slots.pop(heapq.heappop(self._heap))
+                if waited_for == slot:  # woke for this slot: learn how late that was
+                    self.lead = min(self.MAX_LEAD, 0.75 * self.lead + 0.25 * (now - wake_at))
+                waited_for = None
+                heapq.heappop(self._heap)
+                tokens = self._slots.pop(slot)
+            horizon = (slot + 1) / self.SLOTS_PER_SECOND
             for token in tokens:
                 try:
-                    self._on_expire(token)
+                    self._on_expire(token, horizon)
                 except Exception:  # pragma: no cover - a bug in on_expire must not stop expiry
                     log.exception(
                         "expiry callback failed", extra=event("veltrix.cache.expiry_failed")

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
 
@@ -74,7 +75,6 @@ log = logging.getLogger("veltrix.client")
 M = TypeVar("M")
 T = TypeVar("T")
 
-_MISS: Any = object()
 #: Distinct Record.meta tuples interned per client (more are kept per key, uninterned).
 _MAX_METAS = 4096
 _NO_DEFAULT: Any = object()
@@ -83,12 +83,21 @@ _NO_DEFAULT: Any = object()
 class _Flight:
     """One in-progress store call that concurrent callers wait on."""
 
-    __slots__ = ("error", "event", "result")
+    __slots__ = ("error", "event", "result", "started_at")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        # Made by the first waiter: most flights (a miss nobody else wants) have none,
+        # which keeps an Event, its Condition and its lock off the miss path.
+        self.event: threading.Event | None = None
         self.result: Any = None
         self.error: BaseException | None = None
+        self.started_at = 0.0  # monotonic time the store call began (0: not yet)
+
+    def waiter(self) -> threading.Event:
+        """The event set when the flight lands (made on first use, client lock held)."""
+        if self.event is None:
+            self.event = threading.Event()
+        return self.event
 
 
 class _Subscription:
@@ -154,7 +163,9 @@ class Client:
         # Fresh values only: the hot path reads these dicts and nothing else.
         self._fresh: dict[str, str] = {}  # key -> decoded text
         self._typed: dict[Any, dict[str, Any]] = {}  # conversion target -> key -> value
-        self._models: dict[tuple[str, Any], Any] = {}  # (prefix, model class) -> instance
+        # model class -> prefix (as the caller spelled it) -> instance: two subscripts
+        # on a hit, no (prefix, model) tuple to build and hash.
+        self._models: dict[Any, dict[str, Any]] = {}
         # Slow-path state.
         self._records: dict[str, Record] = {}
         self._metas: dict[Meta, Meta] = {}  # interned Record.meta tuples
@@ -383,13 +394,13 @@ class Client:
         Instances are shared between callers: do not mutate them.
         """
         try:
-            value = self._models.get((prefix, model), _MISS)
+            return self._models[model][prefix]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
         except TypeError:  # unhashable prefix or model: InvalidKeyError or DecodeError
             normalize_prefix(prefix)
             validate_model(prefix, model, {})
             raise DecodeError(f"cannot read {prefix!r} as an unhashable model") from None
-        if value is not _MISS:
-            return value  # type: ignore[no-any-return]
         return self._get_model_slow(prefix, model)
 
     def bind(self, prefix: str, model: type[M]) -> M:
@@ -464,6 +475,8 @@ class Client:
             value = decode_text(key, stored)  # not UTF-8 (or it would be a str): DecodeError
         if monotonic() >= record.expires_at:
             return value  # served stale: never take the lock (its holder may wait on the GIL)
+        if target is None and self._fresh.get(key) is value:
+            return value  # a miss: the load put it there already
         with self._lock:
             if self._records.get(key) is record and monotonic() < record.expires_at:
                 if target is None:
@@ -496,8 +509,10 @@ class Client:
     def _fetch(self, key: str) -> Record:
         """A read with nothing to serve meanwhile: wait for the store, unless it is down."""
         self._counters["misses"] += 1
-        self._fail_fast_if_down(key, lambda: self._load(key))
-        return self._single_flight(key, lambda: self._load(key))
+        load = partial(self._load, key)
+        if self._health.state is HealthState.DOWN:
+            self._fail_fast_if_down(key, load)
+        return self._single_flight(key, load)
 
     def _fail_fast_if_down(self, token: Hashable, load: Callable[[], object]) -> None:
         """Raise at once while the store is down (a probe may start in the background)."""
@@ -527,13 +542,15 @@ class Client:
         elif up:
             flight = self._background_load(token, load)
             deadline = self.policy.refresh_deadline
-            if flight.event.wait(deadline):
+            if flight.waiter().wait(deadline):  # made by _background_load: no race
                 if flight.error is None:
                     return flight.result  # type: ignore[no-any-return]
                 if not isinstance(flight.error, BackendUnavailableError):
                     raise flight.error
-            else:
+            elif flight.started_at and monotonic() - flight.started_at >= deadline:
                 self._health.slow(f"a store call took over {deadline:g}s")
+            # Else the refresh has not even begun: the process is busy (threads queue
+            # for the GIL), the store is not slow. Serve stale, without a verdict.
         else:
             self._probe(token, load)
         self._counters["stale_served"] += 1
@@ -585,7 +602,8 @@ class Client:
             if self._generation.get(key, 0) != generation and current is not None:
                 return current  # a watch or a write installed something newer meanwhile
             record = self._install(key, entry, ttl)
-        self._ensure_watch()
+        if self._watch is None and self.policy.watch:
+            self._start_watch(required=False)
         return record
 
     def _install(self, key: str, entry: Entry | None, ttl: float | None = None) -> Record:
@@ -624,25 +642,40 @@ class Client:
             meta = self._metas.setdefault(meta, meta)
         return Record(pack_value(entry.value), pack_version(entry.version), meta, expires_at)
 
+    def _drop_model(self, token: tuple[str, Any]) -> None:
+        prefix, model = token
+        by_prefix = self._models.get(model)
+        if by_prefix is not None:
+            by_prefix.pop(prefix, None)
+
+    def _cached_model(self, prefix: str, model: Any, default: Any = None) -> Any:
+        """The cached instance of ``model`` under ``prefix`` (no I/O), else ``default``."""
+        return self._models.get(model, {}).get(prefix, default)
+
     def _drop_fresh(self, key: str) -> None:
         self._fresh.pop(key, None)
         for typed in self._typed.values():
             typed.pop(key, None)
 
-    def _expire(self, token: Hashable) -> None:
+    def _expire(self, token: Hashable, horizon: float) -> None:
+        """The scheduler's call: whatever ``token`` names with a deadline before
+        ``horizon`` has expired (possibly a few ms early, see :class:`ExpiryScheduler`)."""
         with self._lock:
             if isinstance(token, FenceDue):
-                if self._fences.due(token.key):
+                if self._fences.due(token.key, horizon):
                     self._mark_expired(token.key)
             elif isinstance(token, str):
                 record = self._records.get(token)
-                if record is not None and monotonic() >= record.expires_at:
+                if record is not None and record.expires_at < horizon:
                     self._drop_fresh(token)
+                    # Expired from now on, also for the slow path (which would else
+                    # put the value back into the fresh dicts with no expiry due).
+                    record.expires_at = min(record.expires_at, monotonic())
             else:
                 model_token = cast(tuple[str, Any], token)
                 model_record = self._model_records.get(model_token)
-                if model_record is not None and monotonic() >= model_record[1]:
-                    self._models.pop(model_token, None)
+                if model_record is not None and model_record[1] < horizon:
+                    self._drop_model(model_token)
 
     def _single_flight(self, token: Hashable, load: Callable[[], T]) -> T:
         with self._lock:
@@ -652,16 +685,18 @@ class Client:
                 flight = self._inflight[token] = _Flight()
             else:
                 self._instruments.coalesced += 1
+                landed = flight.waiter()
         if leader:
             self._fly(token, flight, load)
         else:
-            flight.event.wait()
+            landed.wait()
         if flight.error is not None:
             raise flight.error
         return flight.result  # type: ignore[no-any-return]
 
     def _fly(self, token: Hashable, flight: _Flight, load: Callable[[], object]) -> None:
         """Run ``load`` as ``flight`` of ``token``: record its outcome, release its waiters."""
+        flight.started_at = monotonic()
         try:
             flight.result = load()
         except BaseException as exc:
@@ -669,7 +704,9 @@ class Client:
         finally:
             with self._lock:
                 del self._inflight[token]
-            flight.event.set()
+                landed = flight.event
+            if landed is not None:
+                landed.set()
 
     def _background_load(self, token: Hashable, load: Callable[[], T]) -> _Flight:
         """The load of ``token`` in progress, started on the refresh pool if there is none."""
@@ -677,11 +714,13 @@ class Client:
             flight = self._inflight.get(token)
             if flight is not None:
                 self._instruments.coalesced += 1
+                flight.waiter()  # the caller may wait on it
                 return flight
             flight = _Flight()
+            landed = flight.waiter()
             if self._closed:
                 flight.error = ConfigurationError(f"{self!r} is closed")
-                flight.event.set()
+                landed.set()
                 return flight
             self._inflight[token] = flight
             if self._executor is None:
@@ -788,7 +827,7 @@ class Client:
             with self._lock:
                 self._model_records[token] = (instance, expires_at)
                 if self.policy.ttl > 0 and generation == self._model_generation.get(token, 0):
-                    self._models[token] = instance
+                    self._models.setdefault(model, {})[token[0]] = instance
                     self._scheduler.schedule(expires_at, token)
             self._ensure_watch()
             return instance
@@ -894,7 +933,7 @@ class Client:
         self._generation[key] = self._generation.get(key, 0) + 1
         for token, prefix in self._model_prefixes.items():
             if in_prefix(key, prefix):
-                self._models.pop(token, None)
+                self._drop_model(token)
                 self._model_generation[token] = self._model_generation.get(token, 0) + 1
 
     def _on_bus(self, key: str, version: str | None, own: bool) -> None:

@@ -91,10 +91,11 @@ class WriteFences:
             return False
         return self._consume(key, fence, version)
 
-    def due(self, key: str) -> bool:
-        """Drop the fence of ``key`` if it is past its deadline; True if it was (refetch)."""
+    def due(self, key: str, horizon: float) -> bool:
+        """Drop the fence of ``key`` if its deadline is before ``horizon``; True if it
+        was (refetch)."""
         fence = self._fences.get(key)
-        if fence is None or fence.in_flight or time.monotonic() < fence.deadline:
+        if fence is None or fence.in_flight or fence.deadline >= horizon:
             return False
         del self._fences[key]
         return True

@@ -23,6 +23,10 @@ MAX_KEY_LENGTH = 255
 SEPARATOR = "/"
 
 _SEGMENT = r"[A-Za-z0-9._-]+"
+# The same grammar with the '.' and '..' segments refused by a lookahead, so a valid
+# key costs one regex match (it is checked on every cache miss).
+_VALID_SEGMENT = r"(?!\.\.?(?:/|\Z))[A-Za-z0-9._-]+"
+_VALID_KEY_RE = re.compile(rf"{_VALID_SEGMENT}(?:/{_VALID_SEGMENT})*")
 _KEY_RE = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
 
 
@@ -34,23 +38,28 @@ def _describe(key: object) -> str:
 
 def validate_key(key: object) -> str:
     """Return ``key`` if it is canonical, else raise :class:`InvalidKeyError`."""
+    if isinstance(key, str) and len(key) <= MAX_KEY_LENGTH and _VALID_KEY_RE.fullmatch(key):
+        return key
+    raise _invalid(key)
+
+
+def _invalid(key: object) -> InvalidKeyError:
+    """What is wrong with a key that failed :func:`validate_key`."""
     if not isinstance(key, str):
-        raise InvalidKeyError(f"key must be a string, got {type(key).__name__}")
+        return InvalidKeyError(f"key must be a string, got {type(key).__name__}")
     if not key:
-        raise InvalidKeyError("key must not be empty")
+        return InvalidKeyError("key must not be empty")
     if len(key) > MAX_KEY_LENGTH:
-        raise InvalidKeyError(
+        return InvalidKeyError(
             f"key {_describe(key)} is {len(key)} characters; at most {MAX_KEY_LENGTH} allowed"
         )
     if _KEY_RE.fullmatch(key) is None:
-        raise InvalidKeyError(
+        return InvalidKeyError(
             f"invalid key {_describe(key)}: use segments of [A-Za-z0-9._-] joined by '/', "
             "with no empty segment"
         )
-    for segment in key.split(SEPARATOR):
-        if segment in (".", ".."):
-            raise InvalidKeyError(f"invalid key {_describe(key)}: '{segment}' segment")
-    return key
+    segment = next(part for part in key.split(SEPARATOR) if part in (".", ".."))
+    return InvalidKeyError(f"invalid key {_describe(key)}: '{segment}' segment")
 
 
 def is_valid_key(key: object) -> bool:

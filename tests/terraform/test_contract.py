@@ -165,7 +165,7 @@ def _console(expressions: list[str], tmp_path: Path) -> list[str]:
 
 
 def test_gcp_secret_ids_and_labels_match_the_adapter(tmp_path: Path) -> None:
-    from veltrix.adapters.gcp_secret_manager import encode_key, top_label
+    from veltrix.adapters.gcp_codec import encode_key, top_label
 
     main = (TERRAFORM_DIR / "modules" / "gcp-secret-manager" / "main.tf").read_text()
     encode = re.search(r'key => (replace\(replace\(replace\(full, .*?"_d"\))', main)

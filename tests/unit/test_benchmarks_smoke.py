@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import hot_path
+from benchmarks import cache_paths, hot_path
 
 
 def test_hot_path_benchmark_runs() -> None:
@@ -11,3 +11,14 @@ def test_hot_path_benchmark_runs() -> None:
     assert {"dict.get", "veltrix Client.get", "veltrix Client.get_model"} <= set(results)
     assert all(figures["median_ns"] > 0 for figures in results.values())
     assert "|" in hot_path.markdown(data)
+
+
+def test_cache_paths_benchmark_runs() -> None:
+    miss = cache_paths.miss_path(quick=True)
+    assert miss["veltrix Client.get (miss)"] > 0 and miss["raw store get"] > 0
+    row = cache_paths.expiry_overshoot(1, 0.001, cycles=3)
+    assert row["n"] == 3 and row["missed"] == 0
+    # The TTL brought every change: never before a slot and the learned lead ahead of it.
+    assert row["min_ms"] > -1e3 * (1 / 64 + 0.025) - 1
+    data = {"miss_ns": miss, "expiry": {"1 paced": row}, "ttl_s": cache_paths.TTL}
+    assert "raw store get" in cache_paths.markdown(data)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from veltrix.fences import WriteFences
 
 
@@ -59,6 +57,5 @@ def test_unechoed_fence_falls_due() -> None:
     fences.begin("k")
     refetch, due = fences.settle("k", None)  # a delete that found nothing: no echo comes
     assert refetch is False and due is not None
-    assert fences.due("k") is False
-    time.sleep(0.06)
-    assert fences.due("k") is True and len(fences) == 0
+    assert fences.due("k", horizon=due) is False  # due at ``due``, not before it
+    assert fences.due("k", horizon=due + 0.001) is True and len(fences) == 0

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from veltrix.adapters.gcp_secret_manager import (
+from veltrix.adapters.gcp_codec import (
     EMPTY_MARKER,
     MAX_SECRET_ID_LENGTH,
     decode_secret_id,

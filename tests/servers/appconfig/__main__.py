@@ -33,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
         default=MAX_CONTENT_BYTES,
         help="largest hosted configuration version (AWS default quota: 2 MB)",
     )
+    parser.add_argument(
+        "--fail-create-call",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the N-th CreateHostedConfigurationVersion call stores its version, then "
+        "answers 500 (tests of SDK retries; 0: never)",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -43,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         token_ttl=args.token_ttl,
         max_data_rps=args.max_data_rps,
         max_content_bytes=args.max_content_bytes,
+        fail_create_call=args.fail_create_call,
     )
     server = make_server(args.host, args.port, state)
 

@@ -58,8 +58,14 @@ def _check_value(problems: Problems, where: str, value: Any, constraints: dict[s
         return
     if isinstance(value, str):
         pattern = constraints.get("pattern")
-        if isinstance(pattern, str) and re.search(pattern, value) is None:
-            problems.add(where, f"value does not match pattern {pattern}", "pattern", value)
+        if isinstance(pattern, str):
+            try:
+                matched = re.search(pattern, value) is not None
+            except re.error:
+                problems.add(where, f"the attribute's pattern {pattern} is not valid", "pattern")
+                return
+            if not matched:
+                problems.add(where, f"value does not match pattern {pattern}", "pattern", value)
         enum = constraints.get("enum")
         if isinstance(enum, list) and value not in enum:
             problems.add(where, "value is not one of the allowed values", "enum", value)
@@ -138,10 +144,10 @@ def validate(document: bytes) -> list[dict[str, str]]:
         if not isinstance(value, dict):
             problems.add(where, "flag value must be an object", "type")
             continue
-        if not isinstance(value.get("enabled"), bool):
-            problems.add(
-                f"{where}.enabled", "enabled is required and must be a boolean", "required"
-            )
+        # The current schema lists ``enabled`` among the value's properties but not as
+        # required (older revisions required it): absent means disabled.
+        if "enabled" in value and not isinstance(value["enabled"], bool):
+            problems.add(f"{where}.enabled", "enabled must be a boolean", "type", value["enabled"])
         definition = flags[name] if isinstance(flags[name], dict) else {}
         attributes = definition.get("attributes", {})
         attributes = attributes if isinstance(attributes, dict) else {}
@@ -157,7 +163,9 @@ def validate(document: bytes) -> list[dict[str, str]]:
                     attr,
                 )
                 continue
-            _check_value(problems, f"{where}.{attr}", attr_value, spec.get("constraints", {}))
+            constraints = spec.get("constraints", {})
+            if isinstance(constraints, dict):  # a malformed definition is reported above
+                _check_value(problems, f"{where}.{attr}", attr_value, constraints)
         for attr, spec in attributes.items():
             constraints = spec.get("constraints", {}) if isinstance(spec, dict) else {}
             if isinstance(constraints, dict) and constraints.get("required") and attr not in value:
@@ -166,16 +174,24 @@ def validate(document: bytes) -> list[dict[str, str]]:
 
 
 def evaluate(document: bytes) -> bytes:
-    """The data-plane view of a (valid) definition document."""
+    """The data-plane view of a (valid) definition document.
+
+    The type reference describes it: each flag maps to ``{"enabled": bool}`` (its
+    output schema requires ``enabled``), and "if a flag sets enabled to true, any
+    attributes of the flag will be present as well": a disabled flag, or one whose
+    value leaves ``enabled`` out, is served as ``{"enabled": false}`` alone.
+    """
     data = json.loads(document)
     flags = data.get("flags", {})
     values = data.get("values", {})
     view: dict[str, dict[str, Any]] = {}
     for name in flags:
         value = values.get(name, {})
-        flag: dict[str, Any] = {"enabled": bool(value.get("enabled", False))}
-        for attr, attr_value in value.items():
-            if attr not in ("enabled", "_createdAt", "_updatedAt", "_variants"):
-                flag[attr] = attr_value
+        enabled = value.get("enabled") is True
+        flag: dict[str, Any] = {"enabled": enabled}
+        if enabled:
+            for attr, attr_value in value.items():
+                if attr not in ("enabled", "_createdAt", "_updatedAt", "_variants"):
+                    flag[attr] = attr_value
         view[name] = flag
     return json.dumps(view, separators=(",", ":")).encode()

@@ -318,6 +318,7 @@ class State:
         token_ttl: float = TOKEN_TTL,
         max_data_rps: float = 0.0,
         max_content_bytes: int = MAX_CONTENT_BYTES,
+        fail_create_call: int = 0,
     ) -> None:
         self.lock = threading.RLock()
         self.applications: dict[str, Application] = {}
@@ -333,6 +334,11 @@ class State:
         self.token_ttl = token_ttl
         self.max_data_rps = max_data_rps
         self.max_content_bytes = max_content_bytes
+        #: Fault injection: the n-th CreateHostedConfigurationVersion call (from 1; 0 for
+        #: none) stores its version and then answers 500, as when a reply is lost after
+        #: the commit; the SDK retries the same request, which tests of retries need.
+        self.fail_create_call = fail_create_call
+        self.create_calls = 0
         self._data_calls: list[float] = []
 
     def new_id(self) -> str:
@@ -901,6 +907,7 @@ class AppConfigService:
             )
 
     def create_hosted_version(self, req: Request, app_id: str, profile_id: str) -> Response:
+        self.s.create_calls += 1
         p = self.profile(app_id, profile_id)
         if p.location_uri != "hosted":
             raise bad_request(
@@ -943,6 +950,10 @@ class AppConfigService:
         v = HostedVersion(p.next_version, content, content_type, description, label)
         p.versions[v.number] = v
         p.next_version += 1
+        if self.s.create_calls == self.s.fail_create_call:
+            raise ApiError(
+                500, "InternalServerException", "Injected failure after the version was stored"
+            )
         return Response(201, content, self.version_headers(p, v))
 
     def _version_number(self, raw: str) -> int:
@@ -1045,8 +1056,9 @@ class AppConfigService:
             replicate,
             _string(body, "Description", maximum=1024),
         )
+        tags = _tags(body.get("Tags"))  # every check before anything is stored
         self.s.strategies[st.id] = st
-        self.s.tags[self.arn(req, f"deploymentstrategy/{st.id}")] = _tags(body.get("Tags"))
+        self.s.tags[self.arn(req, f"deploymentstrategy/{st.id}")] = tags
         return json_response(201, self.strategy_json(st))
 
     def list_strategies(self, req: Request) -> Response:
@@ -1205,6 +1217,7 @@ class AppConfigService:
         profile_id = _string(body, "ConfigurationProfileId", required=True, minimum=1, maximum=128)
         raw_version = _string(body, "ConfigurationVersion", required=True, minimum=1, maximum=1024)
         description = _string(body, "Description", maximum=1024)
+        tags = _tags(body.get("Tags"))  # every check before anything is changed
         st = self.strategy(self._strategy_id(str(strategy_id)))
         p = self.profile(app_id, str(profile_id))
         v = self._resolve_version(p, str(raw_version))
@@ -1243,7 +1256,7 @@ class AppConfigService:
         history.append(d)
         self.s.tags[
             self.arn(req, f"application/{app_id}/environment/{env_id}/deployment/{d.number}")
-        ] = _tags(body.get("Tags"))
+        ] = tags
         return json_response(201, self.deployment_json(d))
 
     def _deployment(self, app_id: str, env_id: str, number: str) -> Deployment:
@@ -1507,8 +1520,12 @@ class Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.send_error(400, "Bad Content-Length")
+            return
+        body = self.rfile.read(length) if length > 0 else b""
         parts = urlsplit(self.path)
         segments = (
             [unquote(s) for s in parts.path.strip("/").split("/")] if parts.path.strip("/") else []
@@ -1544,6 +1561,16 @@ class Handler(BaseHTTPRequestHandler):
                     "Content-Type": "application/json",
                     "x-amzn-ErrorType": "InternalServerException",
                 },
+            )
+        if response.status >= 500:
+            # the path only: query strings can carry configuration tokens
+            log.error(
+                "%s /%s answered %d %s (request %s)",
+                self.command,
+                parts.path.strip("/"),
+                response.status,
+                response.headers.get("x-amzn-ErrorType", ""),
+                request_id,
             )
         self.send_response(response.status, HTTPStatus(response.status).phrase)
         for name, value in response.headers.items():
