@@ -23,6 +23,7 @@ from veltrix.adapters.zookeeper.tree import PIPELINE_DEPTH, Fail, ZnodeTree, chi
 from veltrix.backend import Change, Entry
 from veltrix.errors import VeltrixError
 from veltrix.keys import in_prefix
+from veltrix.log_events import event as log_event
 from veltrix.watching import ChangeDispatcher, diff_snapshots, emit_if_changed
 
 log = logging.getLogger("veltrix.zookeeper")
@@ -153,7 +154,12 @@ class ZooKeeperWatch:
                 try:
                     self._handle(events)
                 except Exception as exc:
-                    log.warning("zookeeper watch on %r: %s; resyncing", self._prefix, exc)
+                    log.warning(
+                        "zookeeper watch on %r: %s; resyncing",
+                        self._prefix,
+                        exc,
+                        extra=log_event("veltrix.watch.event_failed", key=self._prefix, error=exc),
+                    )
                     dirty = True
                 continue
             if dirty and self._connected():
@@ -161,7 +167,12 @@ class ZooKeeperWatch:
                     self._resync()
                     dirty = False
                 except Exception as exc:
-                    log.warning("zookeeper watch resync on %r failed: %s", self._prefix, exc)
+                    log.warning(
+                        "zookeeper watch resync on %r failed: %s",
+                        self._prefix,
+                        exc,
+                        extra=log_event("veltrix.watch.resync_failed", key=self._prefix, error=exc),
+                    )
 
     def _drain(self, events: list[WatchedEvent]) -> _Queued | None:
         """Move already-queued events into ``events`` (up to a pipeline's depth);
@@ -365,6 +376,7 @@ class ZooKeeperWatch:
                 "zookeeper watch on %r cannot read %s (NoAuth): changes there are not delivered",
                 self._prefix,
                 path,
+                extra=log_event("veltrix.watch.access_denied", key=self._prefix),
             )
 
     def _gone(self, path: str) -> None:
