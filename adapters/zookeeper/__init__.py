@@ -314,9 +314,7 @@ class ZooKeeperBackend:
             kazoo's warnings about giving up once we close it."""
             record.event = "veltrix.zookeeper.client"
             record.store = redact_url(self.url)
-            if record.levelno < logging.WARNING or (
-                self._connected.is_set() and not self._closed
-            ):
+            if record.levelno < logging.WARNING or (self._connected.is_set() and not self._closed):
                 return True
             template = str(record.msg)
             if not self._closed and template not in self._warned_while_down:
