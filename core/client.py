@@ -1226,12 +1226,29 @@ class Client:
             self._backend.close()
 
 
+#: Called with the new setting by :func:`count_hits_in_all_clients` (``veltrix.aio``
+#: registers the same swap for ``AsyncClient.get``).
+hit_counting_switches: list[Callable[[bool], None]] = []
+
+
 def count_hits_in_all_clients(on: bool) -> None:
     """Make ``Client.get`` itself count hits (``on``) or not, for every client, live
     and future: a class attribute swap, so a read pays for the count and nothing
     else (no per-instance lookup). A bound method taken before the swap
     (``read = client.get``) keeps the function it was bound to."""
     Client.get = Client._get_counting if on else Client._get_plain  # type: ignore[method-assign]
+    for switch in hit_counting_switches:
+        switch(on)
 
 
-__all__ = ["CachePolicy", "Client", "count_hits_in_all_clients"]
+def counting_hits_in_all_clients() -> bool:
+    return Client.get is Client._get_counting
+
+
+__all__ = [
+    "CachePolicy",
+    "Client",
+    "count_hits_in_all_clients",
+    "counting_hits_in_all_clients",
+    "hit_counting_switches",
+]

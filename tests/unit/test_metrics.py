@@ -230,3 +230,23 @@ def test_metrics_overhead_benchmark_runs() -> None:
     assert all(f["median_ns"] > 0 for f in data["results"].values())
     assert veltrix.Client.get is veltrix.Client._get_plain  # switched back afterwards
     assert "Added per hit" in metrics_overhead.markdown(data)
+
+
+def test_async_client_hits_are_counted(registry: CollectorRegistry) -> None:
+    import asyncio
+
+    from veltrix.aio import AsyncClient
+
+    async def main() -> None:
+        async with AsyncClient("memory://metrics-aio", name="async-reader") as client:
+            await client.put("app/k", "v")
+            for _ in range(5):
+                assert await client.get("app/k") == "v"
+            assert await client.get("app/none", None) is None
+            hits = value(
+                registry, "veltrix_cache_requests_total", client="async-reader", result="hit"
+            )
+            assert hits == 5
+            assert AsyncClient.get is AsyncClient._get_counting
+
+    asyncio.run(main())
