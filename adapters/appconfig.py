@@ -2,7 +2,7 @@
 
 A configuration profile is one JSON (or YAML) document; Veltrix keys are paths
 inside it (``payments/timeout_ms`` <-> ``{"payments": {"timeout_ms": 500}}``,
-:mod:`veltrix.adapters.appconfig_document`) and listing flattens it. Reads go through an AppConfigData session: started once,
+:mod:`veltrix.adapters.documents`) and listing flattens it. Reads go through an AppConfigData session: started once,
 tokens chained, never polled before ``NextPollIntervalInSeconds`` has passed, the
 last document kept (an empty body means "unchanged"), a new session started when
 a token expired. Between polls reads are served from that document, as the
@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Self
 
 from veltrix.adapters._aws import BOTO_ERRORS, TRANSIENT_ERRORS, error_code, make_client, map_error
-from veltrix.adapters.appconfig_document import (
+from veltrix.adapters.documents import (
     Batch,
     apply_batch,
     dump_document,

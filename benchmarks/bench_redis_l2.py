@@ -10,7 +10,7 @@
 2. Write -> every client's L1 updated: 8 clients (own Redis connections and bus
    listeners) in one process, store watch off so only the bus carries the change;
    the time from the start of ``put`` until ``get`` on every other client returns
-   the new value (pushed into L1 by the bus listener, or, if that L2 re-read failed,
+   the new value (installed in L1 by the bus listener from the message's payload, or
    read from L2 by ``get`` after the bus dropped the old value), p50 / p99.
 
 Prints a markdown section and writes the figures to ``benchmarks/results/redis_l2.json``.

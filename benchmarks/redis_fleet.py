@@ -64,13 +64,27 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     keys: list[str] = config["keys"]
     reads = [0] * config["threads"]
     failures: list[str] = []
+    # Every ``sample_every``-th read is timed (0: none), so the percentiles cover misses too.
+    sample_every: int = config.get("sample_every", 0)
+    samples: list[list[float]] = [[] for _ in range(config["threads"])]
 
     def reader(index: int) -> None:
         n = 0
+        timed = samples[index]
+        clock = time.perf_counter
         try:
             while True:
-                for key in keys:
-                    client.get(key)
+                if sample_every:
+                    for i, key in enumerate(keys):
+                        if i % sample_every:
+                            client.get(key)
+                        else:
+                            started = clock()
+                            client.get(key)
+                            timed.append(clock() - started)
+                else:
+                    for key in keys:
+                        client.get(key)
                 n += len(keys)
                 if time.time() >= stop_at:
                     break
@@ -94,7 +108,14 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     elapsed = time.monotonic() - started
     stats = client.stats()
     client.close()
+    latencies = sorted(t for timed in samples for t in timed)
     return {
+        "latency_s": {
+            name: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+            for name, q in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999), ("max", 1.0))
+        }
+        if latencies
+        else {},
         "store_gets": dict(backend.gets),
         "reads": sum(reads),
         "elapsed": elapsed,

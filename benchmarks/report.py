@@ -714,6 +714,95 @@ def section_migration(data: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def section_parameter_manager(data: dict[str, Any] | None) -> list[str]:
+    out = ["## 10. GCP Parameter Manager: miss, cached get, render cost", ""]
+    if data is None:
+        return [*out, "_Not measured in this run._", ""]
+    from benchmarks import bench_gcppm
+
+    out += [
+        f"`benchmarks/bench_gcppm.py` against the Parameter Manager test server on loopback "
+        f"(our Python server, also serving the referenced secret): a JSON parameter of "
+        f"{data['keys_per_parameter']} keys, one a Secret Manager reference; "
+        f"{data['store_reads']} store reads and {data['cached_reads']:,} cached reads per "
+        "transport. The raw baseline is the cheapest read an application can make with the "
+        "official client, a `render_parameter_version` of a version it already knows; the "
+        "adapter's miss first lists the versions to find the newest enabled one. Load average "
+        f"{data['loadavg_before']:.1f} before, {data['loadavg_after']:.1f} after.",
+        "",
+        bench_gcppm.markdown(data),
+        "",
+    ]
+    return out
+
+
+def section_l2_requests(data: dict[str, Any] | None) -> list[str]:
+    """Redis requests per key per TTL, against the figures measured before bus-woken waiters."""
+    out = ["## 10. L2 commands per key per TTL", ""]
+    if data is None:
+        return [*out, "_Not measured in this run._", ""]
+    before_path = RESULTS_DIR / "l2_requests_before.json"
+    before = json.loads(before_path.read_text()) if before_path.exists() else None
+    out += [
+        f"{data['processes']} processes x 2 reader threads read {data['keys']} keys in a loop "
+        f"for {data['duration_s']:g} s, TTL {data['ttl_s']:g} s, one Redis L2, a SQLite store "
+        "that counts its reads (`benchmarks/bench_l2_requests.py`; Redis command statistics "
+        "reset at the start). Per key per TTL for the whole fleet, cold start included. "
+        "`l2_requests` is counted by the clients (a script call is one request); `evalsha` "
+        "and all commands come from Redis' `INFO commandstats` (the latter also counts the "
+        "commands scripts run). Read latency: every 8th read timed, worst process.",
+        "",
+    ]
+    rows = [
+        ("store reads", "store_reads_per_key_per_ttl", "{:.2f}"),
+        ("Redis requests (client count)", "l2_requests_per_key_per_ttl", "{:.2f}"),
+        ("script calls (`evalsha`)", "redis_evalsha_per_key_per_ttl", "{:.2f}"),
+        ("all Redis commands", "redis_commands_per_key_per_ttl", "{:.2f}"),
+    ]
+    if before is None:
+        out += ["| figure | per key per TTL |", "|---|---:|"]
+        out += [f"| {name} | {fmt.format(data[k])} |" for name, k, fmt in rows]
+    else:
+        out += [
+            "| figure | before (lock polling) | after (bus) | after / before |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, k, fmt in rows:
+            old = before[k]
+            ratio = f"{data[k] / old:.2f}x" if old else "n/a (not counted before)"
+            old_text = fmt.format(old) if old else "not counted"
+            out.append(f"| {name} | {old_text} | {fmt.format(data[k])} | {ratio} |")
+        for name, k in (("read p99 ms", "p99"), ("read p99.9 ms", "p999")):
+            out.append(
+                f"| {name} | {before['read_ms'][k]:.3f} | {data['read_ms'][k]:.3f} | "
+                f"{data['read_ms'][k] / before['read_ms'][k]:.2f}x |"
+            )
+        out.append(
+            f"| reads (all processes) | {before['reads']:,} | {data['reads']:,} | "
+            f"{data['reads'] / before['reads']:.2f}x |"
+        )
+        out += [
+            "",
+            f"Load average (1/5/15 min) after the run: before "
+            f"{' / '.join(f'{x:.1f}' for x in before['load_average'])}, after "
+            f"{' / '.join(f'{x:.1f}' for x in data['load_average'])}. The before figures "
+            "were measured once on the code that polled the lock and are kept in "
+            "`benchmarks/results/l2_requests_before.json`; that code had no request counter, "
+            "and every request it sent here was a script call (no writes, so no pipelines), "
+            "so its `evalsha` row is its request count. Store reads stay at or below one per "
+            "key per TTL: on a loaded machine some refreshes run in the background while the "
+            "old value is served (the store is judged slow), which stretches a few periods.",
+        ]
+    out += [
+        "",
+        "Reproduce: `.venv/bin/python -m benchmarks.bench_l2_requests --redis-url "
+        "redis://127.0.0.1:<port>/0` against a Redis no one else uses (`redis-server --port "
+        "<port> --save ''`).",
+        "",
+    ]
+    return out
+
+
 def write(run: dict[str, Any]) -> Path:
     verdicts: dict[str, Any] = {}
     hot = _load("hot_path", run)
@@ -729,6 +818,8 @@ def write(run: dict[str, Any]) -> Path:
     body += section_outage(_load("outage", run), verdicts)
     body += section_aio(_load("aio", run))
     body += section_cache_paths(_load("cache_paths", run))
+    body += section_parameter_manager(_load("gcppm", run))
+    body += section_l2_requests(_load("l2_requests", run))
     body += section_metrics(_load("metrics_overhead", run), verdicts)
 
     m = run.get("machine", {})

@@ -72,8 +72,12 @@ SECTIONS = [
     Section(
         "gcpsm", "benchmarks.bench_gcpsm", ("VELTRIX_TEST_GCPSM_GRPC", "VELTRIX_TEST_GCPSM_REST")
     ),
+    Section(
+        "gcppm", "benchmarks.bench_gcppm", ("VELTRIX_TEST_GCPPM_GRPC", "VELTRIX_TEST_GCPPM_REST")
+    ),
     Section("redis_store", "benchmarks.redis_roundtrip", ("VELTRIX_TEST_REDIS_URL",)),
     Section("redis_l2", "benchmarks.bench_redis_l2", ("VELTRIX_TEST_REDIS_URL",)),
+    Section("l2_requests", "benchmarks.bench_l2_requests", ("VELTRIX_TEST_REDIS_URL",)),
     Section("redis_deployments", "benchmarks.bench_redis_deployments", ("VELTRIX_TEST_REDIS_URL",)),
     Section("founding", "benchmarks.founding"),
     Section("fleet", "benchmarks.fleet"),
@@ -181,12 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     sections: dict[str, Any] = {}
     previous = RESULTS_DIR / "run.json"
-    kept_rerun: list[str] = []
+    last: dict[str, Any] = {}
     if only and previous.exists():  # re-running some sections: keep the rest of the last run
         last = json.loads(previous.read_text())
         if last.get("quick") == args.quick:
             sections.update(last.get("sections", {}))
-            kept_rerun = last.get("rerun", [])
+        else:
+            last = {}
     for section in SECTIONS:
         if only and section.name not in only:
             continue
@@ -210,13 +215,18 @@ def main(argv: list[str] | None = None) -> int:
             "boto3",
             "moto",
             "google-cloud-secret-manager",
+            "google-cloud-parametermanager",
             "redis",
             "matplotlib",
             "psutil",
         ),
     }
-    if only:  # with the sections re-run on their own before, still in this report
-        run["rerun"] = sorted(only | set(kept_rerun))
+    if only:
+        # the run is still the one the other sections come from: keep its date, and list
+        # every section re-run since
+        run["rerun"] = sorted(only | set(last.get("rerun", [])))
+        if last.get("finished"):
+            run["finished"] = last["finished"]
     (RESULTS_DIR / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
     path = report.write(run)
     print(

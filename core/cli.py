@@ -319,6 +319,14 @@ def demo(
     duration: Annotated[float, typer.Option(min=0.5, help="Seconds to run.")] = 4.0,
     workers: Annotated[int, typer.Option(min=1, max=256, help="Worker threads.")] = 4,
     as_json: JsonOption = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the demo runs.",
+        ),
+    ] = None,
 ) -> None:
     """Event consumers reading config: the store directly vs through Veltrix."""
     from veltrix.demo import run_demo
@@ -329,6 +337,7 @@ def demo(
             duration=duration,
             workers=workers,
             progress=(lambda m: None) if as_json else (lambda m: err.print(m, markup=False)),
+            metrics_port=metrics_port,
         )
     except errors.VeltrixError as exc:
         fail(exc)

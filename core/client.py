@@ -68,7 +68,7 @@ from veltrix.watching import ChangeDispatcher, InlineCallback
 
 if TYPE_CHECKING:
     from veltrix.lkg import SnapshotWriter
-    from veltrix.shared_cache import SharedCache
+    from veltrix.shared_cache import BusMessage, SharedCache
 
 log = logging.getLogger("veltrix.client")
 
@@ -229,7 +229,9 @@ class Client:
         if cache_url is not None:
             from veltrix.shared_cache import SharedCache
 
-            self._counters.update(dict.fromkeys(("bus_invalidations", "snapshot_served"), 0))
+            self._counters.update(
+                dict.fromkeys(("bus_invalidations", "bus_updates", "snapshot_served"), 0)
+            )
             self._l2 = SharedCache(
                 cache_url,
                 store=store_id,
@@ -395,13 +397,8 @@ class Client:
         """
         try:
             return self._models[model][prefix]  # type: ignore[no-any-return]
-        except KeyError:
-            pass
-        except TypeError:  # unhashable prefix or model: InvalidKeyError or DecodeError
-            normalize_prefix(prefix)
-            validate_model(prefix, model, {})
-            raise DecodeError(f"cannot read {prefix!r} as an unhashable model") from None
-        return self._get_model_slow(prefix, model)
+        except (KeyError, TypeError):  # TypeError: unhashable; the slow path says why
+            return self._get_model_slow(prefix, model)
 
     def bind(self, prefix: str, model: type[M]) -> M:
         """A live instance of the pydantic ``model`` for the keys under ``prefix``.
@@ -684,8 +681,8 @@ class Client:
             if flight is None:
                 flight = self._inflight[token] = _Flight()
             else:
-                self._instruments.coalesced += 1
                 landed = flight.waiter()
+                self._instruments.coalesced += 1
         if leader:
             self._fly(token, flight, load)
         else:
@@ -713,8 +710,8 @@ class Client:
         with self._lock:
             flight = self._inflight.get(token)
             if flight is not None:
-                self._instruments.coalesced += 1
                 flight.waiter()  # the caller may wait on it
+                self._instruments.coalesced += 1
                 return flight
             flight = _Flight()
             landed = flight.waiter()
@@ -802,6 +799,12 @@ class Client:
             attempt += 1
 
     def _get_model_slow(self, prefix: str, model: type[M]) -> M:
+        try:
+            hash((prefix, model))
+        except TypeError:  # unhashable prefix or model: InvalidKeyError or DecodeError
+            normalize_prefix(prefix)
+            validate_model(prefix, model, {})
+            raise DecodeError(f"cannot read {prefix!r} as an unhashable model") from None
         token, load = self._model_loader(prefix, model)
         previous = self._model_records.get(token)
         if previous is not None and self.policy.may_serve_stale(previous[1], monotonic()):
@@ -936,15 +939,25 @@ class Client:
                 self._drop_model(token)
                 self._model_generation[token] = self._model_generation.get(token, 0) + 1
 
-    def _on_bus(self, key: str, version: str | None, own: bool) -> None:
-        """Another client wrote ``key`` (or its watch saw a change): drop L1, re-read L2."""
-        if own or self._l2 is None:
+    def _on_bus(self, message: BusMessage) -> None:
+        """Another client wrote ``key``, its watch saw a change, or it refreshed the key
+        from the store: install the entry the message carries, or drop L1 and re-read L2."""
+        key = message.key
+        if message.own or self._l2 is None or key not in self._records:
             return
+        carried = self._l2.carried(message)  # decoded (maybe unsealed) outside the lock
         with self._lock:
             record = self._records.get(key)
-            if record is None:
+            if record is None or self._closed:
                 return
-            if record.version_str() == version:
+            if carried is not None:
+                # Fresh for the entry's rest in L2 plus the grace: the next refresh by
+                # the process that loaded it normally lands before this copy expires.
+                self._bump(key)
+                self._install(key, *carried)
+                self._counters["bus_updates"] += 1
+                return
+            if record.version_str() == message.version:
                 return  # already have it (our own watch got there first)
             self._mark_expired(key)
             generation = self._generation[key]
@@ -1022,11 +1035,16 @@ class Client:
         with self._lock:
             if self._watch is not None:
                 self._fences.begin(key)
+        if self._l2 is not None:
+            # From now on, bus payloads about ``key`` from others predate this write.
+            self._l2.expect_own(key)
         try:
             result = self._call_store(call, op=op, retries=0, read=False)
         except BaseException:
             with self._lock:
                 self._after_fence(key, self._fences.abandon(key))
+            if self._l2 is not None:
+                self._l2.settle_own(key)
             raise
         entry = written(result)
         with self._lock:
@@ -1036,7 +1054,7 @@ class Client:
                 key, self._fences.settle(key, None if entry is None else entry.version)
             )
         if self._l2 is not None:
-            self._l2.publish(key, entry)
+            self._l2.publish(key, entry, expected=True)
         return result
 
     def _after_fence(self, key: str, outcome: tuple[bool, float | None]) -> None:

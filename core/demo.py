@@ -12,7 +12,8 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,13 @@ from veltrix.backend import Backend, SupportsWrite
 from veltrix.cache import CachePolicy
 from veltrix.client import Client
 from veltrix.codecs import convert
-from veltrix.errors import KeyNotFoundError, UnsupportedOperationError, VeltrixError
+from veltrix.errors import (
+    BackendNotInstalledError,
+    ConfigurationError,
+    KeyNotFoundError,
+    UnsupportedOperationError,
+    VeltrixError,
+)
 from veltrix.keys import join
 from veltrix.registry import open_backend
 from veltrix.urls import redact_url
@@ -121,8 +128,63 @@ def run_demo(
     workers: int = 4,
     prefix: str = "veltrix-demo",
     progress: Callable[[str], None] = lambda message: None,
+    metrics_port: int | None = None,
 ) -> DemoReport:
-    """Run the demo against ``url`` (a throw-away SQLite file when ``None``)."""
+    """Run the demo against ``url`` (a throw-away SQLite file when ``None``).
+
+    With ``metrics_port``, the Prometheus metrics of the demo's client (named ``demo``)
+    are served on ``http://127.0.0.1:<metrics_port>/metrics`` while the demo runs.
+    """
+    with _metrics_server(metrics_port, progress):
+        return _run(url, duration=duration, workers=workers, prefix=prefix, progress=progress)
+
+
+@contextmanager
+def _metrics_server(port: int | None, progress: Callable[[str], None]) -> Iterator[None]:
+    """Serve the live clients' metrics on loopback ``port`` (nothing when ``None``).
+
+    The collector goes into a registry of its own, removed when the demo ends, so a
+    caller's own registry and installation are left as they were.
+    """
+    if port is None:
+        yield
+        return
+    try:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from veltrix.metrics import install
+    except ImportError as exc:
+        raise BackendNotInstalledError(
+            "--metrics-port needs prometheus-client: pip install 'veltrix[metrics]'"
+        ) from exc
+    registry = CollectorRegistry()
+    installation = install(registry, multiprocess=False)
+    try:
+        try:
+            server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror}"
+            ) from exc
+        progress(f"metrics on http://127.0.0.1:{port}/metrics")
+        try:
+            yield
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+    finally:
+        installation.uninstall()
+
+
+def _run(
+    url: str | None,
+    *,
+    duration: float,
+    workers: int,
+    prefix: str,
+    progress: Callable[[str], None],
+) -> DemoReport:
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if url is None:
         tmp = tempfile.TemporaryDirectory(prefix="veltrix-demo-")
@@ -150,7 +212,7 @@ def run_demo(
         # A private memory:// store exists only in ``writer``: read that very instance.
         # Any other store gets a client of its own, as a consumer process would have.
         shared = getattr(writer, "url", None) == "memory://"  # a URL that reopens nothing
-        client = Client(writer if shared else url, cache=CachePolicy(ttl=30.0))
+        client = Client(writer if shared else url, cache=CachePolicy(ttl=30.0), name="demo")
         try:
             seen_at: list[float | None] = [None] * workers
             changed_at: list[float] = []

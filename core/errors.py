@@ -94,6 +94,16 @@ class AccessDeniedError(BackendError):
     """The store refused the credentials. Never retried, never treated as absent."""
 
 
+class SecretReferenceError(BackendError):
+    """A value refers to a secret that could not be resolved (missing, disabled, or not
+    readable by the store's identity). ``reference`` names the secret, never its value."""
+
+    def __init__(self, message: str, reference: str, status: str) -> None:
+        super().__init__(message)
+        self.reference = reference
+        self.status = status
+
+
 __all__ = [
     "AccessDeniedError",
     "BackendError",
@@ -103,6 +113,7 @@ __all__ = [
     "DecodeError",
     "InvalidKeyError",
     "KeyNotFoundError",
+    "SecretReferenceError",
     "UnknownBackendError",
     "UnsupportedOperationError",
     "ValueTooLargeError",

@@ -48,6 +48,7 @@ SECRET_ENV = (
     "VELTRIX_CACHE_KEY",
     "VELTRIX_CACHE_OLD_KEYS",
     "VELTRIX_GCPSM_ACCESS_TOKEN",
+    "VELTRIX_GCPPM_ACCESS_TOKEN",
 )
 #: Shorter values are not masked by search-and-replace (they would mask ordinary words).
 MIN_SECRET_LENGTH = 4

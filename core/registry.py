@@ -38,6 +38,9 @@ BUILTIN: dict[str, BuiltinBackend] = {
     "appconfig": BuiltinBackend("veltrix.adapters.appconfig", "AppConfigBackend", "aws"),
     "ssm": BuiltinBackend("veltrix.adapters.ssm", "SSMBackend", "aws"),
     "gcpsm": BuiltinBackend("veltrix.adapters.gcp_secret_manager", "SecretManagerBackend", "gcp"),
+    "gcppm": BuiltinBackend(
+        "veltrix.adapters.gcp_parameter_manager", "ParameterManagerBackend", "gcp"
+    ),
     "redis": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
     "rediss": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),
     "redis+sentinel": BuiltinBackend("veltrix.adapters.redis", "RedisBackend", "redis"),

@@ -4,29 +4,44 @@ Only the client's slow path comes here (an L1 miss): ``Client.get`` on a fresh
 key never touches Redis. For one key, :meth:`SharedCache.read_through`:
 
 1. runs one Lua script that returns the L2 entry with its remaining TTL (``PTTL``)
-   or, on a miss, tries ``SET lock token NX PX lock_ttl``;
-2. the lock winner reads the store and stores the entry with a second script that
-   writes it only while its token still holds the lock, then deletes the lock
-   (compare-and-delete: a lock is only ever released by its owner; a lock whose
-   owner crashed expires after ``lock_ttl``);
-3. the others poll the L2 entry every few milliseconds until it appears (one
-   store call for the fleet), the lock disappears (they try to take it), or
-   ``2 * lock_ttl`` passes (they read the store themselves: the documented slack).
+   or, on a miss, tries ``SET lock token NX PX lock_ttl``. An entry with at most
+   ``refresh_ahead`` left is a miss for whoever can take the lock (a hit otherwise);
+2. the lock winner reads the store, then one script stores the entry only while its
+   token still holds the lock, deletes the lock (compare-and-delete: a lock is only
+   ever released by its owner; a lock whose owner crashed expires after
+   ``lock_ttl``) and publishes the stored bytes on the bus: one round trip;
+3. the others wait on an in-process event that the bus listener sets when a message
+   for that key arrives, and take the entry it carries (one store call and one Redis
+   request each for the fleet). Without a payload they ask L2 again; when the lock
+   expires with no message they try to take it; while the bus is disconnected they
+   poll every ``lock_poll``; after ``2 * lock_ttl`` they read the store themselves
+   (the documented slack).
 
-Entries carry value, version, content type, provenance and the wall-clock time
-they were fetched, with a Redis TTL equal to the policy's TTL, so every process's
-L1 copy expires when the L2 entry does. Keys are namespaced per store URL and
-hash-tagged per cache key: ``veltrix:l2:<ns>:e:{<key>}`` and its lock
+Entries carry value, version, content type, provenance and the wall-clock time they
+were fetched, with a Redis TTL equal to the policy's TTL. So that one process per TTL
+refreshes a key and the others never miss it: the loader keeps its L1 copy for the
+whole TTL; a copy from L2 or the bus stays fresh for the entry's remaining TTL plus
+``grace`` = ``min(lock_ttl, 10% of ttl)`` (``negative_ttl`` for absences: this bounds
+the extra staleness of a value changed behind Veltrix's back), and ``refresh_ahead``
+= ``min(lock_ttl, 10% of min(ttl, negative_ttl))``. The loader's copy expires first,
+its refresh lands slightly before the L2 entry goes, and its bus message replaces the
+other copies before they expire: about 2 Redis requests per key per TTL for the fleet.
+Keys are namespaced per store URL and hash-tagged per cache key: ``veltrix:l2:<ns>:e:{<key>}`` and its lock
 ``veltrix:l2:<ns>:lock:{<key>}`` (``<ns>`` = ``sha256(store url)[:16]``). Both keys a
 script touches share the tag, so in Redis Cluster they sit in one slot, while
 different cache keys spread over all slots (a per-namespace tag would put a whole
 store's cache on one node: one hot slot).
 
 Writes through any client and changes seen by any client's watch are written to
-L2 and announced on ``veltrix:l2:<ns>:bus``; every other client drops its L1
-entry and re-reads it from L2 on the listener thread. In Redis Cluster the
-listener subscribes on one node (PUBLISH reaches every node) and moves to the
-next node it knows when that one goes away.
+L2 and announced on ``veltrix:l2:<ns>:bus``, as are refreshes. A message is JSON:
+origin, key, version and, up to :data:`MAX_BUS_PAYLOAD`, the entry's bytes exactly as
+stored in L2 (base64; sealed for secrets, never carried for a secret L2 does not hold)
+with its TTL in ms. Every other client holding the key installs the carried entry on
+the listener thread, or drops its L1 entry and re-reads it from L2 when there is none.
+A foreign payload that arrives while this client's own write to the key is still on
+its way back was published before that write: it is not installed
+(read-your-own-writes). In Redis Cluster the listener subscribes on one node (PUBLISH
+reaches every node) and moves to the next node it knows when that one goes away.
 
 Cache URLs: ``redis://host:6379/0``, ``rediss://host:6380/0?ca_file=...`` (TLS),
 ``redis+sentinel://s1:26379,s2:26379/<service>/0``,
@@ -42,6 +57,7 @@ of Redis; it goes to the store instead.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -51,6 +67,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from veltrix.backend import Entry
@@ -67,19 +84,30 @@ _PLAIN = b"\x00"
 _SEALED = b"\x01"
 _ABSENT = b"\x02"
 
-# KEYS[1] entry, KEYS[2] lock; ARGV[1] token, ARGV[2] lock ms.
-# -> {1, value, pttl} hit | {2} lock taken | {0, lock pttl} someone else holds it
+# KEYS[1] entry, KEYS[2] lock; ARGV[1] token, ARGV[2] lock ms, ARGV[3] refresh-ahead ms.
+# -> {1, value, pttl} hit | {2} lock taken ({2, pttl}: ahead of expiry) | {0, lock pttl}
+# someone else holds it.
+# An entry with at most ARGV[3] ms left is a miss for whoever takes the lock (the
+# refresh lands before the entry goes); while someone else holds it, it is still a hit.
 _READ_OR_LOCK = """
 local v = redis.call('GET', KEYS[1])
-if v then return {1, v, redis.call('PTTL', KEYS[1])} end
+if v then
+  local t = redis.call('PTTL', KEYS[1])
+  if t > tonumber(ARGV[3]) then return {1, v, t} end
+  if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, t} end
+  return {1, v, t}
+end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
 return {0, redis.call('PTTL', KEYS[2])}
 """
-# KEYS[1] entry, KEYS[2] lock; ARGV[1] token, ARGV[2] payload, ARGV[3] ms (0: do not store)
+# KEYS[1] entry, KEYS[2] lock; ARGV[1] token, ARGV[2] payload, ARGV[3] ms (0: do not
+# store), ARGV[4] channel, ARGV[5] message. Stores, releases the lock and tells the fleet
+# in one round trip (nothing happens, nothing is published, once the lock is not ours).
 _STORE_IF_OWNER = """
 if redis.call('GET', KEYS[2]) == ARGV[1] then
   if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
   redis.call('DEL', KEYS[2])
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
   return 1
 end
 return 0
@@ -101,6 +129,53 @@ else
 end
 return redis.call('PUBLISH', ARGV[3], ARGV[4])
 """
+
+#: ``SharedCache.counters``: ``l2_requests`` counts the commands sent to Redis (each
+#: command of a pipeline, a script call is one); ``bus_fills``: reads that waited for
+#: another process's refresh and got its value from the bus message.
+COUNTERS = (
+    "l2_requests",
+    "l2_hits",
+    "l2_misses",
+    "l2_refresh_ahead",
+    "l2_errors",
+    "l2_lock_waits",
+    "l2_lock_timeouts",
+    "bus_sent",
+    "bus_received",
+    "bus_fills",
+)
+
+#: Bus payloads above this size are not carried: receivers read the entry from L2.
+MAX_BUS_PAYLOAD = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BusMessage:
+    """One message from the invalidation bus.
+
+    ``payload`` is the L2 entry exactly as stored (sealed secrets stay sealed), or
+    ``None`` when it was not carried (too large, not stored, or from an older client);
+    ``ms`` is its TTL in L2 when it was published (0: not stored). ``refresh``: a fleet
+    refresh (the store read again), not a change.
+    """
+
+    key: str
+    version: str | None
+    own: bool
+    payload: bytes | None = None
+    ms: int = 0
+    refresh: bool = False
+
+
+class _Waiter:
+    """A read waiting for another process's refresh of one key (woken by the bus)."""
+
+    __slots__ = ("event", "message")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.message: BusMessage | None = None
 
 
 class CircuitBreaker:
@@ -176,7 +251,7 @@ class SharedCache:
         policy: CachePolicy,
         box: SecretBox | None,
         is_secret: Callable[[str, Entry | None], bool],
-        on_message: Callable[[str, str | None, bool], None] | None = None,
+        on_message: Callable[[BusMessage], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
         **options: Any,
     ) -> None:
@@ -233,18 +308,8 @@ class SharedCache:
         self._store_if_owner = self._r.register_script(_STORE_IF_OWNER)
         self._release = self._r.register_script(_RELEASE)
         self._write = self._r.register_script(_WRITE)
-        self.counters = dict.fromkeys(
-            (
-                "l2_hits",
-                "l2_misses",
-                "l2_errors",
-                "l2_lock_waits",
-                "l2_lock_timeouts",
-                "bus_sent",
-                "bus_received",
-            ),
-            0,
-        )
+        self.counters = dict.fromkeys(COUNTERS, 0)
+        self._init_fleet_state()
         self._on_message = on_message
         self._on_reconnect = on_reconnect
         self._closed = threading.Event()
@@ -258,6 +323,20 @@ class SharedCache:
 
     def __repr__(self) -> str:
         return f"SharedCache({self.url!r})"
+
+    def _init_fleet_state(self) -> None:
+        # Seconds a copy from L2 or the bus is kept past the entry's TTL in L2, and how
+        # long before that TTL ends an entry counts as a miss for the lock winner (see
+        # the module docstring: one process refreshes, the others never see it expire).
+        self.grace = min(self.lock_ttl, 0.1 * self.policy.ttl)
+        self.negative_grace = min(self.lock_ttl, 0.1 * self.policy.negative_ttl)
+        self.refresh_ahead = min(self.grace, self.negative_grace)
+        # Reads waiting for another process's refresh, per key (woken by the bus).
+        self._waiters: dict[str, list[_Waiter]] = {}
+        # Our writes whose bus message has not come back yet, per key: a payload from
+        # another client published before them is older than what we hold.
+        self._own_pending: dict[str, int] = {}
+        self._waiters_lock = threading.Lock()
 
     # -- encoding ----------------------------------------------------------------------
 
@@ -327,9 +406,11 @@ class SharedCache:
 
     # -- calls ---------------------------------------------------------------------------
 
-    def _call(self, fn: Callable[[], Any]) -> tuple[bool, Any]:
+    def _call(self, fn: Callable[[], Any], requests: int = 1) -> tuple[bool, Any]:
+        """``fn()`` through the breaker; ``requests``: the Redis commands it sends."""
         if not self.breaker.allow():
             return False, None
+        self.counters["l2_requests"] += requests
         try:
             result = fn()
         except Exception as exc:
@@ -346,13 +427,42 @@ class SharedCache:
         self.breaker.success()
         return True, result
 
+    def _fresh_for(self, entry: Entry | None, ttl_ms: int) -> float:
+        """Seconds a copy of an L2 entry with ``ttl_ms`` left is served: that plus the grace."""
+        return ttl_ms / 1000.0 + (self.negative_grace if entry is None else self.grace)
+
     def _hit(self, key: str, reply: Any) -> tuple[Entry | None, float] | None:
         ok, entry = self.decode(key, bytes(reply[1]))
         ttl_ms = int(reply[2])
         if not ok or ttl_ms <= 0:
             return None
         self.counters["l2_hits"] += 1
-        return entry, ttl_ms / 1000.0
+        return entry, self._fresh_for(entry, ttl_ms)
+
+    def carried(self, message: BusMessage) -> tuple[Entry | None, float] | None:
+        """The entry a bus message carries and the seconds it stays fresh, or ``None``."""
+        if message.payload is None or message.ms <= 0:
+            return None
+        ok, entry = self.decode(message.key, message.payload)
+        if not ok:
+            return None
+        return entry, self._fresh_for(entry, message.ms)
+
+    def _message(
+        self, key: str, entry: Entry | None, payload: bytes, ms: int, *, refresh: bool = False
+    ) -> str:
+        """A bus message; it carries ``payload`` (as stored in L2) when small enough."""
+        body: dict[str, Any] = {
+            "o": self.origin,
+            "k": key,
+            "v": None if entry is None else entry.version,
+        }
+        if ms > 0 and len(payload) <= MAX_BUS_PAYLOAD:
+            body["p"] = base64.b64encode(payload).decode()
+            body["ms"] = ms
+        if refresh:
+            body["r"] = 1
+        return json.dumps(body, separators=(",", ":"))
 
     def read_through(
         self, key: str, load: Callable[[], Entry | None]
@@ -366,33 +476,69 @@ class SharedCache:
             return load(), None
         token = uuid.uuid4().hex
         lock_ms = max(1, int(self.lock_ttl * 1000))
+        ahead_ms = int(self.refresh_ahead * 1000)
         ekey, lkey = self._ekey(key), self._lkey(key)
         deadline = time.monotonic() + 2 * self.lock_ttl
         waited = False
-        while True:
-            ok, reply = self._call(
-                lambda: self._read_or_lock(keys=[ekey, lkey], args=[token, lock_ms])
-            )
-            if not ok:
-                return load(), None
-            state = int(reply[0])
-            if state == 1:
-                hit = self._hit(key, reply)
-                if hit is not None:
-                    if waited:
-                        self.counters["l2_lock_waits"] += 1
-                    return hit
-                # Unreadable here (sealed with a key we lack): read the store, leave L2 alone.
-                return load(), None
-            if state == 2:
-                self.counters["l2_misses"] += 1
-                return self._refresh(key, token, load), None
-            if time.monotonic() >= deadline:
-                self.counters["l2_lock_timeouts"] += 1
-                return load(), None
-            waited = True
-            remaining = int(reply[1]) if len(reply) > 1 else lock_ms
-            time.sleep(min(self.lock_poll, max(remaining, 1) / 1000.0))
+        waiter = _Waiter()
+        with self._waiters_lock:
+            self._waiters.setdefault(key, []).append(waiter)
+        try:
+            while True:
+                # A message that came before this call is reflected in its answer.
+                waiter.event.clear()
+                waiter.message = None
+                ok, reply = self._call(
+                    lambda: self._read_or_lock(keys=[ekey, lkey], args=[token, lock_ms, ahead_ms])
+                )
+                if not ok:
+                    return load(), None
+                state = int(reply[0])
+                if state == 1:
+                    hit = self._hit(key, reply)
+                    if hit is not None:
+                        if waited:
+                            self.counters["l2_lock_waits"] += 1
+                        return hit
+                    # Unreadable here (sealed with a key we lack): read the store, leave L2 alone.
+                    return load(), None
+                if state == 2:
+                    self.counters["l2_refresh_ahead" if len(reply) > 1 else "l2_misses"] += 1
+                    return self._refresh(key, token, load), None
+                now = time.monotonic()
+                if now >= deadline:
+                    self.counters["l2_lock_timeouts"] += 1
+                    return load(), None
+                waited = True
+                filled = self._wait(waiter, int(reply[1]) / 1000.0, deadline - now)
+                if filled is not None:
+                    self.counters["l2_lock_waits"] += 1
+                    self.counters["bus_fills"] += 1
+                    return filled
+        finally:
+            with self._waiters_lock:
+                waiters = self._waiters.get(key, [])
+                waiters.remove(waiter)
+                if not waiters:
+                    self._waiters.pop(key, None)
+
+    def _wait(
+        self, waiter: _Waiter, lock_left: float, until_deadline: float
+    ) -> tuple[Entry | None, float] | None:
+        """Wait for the lock holder's refresh: its bus message, or the lock's expiry.
+
+        Returns the entry the message carries; ``None`` means "ask L2 again" (the
+        message carried no payload, the lock expired, or there is no bus to listen to:
+        then this polls every ``lock_poll`` as a bus-less fleet must).
+        """
+        if self.bus_node is None:
+            timeout = min(self.lock_poll, max(lock_left, 0.001))
+        else:
+            timeout = min(max(lock_left, 0.0) + 0.001, until_deadline)
+        if not waiter.event.wait(timeout):
+            return None
+        message = waiter.message
+        return None if message is None else self.carried(message)
 
     def _refresh(self, key: str, token: str, load: Callable[[], Entry | None]) -> Entry | None:
         lkey = self._lkey(key)
@@ -405,9 +551,14 @@ class SharedCache:
             payload, ms = self.encode(key, entry), self._ms(entry)
         else:
             payload, ms = b"", 0
-        self._call(
-            lambda: self._store_if_owner(keys=[self._ekey(key), lkey], args=[token, payload, ms])
+        message = self._message(key, entry, payload, ms, refresh=True)
+        ok, stored = self._call(
+            lambda: self._store_if_owner(
+                keys=[self._ekey(key), lkey], args=[token, payload, ms, self.channel, message]
+            )
         )
+        if ok and int(stored):
+            self.counters["bus_sent"] += 1
         return entry
 
     def peek(self, key: str) -> tuple[Entry | None, float] | None:
@@ -420,21 +571,33 @@ class SharedCache:
             pipe.pttl(ekey)
             return pipe.execute()
 
-        ok, reply = self._call(run)
+        ok, reply = self._call(run, requests=2)
         if not ok or reply[0] is None:
             return None
         return self._hit(key, [1, reply[0], reply[1]])
 
-    def publish(self, key: str, entry: Entry | None, *, store: bool = True) -> None:
-        """Put ``entry`` (``None``: deleted) in L2 and tell every other client."""
-        message = json.dumps(
-            {"o": self.origin, "k": key, "v": None if entry is None else entry.version},
-            separators=(",", ":"),
-        )
+    def expect_own(self, key: str) -> None:
+        """A write of ``key`` is starting: until its message comes back, payloads other
+        clients published earlier are older than it. Follow with :meth:`publish`
+        (``expected=True``) or, if the write failed, :meth:`settle_own`."""
+        with self._waiters_lock:
+            self._own_pending[key] = self._own_pending.get(key, 0) + 1
+
+    def publish(
+        self, key: str, entry: Entry | None, *, store: bool = True, expected: bool = False
+    ) -> None:
+        """Put ``entry`` (``None``: deleted) in L2 and tell every other client.
+
+        The message carries the stored payload (see :meth:`_message`), so the others
+        install it without reading L2. ``expected``: :meth:`expect_own` was called.
+        """
         if store and self.policy.ttl > 0 and self.cacheable(key, entry):
             payload, ms = self.encode(key, entry), self._ms(entry)
         else:
             payload, ms = b"", 0
+        message = self._message(key, entry, payload, ms)
+        if not expected:
+            self.expect_own(key)
         ok, _ = self._call(
             lambda: self._write(
                 keys=[self._ekey(key), self._lkey(key)], args=[payload, ms, self.channel, message]
@@ -442,6 +605,17 @@ class SharedCache:
         )
         if ok:
             self.counters["bus_sent"] += 1
+        else:  # no message will come back (if it does after all, it finds nothing pending)
+            self.settle_own(key)
+
+    def settle_own(self, key: str) -> None:
+        """One write of ``key`` announced (or abandoned): see :meth:`expect_own`."""
+        with self._waiters_lock:
+            left = self._own_pending.get(key, 0) - 1
+            if left > 0:
+                self._own_pending[key] = left
+            else:
+                self._own_pending.pop(key, None)
 
     # -- the bus listener ------------------------------------------------------------------
 
@@ -460,6 +634,8 @@ class SharedCache:
                 pubsub.get_message(timeout=1.0)  # the subscribe confirmations
                 conn = pubsub.connection
                 self.bus_node = f"{getattr(conn, 'host', '?')}:{getattr(conn, 'port', '?')}"
+                with self._waiters_lock:
+                    self._own_pending.clear()  # their echoes may have been lost
                 if connected_before and self._on_reconnect is not None:
                     # Messages sent while we were away are lost: re-read everything from L2.
                     self._on_reconnect()
@@ -493,18 +669,37 @@ class SharedCache:
 
     def _dispatch(self, data: bytes) -> None:
         try:
-            message = json.loads(data)
-            origin, key, version = message["o"], message["k"], message["v"]
+            body = json.loads(data)
+            origin, key, version = body["o"], body["k"], body["v"]
+            ms = int(body.get("ms", 0))
+            payload = base64.b64decode(body["p"], validate=True) if "p" in body else None
         except (ValueError, KeyError, TypeError):
             log.warning(
                 "ignoring a malformed invalidation message",
                 extra=event("veltrix.bus.malformed_message", store=self.url),
             )
             return
+        if not isinstance(key, str):
+            log.warning(
+                "ignoring a malformed invalidation message",
+                extra=event("veltrix.bus.malformed_message", store=self.url),
+            )
+            return
         self.counters["bus_received"] += 1
+        own = origin == self.origin
+        if own:
+            self.settle_own(key)
+        with self._waiters_lock:
+            if not own and self._own_pending.get(key):
+                payload = None  # published before our own write to it: older than ours
+            waiters = list(self._waiters.get(key, ()))
+        message = BusMessage(key, version, own, payload, ms, bool(body.get("r")))
+        for waiter in waiters:
+            waiter.message = message
+            waiter.event.set()
         if self._on_message is not None:
             try:
-                self._on_message(key, version, origin == self.origin)
+                self._on_message(message)
             except Exception as exc:
                 log.exception(
                     "invalidation handler failed for %r",
@@ -525,10 +720,11 @@ class SharedCache:
         if self._bus_thread is not None and threading.current_thread() is not self._bus_thread:
             if self._bus_ready.is_set() and self.breaker.allow():
                 with contextlib.suppress(*self._errors):
+                    self.counters["l2_requests"] += 1
                     self._r.publish(self._wake_channel, b"")
             self._bus_thread.join(timeout=2)
         with contextlib.suppress(*self._errors):
             self._r.close()
 
 
-__all__ = ["CircuitBreaker", "SharedCache"]
+__all__ = ["MAX_BUS_PAYLOAD", "BusMessage", "CircuitBreaker", "SharedCache"]

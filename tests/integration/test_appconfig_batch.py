@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import server_env, unique_name
 from veltrix.adapters.appconfig import AppConfigBackend
-from veltrix.adapters.appconfig_document import version_of
+from veltrix.adapters.documents import version_of
 from veltrix.backend import Absent
 from veltrix.errors import InvalidKeyError, ValueTooLargeError, VersionConflictError
 from veltrix.migration import UnrepresentableError, migrate

@@ -141,13 +141,24 @@ def test_missing_token_is_access_denied(transport: str, monkeypatch: pytest.Monk
         b.close()
 
 
-def test_wrong_token_is_access_denied(transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_token_is_unauthenticated(transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token that names nobody is UNAUTHENTICATED (401), as Google answers it."""
     monkeypatch.setenv("GCPSM_WRONG_TOKEN", "not-the-token")
     b = open_gcpsm(auth_url(transport, token_env="GCPSM_WRONG_TOKEN"))
     try:
-        with pytest.raises(AccessDeniedError, match="PERMISSION_DENIED") as info:
+        with pytest.raises(AccessDeniedError, match="UNAUTHENTICATED") as info:
             b.get("k")
         assert "not-the-token" not in str(info.value)
+    finally:
+        b.close()
+
+
+def test_known_identity_without_access_is_permission_denied(transport: str) -> None:
+    server_env("VELTRIX_TEST_GCPSM_DENIED_TOKEN", "Secret Manager token without access")
+    b = open_gcpsm(auth_url(transport, token_env="VELTRIX_TEST_GCPSM_DENIED_TOKEN"))
+    try:
+        with pytest.raises(AccessDeniedError, match="PERMISSION_DENIED"):
+            b.get("k")
     finally:
         b.close()
 

@@ -230,3 +230,44 @@ def test_list_filters_and_pages(client: SecretManagerServiceClient, parent: str)
     assert status(lambda: list(client.list_secrets(request=bad))) == "INVALID_ARGUMENT"
     token = {"parent": parent, "page_token": "not-a-token"}
     assert status(lambda: list(client.list_secrets(request=token))) == "INVALID_ARGUMENT"
+
+
+def test_version_aliases(client: SecretManagerServiceClient, parent: str) -> None:
+    secret = create(client, parent, "aliased")
+    add(client, secret.name, b"one")
+    add(client, secret.name, b"two")
+    updated = client.update_secret(
+        request={
+            "secret": {"name": secret.name, "version_aliases": {"stable": 1, "canary": 2}},
+            "update_mask": {"paths": ["version_aliases"]},
+        }
+    )
+    assert dict(updated.version_aliases) == {"stable": 1, "canary": 2}
+    stable = client.access_secret_version(request={"name": f"{secret.name}/versions/stable"})
+    assert stable.payload.data == b"one" and stable.name.endswith("/versions/1")
+    unknown = f"{secret.name}/versions/nope"
+    assert status(lambda: client.access_secret_version(request={"name": unknown})) == "NOT_FOUND"
+    for bad in ({"latest": 1}, {"gone": 9}, {"a b": 1}):
+        assert (
+            status(
+                lambda bad=bad: client.update_secret(
+                    request={
+                        "secret": {"name": secret.name, "version_aliases": bad},
+                        "update_mask": {"paths": ["version_aliases"]},
+                    }
+                )
+            )
+            == "INVALID_ARGUMENT"
+        )
+
+
+def test_ttl_is_answered_as_expire_time(client: SecretManagerServiceClient, parent: str) -> None:
+    secret = create(client, parent, "short-lived", ttl={"seconds": 3600})
+    assert secret.expire_time and "ttl" not in secret
+    got = client.get_secret(request={"name": secret.name})
+    assert got.expire_time == secret.expire_time and "ttl" not in got
+    brief = create(client, parent, "brief", ttl={"nanos": 50_000_000})
+    import time
+
+    time.sleep(0.1)
+    assert status(lambda: client.get_secret(request={"name": brief.name})) == "NOT_FOUND"

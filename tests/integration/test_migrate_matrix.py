@@ -31,6 +31,7 @@ LIMITS = {
     "appconfig": 1024 * 1024,
     "ssm": 4096,
     "gcpsm": 64 * 1024,
+    "gcppm": 1024 * 1024 - 4096,
 }
 
 PAIRS = [
@@ -54,6 +55,9 @@ PAIRS = [
     ("ssm", "gcpsm"),
     ("gcpsm", "redis"),
     ("redis", "zookeeper"),
+    ("sqlite", "gcppm"),
+    ("gcppm", "sqlite"),
+    ("gcpsm", "gcppm"),
 ]
 
 Opener = Callable[[str], Backend]
@@ -117,6 +121,12 @@ def store_url(kind: str, tmp_path: Path, cleanups: list[Callable[[], None]]) -> 
         endpoint = server_env("VELTRIX_TEST_GCPSM_GRPC", "Secret Manager test server (grpc)")
         return (
             f"gcpsm://{name}/app?endpoint={endpoint}&transport=grpc&insecure=true"
+            "&timeout=5&deadline=5"
+        )
+    if kind == "gcppm":
+        endpoint = server_env("VELTRIX_TEST_GCPPM_GRPC", "Parameter Manager test server (grpc)")
+        return (
+            f"gcppm://{name}/app?endpoint={endpoint}&transport=grpc&insecure=true"
             "&timeout=5&deadline=5"
         )
     if kind == "redis":

@@ -103,7 +103,7 @@ def test_fleet_reads_the_store_once_per_key_per_ttl(redis_url: str, store: str) 
 
 def test_read_through_takes_one_store_read_for_many_clients(cache_base: str, store: str) -> None:
     """3 clients x 3 threads miss one key at once: the L2 lock lets one store read through,
-    the others wait for its L2 entry; a fourth client later is served from L2."""
+    the others wait for its bus message; a fourth client later is served from L2."""
     backend = CountingBackend(store, delay=0.2)
     cache_url = with_path(cache_base, namespace=unique_name("sf"), timeout=1)
     policy = CachePolicy(ttl=30, watch=False)
@@ -125,7 +125,8 @@ def test_read_through_takes_one_store_read_for_many_clients(cache_base: str, sto
         assert backend.gets[KEYS[0]] == 1, dict(backend.gets)
         stats = [c.stats() for c in clients]
         assert sum(s["l2_misses"] for s in stats) == 1, stats
-        assert sum(s["l2_hits"] for s in stats) == 2, stats  # the two other clients
+        # The two other clients: from the lock holder's bus message (or L2 if they came late).
+        assert sum(s["l2_hits"] + s["bus_fills"] for s in stats) == 2, stats
         assert sum(s["l2_lock_waits"] for s in stats) >= 1, stats  # (2 unless one was late)
         assert sum(s["l2_errors"] for s in stats) == 0, stats
         with Client(backend, cache=policy, cache_url=cache_url) as late:
@@ -211,7 +212,8 @@ def test_secrets_are_sealed_in_redis(
         everything = b"\n".join(_all_redis_bytes(raw))
         assert b"visible" in everything  # the scan does see plain values
         assert secret.encode() not in everything
-        names = [n for n in raw.scan_iter(match="veltrix:l2:*:e:{secrets/db_password}")]
+        assert a._l2 is not None  # this test's namespace only: others share the server
+        names = list(raw.scan_iter(match=a._l2.prefix + "e:{secrets/db_password}"))
         sealed = [raw.get(n) for n in names]
         assert len(sealed) == 1 and sealed[0] is not None and sealed[0][:1] == b"\x01"
         # Decryptable with the key, and only with it.

@@ -196,3 +196,34 @@ def test_zookeeper_node_script_renders(tmp_path: Path) -> None:
         ["bash", "-n"], input=script, capture_output=True, text=True, timeout=30, check=False
     )
     assert syntax.returncode == 0, syntax.stderr
+
+
+def test_gcp_parameter_ids_match_the_adapter(tmp_path: Path) -> None:
+    from veltrix.adapters.gcp_parameter_manager import parameter_id_for
+
+    main = (TERRAFORM_DIR / "modules" / "gcp-parameter-manager" / "main.tf").read_text()
+    encode = re.search(r'name => (replace\(replace\(replace\(full, .*?"_d"\))', main)
+    assert encode, "gcp-parameter-manager no longer spells the encoding as expected"
+    keys = ["app/payments", "a_b/c.d", "x/_s/_d", "payments"]
+    got = _console([encode.group(1).replace("full", f'"{k}"') for k in keys], tmp_path)
+    assert got == [parameter_id_for(k) for k in keys]
+
+
+def test_gcp_parameter_manager_grants_render_and_secret_access() -> None:
+    parsed = parse(TERRAFORM_DIR / "modules" / "gcp-parameter-manager")
+    resources = {
+        (unquote(kind), unquote(name)): body
+        for item in parsed["resource"]
+        for kind, named_bodies in item.items()
+        for name, body in named_bodies.items()
+    }
+    roles = {unquote(body["role"]) for (kind, _), body in resources.items() if "iam_member" in kind}
+    assert {
+        "roles/parametermanager.parameterViewer",
+        "roles/parametermanager.parameterAccessor",
+        "roles/secretmanager.secretAccessor",
+    } <= roles
+    grant = resources[("google_secret_manager_secret_iam_member", "parameter_reads_secret")]
+    assert "policy_member[0].iam_policy_uid_principal" in str(grant["member"])
+    version = resources[("google_parameter_manager_parameter_version", "initial")]
+    assert unquote(version["parameter_version_id"]) == "v1", "Veltrix continues with v2"

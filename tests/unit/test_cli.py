@@ -172,3 +172,4 @@ def test_help_and_backends() -> None:
     assert run("--help").returncode == 0
     listed = run("backends").stdout.decode()
     assert "zookeeper://" in listed and "veltrix[zookeeper]" in listed
+    assert "gcppm://  (pip install 'veltrix[gcp]')" in listed

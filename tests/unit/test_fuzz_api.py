@@ -339,7 +339,7 @@ def test_an_unparseable_appconfig_document_does_not_chain_its_text(
     document: str, content_type: str | None
 ) -> None:
     """A YAML error quotes the document around the problem: it must not be chained."""
-    from veltrix.adapters.appconfig_document import parse_document
+    from veltrix.adapters.documents import parse_document
 
     secret = "S3CR3T-appconfig-value"
     content = f"password: {secret} {document}".encode("utf-8", "surrogatepass")

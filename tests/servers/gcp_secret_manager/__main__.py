@@ -9,7 +9,15 @@ import signal
 import sys
 from types import FrameType
 
-from tests.servers.gcp_secret_manager.server import serve
+from tests.servers.gcp_secret_manager.server import Tokens, serve
+
+
+def _read(value: str) -> str:
+    """A token given as is, or as @PATH of a file holding it."""
+    if value.startswith("@"):
+        with open(value[1:], encoding="utf-8") as handle:
+            return handle.read().strip()
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,23 +30,30 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="require 'Authorization: Bearer TOKEN' (or read it from the file @PATH)",
     )
+    parser.add_argument(
+        "--denied-token",
+        action="append",
+        default=[],
+        help="a token of a known identity without access: PERMISSION_DENIED (or @PATH); "
+        "any other token is UNAUTHENTICATED",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    token = args.token
-    if token is not None and token.startswith("@"):
-        with open(token[1:], encoding="utf-8") as handle:
-            token = handle.read().strip()
+    tokens = Tokens(
+        None if args.token is None else _read(args.token),
+        tuple(_read(t) for t in args.denied_token),
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        serve(args.host, args.rest_port, args.grpc_port, token)
+        serve(args.host, args.rest_port, args.grpc_port, tokens)
     except KeyboardInterrupt:
         return 0
     except OSError as exc:

@@ -15,6 +15,7 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent import futures
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -47,27 +48,47 @@ HTTP_CODES = {
 }
 
 
-def check_token(expected: str | None, authorization: str | None) -> None:
-    """Raise UNAUTHENTICATED without a bearer token, PERMISSION_DENIED for a wrong one."""
-    if expected is None:
+@dataclass(frozen=True)
+class Tokens:
+    """Who may call: ``allowed`` has access; each of ``denied`` is a known identity without
+    it. With ``allowed`` None every request is let in."""
+
+    allowed: str | None = None
+    denied: tuple[str, ...] = ()
+
+
+def check_token(tokens: Tokens | str | None, authorization: str | None) -> None:
+    """As Google answers: no bearer token, or one that names nobody (an unknown or
+    invalid token), is UNAUTHENTICATED (401); a known identity without access to the
+    resource is PERMISSION_DENIED (403)."""
+    if not isinstance(tokens, Tokens):
+        tokens = Tokens(tokens)
+    if tokens.allowed is None:
         return
     if not authorization or not authorization.lower().startswith("bearer "):
         raise ApiError(
             "UNAUTHENTICATED",
             "Request is missing required authentication credential. Expected OAuth 2 access token.",
         )
-    if not hmac.compare_digest(authorization[7:].strip().encode(), expected.encode()):
+    given = authorization[7:].strip().encode()
+    if hmac.compare_digest(given, tokens.allowed.encode()):
+        return
+    if any(hmac.compare_digest(given, denied.encode()) for denied in tokens.denied):
         raise ApiError(
             "PERMISSION_DENIED",
             "Permission denied on resource (or it may not exist) for the caller's credentials.",
         )
+    raise ApiError(
+        "UNAUTHENTICATED",
+        "Request had invalid authentication credentials. Expected OAuth 2 access token.",
+    )
 
 
 # -- gRPC --------------------------------------------------------------------------------
 
 
 def _grpc_handler(
-    fn: Callable[[Any], Any], token: str | None
+    fn: Callable[[Any], Any], token: Tokens | str | None
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
@@ -84,21 +105,39 @@ def _grpc_handler(
     return handle
 
 
-def make_grpc_server(store: SecretStore, host: str, port: int, token: str | None) -> grpc.Server:
-    handlers = {
-        name: grpc.unary_unary_rpc_method_handler(
-            _grpc_handler(fn, token),
-            request_deserializer=request_type.FromString,
-            response_serializer=response_type.SerializeToString,
-        )
-        for name, (fn, request_type, response_type) in methods(store).items()
-    }
+#: gRPC method name -> (handler, request pb class, response pb class).
+MethodTable = dict[str, tuple[Callable[[Any], Any], Any, Any]]
+#: (HTTP method, path regex with one group = the resource, gRPC method, path field, body field)
+Route = tuple[str, re.Pattern[str], str, str, str | None]
+
+
+def grpc_server(
+    services: dict[str, MethodTable], host: str, port: int, token: Tokens | str | None
+) -> grpc.Server:
+    """One gRPC server serving every service in ``services`` (name -> method table)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    for service_name, table in services.items():
+        handlers = {
+            name: grpc.unary_unary_rpc_method_handler(
+                _grpc_handler(fn, token),
+                request_deserializer=request_type.FromString,
+                response_serializer=response_type.SerializeToString,
+            )
+            for name, (fn, request_type, response_type) in table.items()
+        }
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service_name, handlers),)
+        )
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind gRPC port {host}:{port}")
     return server
+
+
+def make_grpc_server(
+    store: SecretStore, host: str, port: int, token: Tokens | str | None
+) -> grpc.Server:
+    return grpc_server({SERVICE: methods(store)}, host, port, token)
 
 
 # -- REST --------------------------------------------------------------------------------
@@ -107,8 +146,7 @@ _P = r"projects/[^/:]+(?:/locations/[^/:]+)?"
 _S = rf"{_P}/secrets/[^/:]+"
 _V = rf"{_S}/versions/[^/:]+"
 
-#: (HTTP method, path regex with one group = the resource, gRPC method, path field, body field)
-_ROUTES: list[tuple[str, re.Pattern[str], str, str, str | None]] = [
+ROUTES: list[Route] = [
     ("GET", re.compile(rf"/v1/({_P})/secrets"), "ListSecrets", "parent", None),
     ("POST", re.compile(rf"/v1/({_P})/secrets"), "CreateSecret", "parent", "secret"),
     ("GET", re.compile(rf"/v1/({_S})"), "GetSecret", "name", None),
@@ -121,6 +159,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str, str, str | None]] = [
     ("POST", re.compile(rf"/v1/({_V}):enable"), "EnableSecretVersion", "name", "*"),
     ("POST", re.compile(rf"/v1/({_V}):disable"), "DisableSecretVersion", "name", "*"),
     ("POST", re.compile(rf"/v1/({_V}):destroy"), "DestroySecretVersion", "name", "*"),
+    ("POST", re.compile(rf"/v1/({_S}):setIamPolicy"), "SetIamPolicy", "resource", "*"),
+    ("GET", re.compile(rf"/v1/({_S}):getIamPolicy"), "GetIamPolicy", "resource", None),
 ]
 
 
@@ -128,9 +168,9 @@ class _RestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stalls
     server_version = "gcpsm-test-server"
-    store: SecretStore
-    token: str | None
-    table: dict[str, tuple[Callable[[Any], Any], Any, Any]]
+    token: Tokens | str | None
+    routes: list[Route]
+    table: MethodTable
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -166,10 +206,10 @@ class _RestHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         route = next(
-            (r for r in _ROUTES if r[0] == verb and r[1].fullmatch(path) is not None), None
+            (r for r in self.routes if r[0] == verb and r[1].fullmatch(path) is not None), None
         )
         if route is None:
-            if any(r[1].fullmatch(path) for r in _ROUTES):
+            if any(r[1].fullmatch(path) for r in self.routes):
                 raise ApiError("UNIMPLEMENTED", f"HTTP method {verb} is not supported for {path}")
             raise ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server.")
         _, pattern, method, path_field, body_field = route
@@ -226,31 +266,58 @@ def _nest(query: dict[str, str]) -> dict[str, Any]:
     return result
 
 
-def make_rest_server(
-    store: SecretStore, host: str, port: int, token: str | None
+def rest_server(
+    routes: list[Route], table: MethodTable, host: str, port: int, token: Tokens | str | None
 ) -> ThreadingHTTPServer:
+    """One HTTP server answering ``routes`` with the handlers of ``table``."""
     handler = type(
-        "RestHandler", (_RestHandler,), {"store": store, "token": token, "table": methods(store)}
+        "RestHandler", (_RestHandler,), {"token": token, "routes": routes, "table": table}
     )
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
 
 
-def serve(host: str, rest_port: int, grpc_port: int, token: str | None) -> None:
+def make_rest_server(
+    store: SecretStore, host: str, port: int, token: Tokens | str | None
+) -> ThreadingHTTPServer:
+    return rest_server(ROUTES, methods(store), host, port, token)
+
+
+def serve(host: str, rest_port: int, grpc_port: int, token: Tokens | str | None) -> None:
     """Serve both transports until interrupted."""
     store = SecretStore()
-    grpc_server = make_grpc_server(store, host, grpc_port, token)
-    rest_server = make_rest_server(store, host, rest_port, token)
-    grpc_server.start()
-    thread = threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True)
+    run_both(
+        make_grpc_server(store, host, grpc_port, token),
+        make_rest_server(store, host, rest_port, token),
+    )
+    log.info("stopped serving REST on %s:%d and gRPC on %s:%d", host, rest_port, host, grpc_port)
+
+
+def run_both(grpc_srv: grpc.Server, rest_srv: ThreadingHTTPServer) -> None:
+    """Serve a gRPC and a REST front end until interrupted."""
+    grpc_srv.start()
+    thread = threading.Thread(target=rest_srv.serve_forever, name="rest", daemon=True)
     thread.start()
-    log.info("serving REST on %s:%d and gRPC on %s:%d", host, rest_port, host, grpc_port)
+    log.info("serving REST on %s and gRPC", rest_srv.server_address)
     try:
-        grpc_server.wait_for_termination()
+        grpc_srv.wait_for_termination()
     finally:
-        rest_server.shutdown()
-        grpc_server.stop(grace=1)
+        rest_srv.shutdown()
+        grpc_srv.stop(grace=1)
 
 
-__all__ = ["HTTP_CODES", "SERVICE", "make_grpc_server", "make_rest_server", "serve"]
+__all__ = [
+    "HTTP_CODES",
+    "ROUTES",
+    "SERVICE",
+    "MethodTable",
+    "Route",
+    "Tokens",
+    "grpc_server",
+    "make_grpc_server",
+    "make_rest_server",
+    "rest_server",
+    "run_both",
+    "serve",
+]

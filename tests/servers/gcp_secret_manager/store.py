@@ -19,6 +19,7 @@ from typing import Any
 
 import google_crc32c
 from google.cloud.secretmanager_v1.types import resources, service
+from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2, timestamp_pb2
 
 from tests.servers.gcp_secret_manager.filters import FilterError, compile_filter
@@ -48,7 +49,9 @@ VERSION_RE = re.compile(rf"(?P<secret>{SECRET_RE.pattern})/versions/(?P<version>
 LABEL_KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE_RE = re.compile(r"[a-z0-9_-]{0,63}")
 ANNOTATION_KEY_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
-UPDATABLE_PATHS = {"labels", "annotations"}
+UPDATABLE_PATHS = {"labels", "annotations", "version_aliases", "ttl", "expire_time"}
+ALIAS_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
+MAX_ALIASES = 50
 
 
 class ApiError(Exception):
@@ -82,6 +85,7 @@ class _Version:
 class _Secret:
     pb: Any
     versions: list[_Version] = field(default_factory=list)
+    policy: Any = None  # a google.iam.v1 Policy once SetIamPolicy was called
 
 
 class SecretStore:
@@ -113,6 +117,13 @@ class SecretStore:
                 "INVALID_ARGUMENT", f"Invalid resource field value in the request: name {name!r}"
             )
         secret = self._secrets.get(name)
+        if (
+            secret is not None
+            and secret.pb.HasField("expire_time")
+            and secret.pb.expire_time.ToNanoseconds() <= _now().ToNanoseconds()
+        ):
+            del self._secrets[name]  # expired: the service deletes it
+            secret = None
         if secret is None:
             raise ApiError("NOT_FOUND", f"Secret [{name}] not found or has no versions.")
         return secret
@@ -131,7 +142,11 @@ class SecretStore:
                     "NOT_FOUND", f"Secret [{match['secret']}] not found or has no versions."
                 )
             return secret, secret.versions[-1]
-        if not ref.isdigit() or int(ref) < 1:
+        if not ref.isdigit():
+            if ref not in secret.pb.version_aliases:
+                raise ApiError("NOT_FOUND", f"Secret Version [{name}] not found.")
+            ref = str(secret.pb.version_aliases[ref])
+        if int(ref) < 1:
             raise ApiError("INVALID_ARGUMENT", f"Invalid version id {ref!r}")
         number = int(ref)
         if number > len(secret.versions):
@@ -155,6 +170,36 @@ class SecretStore:
                 raise ApiError("INVALID_ARGUMENT", f"Invalid label key {key!r}")
             if LABEL_VALUE_RE.fullmatch(value) is None:
                 raise ApiError("INVALID_ARGUMENT", f"Invalid label value {value!r} for key {key!r}")
+
+    @staticmethod
+    def _validate_aliases(aliases: Any, versions: int) -> None:
+        if len(aliases) > MAX_ALIASES:
+            raise ApiError("INVALID_ARGUMENT", f"A secret can have at most {MAX_ALIASES} aliases")
+        for alias, number in aliases.items():
+            if ALIAS_RE.fullmatch(alias) is None or alias == "latest" or alias.isdigit():
+                raise ApiError("INVALID_ARGUMENT", f"Invalid version alias {alias!r}")
+            if not 1 <= number <= versions:
+                raise ApiError(
+                    "INVALID_ARGUMENT",
+                    f"Version alias {alias!r} refers to version {number}, which does not exist",
+                )
+
+    @staticmethod
+    def _expiration(secret: Any, given: Any) -> None:
+        """``ttl`` is input only: the secret keeps (and answers with) ``expire_time``."""
+        if given.HasField("ttl"):
+            ttl = given.ttl.ToNanoseconds()
+            if ttl <= 0:
+                raise ApiError("INVALID_ARGUMENT", "ttl must be positive")
+            stamp = timestamp_pb2.Timestamp()
+            stamp.FromNanoseconds(_now().ToNanoseconds() + ttl)
+            secret.expire_time.CopyFrom(stamp)
+        elif given.HasField("expire_time"):
+            if given.expire_time.ToNanoseconds() <= _now().ToNanoseconds():
+                raise ApiError("INVALID_ARGUMENT", "expire_time must be in the future")
+            secret.expire_time.CopyFrom(given.expire_time)
+        else:
+            secret.ClearField("expire_time")
 
     @staticmethod
     def _validate_annotations(annotations: Any) -> None:
@@ -225,9 +270,11 @@ class SecretStore:
             )
         self._validate_labels(given.labels)
         self._validate_annotations(given.annotations)
+        self._validate_aliases(given.version_aliases, 0)
         name = f"{request.parent}/secrets/{request.secret_id}"
         secret = SecretPb()
         secret.CopyFrom(given)
+        self._expiration(secret, given)
         secret.name = name
         secret.create_time.CopyFrom(_now())
         with self._lock:
@@ -286,6 +333,12 @@ class SecretStore:
             if "annotations" in paths:
                 secret.pb.annotations.clear()
                 secret.pb.annotations.update(given.annotations)
+            if "version_aliases" in paths:
+                self._validate_aliases(given.version_aliases, len(secret.versions))
+                secret.pb.version_aliases.clear()
+                secret.pb.version_aliases.update(given.version_aliases)
+            if "ttl" in paths or "expire_time" in paths:
+                self._expiration(secret.pb, given)
             secret.pb.etag = self._etag()
             return _copy(secret.pb)
 
@@ -395,6 +448,61 @@ class SecretStore:
     def destroy_secret_version(self, request: Any) -> Any:
         return self._transition(request, DESTROYED)
 
+    # -- IAM (only what a secret reference needs) ----------------------------------------
+
+    def set_iam_policy(self, request: Any) -> Any:
+        with self._lock:
+            secret = self._secret(request.resource)
+            policy = policy_pb2.Policy()
+            policy.CopyFrom(request.policy)
+            policy.etag = self._etag().strip('"').encode()
+            secret.policy = policy
+            return _copy(policy)
+
+    def get_iam_policy(self, request: Any) -> Any:
+        with self._lock:
+            secret = self._secret(request.resource)
+            return _copy(secret.policy) if secret.policy is not None else policy_pb2.Policy()
+
+    def reference_payload(self, version_name: str, member: str) -> bytes:
+        """The payload of ``version_name`` as read on behalf of ``member`` (a principal
+        such as ``principal://...``), for another service resolving a reference to it.
+
+        A secret without an IAM policy set here counts as readable (the grant the real
+        service would find at project level); one with a policy must grant ``member``
+        an accessor role. Raises NOT_FOUND, PERMISSION_DENIED or FAILED_PRECONDITION.
+        """
+        with self._lock:
+            match = VERSION_RE.fullmatch(version_name)
+            secret = self._secrets.get(match["secret"]) if match else None
+            if secret is not None and not _grants(secret.policy, member):
+                raise ApiError(
+                    "PERMISSION_DENIED",
+                    f"Permission 'secretmanager.versions.access' denied for resource "
+                    f"'{version_name}'",
+                )
+            _, version = self._version(version_name)
+            if version.pb.state != ENABLED:
+                raise ApiError(
+                    "FAILED_PRECONDITION",
+                    f"Secret Version [{version.pb.name}] is in "
+                    f"{STATE_NAMES[version.pb.state]} state.",
+                )
+            return version.data or b""
+
+
+ACCESSOR_ROLES = frozenset(
+    {"roles/secretmanager.secretAccessor", "roles/secretmanager.admin", "roles/owner"}
+)
+
+
+def _grants(policy: Any, member: str) -> bool:
+    if policy is None:
+        return True
+    return any(
+        binding.role in ACCESSOR_ROLES and member in binding.members for binding in policy.bindings
+    )
+
 
 def _copy(message: Any) -> Any:
     clone = type(message)()
@@ -475,6 +583,16 @@ def methods(store: SecretStore) -> dict[str, tuple[Callable[[Any], Any], Any, An
             store.destroy_secret_version,
             service.DestroySecretVersionRequest.pb(),
             SecretVersionPb,
+        ),
+        "SetIamPolicy": (
+            store.set_iam_policy,
+            iam_policy_pb2.SetIamPolicyRequest,
+            policy_pb2.Policy,
+        ),
+        "GetIamPolicy": (
+            store.get_iam_policy,
+            iam_policy_pb2.GetIamPolicyRequest,
+            policy_pb2.Policy,
         ),
     }
 

@@ -1,11 +1,12 @@
-"""An AppConfig profile's document as Veltrix keys: paths inside one JSON or YAML document.
+"""A JSON or YAML document as Veltrix keys: paths inside one document (an AppConfig
+profile, a formatted Parameter Manager parameter).
 
 ``payments/timeout_ms`` <-> ``{"payments": {"timeout_ms": 500}}``. A leaf is text, a
 JSON scalar, or ``{"$binary": "<base64>"}`` for bytes that are not UTF-8; a node that
 is both a key and the parent of others keeps its own value under the member ``""``.
 Members whose names are not key segments are left alone (not listed, never removed).
-Pure functions, no I/O: the AppConfig adapter (:mod:`veltrix.adapters.appconfig`)
-reads and writes whole documents through them.
+Pure functions, no I/O: the AppConfig and Parameter Manager adapters read and write
+whole documents through them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from veltrix.keys import SEPARATOR, validate_key
 from veltrix.values import check_expected_version
 
 _BINARY = "$binary"
-_SELF = ""  # member holding a node's own value when it also has children
+SELF = ""  # member holding a node's own value when it also has children
 _YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
 
 #: ``(key, value or None to delete, if_version)`` per write of a batch.
@@ -36,7 +37,7 @@ def version_of(value: bytes) -> str:
     return hashlib.sha256(value).hexdigest()[:20]
 
 
-def _leaf_bytes(value: Any) -> bytes:
+def leaf_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, dict) and set(value) == {_BINARY} and isinstance(value[_BINARY], str):
@@ -47,7 +48,7 @@ def _leaf_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-def _leaf_value(value: bytes) -> Any:
+def leaf_value(value: bytes) -> Any:
     """How a value is written into the document: text, a JSON scalar, or ``$binary``."""
     try:
         text = value.decode("utf-8")
@@ -85,12 +86,12 @@ def flatten(document: Any) -> dict[str, bytes]:
     def walk(node: Any, path: list[str]) -> None:
         if isinstance(node, dict) and set(node) != {_BINARY}:
             for name, child in node.items():
-                if name == _SELF and path:
-                    result[SEPARATOR.join(path)] = _leaf_bytes(child)
+                if name == SELF and path:
+                    result[SEPARATOR.join(path)] = leaf_bytes(child)
                 elif _is_segment(name):
                     walk(child, [*path, name])
         elif path:
-            result[SEPARATOR.join(path)] = _leaf_bytes(node)
+            result[SEPARATOR.join(path)] = leaf_bytes(node)
 
     walk(document, [])
     return result
@@ -103,30 +104,30 @@ def lookup(document: Any, key: str) -> bytes | None:
             return None
         node = node[segment]
     if isinstance(node, dict) and set(node) != {_BINARY}:
-        return _leaf_bytes(node[_SELF]) if _SELF in node else None
-    return _leaf_bytes(node)
+        return leaf_bytes(node[SELF]) if SELF in node else None
+    return leaf_bytes(node)
 
 
 def _is_node(value: Any) -> bool:
     return isinstance(value, dict) and set(value) != {_BINARY}
 
 
-def _set(document: dict[str, Any], key: str, value: Any) -> None:
+def set_path(document: dict[str, Any], key: str, value: Any) -> None:
     node = document
     for segment in key.split(SEPARATOR)[:-1]:
         child: Any = node.get(segment)
         if not _is_node(child):
-            child = {} if segment not in node else {_SELF: child}
+            child = {} if segment not in node else {SELF: child}
             node[segment] = child
         node = child
     last = key.rsplit(SEPARATOR, 1)[-1]
     if _is_node(node.get(last)):
-        node[last][_SELF] = value
+        node[last][SELF] = value
     else:
         node[last] = value
 
 
-def _remove(document: dict[str, Any], key: str) -> bool:
+def remove(document: dict[str, Any], key: str) -> bool:
     segments = key.split(SEPARATOR)
     trail: list[dict[str, Any]] = [document]
     node: Any = document
@@ -140,9 +141,9 @@ def _remove(document: dict[str, Any], key: str) -> bool:
         return False
     target = parent[last]
     if _is_node(target):
-        if _SELF not in target:
+        if SELF not in target:
             return False
-        del target[_SELF]
+        del target[SELF]
         if len(target) == 0:
             del parent[last]
     else:
@@ -153,8 +154,8 @@ def _remove(document: dict[str, Any], key: str) -> bool:
         child: Any = holder.get(name)
         if _is_node(child) and not child:
             del holder[name]
-        elif _is_node(child) and set(child) == {_SELF}:
-            holder[name] = child[_SELF]
+        elif _is_node(child) and set(child) == {SELF}:
+            holder[name] = child[SELF]
     return True
 
 
@@ -168,9 +169,9 @@ def apply_batch(document: dict[str, Any], batch: Batch) -> bool:
     changed = False
     for key, value, _ in batch:
         if value is None:
-            changed = _remove(document, key) or changed
+            changed = remove(document, key) or changed
         else:
-            _set(document, key, _leaf_value(value))
+            set_path(document, key, leaf_value(value))
             changed = True
     return changed
 
@@ -201,11 +202,16 @@ def dump_document(document: Any, content_type: str) -> bytes:
 
 
 __all__ = [
+    "SELF",
     "Batch",
     "apply_batch",
     "dump_document",
     "flatten",
+    "leaf_bytes",
+    "leaf_value",
     "lookup",
     "parse_document",
+    "remove",
+    "set_path",
     "version_of",
 ]
