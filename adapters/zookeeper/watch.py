@@ -260,8 +260,8 @@ class ZooKeeperWatch:
         entry = self._tree.entry(key, data, stat)
         if into is not None:
             into[key] = entry
-        if emit:
-            self._emit(key, entry)
+        if emit:  # the znode's mtime (server clock, ms) is the change time: watch lag
+            self._emit(key, entry, stat.mtime / 1000.0)
 
     def _scan(
         self, paths: list[str], *, emit: bool, children_only: bool = False, single: bool = False
@@ -384,8 +384,8 @@ class ZooKeeperWatch:
         if self._is_key_path(path):
             self._emit(self._tree.key(path), None)
 
-    def _emit(self, key: str, entry: Entry | None) -> None:
-        emit_if_changed(self._known, self._dispatcher, key, entry)
+    def _emit(self, key: str, entry: Entry | None, changed_at: float | None = None) -> None:
+        emit_if_changed(self._known, self._dispatcher, key, entry, changed_at)
 
     def _release(self) -> None:
         """Stop hearing from kazoo: the state listener and the server-side watch."""

@@ -166,3 +166,26 @@ def test_l2_families_with_a_real_shared_cache(registry: CollectorRegistry, tmp_p
         assert sample("veltrix_l2_requests_total", f"{name}-b", result="miss") == 1
         health = b.health()
         assert health.l2 is not None and not health.l2.circuit_open and health.l2.bus_connected
+
+
+def test_zookeeper_watch_lag_from_the_znode_mtime(
+    zk_hosts: str, registry: CollectorRegistry
+) -> None:
+    url = f"zookeeper://{zk_hosts}/{unique_name('metrics-lag')}"
+    name = unique_name("zk-watcher")
+    with (
+        veltrix.Client(url, cache=veltrix.CachePolicy(ttl=60), name=name) as reader,
+        veltrix.Client(url, name=f"{name}-writer") as writer,
+    ):
+        writer.put("app/k", "1")
+        assert reader.get("app/k") == "1"  # starts the watch
+        writer.put("app/k", "2")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and reader.get("app/k") != "2":
+            time.sleep(0.01)
+        assert reader.get("app/k") == "2"
+        count = registry.get_sample_value("veltrix_watch_lag_seconds_count", {"client": name})
+        total = registry.get_sample_value("veltrix_watch_lag_seconds_sum", {"client": name})
+        assert count is not None and count >= 1
+        assert total is not None and 0 <= total / count < 5  # same host: the clocks agree
+        assert reader.health().watch_connected is True
