@@ -78,6 +78,10 @@ T = TypeVar("T")
 #: Distinct Record.meta tuples interned per client (more are kept per key, uninterned).
 _MAX_METAS = 4096
 _NO_DEFAULT: Any = object()
+#: Hot-path hit counting (see Client._get_counting): _HIT_STEPS[n] is n + 1, and the
+#: batch is carried into the client's total every _HIT_CARRY hits.
+_HIT_CARRY = 1024
+_HIT_STEPS: tuple[int, ...] = tuple(range(1, _HIT_CARRY + 1))
 
 
 class _Flight:
@@ -183,8 +187,7 @@ class Client:
         self._watch_retry_at = 0.0
         self._subscribers: list[tuple[str, Callable[[Change], None]]] = []
         self._closed = False
-        # Hot-path hits, counted only by _get_counting: _hit_batch stays a small int
-        # (no allocation per hit; CPython caches 0..256) and is added to _hits per 256.
+        # Hot-path hits, counted only by _get_counting: _hits + _hit_batch.
         self._hits = self._hit_batch = 0
         self._counters = dict.fromkeys(
             (
@@ -327,8 +330,10 @@ class Client:
         client's own ``get`` with ``CachePolicy(track_hits=True)``.
 
         A copy of ``get``'s body, not a call to it: one more call would cost more
-        than the count itself. The count is a small int (cached by CPython, so a hit
-        allocates nothing) carried into ``_hits`` every 256 hits.
+        than the count itself. The count steps through :data:`_HIT_STEPS` (a table
+        lookup returns an int the table already holds: no allocation, no compare);
+        stepping past its end raises IndexError, once per ``_HIT_CARRY`` hits, which
+        carries the batch into ``_hits`` (a ``try`` costs nothing until it raises).
         """
         if type is None:
             try:
@@ -336,11 +341,11 @@ class Client:
             except (KeyError, TypeError):
                 pass
             else:
-                hits = self._hit_batch + 1
-                if hits == 256:
-                    self._hits += 256
-                    hits = 0
-                self._hit_batch = hits
+                try:
+                    self._hit_batch = _HIT_STEPS[self._hit_batch]
+                except IndexError:
+                    self._hits += _HIT_CARRY
+                    self._hit_batch = 1
                 return value
         else:
             try:
@@ -348,11 +353,11 @@ class Client:
             except (KeyError, TypeError):
                 pass
             else:
-                hits = self._hit_batch + 1
-                if hits == 256:
-                    self._hits += 256
-                    hits = 0
-                self._hit_batch = hits
+                try:
+                    self._hit_batch = _HIT_STEPS[self._hit_batch]
+                except IndexError:
+                    self._hits += _HIT_CARRY
+                    self._hit_batch = 1
                 return value
         return self._get_slow(key, default, type)
 

@@ -165,7 +165,7 @@ def test_hits_are_counted_only_while_installed(store: ControlledStore) -> None:
         try:
             assert client.counting_hits  # a live client starts counting
             assert veltrix.Client.get is veltrix.Client._get_counting
-            for _ in range(300):  # past one batch of 256
+            for _ in range(2100):  # past two carries of the batch (every 1024 hits)
                 client.get("k")
             with client_on(store, "toggle-late") as late:  # and so does a new one
                 late.get("k")
@@ -174,8 +174,8 @@ def test_hits_are_counted_only_while_installed(store: ControlledStore) -> None:
                     value(reg, "veltrix_cache_requests_total", client="toggle-late", result="hit")
                     == 1
                 )
-            assert value(reg, "veltrix_cache_requests_total", client="toggle", result="hit") == 300
-            assert client.stats()["hits"] == 300
+            assert value(reg, "veltrix_cache_requests_total", client="toggle", result="hit") == 2100
+            assert client.stats()["hits"] == 2100
             assert metrics.install(reg, multiprocess=False) is installation
         finally:
             installation.uninstall()
