@@ -30,6 +30,7 @@ TARGETS = {
     "outage_latency": "max read during an outage <= 50 ms (paced readers)",
     "cold_start": "cold start <= 1 s for 1,000 last-known-good keys, store down",
     "recovery": "recovery <= 2 s after the store returns",
+    "metrics_hit": "metrics installed: <= 10 ns added per cached hit",
 }
 TARGET_P99 = 50.0
 
@@ -696,6 +697,29 @@ def section_aio(data: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def section_metrics(data: dict[str, Any] | None, verdicts: dict[str, Any]) -> list[str]:
+    out = ["## 11. Metrics: the hot path with Prometheus metrics installed", ""]
+    if data is None:
+        return [*out, "_Not measured in this run._", ""]
+    from benchmarks import metrics_overhead
+
+    verdicts["metrics_hit"] = (
+        f"{data['added_ns']:.1f} ns added per hit (median; best rounds: "
+        f"{data['added_min_ns']:.1f} ns)",
+        data["met"],
+    )
+    return [
+        *out,
+        f"`benchmarks/metrics_overhead.py`: {data['runs']} interleaved rounds of "
+        f"{data['calls_per_run']:,} reads of one cached key; `Client.get` switched between "
+        "counting hits and not exactly as `veltrix.metrics.install()` / `uninstall()` "
+        "switch it.",
+        "",
+        metrics_overhead.markdown(data),
+        "",
+    ]
+
+
 def section_migration(data: dict[str, Any] | None) -> list[str]:
     out = ["## 7. Migration: keys/s per store pair", ""]
     if data is None:
@@ -845,6 +869,7 @@ def write(run: dict[str, Any]) -> Path:
     body += section_parameter_manager(_load("gcppm", run))
     body += section_l2_requests(_load("l2_requests", run))
     body += section_kubernetes(_load("kubernetes", run))
+    body += section_metrics(_load("metrics_overhead", run), verdicts)
 
     m = run.get("machine", {})
     head = [

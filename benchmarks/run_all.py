@@ -16,6 +16,8 @@ its output goes to benchmarks/results/logs/<name>.log):
                                              9. asyncio (``aio``)
                                             10. miss path and expiry under load
                                                 (``cache_paths``)
+                                            11. metrics on the hot path
+                                                (``metrics_overhead``)
 
 A section whose server is not running is recorded as skipped. ``results/run.json``
 records what ran, for how long and with what outcome; ``benchmarks/report.py`` reads
@@ -87,6 +89,7 @@ SECTIONS = [
     Section("aio", "benchmarks.aio"),
     Section("cache_paths", "benchmarks.cache_paths"),
     Section("k8s_volume", "benchmarks.k8s_volume"),
+    Section("metrics_overhead", "benchmarks.metrics_overhead"),
     Section(
         "outage",
         "benchmarks.outage",

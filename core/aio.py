@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any, Self, TypeVar
 
 from veltrix.backend import AbsentType, Backend, Change, Entry
-from veltrix.client import _NO_DEFAULT, Client
+from veltrix.client import _NO_DEFAULT, Client, counting_hits_in_all_clients, hit_counting_switches
 from veltrix.errors import ConfigurationError, InvalidKeyError, KeyNotFoundError
 from veltrix.keys import validate_key
 
@@ -79,6 +79,19 @@ class AsyncClient:
             if default is _NO_DEFAULT:
                 raise
             return default
+
+    async def _get_counting(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:
+        """``get`` that also counts a hit in the client's hit count: ``AsyncClient.get``
+        while a metrics exporter is installed (see :mod:`veltrix.instruments`)."""
+        client = self.client
+        try:
+            value = client._fresh[key] if type is None else client._typed[type][key]
+        except (KeyError, TypeError):
+            return await AsyncClient._get_plain(self, key, default, type)
+        client._hits += 1
+        return value
+
+    _get_plain = get
 
     async def get_entry(self, key: str) -> Entry | None:
         validate_key(key)
@@ -221,6 +234,14 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
     else:
         future.set_exception(error)
+
+
+def _switch_hit_counting(on: bool) -> None:
+    AsyncClient.get = AsyncClient._get_counting if on else AsyncClient._get_plain  # type: ignore[method-assign]
+
+
+hit_counting_switches.append(_switch_hit_counting)
+_switch_hit_counting(counting_hits_in_all_clients())
 
 
 __all__ = ["AsyncClient"]

@@ -81,6 +81,10 @@ _MAX_METAS = 4096
 #: ``default`` when the caller gave none (a missing key then raises). The other marker
 #: is :data:`veltrix.Absent`: "the key is not there".
 _NO_DEFAULT: Any = object()
+#: Hot-path hit counting (see Client._get_counting): _HIT_STEPS[n] is n + 1, and the
+#: batch is carried into the client's total every _HIT_CARRY hits.
+_HIT_CARRY = 1024
+_HIT_STEPS: tuple[int, ...] = tuple(range(1, _HIT_CARRY + 1))
 
 
 class _Flight:
@@ -207,7 +211,8 @@ class Client:
         self._watch_retry_at = 0.0
         self._subscribers: list[tuple[str, Callable[[Change], None]]] = []
         self._closed = False
-        self._hits = 0  # hot-path hits, counted only by _get_counting
+        # Hot-path hits, counted only by _get_counting: _hits + _hit_batch.
+        self._hits = self._hit_batch = 0
         self._counters = dict.fromkeys(
             (
                 "misses",
@@ -225,7 +230,8 @@ class Client:
         self._health = StoreHealth(self.source, probe_interval=self.policy.error_backoff)
         if isinstance(self._backend, SupportsHealthEvents):
             self._backend.add_health_listener(self._on_connection)
-        self._count_hits(False)
+        if self.policy.track_hits:
+            self.get = self._get_counting  # type: ignore[method-assign]
         track(self)
         # Optional shared cache (L2) and disk last-known-good: slow path only.
         self._setup_shared(cache_url, last_known_good_path)
@@ -345,11 +351,15 @@ class Client:
         return self._get_slow(key, default, type)
 
     def _get_counting(self, key: str, default: Any = _NO_DEFAULT, type: Any = None) -> Any:
-        """``get`` that also counts hot-path hits: installed as the instance's ``get``
-        while hits are counted (``track_hits``, or an installed metrics exporter).
+        """``get`` that also counts hot-path hits. It becomes ``Client.get`` itself while
+        a metrics exporter is installed (:func:`count_hits_in_all_clients`), and a
+        client's own ``get`` with ``CachePolicy(track_hits=True)``.
 
         A copy of ``get``'s body, not a call to it: one more call would cost more
-        than the count itself.
+        than the count itself. The count steps through :data:`_HIT_STEPS` (a table
+        lookup returns an int the table already holds: no allocation, no compare);
+        stepping past its end raises IndexError, once per ``_HIT_CARRY`` hits, which
+        carries the batch into ``_hits`` (a ``try`` costs nothing until it raises).
         """
         if type is None:
             try:
@@ -357,7 +367,11 @@ class Client:
             except (KeyError, TypeError):
                 pass
             else:
-                self._hits += 1
+                try:
+                    self._hit_batch = _HIT_STEPS[self._hit_batch]
+                except IndexError:
+                    self._hits += _HIT_CARRY
+                    self._hit_batch = 1
                 return value
         else:
             try:
@@ -365,16 +379,20 @@ class Client:
             except (KeyError, TypeError):
                 pass
             else:
-                self._hits += 1
+                try:
+                    self._hit_batch = _HIT_STEPS[self._hit_batch]
+                except IndexError:
+                    self._hits += _HIT_CARRY
+                    self._hit_batch = 1
                 return value
         return self._get_slow(key, default, type)
 
-    def _count_hits(self, on: bool) -> None:
-        """Count hot-path hits (``on``) or stop, unless the policy always counts them."""
-        if on or self.policy.track_hits:
-            self.get = self._get_counting  # type: ignore[method-assign]
-        else:
-            self.__dict__.pop("get", None)
+    _get_plain = get  # the class's own get, restored when counting stops
+
+    @property
+    def counting_hits(self) -> bool:
+        """True while this client counts cache hits (metrics installed, or ``track_hits``)."""
+        return "get" in self.__dict__ or Client.get is Client._get_counting
 
     def get_bytes(self, key: str, default: Any = _NO_DEFAULT) -> Any:
         return self.get(key, default, type=bytes)
@@ -1135,9 +1153,9 @@ class Client:
         if self._l2 is not None:
             result.update(self._l2.counters)
             result["l2_breaker_open"] = int(self._l2.breaker.is_open)
-        if "get" in self.__dict__:  # hits are being counted
+        if self.counting_hits:
             c = self._counters
-            hits = self._hits + c["slow_hits"]
+            hits = self._hits + self._hit_batch + c["slow_hits"]
             result["hits"] = hits
             result["reads"] = hits + c["misses"] + c["stale_served"] + c["negative_hits"]
         return result
@@ -1165,7 +1183,7 @@ class Client:
         return ClientReading(
             name=self.name,
             cache={
-                "hit": self._hits + counters["slow_hits"],
+                "hit": self._hits + self._hit_batch + counters["slow_hits"],
                 "miss": counters["misses"],
                 "stale": counters["stale_served"],
                 "negative": counters["negative_hits"],
@@ -1259,4 +1277,29 @@ class Client:
             self._backend.close()
 
 
-__all__ = ["CachePolicy", "Client"]
+#: Called with the new setting by :func:`count_hits_in_all_clients` (``veltrix.aio``
+#: registers the same swap for ``AsyncClient.get``).
+hit_counting_switches: list[Callable[[bool], None]] = []
+
+
+def count_hits_in_all_clients(on: bool) -> None:
+    """Make ``Client.get`` itself count hits (``on``) or not, for every client, live
+    and future: a class attribute swap, so a read pays for the count and nothing
+    else (no per-instance lookup). A bound method taken before the swap
+    (``read = client.get``) keeps the function it was bound to."""
+    Client.get = Client._get_counting if on else Client._get_plain  # type: ignore[method-assign]
+    for switch in hit_counting_switches:
+        switch(on)
+
+
+def counting_hits_in_all_clients() -> bool:
+    return Client.get is Client._get_counting
+
+
+__all__ = [
+    "CachePolicy",
+    "Client",
+    "count_hits_in_all_clients",
+    "counting_hits_in_all_clients",
+    "hit_counting_switches",
+]

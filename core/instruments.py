@@ -205,11 +205,9 @@ _hit_counters = 0  # how many exporters want hits counted
 
 
 def track(client: Client) -> None:
-    """Called by every new client: report it while it lives; count its hits if asked."""
+    """Called by every new client: report it while it lives."""
     with _live_lock:
         _live.add(client)
-        if _hit_counters:
-            client._count_hits(True)
 
 
 def live_clients() -> Iterator[Client]:
@@ -220,15 +218,14 @@ def live_clients() -> Iterator[Client]:
 
 
 def count_hits(on: bool) -> None:
-    """An exporter starts (``on``) or stops wanting cache hits counted, for live and
-    future clients. Counting stays on while any exporter wants it."""
+    """An exporter starts (``on``) or stops wanting cache hits counted, in every
+    client, live and future. Counting stays on while any exporter wants it."""
+    from veltrix.client import count_hits_in_all_clients
+
     global _hit_counters
     with _live_lock:
         _hit_counters = max(0, _hit_counters + (1 if on else -1))
-        enabled = _hit_counters > 0
-        clients = list(_live)
-    for client in clients:
-        client._count_hits(enabled)
+        count_hits_in_all_clients(_hit_counters > 0)
 
 
 def counting_hits() -> bool:

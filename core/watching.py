@@ -117,21 +117,26 @@ diff_snapshots = diff_listings
 
 
 def emit_if_changed(
-    known: dict[str, Entry], dispatcher: ChangeDispatcher[Change], key: str, entry: Entry | None
+    known: dict[str, Entry],
+    dispatcher: ChangeDispatcher[Change],
+    key: str,
+    entry: Entry | None,
+    changed_at: float | None = None,
 ) -> None:
     """Deliver ``key``'s new state unless ``known`` (what was last delivered) already has it.
 
     Watches that re-read a key after an event, or re-list after a reconnect, see the
     same state more than once; this keeps each state delivered exactly once.
+    ``changed_at``: the store's time of the change, where it gives one.
     """
     current = known.get(key)
     if entry is None:
         if current is not None:
             del known[key]
-            dispatcher.submit(Change(key, None))
+            dispatcher.submit(Change(key, None, changed_at))
     elif current is None or current.version != entry.version:
         known[key] = entry
-        dispatcher.submit(Change(key, entry))
+        dispatcher.submit(Change(key, entry, changed_at))
 
 
 class PollingWatch:

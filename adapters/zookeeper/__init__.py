@@ -93,8 +93,9 @@ from veltrix.errors import (
     VersionConflictError,
 )
 from veltrix.keys import normalize_prefix, validate_key
+from veltrix.log_events import event
 from veltrix.log_redaction import RedactingFilter, protect_loggers
-from veltrix.urls import Options, check_host, parse_url
+from veltrix.urls import Options, check_host, parse_url, redact_url
 from veltrix.values import check_value as check_size
 from veltrix.values import prepare_batch
 from veltrix.watching import WatchSet
@@ -214,6 +215,8 @@ class ZooKeeperBackend:
         self._lock = threading.Lock()
         self._watches: WatchSet[ZooKeeperWatch] = WatchSet()
         self._last_drop: str | None = None  # why the connection last dropped
+        # kazoo warnings already logged since the connection was lost (see _kazoo_logger)
+        self._warned_while_down: set[str] = set()
         self._health_listeners: list[Callable[[bool, str], None]] = []
         tls_options: dict[str, Any] = {}
         if tls:
@@ -304,8 +307,31 @@ class ZooKeeperBackend:
             auth_data = getattr(client, "auth_data", None) or ()
             return [credential for _, credential in auth_data]
 
+        repeats = logging.getLogger("veltrix.zookeeper.kazoo.repeats")
+
+        def once_per_outage(record: logging.LogRecord) -> bool:
+            """Name kazoo's records; while disconnected, a warning kazoo repeats on each
+            reconnect attempt goes out once, later ones at DEBUG (on ``.repeats``), as do
+            kazoo's warnings about giving up once we close it."""
+            record.event = "veltrix.zookeeper.client"
+            record.store = redact_url(self.url)
+            if record.levelno < logging.WARNING or (self._connected.is_set() and not self._closed):
+                return True
+            template = str(record.msg)
+            if not self._closed and template not in self._warned_while_down:
+                self._warned_while_down.add(template)
+                return True
+            if repeats.isEnabledFor(logging.DEBUG):
+                repeats.debug(
+                    "%s",
+                    record.getMessage(),
+                    extra=event("veltrix.zookeeper.client", store=redact_url(self.url)),
+                )
+            return False
+
         own.addFilter(remember)
         own.addFilter(RedactingFilter(credentials))
+        own.addFilter(once_per_outage)  # after the redaction: it re-logs the message
         protect_loggers("kazoo")  # kazoo's module loggers (recipes, handlers)
         return own
 
@@ -320,12 +346,16 @@ class ZooKeeperBackend:
         for listener in self._health_listeners:
             try:
                 listener(up, reason)
-            except Exception:  # pragma: no cover - a listener bug must not stop kazoo
-                log.exception("health listener failed")
+            except Exception as exc:  # pragma: no cover - a listener bug must not stop kazoo
+                log.exception(
+                    "health listener failed",
+                    extra=event("veltrix.health.listener_failed", store=self.url, error=exc),
+                )
 
     def _on_state(self, state: str) -> None:  # kazoo's connection thread: never block
         if state == KazooState.CONNECTED:
             self._last_drop = None
+            self._warned_while_down.clear()
             self._connected.set()
             self._tell(True, f"ZooKeeper at {self.hosts} connected")
         else:
@@ -674,7 +704,12 @@ class ZooKeeperBackend:
                 f"ZooKeeper at {self.hosts}: no persistent recursive watches: {why}; "
                 "use watch_mode=auto or oneshot"
             ) from exc
-        log.info("ZooKeeper at %s: %s; using one-shot watches", self.hosts, why)
+        log.info(
+            "ZooKeeper at %s: %s; using one-shot watches",
+            self.hosts,
+            why,
+            extra=event("veltrix.zookeeper.oneshot_watches", store=redact_url(self.url)),
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -689,7 +724,11 @@ class ZooKeeperBackend:
             self._client.stop()
             self._client.close()
         except Exception as exc:  # closing must not raise
-            log.debug("closing kazoo client: %s", type(exc).__name__)
+            log.debug(
+                "closing kazoo client: %s",
+                type(exc).__name__,
+                extra=event("veltrix.zookeeper.close_failed", error=exc),
+            )
 
 
 __all__ = ["AUTH_ENV", "MAX_VALUE_BYTES", "ZooKeeperBackend"]

@@ -28,6 +28,8 @@ from kazoo.client import KazooClient
 from kazoo.protocol.serialization import Watch, int_struct, write_string
 from kazoo.protocol.states import EVENT_TYPE_MAP, WatchedEvent
 
+from veltrix.log_events import event as log_event
+
 log = logging.getLogger("veltrix.zookeeper")
 
 #: ``AddWatchMode.PERSISTENT_RECURSIVE``: events for the node and every descendant
@@ -162,5 +164,9 @@ class PersistentWatches:
         for callback in targets:
             try:
                 callback(event)
-            except Exception:  # never break kazoo's connection thread
-                log.exception("persistent watch callback failed for %s", watch.path)
+            except Exception as exc:  # never break kazoo's connection thread
+                log.exception(
+                    "persistent watch callback failed for %s",
+                    watch.path,
+                    extra=log_event("veltrix.watch.callback_failed", error=exc),
+                )

@@ -16,6 +16,7 @@ from kazoo.exceptions import BadVersionError, NoAuthError, NoNodeError, NotEmpty
 from kazoo.protocol.states import WatchedEvent, ZnodeStat
 
 from veltrix.backend import Entry
+from veltrix.log_events import event as log_event
 
 log = logging.getLogger("veltrix.zookeeper")
 
@@ -126,6 +127,11 @@ class ZnodeTree:
             except (NoNodeError, NotEmptyError, BadVersionError):
                 return
             except Exception as exc:
-                log.debug("pruning %s stopped: %s", parent, type(exc).__name__)
+                log.debug(
+                    "pruning %s stopped: %s",
+                    parent,
+                    type(exc).__name__,
+                    extra=log_event("veltrix.zookeeper.prune_stopped", error=exc),
+                )
                 return
             parent = parent.rsplit("/", 1)[0]

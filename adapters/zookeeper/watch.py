@@ -23,6 +23,7 @@ from veltrix.adapters.zookeeper.tree import PIPELINE_DEPTH, Fail, ZnodeTree, chi
 from veltrix.backend import Change, Entry
 from veltrix.errors import VeltrixError
 from veltrix.keys import in_prefix
+from veltrix.log_events import event as log_event
 from veltrix.watching import ChangeDispatcher, diff_listings, emit_if_changed
 
 log = logging.getLogger("veltrix.zookeeper")
@@ -153,7 +154,12 @@ class ZooKeeperWatch:
                 try:
                     self._handle(events)
                 except Exception as exc:
-                    log.warning("zookeeper watch on %r: %s; resyncing", self._prefix, exc)
+                    log.warning(
+                        "zookeeper watch on %r: %s; resyncing",
+                        self._prefix,
+                        exc,
+                        extra=log_event("veltrix.watch.event_failed", key=self._prefix, error=exc),
+                    )
                     dirty = True
                 continue
             if dirty and self._connected():
@@ -161,7 +167,12 @@ class ZooKeeperWatch:
                     self._resync()
                     dirty = False
                 except Exception as exc:
-                    log.warning("zookeeper watch resync on %r failed: %s", self._prefix, exc)
+                    log.warning(
+                        "zookeeper watch resync on %r failed: %s",
+                        self._prefix,
+                        exc,
+                        extra=log_event("veltrix.watch.resync_failed", key=self._prefix, error=exc),
+                    )
 
     def _drain(self, events: list[WatchedEvent]) -> _Queued | None:
         """Move already-queued events into ``events`` (up to a pipeline's depth);
@@ -249,8 +260,8 @@ class ZooKeeperWatch:
         entry = self._tree.entry(key, data, stat)
         if into is not None:
             into[key] = entry
-        if emit:
-            self._emit(key, entry)
+        if emit:  # the znode's mtime (server clock, ms) is the change time: watch lag
+            self._emit(key, entry, stat.mtime / 1000.0)
 
     def _scan(
         self, paths: list[str], *, emit: bool, children_only: bool = False, single: bool = False
@@ -365,6 +376,7 @@ class ZooKeeperWatch:
                 "zookeeper watch on %r cannot read %s (NoAuth): changes there are not delivered",
                 self._prefix,
                 path,
+                extra=log_event("veltrix.watch.access_denied", key=self._prefix),
             )
 
     def _gone(self, path: str) -> None:
@@ -372,8 +384,8 @@ class ZooKeeperWatch:
         if self._is_key_path(path):
             self._emit(self._tree.key(path), None)
 
-    def _emit(self, key: str, entry: Entry | None) -> None:
-        emit_if_changed(self._known, self._dispatcher, key, entry)
+    def _emit(self, key: str, entry: Entry | None, changed_at: float | None = None) -> None:
+        emit_if_changed(self._known, self._dispatcher, key, entry, changed_at)
 
     def _release(self) -> None:
         """Stop hearing from kazoo: the state listener and the server-side watch."""

@@ -1,4 +1,4 @@
-"""Metrics through a real outage: a Redis store reached through a TCP proxy we stop.
+"""Metrics against real servers: a Redis store through a TCP proxy we stop, and the L2.
 
 The shared Redis server keeps running (other tests use it); the client talks to
 it through a loopback proxy owned by this test, and stopping the proxy is the
@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -138,3 +139,53 @@ def test_store_up_and_stale_age_follow_a_real_outage(
             client.delete(key)
         finally:
             proxy.stop()
+
+
+def test_l2_families_with_a_real_shared_cache(registry: CollectorRegistry, tmp_path: Path) -> None:
+    redis_url = server_env("VELTRIX_TEST_REDIS_URL", "Redis server")
+    name = unique_name("metrics-l2")
+    policy = veltrix.CachePolicy(ttl=30, watch=False)
+    store = f"sqlite:///{tmp_path / 'config.db'}"
+
+    def sample(metric: str, client: str, **labels: str) -> float | None:
+        return registry.get_sample_value(metric, {"client": client, **labels})
+
+    with (
+        veltrix.Client(store, cache=policy, cache_url=redis_url, name=f"{name}-a") as a,
+        veltrix.Client(store, cache=policy, cache_url=redis_url, name=f"{name}-b") as b,
+    ):
+        assert a._l2 is not None and b._l2 is not None
+        assert a._l2.wait_ready(5) and b._l2.wait_ready(5)
+        a.put("app/k", "1")  # written through to L2 and announced on the bus
+        b.get("app/k")  # an L2 hit: no store call
+        assert sample("veltrix_l2_requests_total", f"{name}-b", result="hit") == 1
+        assert sample("veltrix_store_requests_total", f"{name}-b", op="get", outcome="ok") is None
+        assert sample("veltrix_l2_circuit_open", f"{name}-a") == 0
+        assert (sample("veltrix_bus_messages_total", f"{name}-a", direction="sent") or 0) >= 1
+        b.get("app/missing", None)  # an L2 miss: the store is asked
+        assert sample("veltrix_l2_requests_total", f"{name}-b", result="miss") == 1
+        health = b.health()
+        assert health.l2 is not None and not health.l2.circuit_open and health.l2.bus_connected
+
+
+def test_zookeeper_watch_lag_from_the_znode_mtime(
+    zk_hosts: str, registry: CollectorRegistry
+) -> None:
+    url = f"zookeeper://{zk_hosts}/{unique_name('metrics-lag')}"
+    name = unique_name("zk-watcher")
+    with (
+        veltrix.Client(url, cache=veltrix.CachePolicy(ttl=60), name=name) as reader,
+        veltrix.Client(url, name=f"{name}-writer") as writer,
+    ):
+        writer.put("app/k", "1")
+        assert reader.get("app/k") == "1"  # starts the watch
+        writer.put("app/k", "2")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and reader.get("app/k") != "2":
+            time.sleep(0.01)
+        assert reader.get("app/k") == "2"
+        count = registry.get_sample_value("veltrix_watch_lag_seconds_count", {"client": name})
+        total = registry.get_sample_value("veltrix_watch_lag_seconds_sum", {"client": name})
+        assert count is not None and count >= 1
+        assert total is not None and 0 <= total / count < 5  # same host: the clocks agree
+        assert reader.health().watch_connected is True

@@ -9,6 +9,7 @@ logger collects every record, at every level.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Iterator
 
@@ -155,3 +156,26 @@ def test_event_fields() -> None:
         "key": "svc",
         "error_type": "KeyError",
     }
+
+
+def test_unreachable_zookeeper_warns_once_not_per_attempt(
+    collected: list[logging.LogRecord],
+) -> None:
+    pytest.importorskip("kazoo")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"zookeeper://127.0.0.1:{port}/app?connect_timeout=0.2&reconnect_max_delay=0.1"
+    with veltrix.Client(url, cache=veltrix.CachePolicy(retries=0)) as client:
+        with pytest.raises(veltrix.BackendUnavailableError):
+            client.get("k")
+        time.sleep(2.0)  # kazoo keeps trying to connect, many times a second
+    warnings = [r for r in collected if r.levelno >= logging.WARNING]
+    # One from kazoo (the first dropped connection), one for the store going down.
+    assert len(warnings) <= 2, [(r.name, r.getMessage()) for r in warnings]
+    events = {r.__dict__.get("event") for r in warnings}
+    assert events <= {"veltrix.zookeeper.client", "veltrix.store.down"}, events
+    repeats = [r for r in collected if r.name == "veltrix.zookeeper.kazoo.repeats"]
+    assert len(repeats) >= 3  # kazoo did retry, and its repeats went to DEBUG
+    assert all(r.levelno == logging.DEBUG for r in repeats)
+    assert all(isinstance(r.__dict__.get("event"), str) for r in collected)

@@ -157,13 +157,16 @@ def test_hits_are_counted_only_while_installed(store: ControlledStore) -> None:
     with client_on(store, "toggle") as client:
         client.get("k")
         client.get("k")
-        assert "hits" not in client.stats()  # not counting: Client.get is the class's own
-        assert "get" not in client.__dict__
+        assert "hits" not in client.stats()  # not counting: Client.get is the plain one
+        assert not client.counting_hits
+        assert veltrix.Client.get is veltrix.Client._get_plain
         reg = CollectorRegistry()
         installation = metrics.install(reg, multiprocess=False)
         try:
-            assert "get" in client.__dict__  # a live client starts counting
-            client.get("k")
+            assert client.counting_hits  # a live client starts counting
+            assert veltrix.Client.get is veltrix.Client._get_counting
+            for _ in range(2100):  # past two carries of the batch (every 1024 hits)
+                client.get("k")
             with client_on(store, "toggle-late") as late:  # and so does a new one
                 late.get("k")
                 late.get("k")
@@ -171,11 +174,13 @@ def test_hits_are_counted_only_while_installed(store: ControlledStore) -> None:
                     value(reg, "veltrix_cache_requests_total", client="toggle-late", result="hit")
                     == 1
                 )
-            assert value(reg, "veltrix_cache_requests_total", client="toggle", result="hit") == 1
+            assert value(reg, "veltrix_cache_requests_total", client="toggle", result="hit") == 2100
+            assert client.stats()["hits"] == 2100
             assert metrics.install(reg, multiprocess=False) is installation
         finally:
             installation.uninstall()
-        assert "get" not in client.__dict__
+        assert not client.counting_hits
+        assert veltrix.Client.get is veltrix.Client._get_plain
         assert reg.get_sample_value("veltrix_store_up", {"client": "toggle"}) is None
 
 
@@ -215,3 +220,33 @@ def test_singleflight_coalesced(store: ControlledStore, registry: CollectorRegis
 def test_sync_interval_is_checked() -> None:
     with pytest.raises(ConfigurationError):
         metrics.install(CollectorRegistry(), multiprocess=False, sync_interval=0)
+
+
+def test_metrics_overhead_benchmark_runs() -> None:
+    from benchmarks import metrics_overhead
+
+    data = metrics_overhead.run(quick=True)
+    assert set(data["results"]) == set(metrics_overhead.NAMES)
+    assert all(f["median_ns"] > 0 for f in data["results"].values())
+    assert veltrix.Client.get is veltrix.Client._get_plain  # switched back afterwards
+    assert "Added per hit" in metrics_overhead.markdown(data)
+
+
+def test_async_client_hits_are_counted(registry: CollectorRegistry) -> None:
+    import asyncio
+
+    from veltrix.aio import AsyncClient
+
+    async def main() -> None:
+        async with AsyncClient("memory://metrics-aio", name="async-reader") as client:
+            await client.put("app/k", "v")
+            for _ in range(5):
+                assert await client.get("app/k") == "v"
+            assert await client.get("app/none", None) is None
+            hits = value(
+                registry, "veltrix_cache_requests_total", client="async-reader", result="hit"
+            )
+            assert hits == 5
+            assert AsyncClient.get is AsyncClient._get_counting
+
+    asyncio.run(main())
