@@ -698,7 +698,7 @@ def section_aio(data: dict[str, Any] | None) -> list[str]:
 
 
 def section_metrics(data: dict[str, Any] | None, verdicts: dict[str, Any]) -> list[str]:
-    out = ["## 11. Metrics: the hot path with Prometheus metrics installed", ""]
+    out = ["## 14. Metrics: the hot path with Prometheus metrics installed", ""]
     if data is None:
         return [*out, "_Not measured in this run._", ""]
     from benchmarks import metrics_overhead
@@ -741,7 +741,7 @@ def section_migration(data: dict[str, Any] | None) -> list[str]:
 
 
 def section_parameter_manager(data: dict[str, Any] | None) -> list[str]:
-    out = ["## 10. GCP Parameter Manager: miss, cached get, render cost", ""]
+    out = ["## 11. GCP Parameter Manager: miss, cached get, render cost", ""]
     if data is None:
         return [*out, "_Not measured in this run._", ""]
     from benchmarks import bench_gcppm
@@ -764,7 +764,7 @@ def section_parameter_manager(data: dict[str, Any] | None) -> list[str]:
 
 def section_l2_requests(data: dict[str, Any] | None) -> list[str]:
     """Redis requests per key per TTL, against the figures measured before bus-woken waiters."""
-    out = ["## 10. L2 commands per key per TTL", ""]
+    out = ["## 12. L2: Redis requests per key per TTL", ""]
     if data is None:
         return [*out, "_Not measured in this run._", ""]
     before_path = RESULTS_DIR / "l2_requests_before.json"
@@ -830,7 +830,7 @@ def section_l2_requests(data: dict[str, Any] | None) -> list[str]:
 
 
 def section_kubernetes(data: dict[str, Any] | None) -> list[str]:
-    out = ["## 10. Kubernetes API store: freshness and cached reads", ""]
+    out = ["## 13. Kubernetes API store: freshness and cached reads", ""]
     if data is None:
         return [*out, "_Not measured in this run._", ""]
     from benchmarks import bench_kubernetes

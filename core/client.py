@@ -905,6 +905,7 @@ class Client:
         user's callbacks, which may block, go to the notifier thread, and only when
         there are any."""
         key = change.key
+        self._health.succeeded()  # the watch read it from the store: the store answers
         instruments = self._instruments
         instruments.watch_events += 1
         if change.changed_at is not None:

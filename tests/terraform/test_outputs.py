@@ -162,6 +162,9 @@ def test_check_reports_what_it_found(tmp_path: Path, store: str) -> None:
     result = check("--terraform-output", str(path), "--json", "--sample", "2")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    health = report.pop("health")  # the client's health after the check's reads
+    assert health["healthy"] is True and health["state"] == "up", health
+    assert health["last_refresh"] is not None and health["oldest_stale_age"] == 0.0
     assert report == {
         "url": store,
         "store": "sqlite",
