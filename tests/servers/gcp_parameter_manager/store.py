@@ -22,6 +22,7 @@ import yaml
 from google.cloud.parametermanager_v1.types import service
 from google.protobuf import empty_pb2, timestamp_pb2
 
+from tests.servers.gcp_common import MethodTable, method_table
 from tests.servers.gcp_secret_manager.filters import FilterError, compile_filter
 from tests.servers.gcp_secret_manager.store import ApiError, SecretStore, crc32c
 
@@ -403,58 +404,25 @@ def _version_field(version: Any, name: str) -> str | dict[str, str] | None:
 SERVICE = "google.cloud.parametermanager.v1.ParameterManager"
 
 
-def methods(store: ParameterStore) -> dict[str, tuple[Callable[[Any], Any], Any, Any]]:
+def methods(store: ParameterStore) -> MethodTable:
     """gRPC method name -> (store method, request pb class, response pb class)."""
-    empty = empty_pb2.Empty
-    return {
-        "ListParameters": (
-            store.list_parameters,
-            service.ListParametersRequest.pb(),
-            service.ListParametersResponse.pb(),
-        ),
-        "GetParameter": (store.get_parameter, service.GetParameterRequest.pb(), ParameterPb),
-        "CreateParameter": (
-            store.create_parameter,
-            service.CreateParameterRequest.pb(),
-            ParameterPb,
-        ),
-        "UpdateParameter": (
-            store.update_parameter,
-            service.UpdateParameterRequest.pb(),
-            ParameterPb,
-        ),
-        "DeleteParameter": (store.delete_parameter, service.DeleteParameterRequest.pb(), empty),
-        "ListParameterVersions": (
-            store.list_parameter_versions,
-            service.ListParameterVersionsRequest.pb(),
-            service.ListParameterVersionsResponse.pb(),
-        ),
-        "GetParameterVersion": (
-            store.get_parameter_version,
-            service.GetParameterVersionRequest.pb(),
-            VersionPb,
-        ),
-        "RenderParameterVersion": (
-            store.render_parameter_version,
-            service.RenderParameterVersionRequest.pb(),
-            service.RenderParameterVersionResponse.pb(),
-        ),
-        "CreateParameterVersion": (
-            store.create_parameter_version,
-            service.CreateParameterVersionRequest.pb(),
-            VersionPb,
-        ),
-        "UpdateParameterVersion": (
-            store.update_parameter_version,
-            service.UpdateParameterVersionRequest.pb(),
-            VersionPb,
-        ),
-        "DeleteParameterVersion": (
-            store.delete_parameter_version,
-            service.DeleteParameterVersionRequest.pb(),
-            empty,
-        ),
-    }
+    return method_table(
+        store,
+        service,
+        {
+            "ListParameters": None,
+            "GetParameter": ParameterPb,
+            "CreateParameter": ParameterPb,
+            "UpdateParameter": ParameterPb,
+            "DeleteParameter": empty_pb2.Empty,
+            "ListParameterVersions": None,
+            "GetParameterVersion": VersionPb,
+            "RenderParameterVersion": None,
+            "CreateParameterVersion": VersionPb,
+            "UpdateParameterVersion": VersionPb,
+            "DeleteParameterVersion": empty_pb2.Empty,
+        },
+    )
 
 
 __all__ = ["MAX_PAYLOAD_BYTES", "REFERENCE_RE", "SERVICE", "ParameterStore", "methods"]

@@ -22,6 +22,7 @@ from google.cloud.secretmanager_v1.types import resources, service
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2, timestamp_pb2
 
+from tests.servers.gcp_common import MethodTable, method_table
 from tests.servers.gcp_secret_manager.filters import FilterError, compile_filter
 
 SecretPb: Any = resources.Secret.pb()
@@ -537,64 +538,37 @@ def _version_fields(version: Any, name: str) -> str | dict[str, str] | None:
     return None
 
 
-#: gRPC method name -> (store method, request pb class, response pb class).
-def methods(store: SecretStore) -> dict[str, tuple[Callable[[Any], Any], Any, Any]]:
-    return {
-        "CreateSecret": (store.create_secret, service.CreateSecretRequest.pb(), SecretPb),
-        "GetSecret": (store.get_secret, service.GetSecretRequest.pb(), SecretPb),
-        "ListSecrets": (
-            store.list_secrets,
-            service.ListSecretsRequest.pb(),
-            service.ListSecretsResponse.pb(),
-        ),
-        "UpdateSecret": (store.update_secret, service.UpdateSecretRequest.pb(), SecretPb),
-        "DeleteSecret": (store.delete_secret, service.DeleteSecretRequest.pb(), empty_pb2.Empty),
-        "AddSecretVersion": (
-            store.add_secret_version,
-            service.AddSecretVersionRequest.pb(),
-            SecretVersionPb,
-        ),
-        "GetSecretVersion": (
-            store.get_secret_version,
-            service.GetSecretVersionRequest.pb(),
-            SecretVersionPb,
-        ),
-        "AccessSecretVersion": (
-            store.access_secret_version,
-            service.AccessSecretVersionRequest.pb(),
-            service.AccessSecretVersionResponse.pb(),
-        ),
-        "ListSecretVersions": (
-            store.list_secret_versions,
-            service.ListSecretVersionsRequest.pb(),
-            service.ListSecretVersionsResponse.pb(),
-        ),
-        "EnableSecretVersion": (
-            store.enable_secret_version,
-            service.EnableSecretVersionRequest.pb(),
-            SecretVersionPb,
-        ),
-        "DisableSecretVersion": (
-            store.disable_secret_version,
-            service.DisableSecretVersionRequest.pb(),
-            SecretVersionPb,
-        ),
-        "DestroySecretVersion": (
-            store.destroy_secret_version,
-            service.DestroySecretVersionRequest.pb(),
-            SecretVersionPb,
-        ),
-        "SetIamPolicy": (
-            store.set_iam_policy,
-            iam_policy_pb2.SetIamPolicyRequest,
-            policy_pb2.Policy,
-        ),
-        "GetIamPolicy": (
-            store.get_iam_policy,
-            iam_policy_pb2.GetIamPolicyRequest,
-            policy_pb2.Policy,
-        ),
-    }
+def methods(store: SecretStore) -> MethodTable:
+    """gRPC method name -> (store method, request pb class, response pb class)."""
+    table = method_table(
+        store,
+        service,
+        {
+            "CreateSecret": SecretPb,
+            "GetSecret": SecretPb,
+            "ListSecrets": None,
+            "UpdateSecret": SecretPb,
+            "DeleteSecret": empty_pb2.Empty,
+            "AddSecretVersion": SecretVersionPb,
+            "GetSecretVersion": SecretVersionPb,
+            "AccessSecretVersion": None,
+            "ListSecretVersions": None,
+            "EnableSecretVersion": SecretVersionPb,
+            "DisableSecretVersion": SecretVersionPb,
+            "DestroySecretVersion": SecretVersionPb,
+        },
+    )
+    table["SetIamPolicy"] = (
+        store.set_iam_policy,
+        iam_policy_pb2.SetIamPolicyRequest,
+        policy_pb2.Policy,
+    )
+    table["GetIamPolicy"] = (
+        store.get_iam_policy,
+        iam_policy_pb2.GetIamPolicyRequest,
+        policy_pb2.Policy,
+    )
+    return table
 
 
 __all__ = ["ApiError", "SecretStore", "crc32c", "methods"]
