@@ -28,7 +28,10 @@ from veltrix.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
+    InvalidKeyError,
 )
+from veltrix.keys import normalize_prefix
+from veltrix.urls import Options, ParsedURL
 
 ClientT = TypeVar("ClientT")
 
@@ -293,3 +296,34 @@ def make_client(
             f"{scheme}: no Google credentials found (Application Default Credentials); set "
             "GOOGLE_APPLICATION_CREDENTIALS or run 'gcloud auth application-default login'"
         ) from exc
+
+
+# -- URLs --------------------------------------------------------------------------------
+
+
+def connection_options(opts: Options, default_token_env: str) -> dict[str, Any]:
+    """The options every GCP store URL takes (``transport``, ``endpoint``, ``insecure``,
+    ``token_env``, ``timeout``, ``deadline``, ``poll_interval``), as keyword arguments of
+    the backend's constructor."""
+    return {
+        "transport": opts.choice("transport", "grpc", ("grpc", "rest")),
+        "endpoint": opts.str("endpoint") or None,
+        "insecure": opts.bool("insecure", False),
+        "token_env": opts.str("token_env", default_token_env) or default_token_env,
+        "timeout": opts.float("timeout", 5.0, minimum=0.01),
+        "deadline": opts.float("deadline", 8.0, minimum=0.01),
+        "poll_interval": opts.float("poll_interval", 10.0, minimum=0.01),
+    }
+
+
+def project_and_prefix(parsed: ParsedURL) -> tuple[str, str]:
+    """The project (the URL's host part) and the key prefix (its path) of a store URL."""
+    if not parsed.netloc:
+        raise ConfigurationError(
+            f"{parsed.redacted}: no project; use {parsed.scheme}://PROJECT[/prefix]"
+        )
+    try:
+        prefix: str = normalize_prefix(parsed.path.lstrip("/"))
+    except InvalidKeyError as exc:
+        raise ConfigurationError(f"{parsed.redacted}: bad prefix: {exc}") from exc
+    return parsed.netloc, prefix

@@ -48,10 +48,12 @@ from veltrix.adapters._gcp import (
     TRANSIENT_ERRORS,
     ApiFailure,
     call_api,
+    connection_options,
     crc32c,
     iterate_pages,
     make_client,
     make_retry,
+    project_and_prefix,
 )
 from veltrix.adapters.documents import (
     SELF,
@@ -221,32 +223,15 @@ class ParameterManagerBackend:
         credentials = options.pop("credentials", None)
         opts = Options(parsed.query, options, where=parsed.redacted)
         location = opts.str("location", "global") or "global"
-        transport = opts.choice("transport", "grpc", ("grpc", "rest"))
-        endpoint = opts.str("endpoint") or None
-        insecure = opts.bool("insecure", False)
-        token_env = opts.str("token_env", DEFAULT_TOKEN_ENV) or DEFAULT_TOKEN_ENV
-        timeout = opts.float("timeout", 5.0, minimum=0.01)
-        deadline = opts.float("deadline", 8.0, minimum=0.01)
-        poll_interval = opts.float("poll_interval", 10.0, minimum=0.01)
+        connection = connection_options(opts, DEFAULT_TOKEN_ENV)
         new_format = opts.choice("new_format", "json", tuple(_FORMATS))
         opts.finish()
-        if not parsed.netloc:
-            raise ConfigurationError(f"{parsed.redacted}: no project; use gcppm://PROJECT[/prefix]")
-        try:
-            prefix = normalize_prefix(parsed.path.lstrip("/"))
-        except InvalidKeyError as exc:
-            raise ConfigurationError(f"{parsed.redacted}: bad prefix: {exc}") from exc
+        project, prefix = project_and_prefix(parsed)
         return cls(
-            parsed.netloc,
+            project,
             prefix,
             location=location,
-            transport=transport,
-            endpoint=endpoint,
-            insecure=insecure,
-            token_env=token_env,
-            timeout=timeout,
-            deadline=deadline,
-            poll_interval=poll_interval,
+            **connection,
             new_format=new_format,
             credentials=credentials,
         )

@@ -49,10 +49,12 @@ from veltrix.adapters._gcp import (
     TRANSIENT_ERRORS,
     ApiFailure,
     call_api,
+    connection_options,
     crc32c,
     iterate_pages,
     make_client,
     make_retry,
+    project_and_prefix,
     status_of,
 )
 from veltrix.adapters.gcp_codec import (
@@ -69,7 +71,6 @@ from veltrix.backend import Absent, AbsentType, Change, Entry
 from veltrix.errors import (
     BackendError,
     ConfigurationError,
-    InvalidKeyError,
     ValueTooLargeError,
     VeltrixError,
     VersionConflictError,
@@ -167,33 +168,16 @@ class SecretManagerBackend:
         credentials = options.pop("credentials", None)
         opts = Options(parsed.query, options, where=parsed.redacted)
         location = opts.str("location") or None
-        transport = opts.choice("transport", "grpc", ("grpc", "rest"))
-        endpoint = opts.str("endpoint") or None
-        insecure = opts.bool("insecure", False)
-        token_env = opts.str("token_env", DEFAULT_TOKEN_ENV) or DEFAULT_TOKEN_ENV
-        timeout = opts.float("timeout", 5.0, minimum=0.01)
-        deadline = opts.float("deadline", 8.0, minimum=0.01)
-        poll_interval = opts.float("poll_interval", 10.0, minimum=0.01)
+        connection = connection_options(opts, DEFAULT_TOKEN_ENV)
         retain = opts.int("retain", 0, minimum=0)
         retention = opts.choice("retention", "destroy", ("destroy", "disable"))
         opts.finish()
-        if not parsed.netloc:
-            raise ConfigurationError(f"{parsed.redacted}: no project; use gcpsm://PROJECT[/prefix]")
-        try:
-            prefix = normalize_prefix(parsed.path.lstrip("/"))
-        except InvalidKeyError as exc:
-            raise ConfigurationError(f"{parsed.redacted}: bad prefix: {exc}") from exc
+        project, prefix = project_and_prefix(parsed)
         return cls(
-            parsed.netloc,
+            project,
             prefix,
             location=location,
-            transport=transport,
-            endpoint=endpoint,
-            insecure=insecure,
-            token_env=token_env,
-            timeout=timeout,
-            deadline=deadline,
-            poll_interval=poll_interval,
+            **connection,
             retain=retain,
             retention=retention,
             credentials=credentials,

@@ -64,18 +64,17 @@ def open_as(url: str, backend_class: type[BackendT]) -> BackendT:
 
 
 class GcpServerConformance(BackendConformance):
-    """The conformance suite against a GCP test server (subclasses name the server, the
-    backend class and the transport)."""
+    """The conformance suite against a GCP test server, over gRPC and over REST
+    (subclasses name the server and the backend class)."""
 
     server: ClassVar[GcpTestServer]
     backend_class: ClassVar[type[Any]]
-    transport = "grpc"
     watch_may_coalesce = True  # polling: quick successive writes to one key may merge
     watch_timeout = 15.0
 
-    @pytest.fixture
-    def backend(self) -> Iterator[Any]:
-        url = self.server.url(self.transport, unique_name("conf"), "app", poll_interval=0.1)
+    @pytest.fixture(params=["grpc", "rest"])
+    def backend(self, request: pytest.FixtureRequest) -> Iterator[Any]:
+        url = self.server.url(request.param, unique_name("conf"), "app", poll_interval=0.1)
         backend = open_as(url, self.backend_class)
         yield backend
         backend.close()

@@ -29,18 +29,10 @@ def open_gcppm(url: str) -> ParameterManagerBackend:
     return open_as(url, ParameterManagerBackend)
 
 
-class _Conformance(GcpServerConformance):
+class TestConformance(GcpServerConformance):
     server = GCPPM
     backend_class = ParameterManagerBackend
     own_write_rounds = 3
-
-
-class TestGrpcConformance(_Conformance):
-    transport = "grpc"
-
-
-class TestRestConformance(_Conformance):
-    transport = "rest"
 
 
 @pytest.mark.live

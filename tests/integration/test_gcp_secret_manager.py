@@ -22,17 +22,9 @@ def open_gcpsm(url: str) -> SecretManagerBackend:
     return open_as(url, SecretManagerBackend)
 
 
-class _Conformance(GcpServerConformance):
+class TestConformance(GcpServerConformance):
     server = GCPSM
     backend_class = SecretManagerBackend
-
-
-class TestGrpcConformance(_Conformance):
-    transport = "grpc"
-
-
-class TestRestConformance(_Conformance):
-    transport = "rest"
 
 
 @pytest.mark.live

@@ -1,5 +1,6 @@
 """What the GCP test servers (Secret Manager, Parameter Manager) share: the command line
-that starts one, and the table of gRPC methods a store serves."""
+that starts one, the table of gRPC methods a store serves, and the pieces of request
+handling both stores repeat (errors, filters, update masks, timestamps)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ from collections.abc import Callable
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
+import google_crc32c
+from google.protobuf import timestamp_pb2
+
+from tests.servers.gcp_secret_manager.filters import (
+    FilterError,
+    Lookup,
+    Predicate,
+    compile_filter,
+)
+
 if TYPE_CHECKING:  # the servers import this module (method_table)
     from tests.servers.gcp_secret_manager.server import Tokens
 
@@ -20,6 +31,52 @@ if TYPE_CHECKING:  # the servers import this module (method_table)
 Serve = Callable[[str, int, int, "Tokens"], None]
 #: gRPC method name -> (store method, request pb class, response pb class).
 MethodTable = dict[str, tuple[Callable[[Any], Any], Any, Any]]
+
+
+class ApiError(Exception):
+    """A failed call: canonical status name (e.g. ``NOT_FOUND``) and message."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def crc32c(data: bytes) -> int:
+    """CRC32C (Castagnoli) of ``data``, as the API's ``data_crc32c`` fields carry it."""
+    return int(google_crc32c.value(data))
+
+
+def now() -> Any:
+    """The current time as a protobuf ``Timestamp``."""
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def copy_message(message: Any) -> Any:
+    """A copy of a protobuf message (what a call returns must not share state)."""
+    clone = type(message)()
+    clone.CopyFrom(message)
+    return clone
+
+
+def request_filter(
+    text: str, lookup: Lookup, fields: frozenset[str], maps: frozenset[str] = frozenset()
+) -> Predicate:
+    """:func:`compile_filter`, a bad filter being INVALID_ARGUMENT."""
+    try:
+        return compile_filter(text, lookup, fields, maps)
+    except FilterError as exc:
+        raise ApiError("INVALID_ARGUMENT", f"Invalid filter: {exc}") from exc
+
+
+def update_paths(request: Any) -> list[str]:
+    """The paths of an update request's ``update_mask`` (INVALID_ARGUMENT when none)."""
+    paths = list(request.update_mask.paths)
+    if not paths:
+        raise ApiError("INVALID_ARGUMENT", "Field [update_mask] is required.")
+    return paths
 
 
 def _read(value: str) -> str:

@@ -20,11 +20,19 @@ from typing import Any
 
 import yaml
 from google.cloud.parametermanager_v1.types import service
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 
-from tests.servers.gcp_common import MethodTable, method_table
-from tests.servers.gcp_secret_manager.filters import FilterError, compile_filter
-from tests.servers.gcp_secret_manager.store import ApiError, SecretStore, crc32c
+from tests.servers.gcp_common import (
+    ApiError,
+    MethodTable,
+    copy_message,
+    crc32c,
+    method_table,
+    now,
+    request_filter,
+    update_paths,
+)
+from tests.servers.gcp_secret_manager.store import SecretStore
 
 ParameterPb: Any = service.Parameter.pb()
 VersionPb: Any = service.ParameterVersion.pb()
@@ -53,18 +61,6 @@ REFERENCE_RE = re.compile(
     r'(?P<name>projects/[^/"\\)]+(?:/locations/[^/"\\)]+)?/secrets/[^/"\\)]+/versions/[^/"\\)]+)'
     r'(?:\\?")?\)'
 )
-
-
-def _now() -> Any:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.GetCurrentTime()
-    return stamp
-
-
-def _copy(message: Any) -> Any:
-    clone = type(message)()
-    clone.CopyFrom(message)
-    return clone
 
 
 @dataclass
@@ -164,7 +160,7 @@ class ParameterStore:
         parameter.labels.update(request.parameter.labels)
         parameter.name = name
         parameter.format_ = fmt
-        parameter.create_time.CopyFrom(_now())
+        parameter.create_time.CopyFrom(now())
         parameter.update_time.CopyFrom(parameter.create_time)
         match = PARENT_RE.fullmatch(request.parent)
         assert match is not None
@@ -181,21 +177,20 @@ class ParameterStore:
             if name in self._parameters:
                 raise ApiError("ALREADY_EXISTS", f"Parameter [{name}] already exists.")
             self._parameters[name] = _Parameter(parameter)
-            return _copy(parameter)
+            return copy_message(parameter)
 
     def get_parameter(self, request: Any) -> Any:
         with self._lock:
-            return _copy(self._parameter(request.name).pb)
+            return copy_message(self._parameter(request.name).pb)
 
     def list_parameters(self, request: Any) -> Any:
         self._check_parent(request.parent)
-        try:
-            matches = compile_filter(request.filter, _parameter_field, _PARAMETER_FIELDS, _MAPS)
-        except FilterError as exc:
-            raise ApiError("INVALID_ARGUMENT", f"Invalid filter: {exc}") from exc
+        matches = request_filter(request.filter, _parameter_field, _PARAMETER_FIELDS, _MAPS)
         prefix = request.parent + "/parameters/"
         with self._lock:
-            items = [_copy(p.pb) for n, p in self._parameters.items() if n.startswith(prefix)]
+            items = [
+                copy_message(p.pb) for n, p in self._parameters.items() if n.startswith(prefix)
+            ]
         items = _ordered([pb for pb in items if matches(pb)], request.order_by)
         page, token = self._page(items, request.page_size, request.page_token)
         response = service.ListParametersResponse.pb()()
@@ -204,9 +199,7 @@ class ParameterStore:
         return response
 
     def update_parameter(self, request: Any) -> Any:
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise ApiError("INVALID_ARGUMENT", "Field [update_mask] is required.")
+        paths = update_paths(request)
         for path in paths:
             if path != "labels":
                 raise ApiError(
@@ -218,8 +211,8 @@ class ParameterStore:
             parameter = self._parameter(request.parameter.name)
             parameter.pb.labels.clear()
             parameter.pb.labels.update(request.parameter.labels)
-            parameter.pb.update_time.CopyFrom(_now())
-            return _copy(parameter.pb)
+            parameter.pb.update_time.CopyFrom(now())
+            return copy_message(parameter.pb)
 
     def delete_parameter(self, request: Any) -> Any:
         with self._lock:
@@ -262,7 +255,7 @@ class ParameterStore:
                 )
             version = VersionPb()
             version.name = f"{request.parent}/versions/{version_id}"
-            version.create_time.CopyFrom(_now())
+            version.create_time.CopyFrom(now())
             version.update_time.CopyFrom(version.create_time)
             version.disabled = given.disabled
             version.payload.data = data
@@ -279,10 +272,7 @@ class ParameterStore:
             return _basic(version, full=request.view != BASIC)
 
     def list_parameter_versions(self, request: Any) -> Any:
-        try:
-            matches = compile_filter(request.filter, _version_field, _VERSION_FIELDS)
-        except FilterError as exc:
-            raise ApiError("INVALID_ARGUMENT", f"Invalid filter: {exc}") from exc
+        matches = request_filter(request.filter, _version_field, _VERSION_FIELDS)
         with self._lock:
             parameter = self._parameter(request.parent)
             items = [_basic(v, full=False) for v in parameter.versions.values()]
@@ -294,15 +284,13 @@ class ParameterStore:
         return response
 
     def update_parameter_version(self, request: Any) -> Any:
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise ApiError("INVALID_ARGUMENT", "Field [update_mask] is required.")
+        paths = update_paths(request)
         if any(path != "disabled" for path in paths):
             raise ApiError("INVALID_ARGUMENT", "Only 'disabled' of a version can be updated.")
         with self._lock:
             _, version = self._version(request.parameter_version.name)
             version.disabled = request.parameter_version.disabled
-            version.update_time.CopyFrom(_now())
+            version.update_time.CopyFrom(now())
             return _basic(version, full=True)
 
     def delete_parameter_version(self, request: Any) -> Any:
@@ -355,7 +343,7 @@ class ParameterStore:
 
 def _basic(version: Any, *, full: bool) -> Any:
     """A copy of ``version``; without its payload for the BASIC view (and when disabled)."""
-    clone = _copy(version)
+    clone = copy_message(version)
     if not full or version.disabled:
         clone.ClearField("payload")
     return clone
