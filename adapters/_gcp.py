@@ -120,6 +120,18 @@ class ApiFailure(Exception):
         return BackendError(self.message)
 
 
+_TRANSPORT_ERRORS = (requests.exceptions.RequestException, auth_exceptions.TransportError)
+
+
+def _local_failure(what: str, exc: Exception) -> BackendError:
+    """A call that got no answer: the transport failed (unavailable) or the credentials
+    were refused (denied; e.g. a 401 over REST makes the session refresh the credentials,
+    which fails for anonymous or static-token credentials)."""
+    if isinstance(exc, _TRANSPORT_ERRORS):
+        return BackendUnavailableError(f"{what}: {one_line(exc)}")
+    return AccessDeniedError(f"{what}: UNAUTHENTICATED: credentials refused ({type(exc).__name__})")
+
+
 #: Turns an API error (its status and message) into a Veltrix error before the common
 #: mapping does, or returns None to leave it to the common mapping.
 Refine = Callable[[str, str, str], BaseException | None]
@@ -162,14 +174,8 @@ def call_api(
         if status in DENIED_STATUS:
             raise AccessDeniedError(f"{what}: {status}: {message}") from exc
         raise ApiFailure(status, f"{what}: {status}: {message}") from exc
-    except (requests.exceptions.RequestException, auth_exceptions.TransportError) as exc:
-        raise BackendUnavailableError(f"{what}: {one_line(exc)}") from exc
-    except auth_exceptions.GoogleAuthError as exc:
-        # e.g. a 401 over REST makes the session refresh the credentials, which fails
-        # for anonymous or static-token credentials.
-        raise AccessDeniedError(
-            f"{what}: UNAUTHENTICATED: credentials refused ({type(exc).__name__})"
-        ) from exc
+    except (*_TRANSPORT_ERRORS, auth_exceptions.GoogleAuthError) as exc:
+        raise _local_failure(what, exc) from exc
     except ValueError as exc:  # e.g. "Cannot invoke RPC on closed channel!"
         if closed():
             raise BackendUnavailableError(f"{owner!r} is closed") from exc
@@ -190,12 +196,8 @@ def iterate_pages(pager: Any, what: str) -> Iterator[Any]:
             if status in DENIED_STATUS:
                 raise AccessDeniedError(f"{what}: {status}: {api_message(exc)}") from exc
             raise BackendUnavailableError(f"{what}: {status}: {api_message(exc)}") from exc
-        except (requests.exceptions.RequestException, auth_exceptions.TransportError) as exc:
-            raise BackendUnavailableError(f"{what}: {one_line(exc)}") from exc
-        except auth_exceptions.GoogleAuthError as exc:
-            raise AccessDeniedError(
-                f"{what}: UNAUTHENTICATED: credentials refused ({type(exc).__name__})"
-            ) from exc
+        except (*_TRANSPORT_ERRORS, auth_exceptions.GoogleAuthError) as exc:
+            raise _local_failure(what, exc) from exc
 
 
 def make_retry(deadline: float) -> gretry.Retry:

@@ -32,6 +32,7 @@ from tests.servers.gcp_common import (
     request_filter,
     update_paths,
 )
+from tests.servers.gcp_secret_manager.filters import Predicate
 from tests.servers.gcp_secret_manager.store import SecretStore
 
 ParameterPb: Any = service.Parameter.pb()
@@ -104,6 +105,16 @@ class ParameterStore:
         if version is None:
             raise ApiError("NOT_FOUND", f"ParameterVersion [{name}] not found.")
         return parameter, version
+
+    def _listing(
+        self, request: Any, items: list[Any], matches: Predicate, response: Any, field: str
+    ) -> Any:
+        """``response`` with one page of the ``items`` that match, in ``order_by`` order."""
+        items = _ordered([pb for pb in items if matches(pb)], request.order_by)
+        page, token = self._page(items, request.page_size, request.page_token)
+        getattr(response, field).extend(page)
+        response.next_page_token = token
+        return response
 
     @staticmethod
     def _page(items: list[Any], page_size: int, page_token: str) -> tuple[list[Any], str]:
@@ -191,12 +202,8 @@ class ParameterStore:
             items = [
                 copy_message(p.pb) for n, p in self._parameters.items() if n.startswith(prefix)
             ]
-        items = _ordered([pb for pb in items if matches(pb)], request.order_by)
-        page, token = self._page(items, request.page_size, request.page_token)
         response = service.ListParametersResponse.pb()()
-        response.parameters.extend(page)
-        response.next_page_token = token
-        return response
+        return self._listing(request, items, matches, response, "parameters")
 
     def update_parameter(self, request: Any) -> Any:
         paths = update_paths(request)
@@ -276,12 +283,8 @@ class ParameterStore:
         with self._lock:
             parameter = self._parameter(request.parent)
             items = [_basic(v, full=False) for v in parameter.versions.values()]
-        items = _ordered([pb for pb in items if matches(pb)], request.order_by)
-        page, token = self._page(items, request.page_size, request.page_token)
         response = service.ListParameterVersionsResponse.pb()()
-        response.parameter_versions.extend(page)
-        response.next_page_token = token
-        return response
+        return self._listing(request, items, matches, response, "parameter_versions")
 
     def update_parameter_version(self, request: Any) -> Any:
         paths = update_paths(request)
