@@ -36,21 +36,25 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-import grpc
-import requests
 import yaml
-from google.api_core import exceptions as gexc
-from google.api_core import retry as gretry
-from google.api_core.client_options import ClientOptions
-from google.auth import exceptions as auth_exceptions
-from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.credentials import Credentials
 from google.cloud.parametermanager_v1 import ParameterManagerClient
 from google.cloud.parametermanager_v1.services.parameter_manager.transports import (
     ParameterManagerGrpcTransport,
 )
 from google.cloud.parametermanager_v1.types import service as pm
-from google.oauth2.credentials import Credentials as TokenCredentials
 
+from veltrix.adapters._gcp import (
+    TRANSIENT_ERRORS,
+    ApiFailure,
+    call_api,
+    connection_options,
+    crc32c,
+    iterate_pages,
+    make_client,
+    make_retry,
+    project_and_prefix,
+)
 from veltrix.adapters.documents import (
     SELF,
     flatten,
@@ -60,24 +64,9 @@ from veltrix.adapters.documents import (
     remove,
     set_path,
 )
-from veltrix.adapters.gcp_secret_manager import (
-    _DENIED_STATUS,
-    _RETRYABLE,
-    _TRANSIENT_STATUS,
-    _api_message,
-    _ApiFailure,
-    _one_line,
-    _TokenInterceptor,
-    crc32c,
-    decode_secret_id,
-    decode_value,
-    encode_key,
-    encode_value,
-    status_of,
-)
+from veltrix.adapters.gcp_codec import decode_secret_id, decode_value, encode_key, encode_value
 from veltrix.backend import AbsentType, Change, Entry
 from veltrix.errors import (
-    AccessDeniedError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
@@ -162,7 +151,7 @@ class _Version:
 
 class ParameterManagerBackend:
     schemes: ClassVar[tuple[str, ...]] = ("gcppm",)
-    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (*_RETRYABLE, gexc.RetryError)
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     max_value_bytes: ClassVar[int | None] = MAX_VALUE_BYTES
     #: Only values rendered from secret references are secret (flagged per entry).
     holds_secrets: ClassVar[bool] = False
@@ -200,13 +189,7 @@ class ParameterManagerBackend:
         self._formats: dict[str, int] = {}  # parameter name -> format (immutable)
         self._formats_lock = threading.Lock()
         self._parent = f"projects/{project}/locations/{location}"
-        self._retry = gretry.Retry(
-            predicate=gretry.if_exception_type(*_RETRYABLE),
-            initial=0.1,
-            maximum=1.0,
-            multiplier=2.0,
-            timeout=self._deadline,
-        )
+        self._retry = make_retry(self._deadline)
         token = os.environ.get(token_env) or None
         self._client = self._make_client(endpoint, insecure, token, credentials)
         protect_loggers("grpc", "google", "urllib3")  # their DEBUG records may show payloads
@@ -218,52 +201,21 @@ class ParameterManagerBackend:
         token: str | None,
         credentials: Credentials | None,
     ) -> ParameterManagerClient:
-        if endpoint is None:
-            if insecure:
-                raise ConfigurationError("gcppm: insecure=true needs an endpoint=host:port")
-            endpoint = (
+        return make_client(
+            ParameterManagerClient,
+            ParameterManagerGrpcTransport,
+            scheme="gcppm",
+            endpoint=endpoint,
+            default_endpoint=(
                 "parametermanager.googleapis.com"
                 if self.location == "global"
                 else f"parametermanager.{self.location}.rep.googleapis.com"
-            )
-        try:
-            if insecure:
-                if self.transport == "grpc":
-                    channel = grpc.insecure_channel(
-                        endpoint,
-                        options=[
-                            ("grpc.initial_reconnect_backoff_ms", 100),
-                            ("grpc.min_reconnect_backoff_ms", 100),
-                            ("grpc.max_reconnect_backoff_ms", 1000),
-                        ],
-                    )
-                    if token:
-                        channel = grpc.intercept_channel(channel, _TokenInterceptor(token))
-                    return ParameterManagerClient(
-                        transport=ParameterManagerGrpcTransport(channel=channel)
-                    )
-                creds: Credentials = (
-                    credentials
-                    or (TokenCredentials(token) if token else None)  # type: ignore[no-untyped-call]
-                    or AnonymousCredentials()  # type: ignore[no-untyped-call]
-                )
-                return ParameterManagerClient(
-                    transport="rest",
-                    credentials=creds,
-                    client_options=ClientOptions(api_endpoint=f"http://{endpoint}"),
-                )
-            if credentials is None and token:
-                credentials = TokenCredentials(token)  # type: ignore[no-untyped-call]
-            return ParameterManagerClient(
-                transport=self.transport,
-                credentials=credentials,
-                client_options=ClientOptions(api_endpoint=endpoint),
-            )
-        except auth_exceptions.DefaultCredentialsError as exc:
-            raise ConfigurationError(
-                "gcppm: no Google credentials found (Application Default Credentials); set "
-                "GOOGLE_APPLICATION_CREDENTIALS or run 'gcloud auth application-default login'"
-            ) from exc
+            ),
+            insecure=insecure,
+            transport=self.transport,
+            token=token,
+            credentials=credentials,
+        )
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -271,32 +223,15 @@ class ParameterManagerBackend:
         credentials = options.pop("credentials", None)
         opts = Options(parsed.query, options, where=parsed.redacted)
         location = opts.str("location", "global") or "global"
-        transport = opts.choice("transport", "grpc", ("grpc", "rest"))
-        endpoint = opts.str("endpoint") or None
-        insecure = opts.bool("insecure", False)
-        token_env = opts.str("token_env", DEFAULT_TOKEN_ENV) or DEFAULT_TOKEN_ENV
-        timeout = opts.float("timeout", 5.0, minimum=0.01)
-        deadline = opts.float("deadline", 8.0, minimum=0.01)
-        poll_interval = opts.float("poll_interval", 10.0, minimum=0.01)
+        connection = connection_options(opts, DEFAULT_TOKEN_ENV)
         new_format = opts.choice("new_format", "json", tuple(_FORMATS))
         opts.finish()
-        if not parsed.netloc:
-            raise ConfigurationError(f"{parsed.redacted}: no project; use gcppm://PROJECT[/prefix]")
-        try:
-            prefix = normalize_prefix(parsed.path.lstrip("/"))
-        except InvalidKeyError as exc:
-            raise ConfigurationError(f"{parsed.redacted}: bad prefix: {exc}") from exc
+        project, prefix = project_and_prefix(parsed)
         return cls(
-            parsed.netloc,
+            project,
             prefix,
             location=location,
-            transport=transport,
-            endpoint=endpoint,
-            insecure=insecure,
-            token_env=token_env,
-            timeout=timeout,
-            deadline=deadline,
-            poll_interval=poll_interval,
+            **connection,
             new_format=new_format,
             credentials=credentials,
         )
@@ -315,59 +250,24 @@ class ParameterManagerBackend:
         self, what: str, method: Callable[..., Any], request: dict[str, Any], *, retry: bool
     ) -> Any:
         """One API call bounded in time; errors become Veltrix errors, except the ones the
-        caller decides about (NOT_FOUND, ALREADY_EXISTS...), raised as ``_ApiFailure``."""
-        if self._closed:
-            raise BackendUnavailableError(f"{self!r} is closed")
-        try:
-            return method(
-                request=request, retry=self._retry if retry else None, timeout=self._timeout
-            )
-        except gexc.RetryError as exc:
-            raise BackendUnavailableError(
-                f"{what}: Parameter Manager unreachable for {self._deadline:g} s: "
-                f"{_one_line(exc.cause or exc)}"
-            ) from exc
-        except gexc.GoogleAPICallError as exc:
-            status = status_of(exc)
-            message = _api_message(exc)
-            if status in _TRANSIENT_STATUS:
-                raise BackendUnavailableError(f"{what}: {status}: {message}") from exc
-            references = references_in(message)
-            if references:  # a secret reference failed to render
-                raise SecretReferenceError(
-                    f"{what}: secret reference {references[0]} cannot be rendered: {status}",
-                    references[0],
-                    status,
-                ) from exc
-            if status in _DENIED_STATUS:
-                raise AccessDeniedError(f"{what}: {status}: {message}") from exc
-            raise _ApiFailure(status, f"{what}: {status}: {message}") from exc
-        except (requests.exceptions.RequestException, auth_exceptions.TransportError) as exc:
-            raise BackendUnavailableError(f"{what}: {_one_line(exc)}") from exc
-        except auth_exceptions.GoogleAuthError as exc:
-            raise AccessDeniedError(
-                f"{what}: UNAUTHENTICATED: credentials refused ({type(exc).__name__})"
-            ) from exc
-        except ValueError as exc:  # e.g. "Cannot invoke RPC on closed channel!"
-            if self._closed:
-                raise BackendUnavailableError(f"{self!r} is closed") from exc
-            raise
+        caller decides about (NOT_FOUND, ALREADY_EXISTS...), raised as ``ApiFailure``.
+        A secret reference that fails to render is a :class:`SecretReferenceError`."""
+        return call_api(
+            method,
+            request,
+            what=what,
+            service="Parameter Manager",
+            retry=self._retry if retry else None,
+            timeout=self._timeout,
+            deadline=self._deadline,
+            owner=self,
+            closed=lambda: self._closed,
+            refine=_reference_error,
+        )
 
     def _pages(self, pager: Any, what: str) -> Iterator[Any]:
         """Iterate a pager; later pages are bounded and translated too."""
-        iterator = iter(pager)
-        while True:
-            try:
-                yield next(iterator)
-            except StopIteration:
-                return
-            except gexc.GoogleAPICallError as exc:
-                status = status_of(exc)
-                if status in _DENIED_STATUS:
-                    raise AccessDeniedError(f"{what}: {status}: {_api_message(exc)}") from exc
-                raise BackendUnavailableError(f"{what}: {status}: {_api_message(exc)}") from exc
-            except (requests.exceptions.RequestException, auth_exceptions.TransportError) as exc:
-                raise BackendUnavailableError(f"{what}: {_one_line(exc)}") from exc
+        return iterate_pages(pager, what)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -402,7 +302,7 @@ class ParameterManagerBackend:
             return known
         try:
             parameter = self._call(what, self._client.get_parameter, {"name": name}, retry=True)
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status == "NOT_FOUND":
                 return None
             raise exc.veltrix() from exc
@@ -428,7 +328,7 @@ class ParameterManagerBackend:
                 retry=True,
             )
             versions = builtins.list(self._pages(pager, what))
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status == "NOT_FOUND":
                 self._forget(name)
                 return None
@@ -459,7 +359,7 @@ class ParameterManagerBackend:
                 {"name": f"{name}/versions/{version_id}"},
                 retry=True,
             )
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status in ("NOT_FOUND", "FAILED_PRECONDITION"):
                 return None
             raise exc.veltrix() from exc
@@ -473,7 +373,7 @@ class ParameterManagerBackend:
                 {"name": f"{name}/versions/{version_id}", "view": pm.View.FULL},
                 retry=True,
             )
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status == "NOT_FOUND":
                 return None
             raise exc.veltrix() from exc
@@ -533,7 +433,7 @@ class ParameterManagerBackend:
                 retry=True,
             )
             names = [str(p.name) for p in self._pages(pager, what)]
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             raise exc.veltrix() from exc
         keys: builtins.list[str] = []
         for name in names:
@@ -572,7 +472,7 @@ class ParameterManagerBackend:
                 },
                 retry=False,
             )
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status != "ALREADY_EXISTS":
                 raise exc.veltrix() from exc
 
@@ -592,7 +492,7 @@ class ParameterManagerBackend:
                 },
                 retry=False,
             )
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status == "ALREADY_EXISTS":
                 return False
             if exc.status == "INVALID_ARGUMENT" and "bytes" in exc.message:
@@ -701,11 +601,11 @@ class ParameterManagerBackend:
                         {"name": str(version.name)},
                         retry=False,
                     )
-                except _ApiFailure as exc:
+                except ApiFailure as exc:
                     if exc.status != "NOT_FOUND":
                         raise
             self._call(what, self._client.delete_parameter, {"name": name}, retry=False)
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status != "NOT_FOUND":
                 raise exc.veltrix() from exc
         finally:
@@ -751,6 +651,18 @@ class ParameterManagerBackend:
 
 
 _DELETE_PARAMETER = b"\x00delete-parameter\x00"
+
+
+def _reference_error(what: str, status: str, message: str) -> SecretReferenceError | None:
+    """A (non-transient) API error about a secret reference that failed to render."""
+    references = references_in(message)
+    if not references:
+        return None
+    return SecretReferenceError(
+        f"{what}: secret reference {references[0]} cannot be rendered: {status}",
+        references[0],
+        status,
+    )
 
 
 def _check_payload_size(payload: bytes | None, what: str) -> None:

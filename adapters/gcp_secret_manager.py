@@ -39,20 +39,24 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Self
 
-import google_crc32c
-import grpc
-import requests
-from google.api_core import exceptions as gexc
-from google.api_core import retry as gretry
-from google.api_core.client_options import ClientOptions
-from google.auth import exceptions as auth_exceptions
-from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.credentials import Credentials
 from google.cloud.secretmanager_v1 import SecretManagerServiceClient
 from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
     SecretManagerServiceGrpcTransport,
 )
-from google.oauth2.credentials import Credentials as TokenCredentials
 
+from veltrix.adapters._gcp import (
+    TRANSIENT_ERRORS,
+    ApiFailure,
+    call_api,
+    connection_options,
+    crc32c,
+    iterate_pages,
+    make_client,
+    make_retry,
+    project_and_prefix,
+    status_of,
+)
 from veltrix.adapters.gcp_codec import (
     EMPTY_MARKER,
     MAX_SECRET_ID_LENGTH,
@@ -65,11 +69,8 @@ from veltrix.adapters.gcp_codec import (
 )
 from veltrix.backend import Absent, AbsentType, Change, Entry
 from veltrix.errors import (
-    AccessDeniedError,
     BackendError,
-    BackendUnavailableError,
     ConfigurationError,
-    InvalidKeyError,
     ValueTooLargeError,
     VeltrixError,
     VersionConflictError,
@@ -90,114 +91,12 @@ TOP_LABEL = "veltrix-top"
 KEY_ANNOTATION = "veltrix-key"
 DEFAULT_TOKEN_ENV = "VELTRIX_GCPSM_ACCESS_TOKEN"
 
-# -- encodings (the codec lives in veltrix.adapters.gcp_codec) ------------------------------
-
-
-def crc32c(data: bytes) -> int:
-    """CRC32C (Castagnoli) of ``data``, as the API's ``data_crc32c`` fields carry it."""
-    return int(google_crc32c.value(data))
-
-
-# -- errors ------------------------------------------------------------------------------
-
-_HTTP_STATUS = {
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    500: "INTERNAL",
-    501: "UNIMPLEMENTED",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-_TRANSIENT_STATUS = {
-    "UNAVAILABLE",
-    "DEADLINE_EXCEEDED",
-    "RESOURCE_EXHAUSTED",
-    "INTERNAL",
-    "UNKNOWN",
-}
-_DENIED_STATUS = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
-
-
-def status_of(exc: gexc.GoogleAPICallError) -> str:
-    """The canonical status (``NOT_FOUND``...) of an API error, over gRPC or REST."""
-    code = getattr(exc, "grpc_status_code", None)
-    if code is not None:
-        return str(code.name)
-    response = getattr(exc, "response", None)
-    if response is not None:
-        try:
-            status = response.json().get("error", {}).get("status")
-        except (ValueError, AttributeError):
-            status = None
-        if isinstance(status, str) and status:
-            return status
-    http = exc.code if isinstance(exc.code, int) else 0
-    if http == 400:
-        return "INVALID_ARGUMENT"
-    return _HTTP_STATUS.get(http, "UNAVAILABLE" if http >= 500 else "UNKNOWN")
-
-
-def _one_line(text: object, limit: int = 200) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _api_message(exc: gexc.GoogleAPICallError) -> str:
-    message = exc.message or str(exc)
-    # REST errors are prefixed with "GET http://host/v1/...: " by the client library.
-    head, sep, tail = message.partition(": ")
-    if sep and (head.startswith(("GET ", "POST ", "PATCH ", "DELETE "))):
-        message = tail
-    return _one_line(message)
-
-
-_RETRYABLE = (
-    gexc.ServiceUnavailable,
-    gexc.DeadlineExceeded,
-    gexc.ResourceExhausted,
-    gexc.InternalServerError,
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-)
-
-
 # -- the backend -------------------------------------------------------------------------
-
-
-class _TokenInterceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    """Adds ``authorization: Bearer`` to every gRPC call on a plaintext test channel."""
-
-    def __init__(self, token: str) -> None:
-        self._header = ("authorization", f"Bearer {token}")
-
-    def __repr__(self) -> str:
-        return "_TokenInterceptor(***)"
-
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        metadata = [*(details.metadata or ()), self._header]
-        return continuation(_CallDetails(details, metadata), request)
-
-
-class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
-    def __init__(self, base: Any, metadata: list[tuple[str, str]]) -> None:
-        self.method = base.method
-        self.timeout = base.timeout
-        self.metadata = metadata
-        self.credentials = base.credentials
-        self.wait_for_ready = getattr(base, "wait_for_ready", None)
-        self.compression = getattr(base, "compression", None)
 
 
 class SecretManagerBackend:
     schemes: ClassVar[tuple[str, ...]] = ("gcpsm",)
-    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
-        *_RETRYABLE,
-        gexc.RetryError,
-    )
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     max_value_bytes: ClassVar[int | None] = MAX_VALUE_BYTES
     #: Every entry is a secret (``SupportsSecrets``).
     holds_secrets: ClassVar[bool] = True
@@ -233,13 +132,7 @@ class SecretManagerBackend:
         self._closed = False
         self._watches: WatchSet[PollingWatch] = WatchSet()
         self._parent = f"projects/{project}" + (f"/locations/{location}" if location else "")
-        self._retry = gretry.Retry(
-            predicate=gretry.if_exception_type(*_RETRYABLE),
-            initial=0.1,
-            maximum=1.0,
-            multiplier=2.0,
-            timeout=self._deadline,
-        )
+        self._retry = make_retry(self._deadline)
         token = os.environ.get(token_env) or None
         self._client = self._make_client(endpoint, insecure, token, credentials)
         protect_loggers("grpc", "google", "urllib3")  # their DEBUG records may show payloads
@@ -253,52 +146,21 @@ class SecretManagerBackend:
         token: str | None,
         credentials: Credentials | None,
     ) -> SecretManagerServiceClient:
-        if endpoint is None:
-            if insecure:
-                raise ConfigurationError("gcpsm: insecure=true needs an endpoint=host:port")
-            endpoint = (
+        return make_client(
+            SecretManagerServiceClient,
+            SecretManagerServiceGrpcTransport,
+            scheme="gcpsm",
+            endpoint=endpoint,
+            default_endpoint=(
                 f"secretmanager.{self.location}.rep.googleapis.com"
                 if self.location
                 else "secretmanager.googleapis.com"
-            )
-        try:
-            if insecure:
-                if self.transport == "grpc":
-                    channel = grpc.insecure_channel(
-                        endpoint,
-                        options=[
-                            ("grpc.initial_reconnect_backoff_ms", 100),
-                            ("grpc.min_reconnect_backoff_ms", 100),
-                            ("grpc.max_reconnect_backoff_ms", 1000),
-                        ],
-                    )
-                    if token:
-                        channel = grpc.intercept_channel(channel, _TokenInterceptor(token))
-                    return SecretManagerServiceClient(
-                        transport=SecretManagerServiceGrpcTransport(channel=channel)
-                    )
-                creds: Credentials = (
-                    credentials
-                    or (TokenCredentials(token) if token else None)  # type: ignore[no-untyped-call]
-                    or AnonymousCredentials()  # type: ignore[no-untyped-call]
-                )
-                return SecretManagerServiceClient(
-                    transport="rest",
-                    credentials=creds,
-                    client_options=ClientOptions(api_endpoint=f"http://{endpoint}"),
-                )
-            if credentials is None and token:
-                credentials = TokenCredentials(token)  # type: ignore[no-untyped-call]
-            return SecretManagerServiceClient(
-                transport=self.transport,
-                credentials=credentials,
-                client_options=ClientOptions(api_endpoint=endpoint),
-            )
-        except auth_exceptions.DefaultCredentialsError as exc:
-            raise ConfigurationError(
-                "gcpsm: no Google credentials found (Application Default Credentials); set "
-                "GOOGLE_APPLICATION_CREDENTIALS or run 'gcloud auth application-default login'"
-            ) from exc
+            ),
+            insecure=insecure,
+            transport=self.transport,
+            token=token,
+            credentials=credentials,
+        )
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -306,33 +168,16 @@ class SecretManagerBackend:
         credentials = options.pop("credentials", None)
         opts = Options(parsed.query, options, where=parsed.redacted)
         location = opts.str("location") or None
-        transport = opts.choice("transport", "grpc", ("grpc", "rest"))
-        endpoint = opts.str("endpoint") or None
-        insecure = opts.bool("insecure", False)
-        token_env = opts.str("token_env", DEFAULT_TOKEN_ENV) or DEFAULT_TOKEN_ENV
-        timeout = opts.float("timeout", 5.0, minimum=0.01)
-        deadline = opts.float("deadline", 8.0, minimum=0.01)
-        poll_interval = opts.float("poll_interval", 10.0, minimum=0.01)
+        connection = connection_options(opts, DEFAULT_TOKEN_ENV)
         retain = opts.int("retain", 0, minimum=0)
         retention = opts.choice("retention", "destroy", ("destroy", "disable"))
         opts.finish()
-        if not parsed.netloc:
-            raise ConfigurationError(f"{parsed.redacted}: no project; use gcpsm://PROJECT[/prefix]")
-        try:
-            prefix = normalize_prefix(parsed.path.lstrip("/"))
-        except InvalidKeyError as exc:
-            raise ConfigurationError(f"{parsed.redacted}: bad prefix: {exc}") from exc
+        project, prefix = project_and_prefix(parsed)
         return cls(
-            parsed.netloc,
+            project,
             prefix,
             location=location,
-            transport=transport,
-            endpoint=endpoint,
-            insecure=insecure,
-            token_env=token_env,
-            timeout=timeout,
-            deadline=deadline,
-            poll_interval=poll_interval,
+            **connection,
             retain=retain,
             retention=retention,
             credentials=credentials,
@@ -352,40 +197,19 @@ class SecretManagerBackend:
     def _call(
         self, what: str, method: Callable[..., Any], request: dict[str, Any], *, retry: bool
     ) -> Any:
-        """One API call, bounded in time; errors become Veltrix errors (``_Unwrapped``
+        """One API call, bounded in time; errors become Veltrix errors (``ApiFailure``
         carries NOT_FOUND and friends back to the caller to decide)."""
-        if self._closed:
-            raise BackendUnavailableError(f"{self!r} is closed")
-        try:
-            return method(
-                request=request,
-                retry=self._retry if retry else None,
-                timeout=self._timeout,
-            )
-        except gexc.RetryError as exc:
-            raise BackendUnavailableError(
-                f"{what}: Secret Manager unreachable for {self._deadline:g} s: "
-                f"{_one_line(exc.cause or exc)}"
-            ) from exc
-        except gexc.GoogleAPICallError as exc:
-            status = status_of(exc)
-            if status in _DENIED_STATUS:
-                raise AccessDeniedError(f"{what}: {status}: {_api_message(exc)}") from exc
-            if status in _TRANSIENT_STATUS:
-                raise BackendUnavailableError(f"{what}: {status}: {_api_message(exc)}") from exc
-            raise _ApiFailure(status, f"{what}: {status}: {_api_message(exc)}") from exc
-        except (requests.exceptions.RequestException, auth_exceptions.TransportError) as exc:
-            raise BackendUnavailableError(f"{what}: {_one_line(exc)}") from exc
-        except auth_exceptions.GoogleAuthError as exc:
-            # e.g. a 401 over REST makes the session refresh the credentials, which fails
-            # for anonymous or static-token credentials.
-            raise AccessDeniedError(
-                f"{what}: UNAUTHENTICATED: credentials refused ({type(exc).__name__})"
-            ) from exc
-        except ValueError as exc:  # e.g. "Cannot invoke RPC on closed channel!"
-            if self._closed:
-                raise BackendUnavailableError(f"{self!r} is closed") from exc
-            raise
+        return call_api(
+            method,
+            request,
+            what=what,
+            service="Secret Manager",
+            retry=self._retry if retry else None,
+            timeout=self._timeout,
+            deadline=self._deadline,
+            owner=self,
+            closed=lambda: self._closed,
+        )
 
     def _full_key(self, key: str) -> str:
         validate_key(key)
@@ -433,7 +257,7 @@ class SecretManagerBackend:
             response = self._call(
                 what, self._client.access_secret_version, {"name": name}, retry=True
             )
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status in ("NOT_FOUND", "FAILED_PRECONDITION"):
                 return None
             raise exc.veltrix() from exc
@@ -450,7 +274,7 @@ class SecretManagerBackend:
             )
             for version in pager.versions:
                 return int(str(version.name).rsplit("/", 1)[1])
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status == "NOT_FOUND":
                 return None
             raise exc.veltrix() from exc
@@ -497,7 +321,7 @@ class SecretManagerBackend:
                 retry=True,
             )
             secrets = [str(secret.name) for secret in self._pages(pager, what)]
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             raise exc.veltrix() from exc
         entries: builtins.list[Entry] = []
         for name in sorted(secrets):
@@ -516,23 +340,7 @@ class SecretManagerBackend:
 
     def _pages(self, pager: Any, what: str) -> Iterator[Any]:
         """Iterate a pager; fetching later pages is bounded and translated too."""
-        iterator = iter(pager)
-        while True:
-            try:
-                yield next(iterator)
-            except StopIteration:
-                return
-            except gexc.GoogleAPICallError as exc:
-                status = status_of(exc)
-                if status in _DENIED_STATUS:
-                    raise AccessDeniedError(f"{what}: {status}: {_api_message(exc)}") from exc
-                raise BackendUnavailableError(f"{what}: {status}: {_api_message(exc)}") from exc
-            except (requests.exceptions.RequestException, auth_exceptions.TransportError) as exc:
-                raise BackendUnavailableError(f"{what}: {_one_line(exc)}") from exc
-            except auth_exceptions.GoogleAuthError as exc:
-                raise AccessDeniedError(
-                    f"{what}: UNAUTHENTICATED: credentials refused ({type(exc).__name__})"
-                ) from exc
+        return iterate_pages(pager, what)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -551,7 +359,7 @@ class SecretManagerBackend:
                 {"parent": self._parent, "secret_id": secret_id_for(full_key), "secret": secret},
                 retry=False,
             )
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status == "ALREADY_EXISTS":
                 return False
             raise exc.veltrix() from exc
@@ -566,7 +374,7 @@ class SecretManagerBackend:
                 {"parent": name, "payload": {"data": payload, "data_crc32c": crc32c(payload)}},
                 retry=False,
             )
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status == "NOT_FOUND":
                 return None
             if (
@@ -602,7 +410,7 @@ class SecretManagerBackend:
         }[action]
         try:
             self._call(what, method, {"name": f"{name}/versions/{number}"}, retry=True)
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status not in ("NOT_FOUND", "FAILED_PRECONDITION"):
                 raise exc.veltrix() from exc
 
@@ -668,7 +476,7 @@ class SecretManagerBackend:
         if if_version is not None:
             try:
                 secret = self._call(what, self._client.get_secret, {"name": name}, retry=True)
-            except _ApiFailure as exc:
+            except ApiFailure as exc:
                 if exc.status == "NOT_FOUND":
                     raise VersionConflictError(
                         f"{key!r} does not exist (expected version {if_version})"
@@ -680,7 +488,7 @@ class SecretManagerBackend:
             request["etag"] = secret.etag
         try:
             self._call(what, self._client.delete_secret, request, retry=False)
-        except _ApiFailure as exc:
+        except ApiFailure as exc:
             if exc.status == "NOT_FOUND":
                 if if_version is not None:
                     raise VersionConflictError(f"{key!r} was deleted concurrently") from exc
@@ -722,18 +530,6 @@ class SecretManagerBackend:
                 exc,
                 extra=event("veltrix.gcpsm.close_failed", error=exc),
             )
-
-
-class _ApiFailure(Exception):
-    """A non-transient API error the caller decides about (NOT_FOUND, ALREADY_EXISTS...)."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    def veltrix(self) -> BackendError:
-        return BackendError(self.message)
 
 
 __all__ = [

@@ -20,10 +20,20 @@ from typing import Any
 
 import yaml
 from google.cloud.parametermanager_v1.types import service
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 
-from tests.servers.gcp_secret_manager.filters import FilterError, compile_filter
-from tests.servers.gcp_secret_manager.store import ApiError, SecretStore, crc32c
+from tests.servers.gcp_common import (
+    ApiError,
+    MethodTable,
+    copy_message,
+    crc32c,
+    method_table,
+    now,
+    request_filter,
+    update_paths,
+)
+from tests.servers.gcp_secret_manager.filters import Predicate
+from tests.servers.gcp_secret_manager.store import SecretStore
 
 ParameterPb: Any = service.Parameter.pb()
 VersionPb: Any = service.ParameterVersion.pb()
@@ -52,18 +62,6 @@ REFERENCE_RE = re.compile(
     r'(?P<name>projects/[^/"\\)]+(?:/locations/[^/"\\)]+)?/secrets/[^/"\\)]+/versions/[^/"\\)]+)'
     r'(?:\\?")?\)'
 )
-
-
-def _now() -> Any:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.GetCurrentTime()
-    return stamp
-
-
-def _copy(message: Any) -> Any:
-    clone = type(message)()
-    clone.CopyFrom(message)
-    return clone
 
 
 @dataclass
@@ -107,6 +105,16 @@ class ParameterStore:
         if version is None:
             raise ApiError("NOT_FOUND", f"ParameterVersion [{name}] not found.")
         return parameter, version
+
+    def _listing(
+        self, request: Any, items: list[Any], matches: Predicate, response: Any, field: str
+    ) -> Any:
+        """``response`` with one page of the ``items`` that match, in ``order_by`` order."""
+        items = _ordered([pb for pb in items if matches(pb)], request.order_by)
+        page, token = self._page(items, request.page_size, request.page_token)
+        getattr(response, field).extend(page)
+        response.next_page_token = token
+        return response
 
     @staticmethod
     def _page(items: list[Any], page_size: int, page_token: str) -> tuple[list[Any], str]:
@@ -163,7 +171,7 @@ class ParameterStore:
         parameter.labels.update(request.parameter.labels)
         parameter.name = name
         parameter.format_ = fmt
-        parameter.create_time.CopyFrom(_now())
+        parameter.create_time.CopyFrom(now())
         parameter.update_time.CopyFrom(parameter.create_time)
         match = PARENT_RE.fullmatch(request.parent)
         assert match is not None
@@ -180,32 +188,25 @@ class ParameterStore:
             if name in self._parameters:
                 raise ApiError("ALREADY_EXISTS", f"Parameter [{name}] already exists.")
             self._parameters[name] = _Parameter(parameter)
-            return _copy(parameter)
+            return copy_message(parameter)
 
     def get_parameter(self, request: Any) -> Any:
         with self._lock:
-            return _copy(self._parameter(request.name).pb)
+            return copy_message(self._parameter(request.name).pb)
 
     def list_parameters(self, request: Any) -> Any:
         self._check_parent(request.parent)
-        try:
-            matches = compile_filter(request.filter, _parameter_field, _PARAMETER_FIELDS, _MAPS)
-        except FilterError as exc:
-            raise ApiError("INVALID_ARGUMENT", f"Invalid filter: {exc}") from exc
+        matches = request_filter(request.filter, _parameter_field, _PARAMETER_FIELDS, _MAPS)
         prefix = request.parent + "/parameters/"
         with self._lock:
-            items = [_copy(p.pb) for n, p in self._parameters.items() if n.startswith(prefix)]
-        items = _ordered([pb for pb in items if matches(pb)], request.order_by)
-        page, token = self._page(items, request.page_size, request.page_token)
+            items = [
+                copy_message(p.pb) for n, p in self._parameters.items() if n.startswith(prefix)
+            ]
         response = service.ListParametersResponse.pb()()
-        response.parameters.extend(page)
-        response.next_page_token = token
-        return response
+        return self._listing(request, items, matches, response, "parameters")
 
     def update_parameter(self, request: Any) -> Any:
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise ApiError("INVALID_ARGUMENT", "Field [update_mask] is required.")
+        paths = update_paths(request)
         for path in paths:
             if path != "labels":
                 raise ApiError(
@@ -217,8 +218,8 @@ class ParameterStore:
             parameter = self._parameter(request.parameter.name)
             parameter.pb.labels.clear()
             parameter.pb.labels.update(request.parameter.labels)
-            parameter.pb.update_time.CopyFrom(_now())
-            return _copy(parameter.pb)
+            parameter.pb.update_time.CopyFrom(now())
+            return copy_message(parameter.pb)
 
     def delete_parameter(self, request: Any) -> Any:
         with self._lock:
@@ -261,7 +262,7 @@ class ParameterStore:
                 )
             version = VersionPb()
             version.name = f"{request.parent}/versions/{version_id}"
-            version.create_time.CopyFrom(_now())
+            version.create_time.CopyFrom(now())
             version.update_time.CopyFrom(version.create_time)
             version.disabled = given.disabled
             version.payload.data = data
@@ -278,30 +279,21 @@ class ParameterStore:
             return _basic(version, full=request.view != BASIC)
 
     def list_parameter_versions(self, request: Any) -> Any:
-        try:
-            matches = compile_filter(request.filter, _version_field, _VERSION_FIELDS)
-        except FilterError as exc:
-            raise ApiError("INVALID_ARGUMENT", f"Invalid filter: {exc}") from exc
+        matches = request_filter(request.filter, _version_field, _VERSION_FIELDS)
         with self._lock:
             parameter = self._parameter(request.parent)
             items = [_basic(v, full=False) for v in parameter.versions.values()]
-        items = _ordered([pb for pb in items if matches(pb)], request.order_by)
-        page, token = self._page(items, request.page_size, request.page_token)
         response = service.ListParameterVersionsResponse.pb()()
-        response.parameter_versions.extend(page)
-        response.next_page_token = token
-        return response
+        return self._listing(request, items, matches, response, "parameter_versions")
 
     def update_parameter_version(self, request: Any) -> Any:
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise ApiError("INVALID_ARGUMENT", "Field [update_mask] is required.")
+        paths = update_paths(request)
         if any(path != "disabled" for path in paths):
             raise ApiError("INVALID_ARGUMENT", "Only 'disabled' of a version can be updated.")
         with self._lock:
             _, version = self._version(request.parameter_version.name)
             version.disabled = request.parameter_version.disabled
-            version.update_time.CopyFrom(_now())
+            version.update_time.CopyFrom(now())
             return _basic(version, full=True)
 
     def delete_parameter_version(self, request: Any) -> Any:
@@ -354,7 +346,7 @@ class ParameterStore:
 
 def _basic(version: Any, *, full: bool) -> Any:
     """A copy of ``version``; without its payload for the BASIC view (and when disabled)."""
-    clone = _copy(version)
+    clone = copy_message(version)
     if not full or version.disabled:
         clone.ClearField("payload")
     return clone
@@ -403,58 +395,25 @@ def _version_field(version: Any, name: str) -> str | dict[str, str] | None:
 SERVICE = "google.cloud.parametermanager.v1.ParameterManager"
 
 
-def methods(store: ParameterStore) -> dict[str, tuple[Callable[[Any], Any], Any, Any]]:
+def methods(store: ParameterStore) -> MethodTable:
     """gRPC method name -> (store method, request pb class, response pb class)."""
-    empty = empty_pb2.Empty
-    return {
-        "ListParameters": (
-            store.list_parameters,
-            service.ListParametersRequest.pb(),
-            service.ListParametersResponse.pb(),
-        ),
-        "GetParameter": (store.get_parameter, service.GetParameterRequest.pb(), ParameterPb),
-        "CreateParameter": (
-            store.create_parameter,
-            service.CreateParameterRequest.pb(),
-            ParameterPb,
-        ),
-        "UpdateParameter": (
-            store.update_parameter,
-            service.UpdateParameterRequest.pb(),
-            ParameterPb,
-        ),
-        "DeleteParameter": (store.delete_parameter, service.DeleteParameterRequest.pb(), empty),
-        "ListParameterVersions": (
-            store.list_parameter_versions,
-            service.ListParameterVersionsRequest.pb(),
-            service.ListParameterVersionsResponse.pb(),
-        ),
-        "GetParameterVersion": (
-            store.get_parameter_version,
-            service.GetParameterVersionRequest.pb(),
-            VersionPb,
-        ),
-        "RenderParameterVersion": (
-            store.render_parameter_version,
-            service.RenderParameterVersionRequest.pb(),
-            service.RenderParameterVersionResponse.pb(),
-        ),
-        "CreateParameterVersion": (
-            store.create_parameter_version,
-            service.CreateParameterVersionRequest.pb(),
-            VersionPb,
-        ),
-        "UpdateParameterVersion": (
-            store.update_parameter_version,
-            service.UpdateParameterVersionRequest.pb(),
-            VersionPb,
-        ),
-        "DeleteParameterVersion": (
-            store.delete_parameter_version,
-            service.DeleteParameterVersionRequest.pb(),
-            empty,
-        ),
-    }
+    return method_table(
+        store,
+        service,
+        {
+            "ListParameters": None,
+            "GetParameter": ParameterPb,
+            "CreateParameter": ParameterPb,
+            "UpdateParameter": ParameterPb,
+            "DeleteParameter": empty_pb2.Empty,
+            "ListParameterVersions": None,
+            "GetParameterVersion": VersionPb,
+            "RenderParameterVersion": None,
+            "CreateParameterVersion": VersionPb,
+            "UpdateParameterVersion": VersionPb,
+            "DeleteParameterVersion": empty_pb2.Empty,
+        },
+    )
 
 
 __all__ = ["MAX_PAYLOAD_BYTES", "REFERENCE_RE", "SERVICE", "ParameterStore", "methods"]

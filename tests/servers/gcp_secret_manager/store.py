@@ -17,12 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import google_crc32c
 from google.cloud.secretmanager_v1.types import resources, service
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2, timestamp_pb2
 
-from tests.servers.gcp_secret_manager.filters import FilterError, compile_filter
+from tests.servers.gcp_common import (
+    ApiError,
+    MethodTable,
+    copy_message,
+    crc32c,
+    method_table,
+    now,
+    request_filter,
+    update_paths,
+)
 
 SecretPb: Any = resources.Secret.pb()
 SecretVersionPb: Any = resources.SecretVersion.pb()
@@ -52,26 +60,6 @@ ANNOTATION_KEY_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?
 UPDATABLE_PATHS = {"labels", "annotations", "version_aliases", "ttl", "expire_time"}
 ALIAS_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 MAX_ALIASES = 50
-
-
-class ApiError(Exception):
-    """A failed call: canonical status name (e.g. ``NOT_FOUND``) and message."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def crc32c(data: bytes) -> int:
-    """CRC32C (Castagnoli) of ``data``, as the API's ``data_crc32c`` fields carry it."""
-    return int(google_crc32c.value(data))
-
-
-def _now() -> Any:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.GetCurrentTime()
-    return stamp
 
 
 @dataclass
@@ -120,7 +108,7 @@ class SecretStore:
         if (
             secret is not None
             and secret.pb.HasField("expire_time")
-            and secret.pb.expire_time.ToNanoseconds() <= _now().ToNanoseconds()
+            and secret.pb.expire_time.ToNanoseconds() <= now().ToNanoseconds()
         ):
             del self._secrets[name]  # expired: the service deletes it
             secret = None
@@ -192,10 +180,10 @@ class SecretStore:
             if ttl <= 0:
                 raise ApiError("INVALID_ARGUMENT", "ttl must be positive")
             stamp = timestamp_pb2.Timestamp()
-            stamp.FromNanoseconds(_now().ToNanoseconds() + ttl)
+            stamp.FromNanoseconds(now().ToNanoseconds() + ttl)
             secret.expire_time.CopyFrom(stamp)
         elif given.HasField("expire_time"):
-            if given.expire_time.ToNanoseconds() <= _now().ToNanoseconds():
+            if given.expire_time.ToNanoseconds() <= now().ToNanoseconds():
                 raise ApiError("INVALID_ARGUMENT", "expire_time must be in the future")
             secret.expire_time.CopyFrom(given.expire_time)
         else:
@@ -276,28 +264,25 @@ class SecretStore:
         secret.CopyFrom(given)
         self._expiration(secret, given)
         secret.name = name
-        secret.create_time.CopyFrom(_now())
+        secret.create_time.CopyFrom(now())
         with self._lock:
             if name in self._secrets:
                 raise ApiError("ALREADY_EXISTS", f"Secret [{name}] already exists.")
             secret.etag = self._etag()
             self._secrets[name] = _Secret(secret)
-            return _copy(secret)
+            return copy_message(secret)
 
     def get_secret(self, request: Any) -> Any:
         with self._lock:
-            return _copy(self._secret(request.name).pb)
+            return copy_message(self._secret(request.name).pb)
 
     def list_secrets(self, request: Any) -> Any:
         self._parent(request.parent)
-        try:
-            matches = compile_filter(request.filter, _secret_fields, _SECRET_FIELDS, _SECRET_MAPS)
-        except FilterError as exc:
-            raise ApiError("INVALID_ARGUMENT", f"Invalid filter: {exc}") from exc
+        matches = request_filter(request.filter, _secret_fields, _SECRET_FIELDS, _SECRET_MAPS)
         prefix = request.parent + "/secrets/"
         with self._lock:
             items = sorted(
-                (_copy(s.pb) for n, s in self._secrets.items() if n.startswith(prefix)),
+                (copy_message(s.pb) for n, s in self._secrets.items() if n.startswith(prefix)),
                 key=lambda pb: pb.name,
             )
         items = [pb for pb in items if matches(pb)]
@@ -310,9 +295,7 @@ class SecretStore:
 
     def update_secret(self, request: Any) -> Any:
         given = request.secret
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise ApiError("INVALID_ARGUMENT", "Field [update_mask] is required.")
+        paths = update_paths(request)
         for path in paths:
             if path not in UPDATABLE_PATHS:
                 raise ApiError(
@@ -340,7 +323,7 @@ class SecretStore:
             if "ttl" in paths or "expire_time" in paths:
                 self._expiration(secret.pb, given)
             secret.pb.etag = self._etag()
-            return _copy(secret.pb)
+            return copy_message(secret.pb)
 
     def delete_secret(self, request: Any) -> Any:
         with self._lock:
@@ -375,18 +358,18 @@ class SecretStore:
             secret = self._secret(request.parent)
             version = SecretVersionPb()
             version.name = f"{request.parent}/versions/{len(secret.versions) + 1}"
-            version.create_time.CopyFrom(_now())
+            version.create_time.CopyFrom(now())
             version.state = ENABLED
             version.etag = self._etag()
             version.client_specified_payload_checksum = given_crc is not None
             if secret.pb.replication.HasField("automatic"):
                 version.replication_status.automatic.SetInParent()
             secret.versions.append(_Version(version, bytes(payload.data), checksum))
-            return _copy(version)
+            return copy_message(version)
 
     def get_secret_version(self, request: Any) -> Any:
         with self._lock:
-            return _copy(self._version(request.name)[1].pb)
+            return copy_message(self._version(request.name)[1].pb)
 
     def access_secret_version(self, request: Any) -> Any:
         with self._lock:
@@ -405,13 +388,10 @@ class SecretStore:
             return response
 
     def list_secret_versions(self, request: Any) -> Any:
-        try:
-            matches = compile_filter(request.filter, _version_fields, _VERSION_FIELDS)
-        except FilterError as exc:
-            raise ApiError("INVALID_ARGUMENT", f"Invalid filter: {exc}") from exc
+        matches = request_filter(request.filter, _version_fields, _VERSION_FIELDS)
         with self._lock:
             secret = self._secret(request.parent)
-            items = [_copy(v.pb) for v in reversed(secret.versions)]  # newest first
+            items = [copy_message(v.pb) for v in reversed(secret.versions)]  # newest first
         items = [pb for pb in items if matches(pb)]
         page, token = self._page(
             items, request.page_size, request.page_token, lambda pb: f"{10**12 - _number(pb):013d}"
@@ -435,9 +415,9 @@ class SecretStore:
             if target == DESTROYED:
                 version.data = None
                 version.crc = None
-                pb.destroy_time.CopyFrom(_now())
+                pb.destroy_time.CopyFrom(now())
             pb.etag = self._etag()
-            return _copy(pb)
+            return copy_message(pb)
 
     def enable_secret_version(self, request: Any) -> Any:
         return self._transition(request, ENABLED)
@@ -457,12 +437,12 @@ class SecretStore:
             policy.CopyFrom(request.policy)
             policy.etag = self._etag().strip('"').encode()
             secret.policy = policy
-            return _copy(policy)
+            return copy_message(policy)
 
     def get_iam_policy(self, request: Any) -> Any:
         with self._lock:
             secret = self._secret(request.resource)
-            return _copy(secret.policy) if secret.policy is not None else policy_pb2.Policy()
+            return copy_message(secret.policy) if secret.policy is not None else policy_pb2.Policy()
 
     def reference_payload(self, version_name: str, member: str) -> bytes:
         """The payload of ``version_name`` as read on behalf of ``member`` (a principal
@@ -504,12 +484,6 @@ def _grants(policy: Any, member: str) -> bool:
     )
 
 
-def _copy(message: Any) -> Any:
-    clone = type(message)()
-    clone.CopyFrom(message)
-    return clone
-
-
 def _number(version: Any) -> int:
     return int(version.name.rsplit("/", 1)[1])
 
@@ -537,64 +511,37 @@ def _version_fields(version: Any, name: str) -> str | dict[str, str] | None:
     return None
 
 
-#: gRPC method name -> (store method, request pb class, response pb class).
-def methods(store: SecretStore) -> dict[str, tuple[Callable[[Any], Any], Any, Any]]:
-    return {
-        "CreateSecret": (store.create_secret, service.CreateSecretRequest.pb(), SecretPb),
-        "GetSecret": (store.get_secret, service.GetSecretRequest.pb(), SecretPb),
-        "ListSecrets": (
-            store.list_secrets,
-            service.ListSecretsRequest.pb(),
-            service.ListSecretsResponse.pb(),
-        ),
-        "UpdateSecret": (store.update_secret, service.UpdateSecretRequest.pb(), SecretPb),
-        "DeleteSecret": (store.delete_secret, service.DeleteSecretRequest.pb(), empty_pb2.Empty),
-        "AddSecretVersion": (
-            store.add_secret_version,
-            service.AddSecretVersionRequest.pb(),
-            SecretVersionPb,
-        ),
-        "GetSecretVersion": (
-            store.get_secret_version,
-            service.GetSecretVersionRequest.pb(),
-            SecretVersionPb,
-        ),
-        "AccessSecretVersion": (
-            store.access_secret_version,
-            service.AccessSecretVersionRequest.pb(),
-            service.AccessSecretVersionResponse.pb(),
-        ),
-        "ListSecretVersions": (
-            store.list_secret_versions,
-            service.ListSecretVersionsRequest.pb(),
-            service.ListSecretVersionsResponse.pb(),
-        ),
-        "EnableSecretVersion": (
-            store.enable_secret_version,
-            service.EnableSecretVersionRequest.pb(),
-            SecretVersionPb,
-        ),
-        "DisableSecretVersion": (
-            store.disable_secret_version,
-            service.DisableSecretVersionRequest.pb(),
-            SecretVersionPb,
-        ),
-        "DestroySecretVersion": (
-            store.destroy_secret_version,
-            service.DestroySecretVersionRequest.pb(),
-            SecretVersionPb,
-        ),
-        "SetIamPolicy": (
-            store.set_iam_policy,
-            iam_policy_pb2.SetIamPolicyRequest,
-            policy_pb2.Policy,
-        ),
-        "GetIamPolicy": (
-            store.get_iam_policy,
-            iam_policy_pb2.GetIamPolicyRequest,
-            policy_pb2.Policy,
-        ),
-    }
+def methods(store: SecretStore) -> MethodTable:
+    """gRPC method name -> (store method, request pb class, response pb class)."""
+    table = method_table(
+        store,
+        service,
+        {
+            "CreateSecret": SecretPb,
+            "GetSecret": SecretPb,
+            "ListSecrets": None,
+            "UpdateSecret": SecretPb,
+            "DeleteSecret": empty_pb2.Empty,
+            "AddSecretVersion": SecretVersionPb,
+            "GetSecretVersion": SecretVersionPb,
+            "AccessSecretVersion": None,
+            "ListSecretVersions": None,
+            "EnableSecretVersion": SecretVersionPb,
+            "DisableSecretVersion": SecretVersionPb,
+            "DestroySecretVersion": SecretVersionPb,
+        },
+    )
+    table["SetIamPolicy"] = (
+        store.set_iam_policy,
+        iam_policy_pb2.SetIamPolicyRequest,
+        policy_pb2.Policy,
+    )
+    table["GetIamPolicy"] = (
+        store.get_iam_policy,
+        iam_policy_pb2.GetIamPolicyRequest,
+        policy_pb2.Policy,
+    )
+    return table
 
 
 __all__ = ["ApiError", "SecretStore", "crc32c", "methods"]

@@ -1,0 +1,331 @@
+"""What the GCP adapters share: client construction, calls bounded in time, and the
+mapping of API statuses to Veltrix errors.
+
+Secret Manager (:mod:`veltrix.adapters.gcp_secret_manager`) and Parameter Manager
+(:mod:`veltrix.adapters.gcp_parameter_manager`) use generated clients of the same shape
+(``google.api_core`` errors and retries, gRPC or REST transports, ``google.auth``
+credentials), so one client factory and one error translation serve both. The key and
+value codec lives apart in :mod:`veltrix.adapters.gcp_codec` (no Google libraries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import google_crc32c
+import grpc
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
+from google.api_core.client_options import ClientOptions
+from google.auth import exceptions as auth_exceptions
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.oauth2.credentials import Credentials as TokenCredentials
+
+from veltrix.errors import (
+    AccessDeniedError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidKeyError,
+)
+from veltrix.keys import normalize_prefix
+from veltrix.urls import Options, ParsedURL
+
+ClientT = TypeVar("ClientT")
+
+
+def crc32c(data: bytes) -> int:
+    """CRC32C (Castagnoli) of ``data``, as the API's ``data_crc32c`` fields carry it."""
+    return int(google_crc32c.value(data))
+
+
+# -- errors ------------------------------------------------------------------------------
+
+_HTTP_STATUS = {
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+TRANSIENT_STATUS = frozenset(
+    {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INTERNAL", "UNKNOWN"}
+)
+DENIED_STATUS = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
+
+#: What the client library's retry (and the caching client's) treats as transient.
+RETRYABLE: tuple[type[Exception], ...] = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.ResourceExhausted,
+    gexc.InternalServerError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+)
+#: A backend's ``transient_errors``.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (*RETRYABLE, gexc.RetryError)
+
+
+def status_of(exc: gexc.GoogleAPICallError) -> str:
+    """The canonical status (``NOT_FOUND``...) of an API error, over gRPC or REST."""
+    code = getattr(exc, "grpc_status_code", None)
+    if code is not None:
+        return str(code.name)
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            status = response.json().get("error", {}).get("status")
+        except (ValueError, AttributeError):
+            status = None
+        if isinstance(status, str) and status:
+            return status
+    http = exc.code if isinstance(exc.code, int) else 0
+    if http == 400:
+        return "INVALID_ARGUMENT"
+    return _HTTP_STATUS.get(http, "UNAVAILABLE" if http >= 500 else "UNKNOWN")
+
+
+def one_line(text: object, limit: int = 200) -> str:
+    """``text`` on one line, at most ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def api_message(exc: gexc.GoogleAPICallError) -> str:
+    """The server's message of an API error, without the REST client's request prefix."""
+    message = exc.message or str(exc)
+    # REST errors are prefixed with "GET http://host/v1/...: " by the client library.
+    head, sep, tail = message.partition(": ")
+    if sep and (head.startswith(("GET ", "POST ", "PATCH ", "DELETE "))):
+        message = tail
+    return one_line(message)
+
+
+class ApiFailure(Exception):
+    """A non-transient API error the caller decides about (NOT_FOUND, ALREADY_EXISTS...)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def veltrix(self) -> BackendError:
+        return BackendError(self.message)
+
+
+_TRANSPORT_ERRORS = (requests.exceptions.RequestException, auth_exceptions.TransportError)
+
+
+def _local_failure(what: str, exc: Exception) -> BackendError:
+    """A call that got no answer: the transport failed (unavailable) or the credentials
+    were refused (denied; e.g. a 401 over REST makes the session refresh the credentials,
+    which fails for anonymous or static-token credentials)."""
+    if isinstance(exc, _TRANSPORT_ERRORS):
+        return BackendUnavailableError(f"{what}: {one_line(exc)}")
+    return AccessDeniedError(f"{what}: UNAUTHENTICATED: credentials refused ({type(exc).__name__})")
+
+
+#: Turns an API error (its status and message) into a Veltrix error before the common
+#: mapping does, or returns None to leave it to the common mapping.
+Refine = Callable[[str, str, str], BaseException | None]
+
+
+def call_api(
+    method: Callable[..., Any],
+    request: dict[str, Any],
+    *,
+    what: str,
+    service: str,
+    retry: gretry.Retry | None,
+    timeout: float,
+    deadline: float,
+    owner: object,
+    closed: Callable[[], bool],
+    refine: Refine | None = None,
+) -> Any:
+    """One API call bounded in time. Errors become Veltrix errors: denied statuses
+    :class:`AccessDeniedError`, transient ones and transport failures
+    :class:`BackendUnavailableError`; the rest is raised as :class:`ApiFailure` for the
+    caller to decide about (NOT_FOUND, ALREADY_EXISTS...). ``refine(what, status,
+    message)`` sees non-transient errors first."""
+    if closed():
+        raise BackendUnavailableError(f"{owner!r} is closed")
+    try:
+        return method(request=request, retry=retry, timeout=timeout)
+    except gexc.RetryError as exc:
+        raise BackendUnavailableError(
+            f"{what}: {service} unreachable for {deadline:g} s: {one_line(exc.cause or exc)}"
+        ) from exc
+    except gexc.GoogleAPICallError as exc:
+        status = status_of(exc)
+        message = api_message(exc)
+        if status in TRANSIENT_STATUS:
+            raise BackendUnavailableError(f"{what}: {status}: {message}") from exc
+        refined = refine(what, status, message) if refine is not None else None
+        if refined is not None:
+            raise refined from exc
+        if status in DENIED_STATUS:
+            raise AccessDeniedError(f"{what}: {status}: {message}") from exc
+        raise ApiFailure(status, f"{what}: {status}: {message}") from exc
+    except (*_TRANSPORT_ERRORS, auth_exceptions.GoogleAuthError) as exc:
+        raise _local_failure(what, exc) from exc
+    except ValueError as exc:  # e.g. "Cannot invoke RPC on closed channel!"
+        if closed():
+            raise BackendUnavailableError(f"{owner!r} is closed") from exc
+        raise
+
+
+def iterate_pages(pager: Any, what: str) -> Iterator[Any]:
+    """Iterate a pager; fetching later pages is translated too (every API error there is
+    :class:`AccessDeniedError` or :class:`BackendUnavailableError`)."""
+    iterator = iter(pager)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+        except gexc.GoogleAPICallError as exc:
+            status = status_of(exc)
+            if status in DENIED_STATUS:
+                raise AccessDeniedError(f"{what}: {status}: {api_message(exc)}") from exc
+            raise BackendUnavailableError(f"{what}: {status}: {api_message(exc)}") from exc
+        except (*_TRANSPORT_ERRORS, auth_exceptions.GoogleAuthError) as exc:
+            raise _local_failure(what, exc) from exc
+
+
+def make_retry(deadline: float) -> gretry.Retry:
+    """The client library's retry of transient errors, for at most ``deadline`` seconds."""
+    return gretry.Retry(
+        predicate=gretry.if_exception_type(*RETRYABLE),
+        initial=0.1,
+        maximum=1.0,
+        multiplier=2.0,
+        timeout=deadline,
+    )
+
+
+# -- clients -----------------------------------------------------------------------------
+
+
+class TokenInterceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds ``authorization: Bearer`` to every gRPC call on a plaintext test channel."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def __repr__(self) -> str:
+        return "_TokenInterceptor(***)"
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._header]
+        return continuation(_CallDetails(details, metadata), request)
+
+
+class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+    def __init__(self, base: Any, metadata: list[tuple[str, str]]) -> None:
+        self.method = base.method
+        self.timeout = base.timeout
+        self.metadata = metadata
+        self.credentials = base.credentials
+        self.wait_for_ready = getattr(base, "wait_for_ready", None)
+        self.compression = getattr(base, "compression", None)
+
+
+def make_client(
+    client_class: Callable[..., ClientT],
+    grpc_transport_class: Callable[..., Any],
+    *,
+    scheme: str,
+    endpoint: str | None,
+    default_endpoint: str,
+    insecure: bool,
+    transport: str,
+    token: str | None,
+    credentials: Credentials | None,
+) -> ClientT:
+    """A generated GCP client for ``endpoint``.
+
+    ``insecure``: plaintext (a test server): over gRPC a channel that reconnects quickly,
+    with ``token`` as a bearer header when given; over REST ``http://``, with
+    ``credentials``, else the token, else anonymous credentials. Otherwise TLS with
+    ``credentials``, else the token, else Application Default Credentials (their absence
+    is a :class:`ConfigurationError` naming ``scheme``). Without ``endpoint``, the
+    service's ``default_endpoint`` (an insecure client needs an explicit one)."""
+    if endpoint is None:
+        if insecure:
+            raise ConfigurationError(f"{scheme}: insecure=true needs an endpoint=host:port")
+        endpoint = default_endpoint
+    try:
+        if insecure:
+            if transport == "grpc":
+                channel = grpc.insecure_channel(
+                    endpoint,
+                    options=[
+                        ("grpc.initial_reconnect_backoff_ms", 100),
+                        ("grpc.min_reconnect_backoff_ms", 100),
+                        ("grpc.max_reconnect_backoff_ms", 1000),
+                    ],
+                )
+                if token:
+                    channel = grpc.intercept_channel(channel, TokenInterceptor(token))
+                return client_class(transport=grpc_transport_class(channel=channel))
+            creds: Credentials = (
+                credentials
+                or (TokenCredentials(token) if token else None)  # type: ignore[no-untyped-call]
+                or AnonymousCredentials()  # type: ignore[no-untyped-call]
+            )
+            return client_class(
+                transport="rest",
+                credentials=creds,
+                client_options=ClientOptions(api_endpoint=f"http://{endpoint}"),
+            )
+        if credentials is None and token:
+            credentials = TokenCredentials(token)  # type: ignore[no-untyped-call]
+        return client_class(
+            transport=transport,
+            credentials=credentials,
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
+    except auth_exceptions.DefaultCredentialsError as exc:
+        raise ConfigurationError(
+            f"{scheme}: no Google credentials found (Application Default Credentials); set "
+            "GOOGLE_APPLICATION_CREDENTIALS or run 'gcloud auth application-default login'"
+        ) from exc
+
+
+# -- URLs --------------------------------------------------------------------------------
+
+
+def connection_options(opts: Options, default_token_env: str) -> dict[str, Any]:
+    """The options every GCP store URL takes (``transport``, ``endpoint``, ``insecure``,
+    ``token_env``, ``timeout``, ``deadline``, ``poll_interval``), as keyword arguments of
+    the backend's constructor."""
+    return {
+        "transport": opts.choice("transport", "grpc", ("grpc", "rest")),
+        "endpoint": opts.str("endpoint") or None,
+        "insecure": opts.bool("insecure", False),
+        "token_env": opts.str("token_env", default_token_env) or default_token_env,
+        "timeout": opts.float("timeout", 5.0, minimum=0.01),
+        "deadline": opts.float("deadline", 8.0, minimum=0.01),
+        "poll_interval": opts.float("poll_interval", 10.0, minimum=0.01),
+    }
+
+
+def project_and_prefix(parsed: ParsedURL) -> tuple[str, str]:
+    """The project (the URL's host part) and the key prefix (its path) of a store URL."""
+    if not parsed.netloc:
+        raise ConfigurationError(
+            f"{parsed.redacted}: no project; use {parsed.scheme}://PROJECT[/prefix]"
+        )
+    try:
+        prefix: str = normalize_prefix(parsed.path.lstrip("/"))
+    except InvalidKeyError as exc:
+        raise ConfigurationError(f"{parsed.redacted}: bad prefix: {exc}") from exc
+    return parsed.netloc, prefix
