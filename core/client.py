@@ -1126,7 +1126,7 @@ class Client:
         l2 = self._l2
         return dataclasses.replace(
             self._health.report(),
-            watch_connected=reading.watch_connected if self._watch is not None else None,
+            watch_connected=reading.watch_connected,
             last_refresh=reading.last_refresh or None,
             oldest_stale_age=reading.stale_age,
             l2=None
@@ -1194,7 +1194,7 @@ class Client:
             store_up=health.up,
             last_refresh=instruments.last_refresh,
             stale_age=now - oldest,
-            watch_connected=self._watch is not None and self._health.connected,
+            watch_connected=None if self._watch is None else self._health.connected,
             watch_events=instruments.watch_events,
             watch_reconnects=instruments.watch_reconnects,
             watch_lag=instruments.watch_lag.copy(),

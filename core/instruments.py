@@ -69,6 +69,8 @@ FAMILIES: dict[str, str] = {
     "read from the store.",
     "veltrix_stale_value_age_seconds": "Seconds past its TTL of the oldest value being served "
     "stale (0 when none).",
+    "veltrix_watch_up": "1 while the client's store watch runs on a live connection, 0 while "
+    "it is lost (no series for a client that runs no watch).",
     "veltrix_watch_events": "Changes received from the store's watch.",
     "veltrix_watch_reconnects": "Times the store's connection (and its watch) came back after "
     "a loss.",
@@ -188,7 +190,8 @@ class ClientReading:
     last_refresh: float
     #: seconds past its TTL of the oldest value served stale and not refreshed since
     stale_age: float
-    watch_connected: bool
+    #: whether the store's watch runs on a live connection; None when the client runs none
+    watch_connected: bool | None
     watch_events: int
     watch_reconnects: int
     watch_lag: Histogram
@@ -233,6 +236,12 @@ def counting_hits() -> bool:
 
 
 # -- readings ---------------------------------------------------------------------------
+
+
+def _all_known(values: Iterable[bool | None]) -> bool | None:
+    """True when every known value is; None when none is known."""
+    known = [value for value in values if value is not None]
+    return all(known) if known else None
 
 
 def merge(readings: Iterable[ClientReading]) -> list[ClientReading]:
@@ -280,7 +289,7 @@ def _combine(name: str, group: list[ClientReading]) -> ClientReading:
         store_up=all(r.store_up for r in group),
         last_refresh=max(r.last_refresh for r in group),
         stale_age=max(r.stale_age for r in group),
-        watch_connected=all(r.watch_connected for r in group),
+        watch_connected=_all_known(r.watch_connected for r in group),
         watch_events=sum(r.watch_events for r in group),
         watch_reconnects=sum(r.watch_reconnects for r in group),
         watch_lag=_add_histograms([r.watch_lag for r in group]),

@@ -92,6 +92,7 @@ def families(current: list[ClientReading]) -> list[Metric]:
         doc["veltrix_stale_value_age_seconds"],
         labels=["client"],
     )
+    watch_up = GaugeMetricFamily("veltrix_watch_up", doc["veltrix_watch_up"], labels=["client"])
     events = CounterMetricFamily(
         "veltrix_watch_events", doc["veltrix_watch_events"], labels=["client"]
     )
@@ -127,6 +128,8 @@ def families(current: list[ClientReading]) -> list[Metric]:
         up.add_metric([name], 1.0 if r.store_up else 0.0)
         refreshed.add_metric([name], r.last_refresh)
         stale.add_metric([name], r.stale_age)
+        if r.watch_connected is not None:
+            watch_up.add_metric([name], 1.0 if r.watch_connected else 0.0)
         events.add_metric([name], r.watch_events)
         reconnects.add_metric([name], r.watch_reconnects)
         lag.add_metric([name], _buckets(r.watch_lag), r.watch_lag.sum)
@@ -145,6 +148,7 @@ def families(current: list[ClientReading]) -> list[Metric]:
         up,
         refreshed,
         stale,
+        watch_up,
         events,
         reconnects,
         lag,
@@ -222,6 +226,7 @@ class MultiprocessSync:
             return Gauge(name, doc[name], ["client"], registry=reg, multiprocess_mode=mode)
 
         self._up = gauge("veltrix_store_up", "livemin")
+        self._watch_up = gauge("veltrix_watch_up", "livemin")
         self._refreshed = gauge("veltrix_refresh_last_success_timestamp_seconds", "livemax")
         self._stale = gauge("veltrix_stale_value_age_seconds", "livemax")
         self._cached = gauge("veltrix_cached_keys", "livesum")
@@ -257,6 +262,8 @@ class MultiprocessSync:
             for r in merge(current):
                 name = r.name
                 self._up.labels(name).set(1.0 if r.store_up else 0.0)
+                if r.watch_connected is not None:
+                    self._watch_up.labels(name).set(1.0 if r.watch_connected else 0.0)
                 self._refreshed.labels(name).set(r.last_refresh)
                 self._stale.labels(name).set(r.stale_age)
                 self._cached.labels(name).set(r.cached_keys)

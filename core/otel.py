@@ -96,6 +96,15 @@ def _rows() -> list[tuple[str, str, str, str, Rows]]:
             lambda r: [(r.stale_age, {})],
         ),
         (
+            "gauge",
+            "veltrix_watch_up",
+            "1",
+            doc["veltrix_watch_up"],
+            lambda r: (
+                [] if r.watch_connected is None else [(1.0 if r.watch_connected else 0.0, {})]
+            ),
+        ),
+        (
             "counter",
             "veltrix_watch_events",
             "1",

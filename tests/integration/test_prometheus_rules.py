@@ -29,6 +29,7 @@ REQUIRED_ALERTS = {
     "VeltrixStoreDown",
     "VeltrixRefreshFailing",
     "VeltrixServingStale",
+    "VeltrixWatchDown",
     "VeltrixWatchDisconnected",
     "VeltrixL2CircuitOpen",
 }

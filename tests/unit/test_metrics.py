@@ -200,6 +200,14 @@ def test_watch_events_lag_and_coalescing(registry: CollectorRegistry) -> None:
         lag = value(registry, "veltrix_watch_lag_seconds_count", client="watcher")
         assert lag is not None and lag >= 1
         assert value(registry, "veltrix_watch_reconnects_total", client="watcher") == 0
+        assert value(registry, "veltrix_watch_up", client="watcher") == 1.0
+        # A client that runs no watch has no watch_up series (no false "watch down").
+        with veltrix.Client(
+            "memory://metrics-watch", name="unwatched", cache=veltrix.CachePolicy(watch=False)
+        ) as unwatched:
+            assert unwatched.get("app/k") == "2"
+            assert value(registry, "veltrix_store_up", client="unwatched") == 1.0
+            assert value(registry, "veltrix_watch_up", client="unwatched") is None
 
 
 def test_singleflight_coalesced(store: ControlledStore, registry: CollectorRegistry) -> None:
