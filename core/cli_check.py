@@ -104,7 +104,7 @@ def run_check(url: str, *, cache_url: str | None, sample: int) -> tuple[dict[str
     }
     code = 0
     try:
-        with Client(url, cache=CachePolicy(ttl=0, watch=False)) as client:
+        with Client(cli.read_only(url), cache=CachePolicy(ttl=0, watch=False)) as client:
             report["url"] = client.source
             try:
                 entries = client.list("")

@@ -86,6 +86,7 @@ def one_error_line(result: dict[str, Any]) -> str:
         ["diff", "{missing}", "memory://"],
         ["diff", "memory://", "{missing}"],
         ["migrate", "{missing}", "sqlite:///{tmp}/dst.db"],
+        ["check", "--url", "{missing}"],
     ],
 )
 def test_read_commands_on_a_missing_store_say_so_and_create_nothing(
