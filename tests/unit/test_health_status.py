@@ -55,6 +55,8 @@ def test_an_outage_shows_in_the_status(store: ControlledStore) -> None:
 
 def test_check_prints_the_health(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'check.db'}"
+    with veltrix.Client(url) as writer:  # check reads: it creates no store
+        writer.put("k", "v")
     result = run("check", "--json", url=url)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
