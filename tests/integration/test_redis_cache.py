@@ -272,6 +272,12 @@ def test_cold_start_with_store_down_serves_the_snapshot(redis_url: str, tmp_path
         start_service("redis")
 
 
+def _served_by_l2(stats: dict[str, int]) -> int:
+    """Reads the shared cache answered: from Redis, or from a refresh another client
+    pushed over the bus (which spares the Redis read)."""
+    return stats["l2_hits"] + stats["bus_fills"]
+
+
 def test_redis_killed_mid_run_fails_no_read(redis_url: str, store: str) -> None:
     """kill -9 Redis while 2 clients x 4 threads read: zero failed reads; L2 in use again after restart."""
     cache_url = f"{redis_url}?namespace={unique_name('kill')}"
@@ -280,14 +286,14 @@ def test_redis_killed_mid_run_fails_no_read(redis_url: str, store: str) -> None:
     try:
         with ReadLoad(clients, KEYS, lambda key: f"value of {key}") as load:
             time.sleep(0.8)
-            hits_before = sum(c.stats()["l2_hits"] for c in clients)
+            hits_before = sum(_served_by_l2(c.stats()) for c in clients)
             kill_service("redis")
             time.sleep(1.0)
             during = [c.stats() for c in clients]
             start_service("redis")
-            after_restart = sum(c.stats()["l2_hits"] for c in clients)
+            after_restart = sum(_served_by_l2(c.stats()) for c in clients)
             deadline = time.monotonic() + 10
-            while sum(c.stats()["l2_hits"] for c in clients) <= after_restart + 4:
+            while sum(_served_by_l2(c.stats()) for c in clients) <= after_restart + 4:
                 assert time.monotonic() < deadline, [c.stats() for c in clients]
                 time.sleep(0.05)
     finally:
@@ -298,4 +304,4 @@ def test_redis_killed_mid_run_fails_no_read(redis_url: str, store: str) -> None:
     assert load.reads > 1000
     assert hits_before > 0
     assert any(s["l2_breaker_open"] for s in during) or sum(s["l2_errors"] for s in during) > 0
-    assert all(s["l2_hits"] > 0 for s in stats)
+    assert all(_served_by_l2(s) > 0 for s in stats)
