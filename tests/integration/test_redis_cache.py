@@ -98,7 +98,9 @@ def test_fleet_reads_the_store_once_per_key_per_ttl(redis_url: str, store: str) 
     print(f"per key with L2: {per_key_l2}; without: {per_key_plain}")
     assert per_ttl_l2 <= 1.5, per_key_l2
     assert per_ttl_plain >= 0.75 * processes, per_key_plain
-    assert sum(r["stats"]["l2_hits"] for r in with_l2) > 0
+    # The other processes were served by the L2: from Redis, or by the refreshes the
+    # loading process pushed over the bus.
+    assert sum(_served_by_l2(r["stats"]) for r in with_l2) > 0
 
 
 def test_read_through_takes_one_store_read_for_many_clients(cache_base: str, store: str) -> None:
@@ -274,8 +276,8 @@ def test_cold_start_with_store_down_serves_the_snapshot(redis_url: str, tmp_path
 
 def _served_by_l2(stats: dict[str, int]) -> int:
     """Reads the shared cache answered: from Redis, or from a refresh another client
-    pushed over the bus (which spares the Redis read)."""
-    return stats["l2_hits"] + stats["bus_fills"]
+    pushed over the bus (a waiter's fill, or a held key's update: no Redis read)."""
+    return stats["l2_hits"] + stats.get("bus_fills", 0) + stats.get("bus_updates", 0)
 
 
 def test_redis_killed_mid_run_fails_no_read(redis_url: str, store: str) -> None:
@@ -304,4 +306,6 @@ def test_redis_killed_mid_run_fails_no_read(redis_url: str, store: str) -> None:
     assert load.reads > 1000
     assert hits_before > 0
     assert any(s["l2_breaker_open"] for s in during) or sum(s["l2_errors"] for s in during) > 0
-    assert all(_served_by_l2(s) > 0 for s in stats)
+    # One client may be the loader every time (the first to ask in the refresh-ahead
+    # window takes the lock), so only the fleet as a whole is served by the L2.
+    assert sum(_served_by_l2(s) for s in stats) > 0
