@@ -194,7 +194,11 @@ class StoreHealth:
                 extra=event("veltrix.store.up", store=self.source, previous=str(previous)),
             )
         else:
-            log.warning(
+            # Slow is a soft state (the store answers; reads are bounded meanwhile) and
+            # flips with the load of the process itself: INFO, so that busy readers do
+            # not fill the log with warnings. Down is a WARNING.
+            log.log(
+                logging.WARNING if state is HealthState.DOWN else logging.INFO,
                 "store %s is %s: %s; serving cached values without waiting",
                 self.source,
                 state,
