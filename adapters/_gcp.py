@@ -10,8 +10,10 @@ value codec lives apart in :mod:`veltrix.adapters.gcp_codec` (no Google librarie
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import google_crc32c
 import grpc
@@ -23,6 +25,7 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.oauth2.credentials import Credentials as TokenCredentials
 
+from veltrix.backend import Change, Entry
 from veltrix.errors import (
     AccessDeniedError,
     BackendError,
@@ -30,8 +33,11 @@ from veltrix.errors import (
     ConfigurationError,
     InvalidKeyError,
 )
-from veltrix.keys import normalize_prefix
+from veltrix.keys import join, normalize_prefix
+from veltrix.log_events import event
+from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, ParsedURL
+from veltrix.watching import PollingWatch, WatchSet
 
 ClientT = TypeVar("ClientT")
 
@@ -329,3 +335,132 @@ def project_and_prefix(parsed: ParsedURL) -> tuple[str, str]:
     except InvalidKeyError as exc:
         raise ConfigurationError(f"{parsed.redacted}: bad prefix: {exc}") from exc
     return parsed.netloc, prefix
+
+
+# -- the stores' common half -------------------------------------------------------------
+
+
+class GcpStore:
+    """What a GCP store does the same whatever the service: its connection settings,
+    API calls bounded in time, watches that poll the store's own listing, and closing.
+
+    A subclass names its ``scheme`` and ``service``, calls :meth:`_open` then
+    :meth:`_connect` from its constructor, and implements ``list``.
+    """
+
+    scheme: ClassVar[str]
+    #: The service's name in error messages ("Secret Manager").
+    service: ClassVar[str]
+    _client: Any
+
+    def _open(
+        self,
+        project: str,
+        prefix: str,
+        location: str | None,
+        *,
+        transport: str,
+        timeout: float,
+        deadline: float,
+        poll_interval: float,
+    ) -> None:
+        if not project or any(c in project for c in "/?#"):
+            raise ConfigurationError(f"{self.scheme}: invalid project {project!r}")
+        self.project = project
+        self.prefix: str = normalize_prefix(prefix)
+        self.location = location
+        self.transport = transport
+        self._timeout = timeout
+        self._deadline = max(deadline, timeout)
+        self._poll_interval = poll_interval
+        self._retry = make_retry(self._deadline)
+        self._closed = False
+        self._watches: WatchSet[PollingWatch] = WatchSet()
+
+    def _connect(
+        self,
+        client_class: Callable[..., ClientT],
+        grpc_transport_class: Callable[..., Any],
+        *,
+        default_endpoint: str,
+        endpoint: str | None,
+        insecure: bool,
+        token_env: str,
+        credentials: Credentials | None,
+    ) -> ClientT:
+        """The service's client (see :func:`make_client`); the token comes from the
+        environment variable ``token_env`` when it is set."""
+        protect_loggers("grpc", "google", "urllib3")  # their DEBUG records may show payloads
+        return make_client(
+            client_class,
+            grpc_transport_class,
+            scheme=self.scheme,
+            endpoint=endpoint,
+            default_endpoint=default_endpoint,
+            insecure=insecure,
+            transport=self.transport,
+            token=os.environ.get(token_env) or None,
+            credentials=credentials,
+        )
+
+    def _call(
+        self, what: str, method: Callable[..., Any], request: dict[str, Any], *, retry: bool
+    ) -> Any:
+        """One API call bounded in time; errors become Veltrix errors, except the ones the
+        caller decides about (NOT_FOUND, ALREADY_EXISTS...), raised as ``ApiFailure``."""
+        return call_api(
+            method,
+            request,
+            what=what,
+            service=self.service,
+            retry=self._retry if retry else None,
+            timeout=self._timeout,
+            deadline=self._deadline,
+            owner=self,
+            closed=lambda: self._closed,
+            refine=self._refine_error,
+        )
+
+    def _refine_error(self, what: str, status: str, message: str) -> BackendError | None:
+        """A more precise error for a failed call than its status gives (``None``: none)."""
+        return None
+
+    def _pages(self, pager: Any, what: str) -> Iterator[Any]:
+        """Iterate a pager; fetching later pages is bounded and translated too."""
+        return iterate_pages(pager, what)
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        raise NotImplementedError
+
+    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> PollingWatch:
+        """Changes under ``prefix``, found by comparing listings (the GCP services
+        publish no change stream a client can follow)."""
+        prefix = normalize_prefix(prefix)
+
+        def listing() -> dict[str, Entry]:
+            return {entry.key: entry for entry in self.list(prefix)}
+
+        watch = PollingWatch(
+            listing,
+            on_change,
+            interval=self._poll_interval,
+            name=f"veltrix-{self.scheme}-watch-{join(self.prefix, prefix) or '/'}",
+            max_backoff=max(30.0, self._poll_interval),
+            on_stop=self._watches.discard,
+        )
+        return self._watches.add(watch)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._watches.stop_all()
+        self._closed = True
+        try:
+            self._client.transport.close()
+        except Exception as exc:  # pragma: no cover - closing must not raise
+            logging.getLogger(f"veltrix.{self.scheme}").debug(
+                "closing the %s transport failed: %s",
+                self.service,
+                exc,
+                extra=event(f"veltrix.{self.scheme}.close_failed", error=exc),
+            )

@@ -27,12 +27,11 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-import os
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -47,12 +46,9 @@ from google.cloud.parametermanager_v1.types import service as pm
 from veltrix.adapters._gcp import (
     TRANSIENT_ERRORS,
     ApiFailure,
-    call_api,
+    GcpStore,
     connection_options,
     crc32c,
-    iterate_pages,
-    make_client,
-    make_retry,
     project_and_prefix,
 )
 from veltrix.adapters.documents import (
@@ -65,7 +61,7 @@ from veltrix.adapters.documents import (
     set_path,
 )
 from veltrix.adapters.gcp_codec import decode_secret_id, decode_value, encode_key, encode_value
-from veltrix.backend import AbsentType, Change, Entry
+from veltrix.backend import AbsentType, Entry
 from veltrix.errors import (
     BackendError,
     BackendUnavailableError,
@@ -77,10 +73,8 @@ from veltrix.errors import (
     ValueTooLargeError,
 )
 from veltrix.keys import SEPARATOR, in_prefix, join, normalize_prefix, validate_key
-from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_expected_version, check_value
-from veltrix.watching import PollingWatch, WatchSet
 
 log = logging.getLogger("veltrix.gcppm")
 
@@ -149,8 +143,11 @@ class _Version:
 # -- the backend -------------------------------------------------------------------------
 
 
-class ParameterManagerBackend:
+class ParameterManagerBackend(GcpStore):
     schemes: ClassVar[tuple[str, ...]] = ("gcppm",)
+    scheme: ClassVar[str] = "gcppm"
+    service: ClassVar[str] = "Parameter Manager"
+    _client: ParameterManagerClient
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     max_value_bytes: ClassVar[int | None] = MAX_VALUE_BYTES
     #: Only values rendered from secret references are secret (flagged per entry).
@@ -172,48 +169,32 @@ class ParameterManagerBackend:
         new_format: str = "json",
         credentials: Credentials | None = None,
     ) -> None:
-        if not project or any(c in project for c in "/?#"):
-            raise ConfigurationError(f"gcppm: invalid project {project!r}")
         if not location or any(c in location for c in "/?#"):
             raise ConfigurationError(f"gcppm: invalid location {location!r}")
-        self.project = project
-        self.prefix = normalize_prefix(prefix)
-        self.location = location
-        self.transport = transport
-        self._timeout = timeout
-        self._deadline = max(deadline, timeout)
-        self._poll_interval = poll_interval
+        self._open(
+            project,
+            prefix,
+            location,
+            transport=transport,
+            timeout=timeout,
+            deadline=deadline,
+            poll_interval=poll_interval,
+        )
         self._new_format = _FORMATS[new_format]
-        self._closed = False
-        self._watches: WatchSet[PollingWatch] = WatchSet()
         self._formats: dict[str, int] = {}  # parameter name -> format (immutable)
         self._formats_lock = threading.Lock()
         self._parent = f"projects/{project}/locations/{location}"
-        self._retry = make_retry(self._deadline)
-        token = os.environ.get(token_env) or None
-        self._client = self._make_client(endpoint, insecure, token, credentials)
-        protect_loggers("grpc", "google", "urllib3")  # their DEBUG records may show payloads
-
-    def _make_client(
-        self,
-        endpoint: str | None,
-        insecure: bool,
-        token: str | None,
-        credentials: Credentials | None,
-    ) -> ParameterManagerClient:
-        return make_client(
+        self._client = self._connect(
             ParameterManagerClient,
             ParameterManagerGrpcTransport,
-            scheme="gcppm",
-            endpoint=endpoint,
             default_endpoint=(
                 "parametermanager.googleapis.com"
-                if self.location == "global"
-                else f"parametermanager.{self.location}.rep.googleapis.com"
+                if location == "global"
+                else f"parametermanager.{location}.rep.googleapis.com"
             ),
+            endpoint=endpoint,
             insecure=insecure,
-            transport=self.transport,
-            token=token,
+            token_env=token_env,
             credentials=credentials,
         )
 
@@ -246,28 +227,9 @@ class ParameterManagerBackend:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def _call(
-        self, what: str, method: Callable[..., Any], request: dict[str, Any], *, retry: bool
-    ) -> Any:
-        """One API call bounded in time; errors become Veltrix errors, except the ones the
-        caller decides about (NOT_FOUND, ALREADY_EXISTS...), raised as ``ApiFailure``.
-        A secret reference that fails to render is a :class:`SecretReferenceError`."""
-        return call_api(
-            method,
-            request,
-            what=what,
-            service="Parameter Manager",
-            retry=self._retry if retry else None,
-            timeout=self._timeout,
-            deadline=self._deadline,
-            owner=self,
-            closed=lambda: self._closed,
-            refine=_reference_error,
-        )
-
-    def _pages(self, pager: Any, what: str) -> Iterator[Any]:
-        """Iterate a pager; later pages are bounded and translated too."""
-        return iterate_pages(pager, what)
+    def _refine_error(self, what: str, status: str, message: str) -> BackendError | None:
+        """A secret reference that failed to render is a :class:`SecretReferenceError`."""
+        return _reference_error(what, status, message)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -620,34 +582,6 @@ class ParameterManagerBackend:
 
     def delete(self, key: str, *, if_version: str | None = None) -> bool:
         return self._write(key, None, if_version) is not None
-
-    # -- watch -------------------------------------------------------------------------------
-
-    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> PollingWatch:
-        prefix = normalize_prefix(prefix)
-
-        def listing() -> dict[str, Entry]:
-            return {entry.key: entry for entry in self._list(prefix)}
-
-        watch = PollingWatch(
-            listing,
-            on_change,
-            interval=self._poll_interval,
-            name=f"veltrix-gcppm-watch-{join(self.prefix, prefix) or '/'}",
-            max_backoff=max(30.0, self._poll_interval),
-            on_stop=self._watches.discard,
-        )
-        return self._watches.add(watch)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._watches.stop_all()
-        self._closed = True
-        try:
-            self._client.transport.close()  # type: ignore[no-untyped-call]
-        except Exception as exc:  # pragma: no cover - closing must not raise
-            log.debug("closing the Parameter Manager transport failed: %s", exc)
 
 
 _DELETE_PARAMETER = b"\x00delete-parameter\x00"

@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar, Self
 
 from google.auth.credentials import Credentials
@@ -48,12 +47,9 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 from veltrix.adapters._gcp import (
     TRANSIENT_ERRORS,
     ApiFailure,
-    call_api,
+    GcpStore,
     connection_options,
     crc32c,
-    iterate_pages,
-    make_client,
-    make_retry,
     project_and_prefix,
     status_of,
 )
@@ -67,20 +63,17 @@ from veltrix.adapters.gcp_codec import (
     secret_id_for,
     top_label,
 )
-from veltrix.backend import Absent, AbsentType, Change, Entry
+from veltrix.backend import Absent, AbsentType, Entry
 from veltrix.errors import (
     BackendError,
-    ConfigurationError,
     ValueTooLargeError,
     VeltrixError,
     VersionConflictError,
 )
 from veltrix.keys import in_prefix, join, normalize_prefix, relative, validate_key
 from veltrix.log_events import event
-from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value as check_size
-from veltrix.watching import PollingWatch, WatchSet
 
 log = logging.getLogger("veltrix.gcpsm")
 
@@ -94,8 +87,11 @@ DEFAULT_TOKEN_ENV = "VELTRIX_GCPSM_ACCESS_TOKEN"
 # -- the backend -------------------------------------------------------------------------
 
 
-class SecretManagerBackend:
+class SecretManagerBackend(GcpStore):
     schemes: ClassVar[tuple[str, ...]] = ("gcpsm",)
+    scheme: ClassVar[str] = "gcpsm"
+    service: ClassVar[str] = "Secret Manager"
+    _client: SecretManagerServiceClient
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     max_value_bytes: ClassVar[int | None] = MAX_VALUE_BYTES
     #: Every entry is a secret (``SupportsSecrets``).
@@ -118,49 +114,33 @@ class SecretManagerBackend:
         retention: str = "destroy",
         credentials: Credentials | None = None,
     ) -> None:
-        if not project or any(c in project for c in "/?#"):
-            raise ConfigurationError(f"gcpsm: invalid project {project!r}")
-        self.project = project
-        self.prefix = normalize_prefix(prefix)
-        self.location = location
-        self.transport = transport
-        self._timeout = timeout
-        self._deadline = max(deadline, timeout)
-        self._poll_interval = poll_interval
+        self._open(
+            project,
+            prefix,
+            location,
+            transport=transport,
+            timeout=timeout,
+            deadline=deadline,
+            poll_interval=poll_interval,
+        )
         self._retain = retain
         self._retention = retention
-        self._closed = False
-        self._watches: WatchSet[PollingWatch] = WatchSet()
         self._parent = f"projects/{project}" + (f"/locations/{location}" if location else "")
-        self._retry = make_retry(self._deadline)
-        token = os.environ.get(token_env) or None
-        self._client = self._make_client(endpoint, insecure, token, credentials)
-        protect_loggers("grpc", "google", "urllib3")  # their DEBUG records may show payloads
-
-    # -- construction ----------------------------------------------------------------------
-
-    def _make_client(
-        self,
-        endpoint: str | None,
-        insecure: bool,
-        token: str | None,
-        credentials: Credentials | None,
-    ) -> SecretManagerServiceClient:
-        return make_client(
+        self._client = self._connect(
             SecretManagerServiceClient,
             SecretManagerServiceGrpcTransport,
-            scheme="gcpsm",
-            endpoint=endpoint,
             default_endpoint=(
-                f"secretmanager.{self.location}.rep.googleapis.com"
-                if self.location
+                f"secretmanager.{location}.rep.googleapis.com"
+                if location
                 else "secretmanager.googleapis.com"
             ),
+            endpoint=endpoint,
             insecure=insecure,
-            transport=self.transport,
-            token=token,
+            token_env=token_env,
             credentials=credentials,
         )
+
+    # -- construction ----------------------------------------------------------------------
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -193,23 +173,6 @@ class SecretManagerBackend:
         return f"SecretManagerBackend({self.url!r}, transport={self.transport!r})"
 
     # -- calls -----------------------------------------------------------------------------
-
-    def _call(
-        self, what: str, method: Callable[..., Any], request: dict[str, Any], *, retry: bool
-    ) -> Any:
-        """One API call, bounded in time; errors become Veltrix errors (``ApiFailure``
-        carries NOT_FOUND and friends back to the caller to decide)."""
-        return call_api(
-            method,
-            request,
-            what=what,
-            service="Secret Manager",
-            retry=self._retry if retry else None,
-            timeout=self._timeout,
-            deadline=self._deadline,
-            owner=self,
-            closed=lambda: self._closed,
-        )
 
     def _full_key(self, key: str) -> str:
         validate_key(key)
@@ -337,10 +300,6 @@ class SecretManagerBackend:
             if entry is not None:
                 entries.append(entry)
         return entries
-
-    def _pages(self, pager: Any, what: str) -> Iterator[Any]:
-        """Iterate a pager; fetching later pages is bounded and translated too."""
-        return iterate_pages(pager, what)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -497,39 +456,6 @@ class SecretManagerBackend:
                 raise VersionConflictError(f"{key!r} changed during the delete") from exc
             raise exc.veltrix() from exc
         return True
-
-    # -- watch -------------------------------------------------------------------------------
-
-    def watch(self, prefix: str, on_change: Callable[[Change], None]) -> PollingWatch:
-        prefix = normalize_prefix(prefix)
-        full_prefix = join(self.prefix, prefix)
-
-        def listing() -> dict[str, Entry]:
-            return {entry.key: entry for entry in self._list(full_prefix)}
-
-        watch = PollingWatch(
-            listing,
-            on_change,
-            interval=self._poll_interval,
-            name=f"veltrix-gcpsm-watch-{full_prefix or '/'}",
-            max_backoff=max(30.0, self._poll_interval),
-            on_stop=self._watches.discard,
-        )
-        return self._watches.add(watch)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._watches.stop_all()
-        self._closed = True
-        try:
-            self._client.transport.close()  # type: ignore[no-untyped-call]
-        except Exception as exc:  # pragma: no cover - closing must not raise
-            log.debug(
-                "closing the Secret Manager transport failed: %s",
-                exc,
-                extra=event("veltrix.gcpsm.close_failed", error=exc),
-            )
 
 
 __all__ = [
