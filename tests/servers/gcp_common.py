@@ -5,7 +5,6 @@ handling both stores repeat (errors, filters, update masks, timestamps)."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import signal
@@ -23,6 +22,7 @@ from tests.servers.gcp_secret_manager.filters import (
     Predicate,
     compile_filter,
 )
+from tests.servers.serving import configure_logging
 
 if TYPE_CHECKING:  # the servers import this module (method_table)
     from tests.servers.gcp_secret_manager.server import Tokens
@@ -109,10 +109,7 @@ def main(prog: str, serve: Serve, argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging(args.verbose)
     tokens = Tokens(
         None if args.token is None else _read(args.token),
         tuple(_read(t) for t in args.denied_token),

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
-from types import FrameType
 
 from tests.servers.appconfig.server import MAX_CONTENT_BYTES, TOKEN_TTL, State, make_server
+from tests.servers.serving import configure_logging, serve_until_terminated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,10 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging(args.verbose)
     state = State(
         token_ttl=args.token_ttl,
         max_data_rps=args.max_data_rps,
@@ -55,20 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     server = make_server(args.host, args.port, state)
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    logging.getLogger("appconfig-test-server").info(
-        "listening on http://%s:%d", args.host, server.server_address[1]
+    return serve_until_terminated(
+        server,
+        "appconfig-test-server",
+        f"http://{args.host}:{server.server_address[1]}",
+        poll_interval=0.2,
     )
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
 
 
 if __name__ == "__main__":

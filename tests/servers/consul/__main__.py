@@ -7,13 +7,10 @@ variable (``--acl-token-env``), which keeps it out of ``ps`` output.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import signal
 import sys
-from types import FrameType
 
 from tests.servers.consul.server import KV_MAX_VALUE_SIZE, MAX_TXN_OPS, ConsulServer
+from tests.servers.serving import configure_logging, serve_until_terminated, token_option
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,15 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
 
-    token = args.acl_token
-    if args.acl_token_env:
-        token = os.environ.get(args.acl_token_env)
-        if not token:
-            parser.error(f"{args.acl_token_env} is not set")
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    token = token_option(parser, args.acl_token, args.acl_token_env)
+    configure_logging(args.debug)
     server = ConsulServer(
         (args.host, args.port),
         acl_token=token,
@@ -48,19 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         kv_max_value_size=args.kv_max_value_size,
         txn_max_ops=args.txn_max_ops,
     )
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    logging.getLogger("consul-test-server").info(
-        "listening on %s:%d (ACLs %s)", args.host, args.port, "on" if token else "off"
+    return serve_until_terminated(
+        server,
+        "consul-test-server",
+        f"{args.host}:{args.port} (ACLs {'on' if token else 'off'})",
     )
-    try:
-        server.serve_forever(poll_interval=0.5)
-    finally:
-        server.server_close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,21 +9,10 @@ one, a request without it gets 401 and the read-only token gets 403 on writes.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import signal
 import sys
-from types import FrameType
 
 from tests.servers.kubernetes.server import KubernetesServer
-
-
-def _token(parser: argparse.ArgumentParser, value: str | None, env: str | None) -> str | None:
-    if env:
-        value = os.environ.get(env)
-        if not value:
-            parser.error(f"{env} is not set")
-    return value
+from tests.servers.serving import configure_logging, serve_until_terminated, token_option
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,14 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-key", help="and this key")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
-    token = _token(parser, args.token, args.token_env)
-    reader = _token(parser, args.read_only_token, args.read_only_token_env)
+    token = token_option(parser, args.token, args.token_env)
+    reader = token_option(parser, args.read_only_token, args.read_only_token_env)
     if reader and not token:
         parser.error("--read-only-token needs --token")
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging(args.debug)
     server = KubernetesServer(
         (args.host, args.port),
         token=token,
@@ -57,18 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         tls=(args.tls_cert, args.tls_key) if args.tls_cert else None,
     )
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    logging.getLogger("kubernetes-test-server").info(
-        "listening on %s:%d (auth %s)", args.host, args.port, "on" if token else "off"
+    return serve_until_terminated(
+        server,
+        "kubernetes-test-server",
+        f"{args.host}:{args.port} (auth {'on' if token else 'off'})",
     )
-    try:
-        server.serve_forever(poll_interval=0.5)
-    finally:
-        server.server_close()
-    return 0
 
 
 if __name__ == "__main__":
