@@ -85,6 +85,10 @@ _NO_DEFAULT: Any = object()
 #: batch is carried into the client's total every _HIT_CARRY hits.
 _HIT_CARRY = 1024
 _HIT_STEPS: tuple[int, ...] = tuple(range(1, _HIT_CARRY + 1))
+#: A value read in the last tenth of its TTL (at most a second) is refreshed before
+#: the TTL runs out: see Client._expire.
+REFRESH_AHEAD_FRACTION = 0.1
+REFRESH_AHEAD_MAX = 1.0
 
 
 class _Flight:
@@ -222,11 +226,16 @@ class Client:
                 "watch_updates",
                 "slow_hits",  # fresh values found on the slow path (absences excluded)
                 "negative_hits",  # reads answered by a remembered absence
+                "refreshed_ahead",  # values refreshed before their TTL ran out
             ),
             0,
         )
         self._instruments = ClientInstruments()
         self._stale_keys: dict[str, None] = {}  # keys served past their TTL, until refreshed
+        # Values in the last stretch of their TTL, off the fresh dicts until replaced:
+        # True until a read starts their refresh in the background (see _expire).
+        self._refresh_ahead = min(REFRESH_AHEAD_FRACTION * self.policy.ttl, REFRESH_AHEAD_MAX)
+        self._ahead_due: dict[str, bool] = {}
         self._health = StoreHealth(self.source, probe_interval=self.policy.error_backoff)
         if isinstance(self._backend, SupportsHealthEvents):
             self._backend.add_health_listener(self._on_connection)
@@ -501,8 +510,10 @@ class Client:
             value = stored
         else:
             value = decode_text(key, stored)  # not UTF-8 (or it would be a str): DecodeError
-        if monotonic() >= record.expires_at:
-            return value  # served stale: never take the lock (its holder may wait on the GIL)
+        if monotonic() >= record.expires_at or key in self._ahead_due:
+            # Served stale, or in the last stretch of its TTL, which stays off the fresh
+            # dicts (_expire). Never take the lock: its holder may wait on the GIL.
+            return value
         if target is None and self._fresh.get(key) is value:
             return value  # a miss: the load put it there already
         with self._lock:
@@ -524,6 +535,8 @@ class Client:
         state = self.policy.state(record, now)
         if state is Freshness.FRESH:
             self._counters["slow_hits" if record.value is not None else "negative_hits"] += 1
+            if self._ahead_due.get(key):
+                self._refresh_before_expiry(key, record)
             return record
         if state is Freshness.REVALIDATE:
             self._background_load(key, lambda: self._load(key))
@@ -533,6 +546,18 @@ class Client:
         if not self.policy.may_serve_stale(record.expires_at, now):
             return self._fetch(key)
         return self._refresh_or_stale(key, lambda: self._load(key), record)
+
+    def _refresh_before_expiry(self, key: str, record: Record) -> None:
+        """Start the background refresh of a value read in the last stretch of its TTL,
+        while the store is up: readers go on with the value, still within its TTL, and
+        no thread hop stands between the TTL and the new value."""
+        with self._lock:  # once per record: a reader that lost the GIL must not start another
+            if self._ahead_due.get(key) is not True or self._records.get(key) is not record:
+                return
+            self._ahead_due[key] = False  # begun (the key stays off the fresh dicts)
+        if self._health.state is HealthState.UP:
+            self._counters["refreshed_ahead"] += 1
+            self._background_load(key, partial(self._load, key))  # one flight per key
 
     def _fetch(self, key: str) -> Record:
         """A read with nothing to serve meanwhile: wait for the store, unless it is down."""
@@ -647,11 +672,15 @@ class Client:
         self._records[key] = record
         self._drop_fresh(key)
         self._stale_keys.pop(key, None)
+        self._ahead_due.pop(key, None)
         if now < expires_at:
             value = record.value
             if value.__class__ is str:
                 self._fresh[key] = value  # the Record's own text: the value is held once
-            self._scheduler.schedule(expires_at, key)
+            # A value with the policy's whole TTL leaves the fresh dicts a little early,
+            # so that a read refreshes it in time (see _expire).
+            ahead = self._refresh_ahead if ttl is None and entry is not None else 0.0
+            self._scheduler.schedule(expires_at - ahead, key)
         return record
 
     def _record(self, key: str, entry: Entry | None, expires_at: float) -> Record:
@@ -694,11 +723,20 @@ class Client:
                     self._mark_expired(token.key)
             elif isinstance(token, str):
                 record = self._records.get(token)
-                if record is not None and record.expires_at < horizon:
+                if record is None:
+                    return
+                if record.expires_at < horizon:
                     self._drop_fresh(token)
                     # Expired from now on, also for the slow path (which would else
                     # put the value back into the fresh dicts with no expiry due).
                     record.expires_at = min(record.expires_at, monotonic())
+                elif record.expires_at - self._refresh_ahead < horizon and record.value is not None:
+                    # The last stretch of its TTL: still served, from the slow path, whose
+                    # first read refreshes it in the background. A refresh begun only at
+                    # the TTL would reach readers late: under busy reader threads each
+                    # handoff to another thread waits for the GIL.
+                    self._drop_fresh(token)
+                    self._ahead_due[token] = True
             else:
                 model_token = cast(tuple[str, Any], token)
                 model_record = self._model_records.get(model_token)
