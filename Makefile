@@ -20,6 +20,6 @@ bench-quick:
 
 # The test suite (scripts/test: servers, lint, types, tests) with line coverage of the
 # veltrix package; fails below [tool.coverage.report] fail_under in pyproject.toml.
-# Not part of .ci/run: on Python 3.11 tracing slows the suite by about half (CHANGELOG).
+# .ci/run does the same.
 coverage:
 	scripts/test --cov=veltrix --cov-report=term
