@@ -57,7 +57,7 @@ from veltrix.keys import (
     validate_key,
 )
 from veltrix.urls import Options, parse_url
-from veltrix.watching import ChangeDispatcher, diff_snapshots
+from veltrix.watching import ChangeDispatcher, WatchSet, diff_listings
 
 log = logging.getLogger("veltrix.k8s_volume")
 
@@ -164,7 +164,7 @@ class KubernetesVolumeBackend:
         self._url = url or f"k8s-volume://{mounts[0].path}"
         self._warnings = _Warnings()
         self._refresh_lock = threading.Lock()
-        self._watches: list[_VolumeWatch] = []
+        self._watches: WatchSet[_VolumeWatch] = WatchSet()
         self._closed = False
         for mount in self.mounts:
             try:
@@ -408,14 +408,10 @@ class KubernetesVolumeBackend:
         prefix = normalize_prefix(prefix)
         if self._closed:
             raise BackendUnavailableError(f"{self!r} is closed")
-        watch = _VolumeWatch(self, prefix, on_change)
-        self._watches.append(watch)
-        return watch
+        return self._watches.add(_VolumeWatch(self, prefix, on_change))
 
     def close(self) -> None:
-        for watch in self._watches:  # first: a watch reading a closed store would warn
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()  # first: a watch reading a closed store would warn
         self._closed = True
 
 
@@ -451,7 +447,7 @@ class _VolumeWatch:
         except Exception as exc:  # keep watching: the volume may come back
             self._store._warnings.once("k8s-volume watch: reading the volume failed: %s", exc)
             return
-        for change in diff_snapshots(self._known, current):
+        for change in diff_listings(self._known, current):
             self._dispatcher.submit(change)
         self._known = current
 
@@ -485,6 +481,7 @@ class _VolumeWatch:
 
     def stop(self) -> None:
         self._stop.set()
+        self._store._watches.discard(self)
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=10)
         self._dispatcher.stop()

@@ -63,7 +63,7 @@ from veltrix.keys import SEPARATOR, in_prefix, join, normalize_prefix, relative,
 from veltrix.log_redaction import protect_loggers
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value as check_size
-from veltrix.watching import ChangeDispatcher
+from veltrix.watching import ChangeDispatcher, WatchSet
 
 log = logging.getLogger("veltrix.kubernetes")
 
@@ -236,7 +236,7 @@ class KubernetesBackend:
             f"{MANAGED_LABEL}={MANAGED_VALUE},{PREFIX_LABEL}={prefix_label(self.prefix)}"
         )
         self._closed = False
-        self._watches: builtins.list[_KubernetesWatch] = []
+        self._watches: WatchSet[_KubernetesWatch] = WatchSet()
         resource = "secret" if kind == "secret" else "config_map"
         self._read = getattr(self._api, f"read_namespaced_{resource}")
         self._list = getattr(self._api, f"list_namespaced_{resource}")
@@ -600,16 +600,12 @@ class KubernetesBackend:
         prefix = normalize_prefix(prefix)
         if self._closed:
             raise BackendUnavailableError(f"{self!r} is closed")
-        watch = _KubernetesWatch(self, prefix, on_change)
-        self._watches.append(watch)
-        return watch
+        return self._watches.add(_KubernetesWatch(self, prefix, on_change))
 
     def close(self) -> None:
         if self._closed:
             return
-        for watch in self._watches:
-            watch.stop()
-        self._watches.clear()
+        self._watches.stop_all()
         self._closed = True
         try:
             self._api_client.close()  # type: ignore[no-untyped-call]
@@ -789,6 +785,7 @@ class _KubernetesWatch:
         if self._stop.is_set():
             return
         self._stop.set()
+        self._backend._watches.discard(self)
         self._dispatcher.stop()
         with self._lock:
             response = self._response
