@@ -260,6 +260,52 @@ class BackendConformance:
             watch.stop()
         watch.stop()  # idempotent
 
+    def test_watch_delivers_the_final_state_of_a_burst(self, backend: Any) -> None:
+        """Writes with no pause between them, as a deploy or a migration makes them.
+
+        A store may merge quick successive writes to one key (``watch_may_coalesce``),
+        but what it delivers of each key is a subsequence of the writes in their order
+        (never an older state after a newer one), ending with the key's final state;
+        deletes included. A store that does not coalesce delivers every state.
+        """
+        if not supports(backend, SupportsWatch):
+            pytest.skip("store does not watch")
+        burst: list[tuple[str, bytes | None]] = [("wb/a", str(i).encode()) for i in range(8)]
+        burst += [("wb/b", b"x"), ("wb/a", None), ("wb/b", b"y"), ("wb/a", b"last")]
+        final = {"wb/a": b"last", "wb/b": b"y"}
+        recorder = ChangeRecorder()
+        watch = backend.watch("wb", recorder)
+        try:
+            time.sleep(self.watch_settle)
+            for key, value in burst:
+                if value is None:
+                    backend.delete(key)
+                else:
+                    backend.put(key, value)
+
+            def settled(changes: list[Change]) -> bool:
+                last = {c.key: None if c.entry is None else c.entry.value for c in changes}
+                return last == final
+
+            assert recorder.wait_for(settled, self.watch_timeout), (
+                f"final states not delivered; got {recorder.states()}"
+            )
+            time.sleep(min(0.5, self.watch_timeout))  # nothing may follow the final states
+            states = recorder.states()
+            for key in final:
+                written = [value for k, value in burst if k == key]
+                delivered = [value for k, value in states if k == key]
+                if not self.watch_may_coalesce:
+                    assert delivered == written
+                    continue
+                rest = iter(written)  # a subsequence: each state found after the one before
+                assert all(any(value == w for w in rest) for value in delivered), (
+                    f"{key}: delivered {delivered} out of the order written {written}"
+                )
+                assert delivered[-1] == written[-1]
+        finally:
+            watch.stop()
+
     def test_watch_stops_delivering(self, backend: Any) -> None:
         if not supports(backend, SupportsWatch):
             pytest.skip("store does not watch")
