@@ -196,6 +196,10 @@ class Client:
             raise ConfigurationError("a client name must be a non-empty string")
         self._backend: Backend = _open_store(store, options)
         self._owns_backend = store is None or isinstance(store, str)  # opened here: closed here
+        # Asked once: a runtime protocol check costs microseconds, and a client of a
+        # store that cannot watch would pay it on every miss (each one tries to start
+        # the watch while the policy wants one).
+        self._watchable = isinstance(self._backend, SupportsWatch)
         if cache is not None and not isinstance(cache, CachePolicy):
             raise ConfigurationError("cache must be a veltrix.CachePolicy")
         self.policy = cache or CachePolicy()
@@ -1093,11 +1097,11 @@ class Client:
         self._start_watch(required=False)
 
     def _start_watch(self, *, required: bool) -> None:
-        backend = self._backend
-        if not isinstance(backend, SupportsWatch):
+        if not self._watchable:
             if required:
                 raise UnsupportedOperationError(f"{self.source} cannot watch for changes")
             return
+        backend = cast(SupportsWatch, self._backend)
         with self._lock:
             if self._watch is not None or self._closed:
                 return
