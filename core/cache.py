@@ -11,13 +11,13 @@ caching) is decided on the slow path with :meth:`CachePolicy.state`.
 from __future__ import annotations
 
 import enum
-import heapq
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, fields
+from heapq import heappop, heappush
+from math import floor
 
 from veltrix.backend import Entry
 from veltrix.errors import ConfigurationError
@@ -135,7 +135,7 @@ class CachePolicy:
         return self.stale_if_error and now < expires_at + self.max_stale
 
 
-_DECIMAL_MAX_DIGITS = 18  # versions up to this many digits fit a small int
+DECIMAL_MAX_DIGITS = 18  # versions up to this many digits fit a small int
 
 #: ``(source, source_ends_with_key, content_type, secret)`` of a cached entry.
 Meta = tuple[str, bool, str | None, bool]
@@ -195,7 +195,7 @@ def pack_version(version: str) -> str | int:
     if (
         version.isascii()
         and version.isdigit()
-        and len(version) <= _DECIMAL_MAX_DIGITS
+        and len(version) <= DECIMAL_MAX_DIGITS
         and (version[0] != "0" or version == "0")
     ):
         return int(version)
@@ -235,32 +235,47 @@ class ExpiryScheduler:
     SLOTS_PER_SECOND = 64
     MAX_LEAD = 0.025  # the most a slot runs ahead of its start to absorb wake-up lateness
 
-    def __init__(self, on_expire: Callable[[Hashable, float], None], *, name: str) -> None:
+    def __init__(
+        self,
+        on_expire: Callable[[Hashable, float], None],
+        *,
+        name: str,
+        lock: threading.Lock | threading.RLock | None = None,
+    ) -> None:
+        """``lock``: the lock guarding the schedule (default: a lock of its own). A
+        client passes its own lock, which it holds whenever it schedules anyway, and
+        then schedules with :meth:`schedule_held`."""
         self._on_expire = on_expire
         self._slots: dict[int, list[Hashable]] = {}
         self._heap: list[int] = []  # the slots in use, earliest first
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock() if lock is None else lock)
         self._closed = False
         self._name = name
         self._thread: threading.Thread | None = None
         self.lead = 0.0  # seconds slots run early: the recent average wake-up lateness
 
     def schedule(self, deadline: float, token: Hashable) -> None:
-        slot = math.floor(deadline * self.SLOTS_PER_SECOND)
         with self._cond:
-            if self._closed:
-                return
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-            tokens = self._slots.get(slot)
-            if tokens is not None:
-                tokens.append(token)
-                return
-            self._slots[slot] = [token]
-            heapq.heappush(self._heap, slot)
-            if self._heap[0] == slot:
-                self._cond.notify()
+            self.schedule_held(deadline, token)
+
+    def schedule_held(self, deadline: float, token: Hashable) -> None:
+        """:meth:`schedule`, by a caller already holding the scheduler's lock (once
+        per cache miss: taking the lock again would cost the miss path more than the
+        rest of this method)."""
+        if self._closed:
+            return
+        slot = floor(deadline * self.SLOTS_PER_SECOND)
+        tokens = self._slots.get(slot)
+        if tokens is not None:
+            tokens.append(token)
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        self._slots[slot] = [token]
+        heappush(self._heap, slot)
+        if self._heap[0] == slot:
+            self._cond.notify()
 
     def _run(self) -> None:
         waited_for: int | None = None  # the slot the last timed wait aimed at
@@ -282,7 +297,7 @@ class ExpiryScheduler:
                 if waited_for == slot:  # woke for this slot: learn how late that was
                     self.lead = min(self.MAX_LEAD, 0.75 * self.lead + 0.25 * (now - wake_at))
                 waited_for = None
-                heapq.heappop(self._heap)
+                heappop(self._heap)
                 tokens = self._slots.pop(slot)
             horizon = (slot + 1) / self.SLOTS_PER_SECOND
             for token in tokens:
@@ -310,6 +325,7 @@ class ExpiryScheduler:
 
 __all__ = [
     "ABSENT_META",
+    "DECIMAL_MAX_DIGITS",
     "CachePolicy",
     "ExpiryScheduler",
     "Freshness",

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import warnings
+from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -38,6 +39,7 @@ from veltrix.backend import (
 )
 from veltrix.cache import (
     ABSENT_META,
+    DECIMAL_MAX_DIGITS,
     CachePolicy,
     ExpiryScheduler,
     Freshness,
@@ -61,8 +63,21 @@ from veltrix.errors import (
 )
 from veltrix.fences import FenceDue, WriteFences
 from veltrix.health import Health, HealthState, L2Health, StoreHealth
-from veltrix.instruments import ClientInstruments, ClientReading, L2Reading, track
-from veltrix.keys import in_prefix, normalize_prefix, normalize_prefixes, validate_key
+from veltrix.instruments import (
+    DURATION_BUCKETS,
+    ClientInstruments,
+    ClientReading,
+    L2Reading,
+    track,
+)
+from veltrix.keys import (
+    MAX_KEY_LENGTH,
+    in_prefix,
+    key_match,
+    normalize_prefix,
+    normalize_prefixes,
+    validate_key,
+)
 from veltrix.log_events import event
 from veltrix.registry import default_url, open_backend
 from veltrix.watching import ChangeDispatcher, InlineCallback
@@ -89,20 +104,26 @@ _HIT_STEPS: tuple[int, ...] = tuple(range(1, _HIT_CARRY + 1))
 #: the TTL runs out: see Client._expire.
 REFRESH_AHEAD_FRACTION = 0.1
 REFRESH_AHEAD_MAX = 1.0
+#: Constants of the miss path (Client._get_slow).
+_UP = HealthState.UP
+_DOWN = HealthState.DOWN
+_new_record = object.__new__  # a Record with its slots set one by one: no __init__ frame
+_FIRST_BUCKET = DURATION_BUCKETS[0]
 
 
 class _Flight:
-    """One in-progress store call that concurrent callers wait on."""
+    """One in-progress store call that concurrent callers wait on.
 
-    __slots__ = ("error", "event", "result", "started_at")
+    No ``__init__``: the class attributes are the defaults, so making one (once per
+    miss) runs no Python code.
+    """
 
-    def __init__(self) -> None:
-        # Made by the first waiter: most flights (a miss nobody else wants) have none,
-        # which keeps an Event, its Condition and its lock off the miss path.
-        self.event: threading.Event | None = None
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.started_at = 0.0  # monotonic time the store call began (0: not yet)
+    # Made by the first waiter: most flights (a miss nobody else wants) have none,
+    # which keeps an Event, its Condition and its lock off the miss path.
+    event: threading.Event | None = None
+    result: Any = None
+    error: BaseException | None = None
+    started_at = 0.0  # monotonic time the store call began (0: not yet)
 
     def waiter(self) -> threading.Event:
         """The event set when the flight lands (made on first use, client lock held)."""
@@ -179,6 +200,10 @@ class Client:
             raise ConfigurationError("a client name must be a non-empty string")
         self._backend: Backend = _open_store(store, options)
         self._owns_backend = store is None or isinstance(store, str)  # opened here: closed here
+        # Asked once: a runtime protocol check costs microseconds, and a client of a
+        # store that cannot watch would pay it on every miss (each one tries to start
+        # the watch while the policy wants one).
+        self._watchable = isinstance(self._backend, SupportsWatch)
         if cache is not None and not isinstance(cache, CachePolicy):
             raise ConfigurationError("cache must be a veltrix.CachePolicy")
         self.policy = cache or CachePolicy()
@@ -201,14 +226,20 @@ class Client:
         # Slow-path state.
         self._records: dict[str, Record] = {}
         self._metas: dict[Meta, Meta] = {}  # interned Record.meta tuples
+        self._last_meta: Meta = ABSENT_META  # the meta of the last miss (see _get_slow)
         self._fences = WriteFences()  # own writes the watch has not echoed yet
         self._model_records: dict[tuple[str, Any], tuple[Any, float]] = {}  # (instance, expires_at)
         self._model_prefixes: dict[tuple[str, Any], str] = {}  # token -> canonical prefix
         self._model_generation: dict[tuple[str, Any], int] = {}
         self._generation: dict[str, int] = {}
         self._inflight: dict[Hashable, _Flight] = {}
+        # Flights of misses that landed unseen (no waiter made their event), for the
+        # next misses: list.pop and list.append are atomic, and cheaper than a new one.
+        self._spare_flights: list[_Flight] = []
         self._lock = threading.RLock()
-        self._scheduler = ExpiryScheduler(self._expire, name="veltrix-expiry")
+        # The client's lock guards the schedule too: it is held wherever the client
+        # schedules, so the miss path takes one lock, not two.
+        self._scheduler = ExpiryScheduler(self._expire, name="veltrix-expiry", lock=self._lock)
         self._executor: ThreadPoolExecutor | None = None
         self._watch: Watch | None = None
         self._notifier: ChangeDispatcher[tuple[Change, bool]] | None = None
@@ -496,9 +527,179 @@ class Client:
 
     # -- reads: the slow path ---------------------------------------------------------
 
-    def _get_slow(self, key: str, default: Any, target: Any) -> Any:
-        validate_key(key)
-        record = self._lookup(key)
+    def _get_slow(self, key: str, default: Any, target: Any) -> Any:  # noqa: PLR0915 (one function on purpose)
+        """A read the hot path could not answer.
+
+        The common case, a key this client holds nothing for (no last-known-good, no
+        L2, the store not down), is the miss written out below in one function: it
+        does what :meth:`_fetch`, :meth:`_single_flight`, :meth:`_fly`, :meth:`_load`,
+        :meth:`_call_store` and :meth:`_install` do, without their calls, and takes
+        the client lock once (issue #23). Whatever else a read can meet, and every
+        failure, goes to those methods. Everything else takes :meth:`_lookup`.
+        """
+        if not (key.__class__ is str and len(key) <= MAX_KEY_LENGTH and key_match(key)):
+            validate_key(key)  # raises for an invalid key (a str subclass may pass)
+        if (
+            key in self._records
+            or self._l2 is not None
+            or self._closed
+            or key in self._lkg_entries
+            or self._health.state is _DOWN
+        ):
+            return self._serve(key, self._lookup(key), default, target)
+        counters = self._counters
+        counters["misses"] += 1
+        inflight = self._inflight
+        # Registered without the lock: setdefault is atomic, and every other flight is
+        # registered with setdefault too, so two callers never both lead.
+        try:
+            new = self._spare_flights.pop()
+        except IndexError:
+            new = _Flight()
+        flight = inflight.setdefault(key, new)
+        if flight is not new:  # someone else is loading it: wait for them
+            self._spare_flights.append(new)
+            return self._serve(key, self._join(key, flight), default, target)
+        generation = self._generation.get(key, 0)
+        lock = self._lock
+        try:
+            # The store call, counted and timed like _call_store's first attempt.
+            counters["store_calls"] += 1
+            started = flight.started_at = monotonic()
+            try:
+                entry = self._backend.get(key)
+            except BaseException as exc:
+                entry = self._miss_failed(key, exc, started)  # retried, or raises
+                now = monotonic()
+            else:
+                now = monotonic()
+                instruments = self._instruments
+                instruments.gets_ok += 1
+                seconds = now - started
+                durations = instruments.get_durations
+                if seconds <= _FIRST_BUCKET:  # a local store: no search
+                    durations.counts[0] += 1
+                else:
+                    durations.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+                durations.sum += seconds
+                instruments.last_refresh = time.time()
+                if self._health.state is not _UP:
+                    self._health.succeeded()
+            # Packed as _record packs it (see Record), installed as _install installs it.
+            record = _new_record(Record)
+            value: str | bytes | None
+            if entry is None:
+                value = record.value = None
+                record.version, record.meta = 0, ABSENT_META
+                record.expires_at = expires_at = now + self.policy.negative_ttl
+            else:
+                try:
+                    value = entry.value.decode("utf-8")
+                except UnicodeDecodeError:
+                    value = entry.value
+                record.value = value
+                text = entry.version
+                if (
+                    text.isascii()
+                    and text.isdigit()
+                    and len(text) <= DECIMAL_MAX_DIGITS
+                    and (text[0] != "0" or text == "0")
+                ):
+                    record.version = int(text)
+                else:
+                    record.version = text
+                # The meta of the last miss, when it fits (the common case: one store
+                # names every key the same way), else built and interned like _record's.
+                meta = self._last_meta
+                source = entry.source
+                if not (
+                    meta[1]
+                    and source == meta[0] + key
+                    and entry.content_type == meta[2]
+                    and entry.secret is meta[3]
+                ):
+                    meta = self._last_meta = self._meta(key, entry)
+                record.meta = meta
+                record.expires_at = expires_at = now + self.policy.ttl
+            lock.acquire()
+            try:
+                del inflight[key]
+                landed = flight.event
+                if self._generation.get(key, 0) != generation or key in self._records:
+                    # A watch, a write or an invalidation came meanwhile: _load's rule.
+                    current = self._records.get(key)
+                    if self._generation.get(key, 0) != generation and current is not None:
+                        record = current
+                    else:
+                        record = self._install(key, entry)
+                else:
+                    self._records[key] = record
+                    if self._lkg is not None and entry is not None:
+                        self._lkg.mark_dirty()
+                    if self._stale_keys:
+                        self._stale_keys.pop(key, None)
+                    if self._ahead_due:
+                        self._ahead_due.pop(key, None)
+                    if now < expires_at:
+                        if value.__class__ is str:
+                            self._fresh[key] = value
+                        # As _install: off the fresh dicts for the last stretch of its TTL.
+                        ahead = self._refresh_ahead if entry is not None else 0.0
+                        self._scheduler.schedule_held(expires_at - ahead, key)
+            finally:
+                lock.release()
+        except BaseException as exc:
+            self._land_failed(key, flight, exc)
+            raise
+        if landed is None:  # nobody saw this flight: the next miss may reuse it
+            self._spare_flights.append(flight)
+        else:  # readers wait for this load (rare: they made the event)
+            flight.result = record
+            landed.set()
+        if self._watch is None and self.policy.watch:
+            self._start_watch(required=False)
+        if target is None and record.value.__class__ is str:
+            return record.value
+        return self._serve(key, record, default, target)
+
+    def _join(self, key: str, flight: _Flight) -> Record:
+        """Wait for ``flight``, another reader's load of ``key``, and share its outcome."""
+        with self._lock:
+            if self._inflight.get(key) is flight:
+                landed = flight.waiter()
+                self._instruments.coalesced += 1
+            else:
+                landed = None  # it landed meanwhile: load again (it may have failed)
+        if landed is None:
+            return self._single_flight(key, partial(self._load, key))
+        landed.wait()
+        if flight.error is not None:
+            raise flight.error
+        return cast(Record, flight.result)
+
+    def _miss_failed(self, key: str, exc: BaseException, started: float) -> Entry | None:
+        """The miss's first store call (begun at ``started``) raised ``exc``: count it
+        as :meth:`_call_store` would, then retry through it, or raise."""
+        error = self._store_failed(exc, "get", started, read=True)
+        retries = self.policy.retries
+        self._before_retry(error, 0, retries)
+        return self._call_store(
+            partial(self._backend.get, key), op="get", retries=retries, attempt=1
+        )
+
+    def _land_failed(self, key: str, flight: _Flight, error: BaseException) -> None:
+        """End the miss's ``flight`` with ``error``: its waiters raise it too."""
+        flight.error = error
+        with self._lock:
+            if self._inflight.get(key) is flight:
+                del self._inflight[key]
+            landed = flight.event
+        if landed is not None:
+            landed.set()
+
+    def _serve(self, key: str, record: Record, default: Any, target: Any) -> Any:
+        """What a read of ``key`` returns from ``record`` (text, or converted to
+        ``target``); a fresh value is put into the hot path's dicts."""
         stored = record.value
         if stored is None:
             if default is _NO_DEFAULT:
@@ -687,6 +888,11 @@ class Client:
         """``entry`` packed into a :class:`Record` (see there for why it is packed)."""
         if entry is None:
             return Record(None, 0, ABSENT_META, expires_at)
+        meta = self._meta(key, entry)
+        return Record(pack_value(entry.value), pack_version(entry.version), meta, expires_at)
+
+    def _meta(self, key: str, entry: Entry) -> Meta:
+        """The interned :data:`Meta` of ``entry`` (the source without the key when it ends with it)."""
         source = entry.source
         with_key = source.endswith(key)
         meta: Meta = (
@@ -697,7 +903,7 @@ class Client:
         )
         if len(self._metas) < _MAX_METAS:
             meta = self._metas.setdefault(meta, meta)
-        return Record(pack_value(entry.value), pack_version(entry.version), meta, expires_at)
+        return meta
 
     def _drop_model(self, token: tuple[str, Any]) -> None:
         prefix, model = token
@@ -744,12 +950,11 @@ class Client:
                     self._drop_model(model_token)
 
     def _single_flight(self, token: Hashable, load: Callable[[], T]) -> T:
+        new = _Flight()
         with self._lock:
-            flight = self._inflight.get(token)
-            leader = flight is None
-            if flight is None:
-                flight = self._inflight[token] = _Flight()
-            else:
+            flight = self._inflight.setdefault(token, new)  # see _get_slow
+            leader = flight is new
+            if not leader:
                 landed = flight.waiter()
                 self._instruments.coalesced += 1
         if leader:
@@ -788,7 +993,11 @@ class Client:
                 flight.error = ConfigurationError(f"{self!r} is closed")
                 landed.set()
                 return flight
-            self._inflight[token] = flight
+            joined = self._inflight.setdefault(token, flight)  # see _get_slow
+            if joined is not flight:  # a miss registered it since the get above
+                joined.waiter()
+                self._instruments.coalesced += 1
+                return joined
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(4, thread_name_prefix="veltrix-refresh")
             executor = self._executor
@@ -816,56 +1025,72 @@ class Client:
         if not self._inflight and self._health.take_probe():
             self._background_load(token, load)
 
-    def _call_store(self, call: Callable[[], T], *, op: str, retries: int, read: bool = True) -> T:
+    def _call_store(
+        self, call: Callable[[], T], *, op: str, retries: int, read: bool = True, attempt: int = 0
+    ) -> T:
         """Call the store, mapping its failures onto the error tree; retry transient ones.
 
         Outcomes feed the health state: an answer marks the store up; a transient
         failure of a read marks it down (a failed write says less about reads).
         Retries stop as soon as the adapter reports its connection lost. Each attempt
         is counted and timed under ``op`` (``get``, ``list``, ``put``, ``delete``).
+        ``attempt``: how many attempts were made already (the miss path's first one).
         """
-        health = self._health
-        instruments = self._instruments
-        attempt = 0
         while True:
             self._counters["store_calls"] += 1
-            outcome = "error"
-            started = time.perf_counter()
+            started = monotonic()
             try:
                 result = call()
-            except BackendUnavailableError as exc:
+            except BaseException as exc:
+                error = self._store_failed(exc, op, started, read=read)
+            else:
+                self._instruments.store_call(op, "ok", monotonic() - started, time.time())
+                self._health.succeeded()
+                return result
+            self._before_retry(error, attempt, retries)
+            attempt += 1
+
+    def _store_failed(
+        self, exc: BaseException, op: str, started: float, *, read: bool
+    ) -> BackendUnavailableError:
+        """Count and time the store call begun at ``started`` that raised ``exc``; raise
+        the error the caller sees, unless it is transient (then return it, to retry)."""
+        outcome = "error"
+        try:
+            if isinstance(exc, BackendUnavailableError):
                 outcome = "unavailable"
                 error = exc
-            except (AccessDeniedError, VersionConflictError) as exc:
+            elif isinstance(exc, AccessDeniedError | VersionConflictError):
                 outcome = "denied" if isinstance(exc, AccessDeniedError) else "conflict"
                 self._counters["errors"] += 1
-                health.succeeded()  # the store answered
-                raise
-            except VeltrixError:
+                self._health.succeeded()  # the store answered
+                raise exc
+            elif isinstance(exc, VeltrixError):
                 self._counters["errors"] += 1
-                raise
-            except self._backend.transient_errors as exc:
+                raise exc
+            elif isinstance(exc, self._backend.transient_errors):
                 outcome = "unavailable"
                 error = BackendUnavailableError(
                     f"{self.source} is unavailable: {type(exc).__name__}"
                 )
                 error.__cause__ = exc
-            except Exception as exc:
+            elif isinstance(exc, Exception):
                 self._counters["errors"] += 1
                 raise BackendError(f"{self.source} failed: {type(exc).__name__}: {exc}") from exc
             else:
-                outcome = "ok"
-                health.succeeded()
-                return result
-            finally:
-                instruments.store_call(op, outcome, time.perf_counter() - started, time.time())
-            self._counters["errors"] += 1
-            if read:
-                health.failed(str(error))
-            if attempt >= retries or not health.connected or self._closed:
-                raise error
-            time.sleep(min(0.05 * 2**attempt, 1.0))
-            attempt += 1
+                raise exc  # KeyboardInterrupt and the like: not the store's failure
+        finally:
+            self._instruments.store_call(op, outcome, monotonic() - started, time.time())
+        self._counters["errors"] += 1
+        if read:
+            self._health.failed(str(error))
+        return error
+
+    def _before_retry(self, error: BackendUnavailableError, attempt: int, retries: int) -> None:
+        """Raise ``error`` when ``attempt`` was the last one allowed; else back off."""
+        if attempt >= retries or not self._health.connected or self._closed:
+            raise error
+        time.sleep(min(0.05 * 2**attempt, 1.0))
 
     def _get_model_slow(self, prefix: str, model: type[M]) -> M:
         try:
@@ -914,11 +1139,11 @@ class Client:
         self._start_watch(required=False)
 
     def _start_watch(self, *, required: bool) -> None:
-        backend = self._backend
-        if not isinstance(backend, SupportsWatch):
+        if not self._watchable:
             if required:
                 raise UnsupportedOperationError(f"{self.source} cannot watch for changes")
             return
+        backend = cast(SupportsWatch, self._backend)
         with self._lock:
             if self._watch is not None or self._closed:
                 return
@@ -1227,8 +1452,8 @@ class Client:
                 "stale": counters["stale_served"],
                 "negative": counters["negative_hits"],
             },
-            store_requests=dict(instruments.store_requests),
-            durations={op: h.copy() for op, h in list(instruments.durations.items())},
+            store_requests=instruments.requests(),
+            durations=instruments.histograms(),
             store_up=health.up,
             last_refresh=instruments.last_refresh,
             stale_age=now - oldest,

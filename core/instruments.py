@@ -135,6 +135,8 @@ class ClientInstruments:
     __slots__ = (
         "coalesced",
         "durations",
+        "get_durations",
+        "gets_ok",
         "last_refresh",
         "store_requests",
         "watch_events",
@@ -145,6 +147,10 @@ class ClientInstruments:
     def __init__(self) -> None:
         self.store_requests: dict[tuple[str, str], int] = {}
         self.durations: dict[str, Histogram] = {}
+        # The client's miss path counts its successful gets here, with no tuple key to
+        # hash: ``requests()`` and ``histograms()`` fold them in.
+        self.gets_ok = 0
+        self.get_durations = Histogram(DURATION_BUCKETS)
         #: Wall-clock time of the last successful read from the store (0: none yet).
         self.last_refresh = 0.0
         self.watch_events = 0
@@ -155,12 +161,27 @@ class ClientInstruments:
     def store_call(self, op: str, outcome: str, seconds: float, now: float) -> None:
         key = (op, outcome)
         self.store_requests[key] = self.store_requests.get(key, 0) + 1
-        histogram = self.durations.get(op)
+        histogram = self.get_durations if op == "get" else self.durations.get(op)
         if histogram is None:
             histogram = self.durations[op] = Histogram(DURATION_BUCKETS)
         histogram.observe(seconds)
         if outcome == "ok" and op in ("get", "list"):
             self.last_refresh = now
+
+    def requests(self) -> dict[tuple[str, str], int]:
+        """Store calls by ``(op, outcome)``, the miss path's counted gets included."""
+        result = dict(self.store_requests)
+        if self.gets_ok:
+            result["get", "ok"] = result.get(("get", "ok"), 0) + self.gets_ok
+        return result
+
+    def histograms(self) -> dict[str, Histogram]:
+        """Copies of the store call durations by op (only ops called at least once)."""
+        result = {op: h.copy() for op, h in list(self.durations.items())}
+        durations = self.get_durations.copy()
+        if durations.count:
+            result["get"] = durations
+        return dict(sorted(result.items()))
 
 
 @dataclass(frozen=True, slots=True)
