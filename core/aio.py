@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Self, TypeVar
 
 from veltrix.backend import AbsentType, Backend, Change, Entry
@@ -45,6 +45,7 @@ class AsyncClient:
         self.client = Client(store, **options)
         self._pool = _Workers(max_workers)
         self._flights: dict[Hashable, asyncio.Future[Any]] = {}
+        self._streams: set[ChangeStream] = set()
 
     def __repr__(self) -> str:
         return f"Async{self.client!r}"
@@ -130,20 +131,15 @@ class AsyncClient:
 
     # -- changes -----------------------------------------------------------------------
 
-    async def changes(self, prefix: str = "") -> AsyncIterator[Change]:
-        """Every change under ``prefix`` from now on, after the cache has been updated."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Change] = asyncio.Queue()
+    def changes(self, prefix: str = "") -> ChangeStream:
+        """Every change under ``prefix``, after the cache has been updated.
 
-        def deliver(change: Change) -> None:  # on the client's callback thread
-            loop.call_soon_threadsafe(queue.put_nowait, change)
-
-        subscription = await self._run(lambda: self.client.watch(prefix, deliver))
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            subscription.stop()
+        ``async for change in client.changes(prefix)`` subscribes on the first step of
+        the loop; ``async with client.changes(prefix) as changes`` subscribes on entry,
+        so a write made inside the block is never missed. The stream ends when it is
+        closed, when the task iterating it is cancelled, or when the client closes.
+        """
+        return ChangeStream(self, prefix)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -167,12 +163,91 @@ class AsyncClient:
         return await asyncio.shield(flight)
 
     async def aclose(self) -> None:
-        """Close the client (and the store it opened) without blocking the loop."""
+        """Close the client (and the store it opened) without blocking the loop; open
+        change streams end."""
+        for stream in list(self._streams):
+            stream.close()
         await asyncio.get_running_loop().run_in_executor(None, self._close)
 
     def _close(self) -> None:
         self.client.close()
         self._pool.close()
+
+
+class ChangeStream:
+    """The changes under a prefix as an async iterator (see :meth:`AsyncClient.changes`)."""
+
+    def __init__(self, owner: AsyncClient, prefix: str) -> None:
+        self._owner = owner
+        self._prefix = prefix
+        self._queue: asyncio.Queue[Change | None] | None = None
+        self._subscription: Any = None
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def start(self) -> None:
+        """Subscribe now (idempotent): changes from here on are delivered."""
+        if self._queue is not None or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Change | None] = asyncio.Queue()
+        self._queue = queue
+
+        def deliver(change: Change) -> None:  # on the client's callback thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+                loop.call_soon_threadsafe(queue.put_nowait, change)
+
+        owner = self._owner
+        try:
+            subscription = await owner._run(lambda: owner.client.watch(self._prefix, deliver))
+        except BaseException:
+            self._queue = None
+            raise
+        self._subscription = subscription
+        owner._streams.add(self)
+        self._stop_if_closed()  # closed while subscribing
+
+    def _stop_if_closed(self) -> None:
+        if self._closed:
+            self._owner._streams.discard(self)
+            self._subscription.stop()
+
+    async def __anext__(self) -> Change:
+        if self._queue is None:
+            await self.start()
+        if self._closed or self._queue is None:
+            raise StopAsyncIteration
+        try:
+            change = await self._queue.get()
+        except asyncio.CancelledError:  # the iterating task gave up: so does the stream
+            self.close()
+            raise
+        if change is None:
+            raise StopAsyncIteration
+        return change
+
+    def close(self) -> None:
+        """Unsubscribe; a task waiting for the next change gets ``StopAsyncIteration``."""
+        if self._closed:
+            return
+        self._closed = True
+        self._owner._streams.discard(self)
+        if self._subscription is not None:
+            self._subscription.stop()
+        if self._queue is not None:
+            self._queue.put_nowait(None)
+
+    async def aclose(self) -> None:
+        self.close()
 
 
 class _Workers:
@@ -244,4 +319,4 @@ hit_counting_switches.append(_switch_hit_counting)
 _switch_hit_counting(counting_hits_in_all_clients())
 
 
-__all__ = ["AsyncClient"]
+__all__ = ["AsyncClient", "ChangeStream"]

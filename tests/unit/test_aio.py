@@ -162,3 +162,74 @@ def test_changes_iterate_after_the_cache_is_updated(store: ControlledStore) -> N
             assert seen == [("app/x", "1"), ("app/x", None)]
 
     asyncio.run(scenario())
+
+
+def test_a_change_stream_entered_is_subscribed_before_the_first_write(
+    store: ControlledStore,
+) -> None:
+    """``async with client.changes(prefix)`` subscribes on entry: a write made right
+    after it is delivered with no settling sleep; closing the client ends the stream."""
+
+    async def scenario() -> None:
+        client = AsyncClient(store, cache=CachePolicy(ttl=60))
+        async with client.changes("app") as changes:
+            await client.put("app/x", "1")
+            first = await asyncio.wait_for(changes.__anext__(), 5)
+            assert (first.key, first.entry and first.entry.value) == ("app/x", b"1")
+            waiting = asyncio.create_task(changes.__anext__())
+            await asyncio.sleep(0)
+            await client.aclose()
+            with pytest.raises(StopAsyncIteration):
+                await asyncio.wait_for(waiting, 5)
+        assert not client._streams
+
+    asyncio.run(scenario())
+
+
+def test_cancelling_the_reader_ends_its_change_stream(store: ControlledStore) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(store, cache=CachePolicy(ttl=60)) as client:
+            seen: list[str] = []
+
+            async def consume() -> None:
+                async for change in client.changes("app"):
+                    seen.append(change.key)
+
+            task = asyncio.create_task(consume())
+            while not client._streams:  # subscribed
+                await asyncio.sleep(0.01)
+            (stream,) = client._streams
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not client._streams and stream._closed
+            assert not client.client._subscribers  # the client's watch callback is gone
+            with pytest.raises(StopAsyncIteration):
+                await stream.__anext__()
+
+    asyncio.run(scenario())
+
+
+def test_the_blocking_facade_runs_the_async_client(store: ControlledStore) -> None:
+    """The conformance suite's driver: blocking calls, a watch pumped on its own loop."""
+    from veltrix.testing.blocking_aio import open_client
+    from veltrix.testing.conformance import ChangeRecorder
+
+    with open_client("async", store, cache=CachePolicy(ttl=60)) as client:
+        assert isinstance(client.aclient, AsyncClient)
+        recorder = ChangeRecorder()
+        subscription = client.watch("app", recorder)
+        client.put("app/x", 7)
+        assert client.get("app/x", type=int) == 7
+        assert recorder.wait_for(lambda ch: len(ch) == 1, 5)
+        subscription.stop()
+        client.put("app/x", 8)
+        assert client.get("app/x") == "8"
+        with pytest.raises(KeyNotFoundError):
+            client.get("app/absent")
+        assert client.get("app/absent", "d") == "d"
+        assert [e.key for e in client.list("app")] == ["app/x"]
+    assert recorder.states() == [("app/x", b"7")]
+    assert client.aclient.client.closed
+    with pytest.raises(ValueError, match="unknown client api"):
+        open_client("threads", store)  # type: ignore[arg-type]
