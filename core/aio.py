@@ -22,7 +22,10 @@ import asyncio
 import contextlib
 import queue
 import threading
+import weakref
+from asyncio import get_running_loop
 from collections.abc import Callable, Hashable
+from functools import partial
 from typing import Any, Self, TypeVar
 
 from veltrix.backend import AbsentType, Backend, Change, Entry
@@ -32,19 +35,29 @@ from veltrix.keys import validate_key
 
 T = TypeVar("T")
 
+#: Worker threads of an ``AsyncClient`` by default, at most: threads start as misses
+#: wait for one, so a client that misses one key at a time keeps one thread.
+DEFAULT_MAX_WORKERS = 32
+#: Seconds an idle worker thread waits for work before it exits.
+IDLE_SECONDS = 30.0
+
 
 class AsyncClient:
     """``AsyncClient(url, cache=..., ...)``: the arguments of :class:`veltrix.Client`,
     plus ``max_workers``, the threads that wait on the store for the event loop."""
 
     def __init__(
-        self, store: str | Backend | None = None, *, max_workers: int = 8, **options: Any
+        self,
+        store: str | Backend | None = None,
+        *,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        **options: Any,
     ) -> None:
         if not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1:
             raise ConfigurationError(f"max_workers must be an integer >= 1, got {max_workers!r}")
         self.client = Client(store, **options)
         self._pool = _Workers(max_workers)
-        self._flights: dict[Hashable, asyncio.Future[Any]] = {}
+        self._flights: dict[Hashable, _Flight] = {}
         self._streams: set[ChangeStream] = set()
 
     def __repr__(self) -> str:
@@ -66,16 +79,20 @@ class AsyncClient:
                 return client._fresh[key]
             return client._typed[type][key]
         except (KeyError, TypeError):
-            validate_key(key)
-        token = ("get", key, type)
+            pass
+        # A miss. The key is validated on the worker thread, by the client's own read:
+        # the loop pays for a dict lookup, one future and a list append, no more.
+        token = (key, type)
         try:
-            hash(token)
-        except TypeError:  # an unhashable type: the client's conversion says what is wrong
-            return await self._run(lambda: client.get(key, default, type))
+            flight = self._flights.get(token)
+        except TypeError:  # an unhashable key or type: the client's checks say what is wrong
+            return await self._run(client.get, key, default, type)
+        loop = get_running_loop()
+        if flight is None or flight.loop is not loop:
+            flight = self._flights[token] = _Flight(loop, self._flights, token)
+            self._pool.submit(flight, client.get, key, _NO_DEFAULT, type)
         try:
-            return await self._shared(
-                token, lambda: client.get(key, type=type) if type else client.get(key)
-            )
+            return await flight.join()
         except KeyNotFoundError:
             if default is _NO_DEFAULT:
                 raise
@@ -96,22 +113,20 @@ class AsyncClient:
 
     async def get_entry(self, key: str) -> Entry | None:
         validate_key(key)
-        return await self._shared(("entry", key), lambda: self.client.get_entry(key))
+        return await self._shared(("entry", key), self.client.get_entry, key)  # type: ignore[no-any-return]
 
     async def get_model(self, prefix: str, model: type[T]) -> T:
         """As :meth:`veltrix.Client.get_model`; a cached model never leaves the coroutine."""
         try:
             value = self.client._cached_model(prefix, model, _NO_DEFAULT)
         except TypeError:  # unhashable prefix or model: the client's checks say what is wrong
-            return await self._run(lambda: self.client.get_model(prefix, model))
+            return await self._run(self.client.get_model, prefix, model)  # type: ignore[no-any-return]
         if value is not _NO_DEFAULT:
             return value  # type: ignore[no-any-return]
-        return await self._shared(
-            ("model", prefix, model), lambda: self.client.get_model(prefix, model)
-        )
+        return await self._shared(("model", prefix, model), self.client.get_model, prefix, model)  # type: ignore[no-any-return]
 
     async def list(self, prefix: str = "") -> list[Entry]:
-        return await self._run(lambda: self.client.list(prefix))
+        return await self._run(self.client.list, prefix)  # type: ignore[no-any-return]
 
     async def flag(self, name: str, default: bool = False) -> bool:
         if not isinstance(name, str):
@@ -124,10 +139,10 @@ class AsyncClient:
     async def put(
         self, key: str, value: object, *, if_version: str | AbsentType | None = None
     ) -> str:
-        return await self._run(lambda: self.client.put(key, value, if_version=if_version))
+        return await self._run(partial(self.client.put, key, value, if_version=if_version))  # type: ignore[no-any-return]
 
     async def delete(self, key: str, *, if_version: str | None = None) -> bool:
-        return await self._run(lambda: self.client.delete(key, if_version=if_version))
+        return await self._run(partial(self.client.delete, key, if_version=if_version))  # type: ignore[no-any-return]
 
     # -- changes -----------------------------------------------------------------------
 
@@ -149,18 +164,21 @@ class AsyncClient:
     def health(self) -> Any:
         return self.client.health()
 
-    async def _run(self, call: Callable[[], T]) -> T:
-        return await self._pool.submit(call)  # type: ignore[no-any-return]
+    async def _run(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` on a worker thread."""
+        flight = _Flight(get_running_loop())
+        self._pool.submit(flight, call, *args)
+        return await flight.join()
 
-    async def _shared(self, token: Hashable, call: Callable[[], T]) -> T:
-        """``call`` on the pool, shared by every task asking for ``token`` meanwhile."""
+    async def _shared(self, token: Hashable, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` on a worker thread, shared by every task asking for ``token``
+        meanwhile."""
         flight = self._flights.get(token)
-        if flight is None:
-            flight = self._pool.submit(call)
-            self._flights[token] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(token, None))
-        # Shielded: one task giving up must not cancel the call the others wait on.
-        return await asyncio.shield(flight)
+        loop = get_running_loop()
+        if flight is None or flight.loop is not loop:
+            flight = self._flights[token] = _Flight(loop, self._flights, token)
+            self._pool.submit(flight, call, *args)
+        return await flight.join()
 
     async def aclose(self) -> None:
         """Close the client (and the store it opened) without blocking the loop; open
@@ -208,7 +226,7 @@ class ChangeStream:
 
         owner = self._owner
         try:
-            subscription = await owner._run(lambda: owner.client.watch(self._prefix, deliver))
+            subscription = await owner._run(owner.client.watch, self._prefix, deliver)
         except BaseException:
             self._queue = None
             raise
@@ -250,65 +268,186 @@ class ChangeStream:
         self.close()
 
 
-class _Workers:
-    """Threads that run blocking calls for an event loop.
+class _Flight:
+    """One call on a worker thread and the tasks of one loop waiting for it.
 
-    Lighter on the loop than ``run_in_executor`` (which wraps a concurrent future per
-    call): a submission is one loop future and one queue put, a result one
-    ``call_soon_threadsafe``, so a burst of misses costs the loop a few microseconds
-    each. Threads start on the first submission.
+    Each task waits on a future of its own (``join``), so a task that is cancelled
+    leaves the call and the other tasks alone; the call's outcome settles every
+    waiter at once, on the loop, and removes the flight from ``registry``.
     """
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._threads: list[threading.Thread] = []
+    __slots__ = ("_registry", "_token", "_waiters", "loop")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        registry: dict[Hashable, _Flight] | None = None,
+        token: Hashable = None,
+    ) -> None:
+        self.loop = loop
+        self._registry = registry
+        self._token = token
+        self._waiters: list[asyncio.Future[Any]] = []
+
+    def join(self) -> asyncio.Future[Any]:
+        waiter = self.loop.create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def settle(self, result: Any, error: BaseException | None) -> None:
+        registry = self._registry
+        if registry is not None and registry.get(self._token) is self:
+            registry.pop(self._token, None)
+        for waiter in self._waiters:
+            if waiter.done():  # its task was cancelled meanwhile
+                continue
+            if error is None:
+                waiter.set_result(result)
+            else:
+                waiter.set_exception(error)
+
+
+_Job = tuple["_LoopLink", _Flight, Callable[..., Any], tuple[Any, ...]]
+
+
+class _LoopLink:
+    """What passes between one event loop and the worker threads, in batches.
+
+    Calls submitted during one loop iteration are handed to the threads together at
+    the start of the next (``flush``): the tasks started by one burst all take their
+    first step before any thread wakes up to compete with the loop for the GIL.
+    Outcomes come back the same way: a thread appends to ``outcomes`` and wakes the
+    loop only if no wake-up is pending, and the loop settles them all in one callback
+    (``drain``), instead of a self-pipe write and a callback per result.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, workers: _Workers) -> None:
+        self.loop = loop
+        self.workers = workers
+        self.outgoing: list[_Job] = []
+        self.outcomes: list[tuple[_Flight, Any, BaseException | None]] = []
+        self.lock = threading.Lock()
+        self.drain_pending = False
+
+    def flush(self) -> None:  # on the loop
+        jobs, self.outgoing = self.outgoing, []
+        self.workers.hand(jobs)
+
+    def post(self, flight: _Flight, result: Any, error: BaseException | None) -> None:
+        with self.lock:  # on a worker thread
+            self.outcomes.append((flight, result, error))
+            if self.drain_pending:
+                return
+            self.drain_pending = True
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            self.loop.call_soon_threadsafe(self.drain)
+
+    def drain(self) -> None:  # on the loop
+        with self.lock:
+            outcomes, self.outcomes = self.outcomes, []
+            self.drain_pending = False
+        for flight, result, error in outcomes:
+            flight.settle(result, error)
+
+
+class _Workers:
+    """Threads that run blocking calls for event loops, started on demand.
+
+    Lighter on the loop than ``run_in_executor`` (a concurrent future and a callback
+    per call): a submission is one list append, and submissions and outcomes cross
+    between the loop and the threads in batches (see :class:`_LoopLink`). A thread
+    starts when a call waits and no thread is idle, up to ``limit``; a thread idle for
+    ``IDLE_SECONDS`` exits.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0  # threads waiting for a job
         self._lock = threading.Lock()
+        self._last: _LoopLink | None = None  # the link of the loop that submitted last
+        self._links: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopLink] = (
+            weakref.WeakKeyDictionary()
+        )
         self.submitted = 0  # calls handed to the threads so far
 
-    def submit(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
-        future = asyncio.get_running_loop().create_future()
-        if not self._threads:
-            self._start()
+    @property
+    def threads(self) -> int:
+        return len(self._threads)
+
+    def submit(self, flight: _Flight, call: Callable[..., Any], *args: Any) -> None:
+        """Run ``call(*args)`` on a thread; its outcome settles ``flight`` (on the loop)."""
+        link = self._last
+        if link is None or link.loop is not flight.loop:
+            link = self._link(flight.loop)
         self.submitted += 1
-        self._jobs.put((call, future))
-        return future
+        link.outgoing.append((link, flight, call, args))
+        if len(link.outgoing) == 1:
+            flight.loop.call_soon(link.flush)
+
+    def _link(self, loop: asyncio.AbstractEventLoop) -> _LoopLink:
+        link = self._links.get(loop)
+        if link is None:
+            link = self._links[loop] = _LoopLink(loop, self)
+        self._last = link
+        return link
+
+    def hand(self, jobs: list[_Job]) -> None:
+        with self._lock:
+            for job in jobs:
+                self._jobs.put(job)
+            start = self._idle < len(jobs) and len(self._threads) < self._limit
+        if start:  # one from the loop; each new thread starts the next while calls wait
+            self._start()
 
     def _start(self) -> None:
+        thread = threading.Thread(target=self._work, name="veltrix-aio", daemon=True)
         with self._lock:
-            while len(self._threads) < self._size:
-                thread = threading.Thread(target=self._work, name="veltrix-aio", daemon=True)
-                thread.start()
-                self._threads.append(thread)
+            if len(self._threads) >= self._limit:
+                return
+            self._threads.add(thread)
+        thread.start()
 
     def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            call, future = job
+        jobs = self._jobs
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                self._idle += 1
             try:
-                outcome: tuple[Any, BaseException | None] = (call(), None)
+                job = jobs.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    self._idle -= 1
+                    if jobs.empty():
+                        self._threads.discard(me)
+                        return
+                continue
+            with self._lock:
+                self._idle -= 1
+                if job is None:  # closing
+                    self._threads.discard(me)
+                    return
+                grow = not self._idle and not jobs.empty() and len(self._threads) < self._limit
+            if grow:
+                self._start()
+            link, flight, call, args = job
+            try:
+                outcome: tuple[Any, BaseException | None] = (call(*args), None)
             except BaseException as exc:
                 outcome = (None, exc)
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                future.get_loop().call_soon_threadsafe(_settle, future, *outcome)
+            link.post(flight, *outcome)
+            del job, link, flight, call, args, outcome  # hold no value while idle
 
     def close(self) -> None:
+        """Stop the threads (each after its current call); the pool restarts on demand."""
         with self._lock:
-            threads, self._threads = self._threads, []
+            threads, self._threads = self._threads, set()
         for _ in threads:
             self._jobs.put(None)
         for thread in threads:
             thread.join(timeout=10)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # cancelled meanwhile
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
 
 
 def _switch_hit_counting(on: bool) -> None:

@@ -233,3 +233,75 @@ def test_the_blocking_facade_runs_the_async_client(store: ControlledStore) -> No
     assert client.aclient.client.closed
     with pytest.raises(ValueError, match="unknown client api"):
         open_client("threads", store)  # type: ignore[arg-type]
+
+
+def test_worker_threads_start_as_misses_wait_and_retire_when_idle(
+    store: ControlledStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One miss at a time keeps one thread; a burst of slow misses grows the pool up to
+    ``max_workers`` (not beyond); threads idle for ``IDLE_SECONDS`` exit."""
+    import veltrix.aio
+
+    monkeypatch.setattr(veltrix.aio, "IDLE_SECONDS", 0.3)
+    for i in range(40):
+        store.put(f"k/{i}", b"v")
+
+    async def scenario() -> None:
+        policy = CachePolicy(ttl=60, watch=False)
+        async with AsyncClient(store, cache=policy, max_workers=6) as client:
+            for i in range(5):
+                assert await client.get(f"k/{i}") == "v"
+            assert client._pool.threads == 1
+            store.delay = 0.05
+            started = time.perf_counter()
+            results = await asyncio.gather(*(client.get(f"k/{i}") for i in range(5, 35)))
+            took = time.perf_counter() - started
+            assert results == ["v"] * 30
+            assert client._pool.threads == 6
+            assert took < 30 * 0.05 / 2, f"30 misses over 6 threads took {took:.2f} s"
+            await asyncio.sleep(1.0)
+            assert client._pool.threads == 0, "idle threads did not retire"
+            store.delay = 0
+            assert await client.get("k/35") == "v"  # the pool starts again on demand
+            assert client._pool.threads == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_waiter_leaves_the_shared_call_to_the_others(store: ControlledStore) -> None:
+    store.put("hot", b"v")
+    store.delay = 0.1
+
+    async def scenario() -> None:
+        async with make(store, ttl=60) as client:
+            first = asyncio.create_task(client.get("hot"))
+            others = [asyncio.create_task(client.get("hot")) for _ in range(3)]
+            await asyncio.sleep(0.02)
+            first.cancel()
+            assert await asyncio.gather(*others) == ["v"] * 3
+            assert first.cancelled()
+            assert store.gets == 1
+            assert not client._flights
+
+    asyncio.run(scenario())
+
+
+def test_one_client_serves_successive_event_loops(store: ControlledStore) -> None:
+    """``asyncio.run`` twice with one client (a loop per test, a CLI command...): each
+    loop gets its answers, and errors come back typed."""
+    store.put("k", b"v")
+    client = make(store, ttl=0)
+
+    async def read(key: str) -> object:
+        return await client.get(key, "absent")
+
+    assert asyncio.run(read("k")) == "v"
+    assert asyncio.run(read("k")) == "v"
+    assert asyncio.run(read("nope")) == "absent"
+
+    async def bad() -> None:
+        with pytest.raises(InvalidKeyError):  # validated on the worker, raised in the task
+            await client.get("bad key")
+
+    asyncio.run(bad())
+    asyncio.run(client.aclose())
