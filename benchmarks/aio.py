@@ -20,7 +20,9 @@
    The same burst of 1,000 tasks that only ``await asyncio.sleep(0.05)`` is the
    baseline for both. Also the loop thread's CPU time per task in the spawn
    iteration (``time.thread_time``): the spawn's wall time beyond it is time the loop
-   waited for the GIL. Each figure is the median of 3 bursts.
+   waited for the GIL. Each figure is the median of 5 bursts. The ticker alone on an
+   idle loop, for as long as the slowest burst lasts, shows what the machine itself
+   costs the loop (a longer window catches more of it).
 """
 
 from __future__ import annotations
@@ -215,9 +217,9 @@ WORKER_COUNTS: tuple[int | None, ...] = (None, 8, 64)
 
 def run(*, quick: bool = False) -> dict[str, Any]:
     hits = hit_costs(rounds=5 if quick else 21, calls=20_000 if quick else 100_000)
-    runs = 1 if quick else 3
+    runs = 1 if quick else 5
     first_steps = first_step_ns(tasks=1000, rounds=5 if quick else 21)
-    idle = ticker_alone(seconds=1.0, runs=runs)
+    idle = ticker_alone(seconds=1.0 if quick else 6.3, runs=runs)  # as long as 8 workers take
     baseline = sleep_baseline(tasks=1000, runs=runs)
     stalls = [loop_stall(tasks=1000, workers=w, runs=runs) for w in WORKER_COUNTS]
     return {
@@ -258,7 +260,7 @@ def markdown(data: dict[str, Any]) -> str:
     ]
     for row in [data["ticker_alone"], base, *data["stalls"]]:
         if row["workers"] == "idle":
-            name = "the ticker alone for 1 s (one task)"
+            name = f"the ticker alone for {row['all_done_s']:.1f} s (one sleeping task)"
         elif row["workers"] == "-":
             name = "baseline: tasks that only sleep 50 ms"
         elif row["workers"] is None:

@@ -7,13 +7,28 @@ the waiting happens:
 - a hit reads the client's fresh dicts directly inside the coroutine: no thread
   hop, no I/O, no lock;
 - anything that may wait on a store (a miss, a refresh, a write, a listing) runs on
-  a bounded thread pool (``max_workers``), so the event loop never blocks; tasks
-  that miss the same key at the same time share one pool call (single-flight
-  across tasks, on top of the client's own across threads);
+  worker threads that start as calls wait (at most ``max_workers``, 32 by default)
+  and retire when idle, so the event loop never blocks; tasks that miss the same
+  key at the same time share one call (single-flight across tasks, on top of the
+  client's own across threads);
 - ``changes(prefix)`` turns the store's watch into an async iterator.
 
-Stores whose client libraries are synchronous (kazoo, boto3, the SQLite module)
-are used the same way; native asyncio drivers are not used yet.
+What a miss costs the loop: before its first ``await``, a dict lookup, one future
+and a list append (the key is checked on the worker, by the client's own read);
+the calls of one loop iteration reach the threads together at the start of the
+next, so a burst of tasks takes its first steps before any thread competes with the
+loop for the GIL; outcomes come back in batches, settled in one callback.
+
+What stays on threads, and why: every store is read through its synchronous client
+library (kazoo, boto3, redis-py, py-consul, the Google clients, sqlite3), called by
+the same ``Client`` miss path as synchronous code uses. That path holds the policy
+that must not fork between the two clients: single-flight across threads and tasks,
+the store's health and its bounded waits, stale-if-error, the shared (L2) cache with
+its fleet-wide lock and bus, the last-known-good file, write fences. A native driver
+(``redis.asyncio``, for one) would need that path rewritten as code that can run
+either way, not a second copy of it; until then the threads are the price, and
+``benchmarks/aio.py`` measures it (the loop's stall under a burst of misses is
+within that of the same burst of plain sleeping tasks).
 """
 
 from __future__ import annotations
