@@ -427,15 +427,15 @@ class _Workers:
     def _work(self) -> None:
         jobs = self._jobs
         me = threading.current_thread()
+        with self._lock:
+            self._idle += 1
         while True:
-            with self._lock:
-                self._idle += 1
             try:
                 job = jobs.get(timeout=IDLE_SECONDS)
             except queue.Empty:
                 with self._lock:
-                    self._idle -= 1
                     if jobs.empty():
+                        self._idle -= 1
                         self._threads.discard(me)
                         return
                 continue
@@ -452,6 +452,8 @@ class _Workers:
                 outcome: tuple[Any, BaseException | None] = (call(*args), None)
             except BaseException as exc:
                 outcome = (None, exc)
+            with self._lock:  # idle before the loop hears of the outcome (and submits more)
+                self._idle += 1
             link.post(flight, *outcome)
             del job, link, flight, call, args, outcome  # hold no value while idle
 
