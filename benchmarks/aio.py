@@ -20,7 +20,8 @@
    The same burst of 1,000 tasks that only ``await asyncio.sleep(0.05)`` is the
    baseline for both. Also the loop thread's CPU time per task in the spawn
    iteration (``time.thread_time``): the spawn's wall time beyond it is time the loop
-   waited for the GIL. Each figure is the median of 5 bursts. The ticker alone on an
+   waited for the GIL. Each figure is the median of 5 bursts, run in interleaved
+   rounds so every row sees the same machine. The ticker alone on an
    idle loop, for as long as the slowest burst lasts, shows what the machine itself
    costs the loop (a longer window catches more of it).
 """
@@ -131,15 +132,11 @@ async def _burst(start: Callable[[int], Awaitable[Any]], tasks: int) -> dict[str
     }
 
 
-def _median_run(
-    burst: Callable[[], Coroutine[Any, Any, dict[str, float]]], runs: int
-) -> dict[str, float]:
-    """Each figure's median over ``runs`` bursts (a burst's max is one sample)."""
-    samples = [asyncio.run(burst()) for _ in range(runs)]
-    return {name: statistics.median(s[name] for s in samples) for name in samples[0]}
+Burst = Callable[[], Coroutine[Any, Any, dict[str, float]]]
 
 
-def loop_stall(*, tasks: int, workers: int | None, runs: int) -> dict[str, Any]:
+def misses_burst(*, tasks: int, workers: int | None) -> Burst:
+    """1,000 tasks missing different keys of a store that takes 50 ms per read."""
     backend = _SlowStore.from_url("memory://")
     for i in range(tasks):
         backend.put(f"k/{i}", b"v")
@@ -150,9 +147,7 @@ def loop_stall(*, tasks: int, workers: int | None, runs: int) -> dict[str, Any]:
         async with AsyncClient(backend, cache=policy, **options) as client:
             return await _burst(lambda i: client.get(f"k/{i}"), tasks)
 
-    row: dict[str, Any] = {"workers": workers, "tasks": tasks}
-    row.update(_median_run(misses, runs))
-    return row
+    return misses
 
 
 def first_step_ns(*, tasks: int, rounds: int) -> dict[str, float]:
@@ -189,26 +184,39 @@ def first_step_ns(*, tasks: int, rounds: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in asyncio.run(run()).items()}
 
 
-def ticker_alone(*, seconds: float, runs: int) -> dict[str, Any]:
+def ticker_alone(*, seconds: float) -> Burst:
     """The 1 ms ticker on an otherwise idle loop: what the machine alone costs it."""
 
     async def idle() -> dict[str, float]:
         return await _burst(lambda i: asyncio.sleep(seconds), 1)
 
-    row: dict[str, Any] = {"workers": "idle", "tasks": 1}
-    row.update(_median_run(idle, runs))
-    return row
+    return idle
 
 
-def sleep_baseline(*, tasks: int, runs: int) -> dict[str, Any]:
+def sleep_baseline(*, tasks: int) -> Burst:
     """The same burst of tasks that only ``await asyncio.sleep(0.05)``."""
 
     async def burst() -> dict[str, float]:
         return await _burst(lambda i: asyncio.sleep(0.05), tasks)
 
-    row: dict[str, Any] = {"workers": "-", "tasks": tasks}
-    row.update(_median_run(burst, runs))
-    return row
+    return burst
+
+
+def loop_stalls(rows: dict[str, tuple[Any, Burst]], runs: int) -> list[dict[str, Any]]:
+    """Every row's bursts in interleaved rounds (each round runs each row once, so the
+    rows see the same machine), then each figure's median over the rounds."""
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in rows}
+    for _ in range(runs):
+        for name, (_, burst) in rows.items():
+            samples[name].append(asyncio.run(burst()))
+    return [
+        {
+            "row": name,
+            "workers": workers,
+            **{k: statistics.median(s[k] for s in samples[name]) for k in samples[name][0]},
+        }
+        for name, (workers, _) in rows.items()
+    ]
 
 
 #: Worker threads compared (None: the client's default).
@@ -216,12 +224,17 @@ WORKER_COUNTS: tuple[int | None, ...] = (None, 8, 64)
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:
+    load_before = os.getloadavg()
     hits = hit_costs(rounds=5 if quick else 21, calls=20_000 if quick else 100_000)
     runs = 1 if quick else 5
     first_steps = first_step_ns(tasks=1000, rounds=5 if quick else 21)
-    idle = ticker_alone(seconds=1.0 if quick else 6.3, runs=runs)  # as long as 8 workers take
-    baseline = sleep_baseline(tasks=1000, runs=runs)
-    stalls = [loop_stall(tasks=1000, workers=w, runs=runs) for w in WORKER_COUNTS]
+    rows: dict[str, tuple[Any, Burst]] = {
+        "idle": ("idle", ticker_alone(seconds=1.0 if quick else 6.3)),  # as long as 8 workers
+        "baseline": ("-", sleep_baseline(tasks=1000)),
+    }
+    for workers in WORKER_COUNTS:
+        rows[f"misses-{workers}"] = (workers, misses_burst(tasks=1000, workers=workers))
+    idle, baseline, *stalls = loop_stalls(rows, runs)
     return {
         "hits_ns": hits,
         "first_step_ns": first_steps,
@@ -229,6 +242,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "sleep_baseline": baseline,
         "stalls": stalls,
         "runs": runs,
+        "loadavg_before": load_before,
         "loadavg": os.getloadavg(),
         "quick": quick,
     }
@@ -267,7 +281,7 @@ def markdown(data: dict[str, Any]) -> str:
             name = f"misses, default workers (at most {DEFAULT_MAX_WORKERS})"
         else:
             name = f"misses, {row['workers']} worker threads"
-        cpu = "-" if row["tasks"] == 1 else f"{row['spawn_cpu_us_per_task']:.1f} µs"
+        cpu = "-" if row["workers"] == "idle" else f"{row['spawn_cpu_us_per_task']:.1f} µs"
         lines.append(
             f"| {name} | {row['spawn_ms']:.1f} ms | {row['stall_max_ms']:.1f} ms "
             f"| {row['stall_p99_ms']:.2f} ms | {cpu} "
