@@ -50,6 +50,11 @@ from veltrix.keys import validate_key
 
 T = TypeVar("T")
 
+#: Markers that keep the flights of get_entry and get_model apart from those of get,
+#: whose tokens are ``(key, type)``.
+_ENTRY = object()
+_MODEL = object()
+
 #: Worker threads of an ``AsyncClient`` by default, at most: threads start as misses
 #: wait for one, so a client that misses one key at a time keeps one thread.
 DEFAULT_MAX_WORKERS = 32
@@ -128,20 +133,20 @@ class AsyncClient:
 
     async def get_entry(self, key: str) -> Entry | None:
         validate_key(key)
-        return await self._shared(("entry", key), self.client.get_entry, key)  # type: ignore[no-any-return]
+        return await self._shared((_ENTRY, key), self.client.get_entry, key)
 
     async def get_model(self, prefix: str, model: type[T]) -> T:
         """As :meth:`veltrix.Client.get_model`; a cached model never leaves the coroutine."""
         try:
             value = self.client._cached_model(prefix, model, _NO_DEFAULT)
         except TypeError:  # unhashable prefix or model: the client's checks say what is wrong
-            return await self._run(self.client.get_model, prefix, model)  # type: ignore[no-any-return]
+            return await self._run(self.client.get_model, prefix, model)
         if value is not _NO_DEFAULT:
             return value  # type: ignore[no-any-return]
-        return await self._shared(("model", prefix, model), self.client.get_model, prefix, model)  # type: ignore[no-any-return]
+        return await self._shared((_MODEL, prefix, model), self.client.get_model, prefix, model)
 
     async def list(self, prefix: str = "") -> list[Entry]:
-        return await self._run(self.client.list, prefix)  # type: ignore[no-any-return]
+        return await self._run(self.client.list, prefix)
 
     async def flag(self, name: str, default: bool = False) -> bool:
         if not isinstance(name, str):
@@ -154,10 +159,10 @@ class AsyncClient:
     async def put(
         self, key: str, value: object, *, if_version: str | AbsentType | None = None
     ) -> str:
-        return await self._run(partial(self.client.put, key, value, if_version=if_version))  # type: ignore[no-any-return]
+        return await self._run(partial(self.client.put, key, value, if_version=if_version))
 
     async def delete(self, key: str, *, if_version: str | None = None) -> bool:
-        return await self._run(partial(self.client.delete, key, if_version=if_version))  # type: ignore[no-any-return]
+        return await self._run(partial(self.client.delete, key, if_version=if_version))
 
     # -- changes -----------------------------------------------------------------------
 
@@ -179,13 +184,14 @@ class AsyncClient:
     def health(self) -> Any:
         return self.client.health()
 
-    async def _run(self, call: Callable[..., Any], *args: Any) -> Any:
+    async def _run(self, call: Callable[..., T], *args: Any) -> T:
         """``call(*args)`` on a worker thread."""
         flight = _Flight(get_running_loop())
         self._pool.submit(flight, call, *args)
-        return await flight.join()
+        result: T = await flight.join()
+        return result
 
-    async def _shared(self, token: Hashable, call: Callable[..., Any], *args: Any) -> Any:
+    async def _shared(self, token: Hashable, call: Callable[..., T], *args: Any) -> T:
         """``call(*args)`` on a worker thread, shared by every task asking for ``token``
         meanwhile."""
         flight = self._flights.get(token)
@@ -193,7 +199,8 @@ class AsyncClient:
         if flight is None or flight.loop is not loop:
             flight = self._flights[token] = _Flight(loop, self._flights, token)
             self._pool.submit(flight, call, *args)
-        return await flight.join()
+        result: T = await flight.join()
+        return result
 
     async def aclose(self) -> None:
         """Close the client (and the store it opened) without blocking the loop; open
