@@ -7,13 +7,28 @@ the waiting happens:
 - a hit reads the client's fresh dicts directly inside the coroutine: no thread
   hop, no I/O, no lock;
 - anything that may wait on a store (a miss, a refresh, a write, a listing) runs on
-  a bounded thread pool (``max_workers``), so the event loop never blocks; tasks
-  that miss the same key at the same time share one pool call (single-flight
-  across tasks, on top of the client's own across threads);
+  worker threads that start as calls wait (at most ``max_workers``, 32 by default)
+  and retire when idle, so the event loop never blocks; tasks that miss the same
+  key at the same time share one call (single-flight across tasks, on top of the
+  client's own across threads);
 - ``changes(prefix)`` turns the store's watch into an async iterator.
 
-Stores whose client libraries are synchronous (kazoo, boto3, the SQLite module)
-are used the same way; native asyncio drivers are not used yet.
+What a miss costs the loop: before its first ``await``, a dict lookup, one future
+and a list append (the key is checked on the worker, by the client's own read);
+the calls of one loop iteration reach the threads together at the start of the
+next, so a burst of tasks takes its first steps before any thread competes with the
+loop for the GIL; outcomes come back in batches, settled in one callback.
+
+What stays on threads, and why: every store is read through its synchronous client
+library (kazoo, boto3, redis-py, py-consul, the Google clients, sqlite3), called by
+the same ``Client`` miss path as synchronous code uses. That path holds the policy
+that must not fork between the two clients: single-flight across threads and tasks,
+the store's health and its bounded waits, stale-if-error, the shared (L2) cache with
+its fleet-wide lock and bus, the last-known-good file, write fences. A native driver
+(``redis.asyncio``, for one) would need that path rewritten as code that can run
+either way, not a second copy of it; until then the threads are the price, and
+``benchmarks/aio.py`` measures it (the loop's stall under a burst of misses is
+within that of the same burst of plain sleeping tasks).
 """
 
 from __future__ import annotations
@@ -22,7 +37,10 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Hashable
+import weakref
+from asyncio import get_running_loop
+from collections.abc import Callable, Hashable
+from functools import partial
 from typing import Any, Self, TypeVar
 
 from veltrix.backend import AbsentType, Backend, Change, Entry
@@ -32,19 +50,35 @@ from veltrix.keys import validate_key
 
 T = TypeVar("T")
 
+#: Markers that keep the flights of get_entry and get_model apart from those of get,
+#: whose tokens are ``(key, type)``.
+_ENTRY = object()
+_MODEL = object()
+
+#: Worker threads of an ``AsyncClient`` by default, at most: threads start as misses
+#: wait for one, so a client that misses one key at a time keeps one thread.
+DEFAULT_MAX_WORKERS = 32
+#: Seconds an idle worker thread waits for work before it exits.
+IDLE_SECONDS = 30.0
+
 
 class AsyncClient:
     """``AsyncClient(url, cache=..., ...)``: the arguments of :class:`veltrix.Client`,
     plus ``max_workers``, the threads that wait on the store for the event loop."""
 
     def __init__(
-        self, store: str | Backend | None = None, *, max_workers: int = 8, **options: Any
+        self,
+        store: str | Backend | None = None,
+        *,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        **options: Any,
     ) -> None:
         if not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1:
             raise ConfigurationError(f"max_workers must be an integer >= 1, got {max_workers!r}")
         self.client = Client(store, **options)
         self._pool = _Workers(max_workers)
-        self._flights: dict[Hashable, asyncio.Future[Any]] = {}
+        self._flights: dict[Hashable, _Flight] = {}
+        self._streams: set[ChangeStream] = set()
 
     def __repr__(self) -> str:
         return f"Async{self.client!r}"
@@ -65,16 +99,20 @@ class AsyncClient:
                 return client._fresh[key]
             return client._typed[type][key]
         except (KeyError, TypeError):
-            validate_key(key)
-        token = ("get", key, type)
+            pass
+        # A miss. The key is validated on the worker thread, by the client's own read:
+        # the loop pays for a dict lookup, one future and a list append, no more.
+        token = (key, type)
         try:
-            hash(token)
-        except TypeError:  # an unhashable type: the client's conversion says what is wrong
-            return await self._run(lambda: client.get(key, default, type))
+            flight = self._flights.get(token)
+        except TypeError:  # an unhashable key or type: the client's checks say what is wrong
+            return await self._run(client.get, key, default, type)
+        loop = get_running_loop()
+        if flight is None or flight.loop is not loop:
+            flight = self._flights[token] = _Flight(loop, self._flights, token)
+            self._pool.submit(flight, client.get, key, _NO_DEFAULT, type)
         try:
-            return await self._shared(
-                token, lambda: client.get(key, type=type) if type else client.get(key)
-            )
+            return await flight.join()
         except KeyNotFoundError:
             if default is _NO_DEFAULT:
                 raise
@@ -95,22 +133,20 @@ class AsyncClient:
 
     async def get_entry(self, key: str) -> Entry | None:
         validate_key(key)
-        return await self._shared(("entry", key), lambda: self.client.get_entry(key))
+        return await self._shared((_ENTRY, key), self.client.get_entry, key)
 
     async def get_model(self, prefix: str, model: type[T]) -> T:
         """As :meth:`veltrix.Client.get_model`; a cached model never leaves the coroutine."""
         try:
             value = self.client._cached_model(prefix, model, _NO_DEFAULT)
         except TypeError:  # unhashable prefix or model: the client's checks say what is wrong
-            return await self._run(lambda: self.client.get_model(prefix, model))
+            return await self._run(self.client.get_model, prefix, model)
         if value is not _NO_DEFAULT:
             return value  # type: ignore[no-any-return]
-        return await self._shared(
-            ("model", prefix, model), lambda: self.client.get_model(prefix, model)
-        )
+        return await self._shared((_MODEL, prefix, model), self.client.get_model, prefix, model)
 
     async def list(self, prefix: str = "") -> list[Entry]:
-        return await self._run(lambda: self.client.list(prefix))
+        return await self._run(self.client.list, prefix)
 
     async def flag(self, name: str, default: bool = False) -> bool:
         if not isinstance(name, str):
@@ -123,27 +159,22 @@ class AsyncClient:
     async def put(
         self, key: str, value: object, *, if_version: str | AbsentType | None = None
     ) -> str:
-        return await self._run(lambda: self.client.put(key, value, if_version=if_version))
+        return await self._run(partial(self.client.put, key, value, if_version=if_version))
 
     async def delete(self, key: str, *, if_version: str | None = None) -> bool:
-        return await self._run(lambda: self.client.delete(key, if_version=if_version))
+        return await self._run(partial(self.client.delete, key, if_version=if_version))
 
     # -- changes -----------------------------------------------------------------------
 
-    async def changes(self, prefix: str = "") -> AsyncIterator[Change]:
-        """Every change under ``prefix`` from now on, after the cache has been updated."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Change] = asyncio.Queue()
+    def changes(self, prefix: str = "") -> ChangeStream:
+        """Every change under ``prefix``, after the cache has been updated.
 
-        def deliver(change: Change) -> None:  # on the client's callback thread
-            loop.call_soon_threadsafe(queue.put_nowait, change)
-
-        subscription = await self._run(lambda: self.client.watch(prefix, deliver))
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            subscription.stop()
+        ``async for change in client.changes(prefix)`` subscribes on the first step of
+        the loop; ``async with client.changes(prefix) as changes`` subscribes on entry,
+        so a write made inside the block is never missed. The stream ends when it is
+        closed, when the task iterating it is cancelled, or when the client closes.
+        """
+        return ChangeStream(self, prefix)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -153,21 +184,29 @@ class AsyncClient:
     def health(self) -> Any:
         return self.client.health()
 
-    async def _run(self, call: Callable[[], T]) -> T:
-        return await self._pool.submit(call)  # type: ignore[no-any-return]
+    async def _run(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` on a worker thread."""
+        flight = _Flight(get_running_loop())
+        self._pool.submit(flight, call, *args)
+        result: T = await flight.join()
+        return result
 
-    async def _shared(self, token: Hashable, call: Callable[[], T]) -> T:
-        """``call`` on the pool, shared by every task asking for ``token`` meanwhile."""
+    async def _shared(self, token: Hashable, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` on a worker thread, shared by every task asking for ``token``
+        meanwhile."""
         flight = self._flights.get(token)
-        if flight is None:
-            flight = self._pool.submit(call)
-            self._flights[token] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(token, None))
-        # Shielded: one task giving up must not cancel the call the others wait on.
-        return await asyncio.shield(flight)
+        loop = get_running_loop()
+        if flight is None or flight.loop is not loop:
+            flight = self._flights[token] = _Flight(loop, self._flights, token)
+            self._pool.submit(flight, call, *args)
+        result: T = await flight.join()
+        return result
 
     async def aclose(self) -> None:
-        """Close the client (and the store it opened) without blocking the loop."""
+        """Close the client (and the store it opened) without blocking the loop; open
+        change streams end."""
+        for stream in list(self._streams):
+            stream.close()
         await asyncio.get_running_loop().run_in_executor(None, self._close)
 
     def _close(self) -> None:
@@ -175,65 +214,264 @@ class AsyncClient:
         self._pool.close()
 
 
-class _Workers:
-    """Threads that run blocking calls for an event loop.
+class ChangeStream:
+    """The changes under a prefix as an async iterator (see :meth:`AsyncClient.changes`)."""
 
-    Lighter on the loop than ``run_in_executor`` (which wraps a concurrent future per
-    call): a submission is one loop future and one queue put, a result one
-    ``call_soon_threadsafe``, so a burst of misses costs the loop a few microseconds
-    each. Threads start on the first submission.
-    """
+    def __init__(self, owner: AsyncClient, prefix: str) -> None:
+        self._owner = owner
+        self._prefix = prefix
+        self._queue: asyncio.Queue[Change | None] | None = None
+        self._subscription: Any = None
+        self._closed = False
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self.submitted = 0  # calls handed to the threads so far
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
 
-    def submit(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
-        future = asyncio.get_running_loop().create_future()
-        if not self._threads:
-            self._start()
-        self.submitted += 1
-        self._jobs.put((call, future))
-        return future
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
 
-    def _start(self) -> None:
-        with self._lock:
-            while len(self._threads) < self._size:
-                thread = threading.Thread(target=self._work, name="veltrix-aio", daemon=True)
-                thread.start()
-                self._threads.append(thread)
+    def __aiter__(self) -> Self:
+        return self
 
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            call, future = job
-            try:
-                outcome: tuple[Any, BaseException | None] = (call(), None)
-            except BaseException as exc:
-                outcome = (None, exc)
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                future.get_loop().call_soon_threadsafe(_settle, future, *outcome)
+    async def start(self) -> None:
+        """Subscribe now (idempotent): changes from here on are delivered."""
+        if self._queue is not None or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Change | None] = asyncio.Queue()
+        self._queue = queue
+
+        def deliver(change: Change) -> None:  # on the client's callback thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+                loop.call_soon_threadsafe(queue.put_nowait, change)
+
+        owner = self._owner
+        try:
+            subscription = await owner._run(owner.client.watch, self._prefix, deliver)
+        except BaseException:
+            self._queue = None
+            raise
+        self._subscription = subscription
+        owner._streams.add(self)
+        self._stop_if_closed()  # closed while subscribing
+
+    def _stop_if_closed(self) -> None:
+        if self._closed:
+            self._owner._streams.discard(self)
+            self._subscription.stop()
+
+    async def __anext__(self) -> Change:
+        if self._queue is None:
+            await self.start()
+        if self._closed or self._queue is None:
+            raise StopAsyncIteration
+        try:
+            change = await self._queue.get()
+        except asyncio.CancelledError:  # the iterating task gave up: so does the stream
+            self.close()
+            raise
+        if change is None:
+            raise StopAsyncIteration
+        return change
 
     def close(self) -> None:
+        """Unsubscribe; a task waiting for the next change gets ``StopAsyncIteration``."""
+        if self._closed:
+            return
+        self._closed = True
+        self._owner._streams.discard(self)
+        if self._subscription is not None:
+            self._subscription.stop()
+        if self._queue is not None:
+            self._queue.put_nowait(None)
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+class _Flight:
+    """One call on a worker thread and the tasks of one loop waiting for it.
+
+    Each task waits on a future of its own (``join``), so a task that is cancelled
+    leaves the call and the other tasks alone; the call's outcome settles every
+    waiter at once, on the loop, and removes the flight from ``registry``.
+    """
+
+    __slots__ = ("_registry", "_token", "_waiters", "loop")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        registry: dict[Hashable, _Flight] | None = None,
+        token: Hashable = None,
+    ) -> None:
+        self.loop = loop
+        self._registry = registry
+        self._token = token
+        self._waiters: list[asyncio.Future[Any]] = []
+
+    def join(self) -> asyncio.Future[Any]:
+        waiter = self.loop.create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def settle(self, result: Any, error: BaseException | None) -> None:
+        registry = self._registry
+        if registry is not None and registry.get(self._token) is self:
+            registry.pop(self._token, None)
+        for waiter in self._waiters:
+            if waiter.done():  # its task was cancelled meanwhile
+                continue
+            if error is None:
+                waiter.set_result(result)
+            else:
+                waiter.set_exception(error)
+
+
+_Job = tuple["_LoopLink", _Flight, Callable[..., Any], tuple[Any, ...]]
+
+
+class _LoopLink:
+    """What passes between one event loop and the worker threads, in batches.
+
+    Calls submitted during one loop iteration are handed to the threads together at
+    the start of the next (``flush``): the tasks started by one burst all take their
+    first step before any thread wakes up to compete with the loop for the GIL.
+    Outcomes come back the same way: a thread appends to ``outcomes`` and wakes the
+    loop only if no wake-up is pending, and the loop settles them all in one callback
+    (``drain``), instead of a self-pipe write and a callback per result.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, workers: _Workers) -> None:
+        self.loop = loop
+        self.workers = workers
+        self.outgoing: list[_Job] = []
+        self.outcomes: list[tuple[_Flight, Any, BaseException | None]] = []
+        self.lock = threading.Lock()
+        self.drain_pending = False
+
+    def flush(self) -> None:  # on the loop
+        jobs, self.outgoing = self.outgoing, []
+        self.workers.hand(jobs)
+
+    def post(self, flight: _Flight, result: Any, error: BaseException | None) -> None:
+        with self.lock:  # on a worker thread
+            self.outcomes.append((flight, result, error))
+            if self.drain_pending:
+                return
+            self.drain_pending = True
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            self.loop.call_soon_threadsafe(self.drain)
+
+    def drain(self) -> None:  # on the loop
+        with self.lock:
+            outcomes, self.outcomes = self.outcomes, []
+            self.drain_pending = False
+        for flight, result, error in outcomes:
+            flight.settle(result, error)
+
+
+class _Workers:
+    """Threads that run blocking calls for event loops, started on demand.
+
+    Lighter on the loop than ``run_in_executor`` (a concurrent future and a callback
+    per call): a submission is one list append, and submissions and outcomes cross
+    between the loop and the threads in batches (see :class:`_LoopLink`). A thread
+    starts when a call waits and no thread is idle, up to ``limit``; a thread idle for
+    ``IDLE_SECONDS`` exits.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0  # threads waiting for a job
+        self._lock = threading.Lock()
+        self._last: _LoopLink | None = None  # the link of the loop that submitted last
+        self._links: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopLink] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.submitted = 0  # calls handed to the threads so far
+
+    @property
+    def threads(self) -> int:
+        return len(self._threads)
+
+    def submit(self, flight: _Flight, call: Callable[..., Any], *args: Any) -> None:
+        """Run ``call(*args)`` on a thread; its outcome settles ``flight`` (on the loop)."""
+        link = self._last
+        if link is None or link.loop is not flight.loop:
+            link = self._link(flight.loop)
+        self.submitted += 1
+        link.outgoing.append((link, flight, call, args))
+        if len(link.outgoing) == 1:
+            flight.loop.call_soon(link.flush)
+
+    def _link(self, loop: asyncio.AbstractEventLoop) -> _LoopLink:
+        link = self._links.get(loop)
+        if link is None:
+            link = self._links[loop] = _LoopLink(loop, self)
+        self._last = link
+        return link
+
+    def hand(self, jobs: list[_Job]) -> None:
         with self._lock:
-            threads, self._threads = self._threads, []
+            for job in jobs:
+                self._jobs.put(job)
+            start = self._idle < len(jobs) and len(self._threads) < self._limit
+        if start:  # one from the loop; each new thread starts the next while calls wait
+            self._start()
+
+    def _start(self) -> None:
+        thread = threading.Thread(target=self._work, name="veltrix-aio", daemon=True)
+        with self._lock:
+            if len(self._threads) >= self._limit:
+                return
+            self._threads.add(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        jobs = self._jobs
+        me = threading.current_thread()
+        with self._lock:
+            self._idle += 1
+        while True:
+            try:
+                job = jobs.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if jobs.empty():
+                        self._idle -= 1
+                        self._threads.discard(me)
+                        return
+                continue
+            with self._lock:
+                self._idle -= 1
+                if job is None:  # closing
+                    self._threads.discard(me)
+                    return
+                grow = not self._idle and not jobs.empty() and len(self._threads) < self._limit
+            if grow:
+                self._start()
+            link, flight, call, args = job
+            try:
+                outcome: tuple[Any, BaseException | None] = (call(*args), None)
+            except BaseException as exc:
+                outcome = (None, exc)
+            with self._lock:  # idle before the loop hears of the outcome (and submits more)
+                self._idle += 1
+            link.post(flight, *outcome)
+            del job, link, flight, call, args, outcome  # hold no value while idle
+
+    def close(self) -> None:
+        """Stop the threads (each after its current call); the pool restarts on demand."""
+        with self._lock:
+            threads, self._threads = self._threads, set()
         for _ in threads:
             self._jobs.put(None)
         for thread in threads:
             thread.join(timeout=10)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # cancelled meanwhile
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
 
 
 def _switch_hit_counting(on: bool) -> None:
@@ -244,4 +482,4 @@ hit_counting_switches.append(_switch_hit_counting)
 _switch_hit_counting(counting_hits_in_all_clients())
 
 
-__all__ = ["AsyncClient"]
+__all__ = ["AsyncClient", "ChangeStream"]

@@ -13,8 +13,11 @@ and any other store can hold:
 - an object flag without a ``value`` key resolves to all of the flag's keys as one
   object (an AppConfig flag's attributes, with ``enabled``).
 
-Reasons: ``CACHED`` (every value comes from the client's cache), ``STALE`` while the
-store is down or slow (the value is the last-known-good one), ``DISABLED``; errors
+Reasons: ``STATIC`` (the value was read from the store by this evaluation; no
+targeting rules are evaluated, so every value is static), ``CACHED`` (the value came
+from the client's cache), ``STALE`` while the store is down or slow (the value is the
+last-known-good one), ``DISABLED``, ``DEFAULT`` (a flag defined with ``enabled`` but
+without a value, asked for as a string or number: the caller's default); errors
 raise the SDK's typed errors (``FLAG_NOT_FOUND``, ``TYPE_MISMATCH``, ``PARSE_ERROR``,
 ``GENERAL`` for a store failure), which the SDK turns into the default value with
 reason ``ERROR``. No targeting rules are evaluated: the evaluation context is ignored.
@@ -107,7 +110,9 @@ class VeltrixProvider(AbstractProvider):
         default_value: bool,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
-        return self._finish(flag_key, bool, default_value, self._read(flag_key, "enabled"), None)
+        cached = self._cached(flag_key, "enabled")
+        enabled = self._read(flag_key, "enabled")
+        return self._finish(flag_key, bool, default_value, enabled, None, cached)
 
     def resolve_string_details(
         self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
@@ -141,8 +146,9 @@ class VeltrixProvider(AbstractProvider):
         default_value: bool,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
+        cached = self._cached(flag_key, "enabled")
         enabled = await self._read_async(flag_key, "enabled")
-        return self._finish(flag_key, bool, default_value, enabled, None)
+        return self._finish(flag_key, bool, default_value, enabled, None, cached)
 
     async def resolve_string_details_async(
         self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
@@ -193,28 +199,42 @@ class VeltrixProvider(AbstractProvider):
         prefix = self._key(flag, "enabled").rpartition("/")[0]
         return _json_leaves(_guard(lambda: self._client.get_model(prefix, _Attributes).root))
 
+    def _cached(self, flag: str, leaf: str) -> bool:
+        """Whether the client's cache holds the flag's ``leaf`` now (reason ``CACHED``
+        rather than ``STATIC``); an invalid name is reported by the read itself."""
+        key = f"{self._prefix}/{flag}/{leaf}" if self._prefix else f"{flag}/{leaf}"
+        try:
+            return key in self._client._fresh
+        except TypeError:
+            return False
+
     def _resolve_sync(self, flag: str, kind: type, default: Any) -> FlagResolutionDetails[Any]:
+        cached = self._cached(flag, "value")
         enabled = self._read(flag, "enabled")
         value = self._read(flag, "value")
         if value is Absent and kind is object and enabled is not Absent:
             value = self._attributes(flag)
-        return self._finish(flag, kind, default, enabled, value)
+        return self._finish(flag, kind, default, enabled, value, cached)
 
     async def _resolve_async(
         self, flag: str, kind: type, default: Any
     ) -> FlagResolutionDetails[Any]:
         if self._async is None:
             return self._resolve_sync(flag, kind, default)
+        cached = self._cached(flag, "value")
         enabled = await self._read_async(flag, "enabled")
         value = await self._read_async(flag, "value")
         if value is Absent and kind is object and enabled is not Absent:
             value = self._attributes(flag)  # a cached model read once fetched
-        return self._finish(flag, kind, default, enabled, value)
+        return self._finish(flag, kind, default, enabled, value, cached)
 
     def _finish(
-        self, flag: str, kind: type, default: Any, enabled: Any, value: Any
+        self, flag: str, kind: type, default: Any, enabled: Any, value: Any, cached: bool
     ) -> FlagResolutionDetails[Any]:
-        reason = Reason.CACHED if self._client.health().up else Reason.STALE
+        if not self._client.health().up:
+            reason = Reason.STALE
+        else:
+            reason = Reason.CACHED if cached else Reason.STATIC
         if kind is bool:
             if enabled is Absent:
                 raise FlagNotFoundError(f"flag {flag!r} is not defined")
@@ -227,7 +247,10 @@ class VeltrixProvider(AbstractProvider):
                 default, reason=Reason.DISABLED, flag_metadata=self._meta()
             )
         if value is Absent:
-            raise FlagNotFoundError(f"flag {flag!r} has no value")
+            if enabled is Absent:
+                raise FlagNotFoundError(f"flag {flag!r} is not defined")
+            # Defined and enabled, but no value of its own: the caller's default.
+            return FlagResolutionDetails(default, reason=Reason.DEFAULT, flag_metadata=self._meta())
         return FlagResolutionDetails(
             _convert(flag, kind, value), reason=reason, flag_metadata=self._meta()
         )

@@ -44,6 +44,7 @@ from veltrix.errors import (
     ValueTooLargeError,
     VersionConflictError,
 )
+from veltrix.testing.blocking_aio import CLIENT_APIS, ClientApi, open_client
 
 INVALID_KEYS = ["", "/a", "a/", "a//b", "a/./b", "../a", "a b", "a\x00b", "ä", "a" * 256]
 
@@ -83,6 +84,12 @@ class BackendConformance:
     @pytest.fixture
     def backend(self) -> Any:  # pragma: no cover - always overridden
         raise NotImplementedError("subclasses provide a backend fixture")
+
+    @pytest.fixture(params=CLIENT_APIS)
+    def client_api(self, request: pytest.FixtureRequest) -> ClientApi:
+        """The client-level scenarios run through ``veltrix.Client`` and again through
+        ``veltrix.aio.AsyncClient`` (driven by :class:`BlockingAsyncClient`)."""
+        return request.param  # type: ignore[no-any-return]
 
     # -- reads -------------------------------------------------------------------------
 
@@ -407,14 +414,15 @@ class BackendConformance:
 
     # -- through the caching client -------------------------------------------------------
 
-    def test_client_reads_its_own_writes_and_deletes(self, backend: Any) -> None:
+    def test_client_reads_its_own_writes_and_deletes(
+        self, backend: Any, client_api: ClientApi
+    ) -> None:
         """A client never serves a value it deleted or overwrote, also when its watch
         delivers the older changes after the write (with or without a watch)."""
         from veltrix.cache import CachePolicy
-        from veltrix.client import Client
 
         watching = supports(backend, SupportsWatch)
-        with Client(backend, cache=CachePolicy(ttl=60)) as client:
+        with open_client(client_api, backend, cache=CachePolicy(ttl=60)) as client:
             recorder = ChangeRecorder()
             if watching:
                 client.watch("own", recorder)
@@ -468,6 +476,12 @@ class ReadOnlyConformance:
     @pytest.fixture
     def backend(self) -> Any:  # pragma: no cover - always overridden
         raise NotImplementedError("subclasses provide a backend fixture")
+
+    @pytest.fixture(params=CLIENT_APIS)
+    def client_api(self, request: pytest.FixtureRequest) -> ClientApi:
+        """The client-level scenarios run through ``veltrix.Client`` and again through
+        ``veltrix.aio.AsyncClient`` (driven by :class:`BlockingAsyncClient`)."""
+        return request.param  # type: ignore[no-any-return]
 
     @pytest.fixture
     def publish(self) -> Publish:  # pragma: no cover - always overridden
@@ -524,12 +538,12 @@ class ReadOnlyConformance:
             with pytest.raises(InvalidKeyError):
                 backend.get(key)
 
-    def test_writes_are_unsupported(self, backend: Any, publish: Publish) -> None:
-        from veltrix.client import Client
-
+    def test_writes_are_unsupported(
+        self, backend: Any, publish: Publish, client_api: ClientApi
+    ) -> None:
         assert not supports(backend, SupportsWrite)
         publish({"ro/key": b"kept"})
-        with Client(backend) as client:
+        with open_client(client_api, backend) as client:
             with pytest.raises(UnsupportedOperationError):
                 client.put("ro/key", b"other")
             with pytest.raises(UnsupportedOperationError):
@@ -591,15 +605,17 @@ class ReadOnlyConformance:
         time.sleep(min(1.0, self.watch_timeout))
         assert recorder.states() == [("ws/a", b"1")]
 
-    def test_client_sees_published_changes(self, backend: Any, publish: Publish) -> None:
+    def test_client_sees_published_changes(
+        self, backend: Any, publish: Publish, client_api: ClientApi
+    ) -> None:
         """A client with a long TTL still sees new content: through the watch when the
         store has one (the TTL is the safety net), else on its next read."""
         from veltrix.cache import CachePolicy
-        from veltrix.client import Client
 
         publish({"cl/key": b"old"})
         watching = supports(backend, SupportsWatch)
-        with Client(backend, cache=CachePolicy(ttl=60 if watching else 0)) as client:
+        policy = CachePolicy(ttl=60 if watching else 0)
+        with open_client(client_api, backend, cache=policy) as client:
             recorder = ChangeRecorder()
             if watching:
                 client.watch("cl", recorder)

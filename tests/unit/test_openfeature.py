@@ -69,6 +69,7 @@ def test_typed_resolution_with_reason_and_no_error(client: Client) -> None:
     """Requirements 2.2.1 and 2.2.2 (typed resolvers), 2.2.3 (value), 2.2.4 (variant),
     2.2.5 (reason), 2.2.6 (no error code), 2.3.2 (no error message)."""
     flags = feature_client(VeltrixProvider(client))
+    flags.get_boolean_value("new-checkout", False)  # read from the store: STATIC
     details = flags.get_boolean_details("new-checkout", False)
     assert (details.value, details.reason, details.variant) == (True, Reason.CACHED, "on")
     assert details.error_code is None and details.error_message is None
@@ -98,7 +99,6 @@ def test_a_disabled_flag_returns_the_default(client: Client) -> None:
         ("no such flag", "string", ErrorCode.FLAG_NOT_FOUND),  # not even a valid name
         ("broken", "boolean", ErrorCode.TYPE_MISMATCH),
         ("banner", "integer", ErrorCode.PARSE_ERROR),
-        ("rollout", "string", ErrorCode.FLAG_NOT_FOUND),  # attributes, no value key
         ("max-items", "object", ErrorCode.TYPE_MISMATCH),
         ("pin", "float", ErrorCode.PARSE_ERROR),
     ],
@@ -106,7 +106,8 @@ def test_a_disabled_flag_returns_the_default(client: Client) -> None:
 def test_errors_have_codes_and_never_show_values(
     client: Client, flag: str, kind: str, code: ErrorCode
 ) -> None:
-    """Requirements 2.2.7 (typed errors with a code), 2.3.3 (error message)."""
+    """Requirements 2.2.7 (typed errors with a code), 2.3.3 (error message), 2.2.5
+    (reason ERROR)."""
     flags = feature_client(VeltrixProvider(client))
     default = {"boolean": True, "string": "d", "integer": 1, "float": 1.5, "object": {"d": 1}}[kind]
     details = getattr(flags, f"get_{kind}_details")(flag, default)
@@ -114,6 +115,37 @@ def test_errors_have_codes_and_never_show_values(
     assert details.reason == Reason.ERROR
     assert details.error_code == code
     assert "hunter2" not in (details.error_message or "")
+
+
+def test_static_on_the_evaluation_that_read_the_store_then_cached(
+    client: Client, store: ControlledStore
+) -> None:
+    """Requirement 2.2.5: reason STATIC when the evaluation read the store (no targeting
+    rules: the value is the same for everyone), CACHED while the client's cache answers."""
+    flags = feature_client(VeltrixProvider(client))
+    for kind, flag, default in (("boolean", "new-checkout", False), ("integer", "max-items", 0)):
+        get = getattr(flags, f"get_{kind}_details")
+        reads = store.gets
+        first = get(flag, default)
+        assert store.gets > reads, "the first evaluation did not read the store"
+        assert (first.reason, first.error_code) == (Reason.STATIC, None)
+        reads = store.gets
+        second = get(flag, default)
+        assert store.gets == reads
+        assert (second.value, second.reason) == (first.value, Reason.CACHED)
+
+
+def test_a_defined_flag_without_a_value_gives_the_default(client: Client) -> None:
+    """Requirement 2.2.5: reason DEFAULT. ``rollout`` is defined and enabled but holds
+    attributes only, no ``value``: a string or number evaluation yields the caller's
+    default, which is not an error (requirement 2.2.6: no error code)."""
+    flags = feature_client(VeltrixProvider(client))
+    for kind, default in (("string", "d"), ("integer", 3), ("float", 0.5)):
+        details = getattr(flags, f"get_{kind}_details")("rollout", default)
+        assert (details.value, details.reason) == (default, Reason.DEFAULT)
+        assert details.error_code is None and details.error_message is None
+    undefined = flags.get_string_details("never-defined", "d")
+    assert (undefined.reason, undefined.error_code) == (Reason.ERROR, ErrorCode.FLAG_NOT_FOUND)
 
 
 def test_stale_values_while_the_store_is_down(client: Client, store: ControlledStore) -> None:
@@ -161,12 +193,15 @@ def test_configuration_changed_events_name_the_flag(client: Client, store: Contr
 
 
 def test_async_evaluation_through_the_async_client(store: ControlledStore) -> None:
-    """Requirement 2.2.1 for the SDK's async evaluation API."""
+    """Requirements 2.2.1 and 2.2.5 (STATIC, then CACHED) for the SDK's async API."""
 
     async def scenario() -> None:
         async with AsyncClient(store, cache=CachePolicy(ttl=60)) as client:
             flags = feature_client(VeltrixProvider(client))
-            assert await flags.get_boolean_value_async("new-checkout", False) is True
+            first = await flags.get_boolean_details_async("new-checkout", False)
+            assert (first.value, first.reason) == (True, Reason.STATIC)
+            again = await flags.get_boolean_details_async("new-checkout", False)
+            assert (again.value, again.reason) == (True, Reason.CACHED)
             assert await flags.get_integer_value_async("max-items", 0) == 25
             assert await flags.get_object_value_async("rollout", {}) == {
                 "enabled": True,
