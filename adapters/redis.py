@@ -86,6 +86,8 @@ def _tag(namespace: str) -> str:
 
 class RedisBackend:
     schemes: ClassVar[tuple[str, ...]] = SCHEMES
+    #: Versions are a store-wide revision (``SupportsOrderedVersions``).
+    versions_increase: ClassVar[bool] = True
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
     #: ``put(content_type=)`` is stored and read back (``SupportsContentType``).

@@ -5,7 +5,7 @@ implements :class:`Backend`; optional abilities are separate runtime-checkable
 protocols (:class:`SupportsList`, :class:`SupportsWrite`, :class:`SupportsWatch`,
 :class:`SupportsBatch`, :class:`SupportsPreflight`, :class:`SupportsBatchPreflight`,
 :class:`SupportsContentType`, :class:`SupportsSecrets`, :class:`SupportsHealthEvents`,
-:class:`HasUrl`), found with ``isinstance`` (never by probing signatures), and the
+:class:`SupportsOrderedVersions`, :class:`HasUrl`), found with ``isinstance`` (never by probing signatures), and the
 client raises :class:`~veltrix.errors.UnsupportedOperationError` when a store
 lacks one. Keys given to a backend are canonical (see :mod:`veltrix.keys`);
 adapters validate them again before any I/O because they are public API too.
@@ -223,6 +223,28 @@ class SupportsSecrets(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsOrderedVersions(Protocol):
+    @property
+    def versions_increase(self) -> bool:
+        """True when every write of a key gives it a larger decimal version than any it
+        had before, deletes and re-creations included (a store-wide revision: SQLite's
+        and Redis's change counters, ZooKeeper's ``mzxid``, Consul's ``ModifyIndex``).
+        The client then refuses a copy older than the one it holds (a late message of
+        the shared cache's bus)."""
+        ...
+
+
+def newer_or_same(version: str, than: str | int) -> bool:
+    """Whether ``version`` is not older than ``than`` (a version or its packed int), for
+    a store whose versions increase; versions that are not both decimal count as newer."""
+    if isinstance(than, str):
+        if not than.isdigit():
+            return True
+        than = int(than)
+    return not version.isdigit() or int(version) >= than
+
+
 def describe(store: object) -> str:
     """How messages name ``store``: its redacted URL (:class:`HasUrl`), else its class."""
     return redact_url(store.url) if isinstance(store, HasUrl) else type(store).__name__
@@ -246,11 +268,13 @@ __all__ = [
     "SupportsContentType",
     "SupportsHealthEvents",
     "SupportsList",
+    "SupportsOrderedVersions",
     "SupportsPreflight",
     "SupportsSecrets",
     "SupportsWatch",
     "SupportsWrite",
     "Watch",
     "describe",
+    "newer_or_same",
     "supports",
 ]

@@ -32,10 +32,12 @@ from veltrix.backend import (
     HasUrl,
     SupportsHealthEvents,
     SupportsList,
+    SupportsOrderedVersions,
     SupportsWatch,
     SupportsWrite,
     Watch,
     describe,
+    newer_or_same,
 )
 from veltrix.cache import (
     ABSENT_META,
@@ -204,6 +206,10 @@ class Client:
         # store that cannot watch would pay it on every miss (each one tries to start
         # the watch while the policy wants one).
         self._watchable = isinstance(self._backend, SupportsWatch)
+        # Whether a copy can be told older than the one held (see _on_bus).
+        self._ordered_versions = (
+            isinstance(self._backend, SupportsOrderedVersions) and self._backend.versions_increase
+        )
         if cache is not None and not isinstance(cache, CachePolicy):
             raise ConfigurationError("cache must be a veltrix.CachePolicy")
         self.policy = cache or CachePolicy()
@@ -297,7 +303,15 @@ class Client:
             from veltrix.shared_cache import SharedCache
 
             self._counters.update(
-                dict.fromkeys(("bus_invalidations", "bus_updates", "last_known_good_served"), 0)
+                dict.fromkeys(
+                    (
+                        "bus_invalidations",
+                        "bus_updates",
+                        "bus_stale_ignored",
+                        "last_known_good_served",
+                    ),
+                    0,
+                )
             )
             self._l2 = SharedCache(
                 cache_url,
@@ -1246,6 +1260,17 @@ class Client:
             if record is None or self._closed:
                 return
             if carried is not None:
+                entry = carried[0]
+                if (
+                    self._ordered_versions
+                    and entry is not None
+                    and record.value is not None
+                    and not newer_or_same(entry.version, record.version)
+                ):
+                    # A late message: this client's own watch (or a write) installed a
+                    # newer version since the sender read its copy.
+                    self._counters["bus_stale_ignored"] += 1
+                    return
                 # Fresh for the entry's rest in L2 plus the grace: the next refresh by
                 # the process that loaded it normally lands before this copy expires.
                 self._bump(key)

@@ -32,6 +32,7 @@ from veltrix.backend import (
     SupportsBatchPreflight,
     SupportsContentType,
     SupportsList,
+    SupportsOrderedVersions,
     SupportsPreflight,
     SupportsSecrets,
     SupportsWatch,
@@ -404,6 +405,18 @@ class BackendConformance:
         assert entry is not None
         if backend.holds_secrets:
             assert entry.secret, "a store that holds secrets must flag what it holds"
+
+    def test_versions_increase_when_the_store_says_so(self, backend: Any) -> None:
+        if not (supports(backend, SupportsOrderedVersions) and backend.versions_increase):
+            pytest.skip("store does not promise increasing versions")
+        versions = [int(backend.put("ov/a", b"1"))]
+        versions.append(int(backend.put("ov/b", b"other key")))
+        versions.append(int(backend.put("ov/a", b"2")))
+        backend.delete("ov/a")
+        versions.append(int(backend.put("ov/a", b"re-created")))  # not reset by the delete
+        entry = backend.get("ov/a")
+        assert entry is not None and int(entry.version) == versions[-1]
+        assert versions == sorted(versions) and len(set(versions)) == len(versions), versions
 
     def test_url_names_one_of_its_schemes(self, backend: Any) -> None:
         if not supports(backend, HasUrl):
