@@ -92,9 +92,7 @@ def context_values(context: Any) -> dict[str, Any]:
     return values
 
 
-def select_variant(
-    variants: Sequence[Variant], context: Mapping[str, Any]
-) -> tuple[Variant, bool]:
+def select_variant(variants: Sequence[Variant], context: Mapping[str, Any]) -> tuple[Variant, bool]:
     """The first variant whose rule matches, with True; else the default, with False."""
     for variant in variants:
         if variant.rule is not None and variant.rule.evaluate(context):

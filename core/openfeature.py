@@ -298,9 +298,9 @@ class VeltrixProvider(AbstractProvider):
         if kind is bool:
             if "enabled" not in chosen.values:
                 raise TypeMismatchError(f"flag {flag!r}: variant has no 'enabled'")
-            result = _parse_bool(flag, chosen.values["enabled"])
+            enabled = _parse_bool(flag, chosen.values["enabled"])
             return FlagResolutionDetails(
-                result, reason=reason, variant=chosen.name, flag_metadata=meta
+                enabled, reason=reason, variant=chosen.name, flag_metadata=meta
             )
         if "enabled" in chosen.values and not _parse_bool(flag, chosen.values["enabled"]):
             return FlagResolutionDetails(

@@ -52,7 +52,7 @@ def test_missing_or_mistyped_context_values_do_not_match() -> None:
     assert parse("(gt $age 65)").evaluate({"age": "70"}) is False
     assert parse('(begins_with $n "1")').evaluate({"n": 10}) is False
     assert parse("(gt $flag false)").evaluate({"flag": True}) is False  # booleans are unordered
-    assert parse('(in $tier $allowed)').evaluate({"tier": "gold", "allowed": ["gold"]}) is True
+    assert parse("(in $tier $allowed)").evaluate({"tier": "gold", "allowed": ["gold"]}) is True
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_split_parses_but_is_not_evaluated() -> None:
 
 
 def test_errors_never_quote_the_rule_or_a_value() -> None:
-    for text in ['(eq $pin "hunter2"', '(hunter2 $a 1)', "(eq $a hunter2)"]:
+    for text in ['(eq $pin "hunter2"', "(hunter2 $a 1)", "(eq $a hunter2)"]:
         with pytest.raises(RuleError) as info:
             parse(text)
         assert "hunter2" not in str(info.value)
