@@ -12,6 +12,10 @@ and any other store can hold:
   or object (JSON) flag;
 - an object flag without a ``value`` key resolves to all of the flag's keys as one
   object (an AppConfig flag's attributes, with ``enabled``).
+- ``flags/<name>/_variants``: a multi-variant flag (:mod:`veltrix.flag_variants`), a
+  JSON list of variants whose rules are evaluated in order against the evaluation
+  context; the first match answers (reason ``TARGETING_MATCH``, its name as
+  ``variant``), else the default variant (reason ``DEFAULT``).
 
 Reasons: ``STATIC`` (the value was read from the store by this evaluation; no
 targeting rules are evaluated, so every value is static), ``CACHED`` (the value came
@@ -20,7 +24,8 @@ last-known-good one), ``DISABLED``, ``DEFAULT`` (a flag defined with ``enabled``
 without a value, asked for as a string or number: the caller's default); errors
 raise the SDK's typed errors (``FLAG_NOT_FOUND``, ``TYPE_MISMATCH``, ``PARSE_ERROR``,
 ``GENERAL`` for a store failure), which the SDK turns into the default value with
-reason ``ERROR``. No targeting rules are evaluated: the evaluation context is ignored.
+reason ``ERROR``; a malformed variant list or rule is ``PARSE_ERROR``, a rule using
+``split`` (not evaluated) ``GENERAL``.
 
 Events: ``PROVIDER_CONFIGURATION_CHANGED`` with the changed flag names, from the
 store's watch; ``PROVIDER_STALE`` when the store goes down or slow and
