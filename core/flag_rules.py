@@ -233,8 +233,9 @@ def _check(operator: str, operands: tuple[Any, ...]) -> Rule:
                 raise fail("pattern:: must be a string")
             try:
                 compiled = re.compile(pattern)
-            except (re.error, RecursionError, OverflowError) as exc:
-                raise fail("pattern:: is not a valid regular expression") from exc
+            except (re.error, RecursionError, OverflowError):
+                # from None: re.error keeps the pattern on itself
+                raise fail("pattern:: is not a valid regular expression") from None
             return Rule(operator, (named["in"], compiled))
         if operator == "exists":
             if not isinstance(named["key"], str):

@@ -48,8 +48,9 @@ def parse_variants(stored: Any) -> tuple[Variant, ...]:
     if isinstance(stored, str):
         try:
             stored = json.loads(stored)
-        except ValueError as exc:
-            raise RuleError("_variants is not JSON") from exc
+        except ValueError:
+            # from None: the JSON error keeps the whole text (``doc``) on itself
+            raise RuleError("_variants is not JSON") from None
     if not isinstance(stored, list) or not stored:
         raise RuleError("_variants must be a non-empty JSON list")
     if len(stored) > MAX_VARIANTS:

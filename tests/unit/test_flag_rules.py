@@ -100,6 +100,19 @@ def test_errors_never_quote_the_rule_or_a_value() -> None:
         assert "hunter2" not in str(info.value)
 
 
+def test_errors_chain_no_cause_holding_the_text() -> None:
+    """JSON and regular-expression errors keep the text they failed on (``doc``,
+    ``pattern``); the typed error does not chain them."""
+    for raise_it in (
+        lambda: parse_variants('[{"name": "hunter2"'),
+        lambda: parse('(matches in::$a pattern::"hunter2(")'),
+    ):
+        with pytest.raises(RuleError) as info:
+            raise_it()
+        assert "hunter2" not in str(info.value)
+        assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
 def test_variants_are_chosen_in_order_and_the_default_is_last() -> None:
     variants = parse_variants(
         '[{"name": "beta", "rule": "(ends_with $accountId \\"123\\")", "enabled": true},'
