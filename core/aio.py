@@ -41,11 +41,16 @@ import weakref
 from asyncio import get_running_loop
 from collections.abc import Callable, Hashable
 from functools import partial
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
-from veltrix.backend import AbsentType, Backend, Change, Entry
+from veltrix.backend import AbsentType, Backend, Change, Entry, SupportsAsyncGet
 from veltrix.client import _NO_DEFAULT, Client, counting_hits_in_all_clients, hit_counting_switches
-from veltrix.errors import ConfigurationError, InvalidKeyError, KeyNotFoundError
+from veltrix.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidKeyError,
+    KeyNotFoundError,
+)
 from veltrix.keys import validate_key
 
 T = TypeVar("T")
@@ -54,6 +59,7 @@ T = TypeVar("T")
 #: whose tokens are ``(key, type)``.
 _ENTRY = object()
 _MODEL = object()
+_WATCH = object()  # the flight starting the client's watch
 
 #: Worker threads of an ``AsyncClient`` by default, at most: threads start as misses
 #: wait for one, so a client that misses one key at a time keeps one thread.
@@ -79,6 +85,14 @@ class AsyncClient:
         self._pool = _Workers(max_workers)
         self._flights: dict[Hashable, _Flight] = {}
         self._streams: set[ChangeStream] = set()
+        # The store's own asyncio reads, where it has sound ones (see _native_miss).
+        backend = self.client.backend
+        self._native: SupportsAsyncGet | None = (
+            backend if isinstance(backend, SupportsAsyncGet) and backend.native_async else None
+        )
+        self._native_loop: asyncio.AbstractEventLoop | None = None  # the one it belongs to
+        self._native_tasks: set[asyncio.Task[None]] = set()
+        self.native_reads = 0  # misses read through the store's asyncio client
 
     def __repr__(self) -> str:
         return f"Async{self.client!r}"
@@ -110,7 +124,19 @@ class AsyncClient:
         loop = get_running_loop()
         if flight is None or flight.loop is not loop:
             flight = self._flights[token] = _Flight(loop, self._flights, token)
-            self._pool.submit(flight, client.get, key, _NO_DEFAULT, type)
+            if (
+                type is None
+                and self._native is not None
+                and key.__class__ is str
+                and (self._native_loop is loop or self._native_loop is None)
+                and client._may_load_alone(key)
+            ):
+                self._native_loop = loop
+                task = loop.create_task(self._native_miss(flight, key))
+                self._native_tasks.add(task)
+                task.add_done_callback(self._native_tasks.discard)
+            else:
+                self._pool.submit(flight, client.get, key, _NO_DEFAULT, type)
         try:
             return await flight.join()
         except KeyNotFoundError:
@@ -176,6 +202,48 @@ class AsyncClient:
         """
         return ChangeStream(self, prefix)
 
+    # -- native reads ------------------------------------------------------------------
+
+    async def _native_miss(self, flight: _Flight, key: str) -> None:
+        """Load ``key`` through the store's asyncio client; settle ``flight`` with it."""
+        try:
+            value = await self._native_load(key)
+        except asyncio.CancelledError:  # the client closed (or the loop ends) meanwhile
+            flight.settle(None, BackendUnavailableError(f"{self!r} closed during the read"))
+            raise
+        except Exception as exc:
+            flight.settle(None, exc)
+        else:
+            flight.settle(value, None)
+
+    async def _native_load(self, key: str) -> str:
+        """The client's miss (:meth:`veltrix.Client._load`) around an awaited store call:
+        the same counts, timings, health verdicts, retries and install rule, from the
+        client's own methods; only the wait differs. Taken only when
+        :meth:`veltrix.Client._may_load_alone` holds (see :meth:`get`)."""
+        client = self.client
+        native = cast(SupportsAsyncGet, self._native)
+        validate_key(key)
+        if client._watch_wanted():  # as the first miss of a Client starts it: one thread hop
+            await self._shared(_WATCH, client._ensure_watch)
+        generation = client._begin_miss(key)
+        retries = client.policy.retries
+        attempt = 0
+        while True:
+            started = client._store_call_begins()
+            try:
+                entry = await native.aget(key)
+            except Exception as exc:
+                error = client._store_failed(exc, "get", started, read=True)  # or raises
+            else:
+                client._store_answered("get", started)
+                break
+            await asyncio.sleep(client._retry_delay(error, attempt, retries))  # or raises
+            attempt += 1
+        self.native_reads += 1
+        record = client._land(key, generation, entry)
+        return client._serve(key, record, _NO_DEFAULT, None)  # type: ignore[no-any-return]
+
     # -- plumbing ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, int]:
@@ -207,7 +275,14 @@ class AsyncClient:
         change streams end."""
         for stream in list(self._streams):
             stream.close()
-        await asyncio.get_running_loop().run_in_executor(None, self._close)
+        loop = asyncio.get_running_loop()
+        if self._native is not None and self._native_loop is not None:
+            if self._native_loop is loop:  # reads in flight end (their waiters are told)
+                for task in list(self._native_tasks):
+                    task.cancel()
+            await self._native.aclose()  # closed on its loop, else dropped
+            self._native_loop = None
+        await loop.run_in_executor(None, self._close)
 
     def _close(self) -> None:
         self.client.close()
