@@ -258,8 +258,7 @@ class RedisBackend:
             self._ar, self._aloop = self._connect_async(), loop
         elif self._aloop is not loop:
             raise ConfigurationError(
-                f"{self!r}: its asyncio connection belongs to another event loop; "
-                "aclose() it first"
+                f"{self!r}: its asyncio connection belongs to another event loop; aclose() it first"
             )
         return self._ar
 
