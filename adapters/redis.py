@@ -76,7 +76,7 @@ WRITE_ATTEMPTS = 50
 #: Writes per ``put_many`` transaction when ``atomic=False`` splits a batch; also the
 #: batch size suggested to callers (``RedisBackend.max_batch_ops``).
 MAX_BATCH_OPS = 1000
-#: Commands in flight at once on the asyncio connection pool (``aget``); more wait.
+#: Commands in flight at once on the asyncio connection (``aget``); more wait for one.
 ASYNC_CONNECTIONS = 32
 
 ItemValue = bytes | None
@@ -126,6 +126,7 @@ class RedisBackend:
         self.native_async = connect_async is not None
         self._ar: Any = None
         self._aloop: asyncio.AbstractEventLoop | None = None
+        self._aslots = asyncio.Semaphore(ASYNC_CONNECTIONS)  # replaced with each connection
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -241,26 +242,28 @@ class RedisBackend:
         validate_key(key)
         if self._closed:
             raise BackendUnavailableError(f"{self!r} is closed")
-        r = self._async_client()
+        r, slots = self._async_client()
         try:
-            fields = await r.hgetall(self._ekey(key))
+            async with slots:  # at most ASYNC_CONNECTIONS commands in flight; more wait here
+                fields = await r.hgetall(self._ekey(key))
         except ALL_ERRORS as exc:
             raise self._error("get", exc) from exc
         if not fields or b"r" not in fields:
             return None
         return self._entry(key, fields)
 
-    def _async_client(self) -> Any:
+    def _async_client(self) -> tuple[Any, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
         if self._ar is None:
             if self._connect_async is None:
                 raise ConfigurationError(f"{self!r} has no asyncio connection (native_async)")
             self._ar, self._aloop = self._connect_async(), loop
+            self._aslots = asyncio.Semaphore(ASYNC_CONNECTIONS)
         elif self._aloop is not loop:
             raise ConfigurationError(
                 f"{self!r}: its asyncio connection belongs to another event loop; aclose() it first"
             )
-        return self._ar
+        return self._ar, self._aslots
 
     async def aclose(self) -> None:
         """Close the asyncio connection; the next :meth:`aget` opens another, on its

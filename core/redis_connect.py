@@ -332,9 +332,9 @@ def connect_asyncio(
     """A ``redis.asyncio.Redis`` for a standalone ``redis://`` or ``rediss://`` target,
     with the options of :func:`connect` (no retries inside redis-py: callers decide).
 
-    At most ``max_connections`` commands are in flight; more wait for a connection
-    (up to ``timeout`` seconds) instead of opening one socket per waiting task. It
-    opens no connection until its first command, on the event loop running it.
+    At most ``max_connections`` connections (the caller keeps its commands in flight
+    below that: past it, redis-py raises instead of waiting). It opens no connection
+    until its first command, on the event loop running it.
     Sentinel and Cluster have no native connection here: callers use threads.
     """
     if target.scheme not in ASYNCIO_SCHEMES:
@@ -349,9 +349,8 @@ def connect_asyncio(
         connection_class = redis.asyncio.connection.SSLConnection
         options.update(_tls_options(settings))
     host, port = target.hosts[0]
-    pool = redis.asyncio.BlockingConnectionPool(
+    pool = redis.asyncio.ConnectionPool(
         max_connections=max_connections,
-        timeout=timeout,
         connection_class=connection_class,
         host=host,
         port=port,
