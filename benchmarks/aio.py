@@ -24,8 +24,9 @@
    rounds so every row sees the same machine. The ticker alone on an
    idle loop, for as long as the slowest burst lasts, shows what the machine itself
    costs the loop (a longer window catches more of it).
-3. The same burst against the local Redis (``VELTRIX_TEST_REDIS_URL``; skipped
-   without it), 1,000 different keys: misses read on the loop through
+3. Bursts of 50, 200 and 1,000 tasks against the local Redis
+   (``VELTRIX_TEST_REDIS_URL``; skipped without it), each missing a different key:
+   misses read on the loop through
    ``redis.asyncio`` (the default for ``redis://``) against the same misses on the
    worker threads through redis-py (the path every miss took before), in
    interleaved rounds: the loop's stall and each miss's latency (task start to
@@ -216,9 +217,8 @@ def redis_misses_burst(url: str, *, tasks: int, native: bool) -> Burst:
 
     async def misses() -> dict[str, float]:
         latencies: list[float] = []
-        async with AsyncClient(url, cache=CachePolicy(ttl=60, watch=False)) as client:
-            if not native:
-                client._native = None  # every miss on the threads, as before native reads
+        policy = CachePolicy(ttl=60, watch=False)
+        async with AsyncClient(url, cache=policy, native_reads=native) as client:
 
             async def miss(i: int) -> None:
                 started = time.perf_counter()
@@ -226,7 +226,7 @@ def redis_misses_burst(url: str, *, tasks: int, native: bool) -> Burst:
                 latencies.append(time.perf_counter() - started)
 
             row = await _burst(miss, tasks)
-            assert client.native_reads == (tasks if native else 0)
+            assert client.native_misses == (tasks if native else 0)
         row["miss_p50_ms"] = statistics.median(latencies) * 1e3
         row["miss_p99_ms"] = rank_percentile(latencies, 0.99) * 1e3
         return row
@@ -239,9 +239,8 @@ def redis_miss_one_at_a_time(url: str, *, keys: int, rounds: int) -> dict[str, f
     turn), native against threads, median over interleaved rounds."""
 
     async def one_round(native: bool) -> float:
-        async with AsyncClient(url, cache=CachePolicy(ttl=60, watch=False)) as client:
-            if not native:
-                client._native = None
+        policy = CachePolicy(ttl=60, watch=False)
+        async with AsyncClient(url, cache=policy, native_reads=native) as client:
             await client.get("k/0")  # the connection (or the thread) is up
             started = time.perf_counter()
             for i in range(1, keys + 1):
@@ -287,6 +286,8 @@ def loop_stalls(rows: dict[str, tuple[Any, Burst]], runs: int) -> list[dict[str,
     ]
 
 
+#: Bursts of misses against Redis, native against threads.
+REDIS_BURSTS = (50, 200, 1000)
 #: Worker threads compared (None: the client's default).
 WORKER_COUNTS: tuple[int | None, ...] = (None, 8, 64)
 
@@ -304,17 +305,15 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         rows[f"misses-{workers}"] = (workers, misses_burst(tasks=1000, workers=workers))
     redis_url = redis_store(1000)
     if redis_url is not None:
-        rows["redis-native"] = (
-            "redis-native",
-            redis_misses_burst(redis_url, tasks=1000, native=True),
-        )
-        rows["redis-threads"] = (
-            "redis-threads",
-            redis_misses_burst(redis_url, tasks=1000, native=False),
-        )
+        for tasks in REDIS_BURSTS:
+            for native in (True, False):
+                burst = redis_misses_burst(redis_url, tasks=tasks, native=native)
+                rows[f"redis-{tasks}-{native}"] = (("redis", tasks, native), burst)
     idle, baseline, *stalls = loop_stalls(rows, runs)
-    redis_rows = [row for row in stalls if str(row["workers"]).startswith("redis")]
+    redis_rows = [row for row in stalls if isinstance(row["workers"], tuple)]
     stalls = [row for row in stalls if row not in redis_rows]
+    for row in redis_rows:
+        _, row["tasks"], row["native"] = row.pop("workers")
     one_at_a_time = (
         redis_miss_one_at_a_time(redis_url, keys=200 if quick else 1000, rounds=3 if quick else 7)
         if redis_url is not None
@@ -393,32 +392,34 @@ def _redis_markdown(data: dict[str, Any]) -> list[str]:
     rows = data.get("redis") or []
     if not rows:
         return ["Redis: not run (no VELTRIX_TEST_REDIS_URL)."]
-    base = data["sleep_baseline"]
     lines = [
-        "| 1,000 misses at once, local Redis | spawn iteration | max stall after it "
+        "| misses at once, local Redis | read | spawn iteration | max stall after it "
         "| p99 stall after it | miss latency p50 | p99 | all answered in |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    names = {
-        "redis-native": "on the loop (redis.asyncio)",
-        "redis-threads": f"on worker threads (redis-py, at most {DEFAULT_MAX_WORKERS})",
-    }
     for row in rows:
+        how = (
+            "on the loop (redis.asyncio)"
+            if row["native"]
+            else f"worker threads (redis-py, at most {DEFAULT_MAX_WORKERS})"
+        )
         lines.append(
-            f"| {names[row['workers']]} | {row['spawn_ms']:.1f} ms | {row['stall_max_ms']:.1f} ms "
+            f"| {row['tasks']:,} | {how} | {row['spawn_ms']:.1f} ms | {row['stall_max_ms']:.1f} ms "
             f"| {row['stall_p99_ms']:.2f} ms | {row['miss_p50_ms']:.1f} ms "
             f"| {row['miss_p99_ms']:.1f} ms | {row['all_done_s'] * 1e3:.0f} ms |"
         )
-    by = {row["workers"]: row for row in rows}
-    native, threads = by["redis-native"], by["redis-threads"]
+    by = {(row["tasks"], row["native"]): row for row in rows}
+    ratios = []
+    for tasks in sorted({row["tasks"] for row in rows}):
+        native, threads = by[(tasks, True)], by[(tasks, False)]
+        ratios.append(
+            f"{tasks:,} misses: max stall x{native['stall_max_ms'] / threads['stall_max_ms']:.2f}, "
+            f"latency p50 x{native['miss_p50_ms'] / threads['miss_p50_ms']:.2f}, "
+            f"all answered x{native['all_done_s'] / threads['all_done_s']:.2f}"
+        )
     lines += [
         "",
-        f"Median of {data['runs']} bursts per row. Native over threads: max stall after the "
-        f"spawn x{native['stall_max_ms'] / threads['stall_max_ms']:.2f}, miss latency p50 "
-        f"x{native['miss_p50_ms'] / threads['miss_p50_ms']:.2f}, p99 "
-        f"x{native['miss_p99_ms'] / threads['miss_p99_ms']:.2f}, all answered "
-        f"x{native['all_done_s'] / threads['all_done_s']:.2f}; native max stall over the "
-        f"sleeping tasks' x{native['stall_max_ms'] / base['stall_max_ms']:.2f}.",
+        f"Median of {data['runs']} bursts per row. Native over threads: " + "; ".join(ratios) + ".",
     ]
     one = data.get("redis_one_at_a_time_us")
     if one:

@@ -508,7 +508,7 @@ class BackendConformance:
             aclient = client.aclient
             watching = supports(backend, SupportsWatch)
             assert aclient._pool.submitted == (1 if watching else 0)  # the watch's start
-            assert aclient.native_reads == 4
+            assert aclient.native_misses == 4
             stats = client.stats()
             assert (stats["misses"], stats["store_calls"], stats["errors"]) == (4, 4, 0)
 

@@ -57,7 +57,7 @@ def test_misses_are_read_on_the_loop(url: str) -> None:
                 await client.get("app/binary")
             with pytest.raises(InvalidKeyError):
                 await client.get("app//bad")
-            assert client._pool.submitted == 0 and client.native_reads == 3
+            assert client._pool.submitted == 0 and client.native_misses == 3
             # A typed read, and a read of a key the client holds a record for, go to
             # the threads (the client's policy decides them there).
             assert await client.get("app/number", type=int) == 42
@@ -80,7 +80,7 @@ def test_concurrent_tasks_share_one_store_call(url: str) -> None:
         async with AsyncClient(url, cache=CachePolicy(ttl=60, watch=False)) as client:
             values = await asyncio.gather(*(client.get("shared/key") for _ in range(200)))
             assert set(values) == {"one"}
-            assert client.stats()["store_calls"] == 1 and client.native_reads == 1
+            assert client.stats()["store_calls"] == 1 and client.native_misses == 1
             # 300 different keys at once: one store call each, none on a thread.
             keys = [f"many/{i}" for i in range(300)]
             assert await asyncio.gather(*(client.get(k, None) for k in keys)) == [None] * 300
@@ -109,7 +109,7 @@ def test_a_write_during_the_read_wins(url: str) -> None:
             gated.release.set()
             assert await reading == "new"
             assert await client.get("gen/key") == "new"  # the hit, too
-            assert client.native_reads == 1
+            assert client.native_misses == 1
         finally:
             await client.aclose()
 
@@ -142,7 +142,7 @@ def test_connection_refused_marks_the_store_down() -> None:
             with pytest.raises(BackendUnavailableError) as caught:
                 await client.get("some/key")
             assert "unreachable" in str(caught.value)
-            assert client.native_reads == 0 and client._pool.submitted == 0
+            assert client.native_misses == 0 and client._pool.submitted == 0
             stats = client.stats()
             assert stats["store_calls"] == 3 and stats["errors"] == 3  # two retries
             assert client.health().state is HealthState.DOWN
@@ -161,7 +161,7 @@ def test_a_refused_password_is_access_denied(url: str, monkeypatch: pytest.Monke
         async with AsyncClient(url, cache=CachePolicy(ttl=60, watch=False)) as client:
             with pytest.raises(AccessDeniedError) as caught:
                 await client.get("some/key")
-            assert client.native_reads == 0 and client._pool.submitted == 0
+            assert client.native_misses == 0 and client._pool.submitted == 0
             assert client.health().state is HealthState.UP  # the store answered
             assert client.stats()["store_calls"] == 1  # never retried
             for error in _chain(caught.value):
@@ -199,7 +199,7 @@ def test_another_loop_reads_on_threads(url: str) -> None:
     try:
         asyncio.run(first_loop())
         assert second["value"] == "2"
-        assert client.native_reads == 1 and client._pool.submitted == 1
+        assert client.native_misses == 1 and client._pool.submitted == 1
     finally:
         store.close()
 
@@ -213,3 +213,13 @@ def test_sentinel_and_cluster_read_on_threads() -> None:
             assert client._native is None
         finally:
             backend.close()
+
+
+def test_native_reads_can_be_turned_off(url: str) -> None:
+    async def scenario() -> None:
+        policy = CachePolicy(ttl=60, watch=False)
+        async with AsyncClient(url, cache=policy, native_reads=False) as client:
+            assert await client.get("off/key", None) is None
+            assert client.native_misses == 0 and client._pool.submitted == 1
+
+    asyncio.run(scenario())
