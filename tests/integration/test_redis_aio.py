@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from tests.integration import redis_targets
 from tests.integration.redis_targets import with_path
 from tests.support import unique_name
-from veltrix import CachePolicy
+from veltrix import CachePolicy, Client
 from veltrix.adapters.redis import RedisBackend
 from veltrix.aio import AsyncClient
 from veltrix.backend import Entry
@@ -221,5 +222,26 @@ def test_native_reads_can_be_turned_off(url: str) -> None:
         async with AsyncClient(url, cache=policy, native_reads=False) as client:
             assert await client.get("off/key", None) is None
             assert client.native_misses == 0 and client._pool.submitted == 1
+
+    asyncio.run(scenario())
+
+
+def test_shared_cache_and_last_known_good_keep_the_threaded_path(url: str, tmp_path: Path) -> None:
+    """With an L2 cache, or a last-known-good entry for the key, a miss is the
+    client's own (on a thread): those policies are not forked into the native path."""
+    lkg = tmp_path / "lkg.json"
+    policy = CachePolicy(ttl=60, watch=False)
+    with Client(url, cache=policy, last_known_good_path=lkg) as seed:
+        seed.put("lkg/key", "saved")
+    cache_url = f"{redis_targets.redis_url('single')}?namespace={unique_name('l2')}&timeout=1"
+
+    async def scenario() -> None:
+        async with AsyncClient(url, cache=policy, last_known_good_path=lkg) as client:
+            assert await client.get("lkg/key") == "saved"
+            assert await client.get("lkg/other", None) is None  # no entry: native
+            assert (client._pool.submitted, client.native_misses) == (1, 1)
+        async with AsyncClient(url, cache=policy, cache_url=cache_url) as client:
+            assert await client.get("lkg/key") == "saved"
+            assert (client._pool.submitted, client.native_misses) == (1, 0)
 
     asyncio.run(scenario())
