@@ -5,9 +5,9 @@ implements :class:`Backend`; optional abilities are separate runtime-checkable
 protocols (:class:`SupportsList`, :class:`SupportsWrite`, :class:`SupportsWatch`,
 :class:`SupportsBatch`, :class:`SupportsPreflight`, :class:`SupportsBatchPreflight`,
 :class:`SupportsContentType`, :class:`SupportsSecrets`, :class:`SupportsHealthEvents`,
-:class:`SupportsOrderedVersions`, :class:`HasUrl`), found with ``isinstance`` (never by probing signatures), and the
-client raises :class:`~veltrix.errors.UnsupportedOperationError` when a store
-lacks one. Keys given to a backend are canonical (see :mod:`veltrix.keys`);
+:class:`SupportsOrderedVersions`, :class:`SupportsAsyncGet`, :class:`HasUrl`), found
+with ``isinstance`` (never by probing signatures), and the client raises
+:class:`~veltrix.errors.UnsupportedOperationError` when a store lacks one. Keys given to a backend are canonical (see :mod:`veltrix.keys`);
 adapters validate them again before any I/O because they are public API too.
 """
 
@@ -139,6 +139,29 @@ class SupportsHealthEvents(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsAsyncGet(Protocol):
+    """Reads one key on the running event loop, through the store's own asyncio client.
+
+    :class:`veltrix.aio.AsyncClient` uses it for a plain miss instead of a worker
+    thread. ``native_async`` is False for an instance whose connection kind has no
+    sound asyncio client (the caller uses threads then). The connection is opened on
+    the first ``aget`` and belongs to that call's event loop: ``aget`` from another
+    loop raises :class:`~veltrix.errors.ConfigurationError` until ``aclose()``.
+    """
+
+    native_async: bool
+
+    async def aget(self, key: str) -> Entry | None:
+        """As :meth:`Backend.get`, with the same errors."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close (on its loop) or drop (elsewhere) the asyncio connection; the next
+        ``aget`` opens another, on its own loop."""
+        ...
+
+
 #: What :meth:`SupportsBatch.put_many` takes: ``key -> value`` (``None`` deletes).
 BatchItems = Mapping[str, bytes | None] | Iterable[tuple[str, bytes | None]]
 
@@ -263,6 +286,7 @@ __all__ = [
     "Change",
     "Entry",
     "HasUrl",
+    "SupportsAsyncGet",
     "SupportsBatch",
     "SupportsBatchPreflight",
     "SupportsContentType",
