@@ -698,6 +698,33 @@ def section_outage(data: dict[str, Any] | None, verdicts: dict[str, Any]) -> lis
     return [*out, ""]
 
 
+def _aio_stall_verdict(data: dict[str, Any]) -> str:
+    """The ≤ 5 ms loop-stall target, judged on this run's default pool against what the
+    machine itself costs the loop (the ticker alone, the burst of sleeping tasks)."""
+    default = next((row for row in data.get("stalls", []) if row.get("workers") is None), None)
+    if default is None:
+        return "- Target: the loop's largest stall while 1,000 misses are in flight ≤ 5 ms: not measured."
+    stall = default["stall_max_ms"]
+    noise = max(data["ticker_alone"]["stall_max_ms"], data["sleep_baseline"]["stall_max_ms"])
+    if stall <= 5.0:
+        verdict = "**met**"
+    elif stall <= noise:
+        verdict = (
+            "not met as an absolute figure, but no larger than what this machine costs a "
+            "loop with no misses at all in the same run"
+        )
+    else:
+        verdict = "**not met**"
+    return (
+        "- Target: the loop's largest stall while 1,000 misses are in flight ≤ 5 ms: "
+        f"{verdict} ({stall:.1f} ms after the spawn iteration with the default pool; "
+        f"the ticker alone {data['ticker_alone']['stall_max_ms']:.1f} ms, the sleeping "
+        f"tasks {data['sleep_baseline']['stall_max_ms']:.1f} ms). The spawn iteration "
+        "itself lasts as long as for any 1,000 tasks started at once: that is asyncio "
+        "starting tasks, not the misses."
+    )
+
+
 def section_aio(data: dict[str, Any] | None) -> list[str]:
     out = ["## 9. asyncio: cached reads in a coroutine, the loop under a burst of misses", ""]
     if data is None:
@@ -720,11 +747,7 @@ def section_aio(data: dict[str, Any] | None) -> list[str]:
         "",
         aio.markdown(data),
         "",
-        "- Target: the loop's largest stall while 1,000 misses are in flight ≤ 5 ms: met "
-        "with the default pool (the stall after the spawn iteration is within that of the "
-        "ticker alone and of the burst of sleeping tasks). The spawn iteration itself lasts "
-        "as long as for any 1,000 tasks started at once: that is asyncio starting tasks, not "
-        "the misses.",
+        _aio_stall_verdict(data),
         "- Before the batched pool (a one-off run of the same benchmark, old and new "
         "`AsyncClient` in interleaved rounds, 5 each, load 1.6 / 1.2, 2026-12-02): spawn "
         "iteration with the old default of 8 threads 47.7 ms, with 32 threads 15.5 ms; "

@@ -76,15 +76,16 @@ IDLE_SECONDS = 30.0
 class AsyncClient:
     """``AsyncClient(url, cache=..., ...)``: the arguments of :class:`veltrix.Client`,
     plus ``max_workers``, the threads that wait on the store for the event loop, and
-    ``native_reads``: False reads every miss on those threads, also from a store with
-    an asyncio client of its own (see the module's docstring)."""
+    ``native_reads``: True reads a plain miss through the store's own asyncio client
+    where it has one (Redis); off by default, since on threads the loop stalls less
+    under a large burst of misses and one miss costs less (see the module's docstring)."""
 
     def __init__(
         self,
         store: str | Backend | None = None,
         *,
         max_workers: int = DEFAULT_MAX_WORKERS,
-        native_reads: bool = True,
+        native_reads: bool = False,
         **options: Any,
     ) -> None:
         if not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1:

@@ -514,7 +514,7 @@ class BackendConformance:
         self._native(backend)
         for i in range(3):
             backend.put(f"native/k{i}", f"v{i}".encode())
-        with BlockingAsyncClient(backend, cache=CachePolicy(ttl=60)) as client:
+        with BlockingAsyncClient(backend, cache=CachePolicy(ttl=60), native_reads=True) as client:
             assert [client.get(f"native/k{i}") for i in range(3)] == ["v0", "v1", "v2"]
             assert client.get("native/absent", None) is None
             assert client.get("native/k0") == "v0"  # a hit

@@ -51,7 +51,9 @@ def test_misses_are_read_on_the_loop(url: str) -> None:
     store.put("app/number", b"42")
 
     async def scenario() -> None:
-        async with AsyncClient(url, cache=CachePolicy(ttl=60, watch=False)) as client:
+        async with AsyncClient(
+            url, cache=CachePolicy(ttl=60, watch=False), native_reads=True
+        ) as client:
             assert await client.get("app/text") == "hello"
             assert await client.get("app/absent", "fallback") == "fallback"
             with pytest.raises(DecodeError):
@@ -78,7 +80,9 @@ def test_concurrent_tasks_share_one_store_call(url: str) -> None:
     store.put("shared/key", b"one")
 
     async def scenario() -> None:
-        async with AsyncClient(url, cache=CachePolicy(ttl=60, watch=False)) as client:
+        async with AsyncClient(
+            url, cache=CachePolicy(ttl=60, watch=False), native_reads=True
+        ) as client:
             values = await asyncio.gather(*(client.get("shared/key") for _ in range(200)))
             assert set(values) == {"one"}
             assert client.stats()["store_calls"] == 1 and client.native_misses == 1
@@ -102,7 +106,7 @@ def test_a_write_during_the_read_wins(url: str) -> None:
 
     async def scenario() -> None:
         gated.read, gated.release = asyncio.Event(), asyncio.Event()
-        client = AsyncClient(gated, cache=CachePolicy(ttl=60, watch=False))
+        client = AsyncClient(gated, cache=CachePolicy(ttl=60, watch=False), native_reads=True)
         try:
             reading = asyncio.create_task(client.get("gen/key"))
             await asyncio.wait_for(gated.read.wait(), 5)  # "old" is read, not installed
@@ -139,7 +143,7 @@ def test_connection_refused_marks_the_store_down() -> None:
 
     async def scenario() -> None:
         policy = CachePolicy(ttl=60, watch=False, retries=2)
-        async with AsyncClient(url, cache=policy) as client:
+        async with AsyncClient(url, cache=policy, native_reads=True) as client:
             with pytest.raises(BackendUnavailableError) as caught:
                 await client.get("some/key")
             assert "unreachable" in str(caught.value)
@@ -159,7 +163,9 @@ def test_a_refused_password_is_access_denied(url: str, monkeypatch: pytest.Monke
     monkeypatch.setenv("REDIS_PASSWORD", SECRET)
 
     async def scenario() -> None:
-        async with AsyncClient(url, cache=CachePolicy(ttl=60, watch=False)) as client:
+        async with AsyncClient(
+            url, cache=CachePolicy(ttl=60, watch=False), native_reads=True
+        ) as client:
             with pytest.raises(AccessDeniedError) as caught:
                 await client.get("some/key")
             assert client.native_misses == 0 and client._pool.submitted == 0
@@ -185,7 +191,7 @@ def test_another_loop_reads_on_threads(url: str) -> None:
     store = open_backend(url)
     store.put("loops/a", b"1")
     store.put("loops/b", b"2")
-    client = AsyncClient(url, cache=CachePolicy(ttl=60, watch=False))
+    client = AsyncClient(url, cache=CachePolicy(ttl=60, watch=False), native_reads=True)
     second: dict[str, Any] = {}
 
     async def first_loop() -> None:
@@ -210,16 +216,16 @@ def test_sentinel_and_cluster_read_on_threads() -> None:
         backend = open_backend(with_path(redis_targets.redis_url(kind), unique_name("aio")))
         try:
             assert isinstance(backend, RedisBackend) and backend.native_async is False
-            client = AsyncClient(backend, cache=CachePolicy(ttl=60, watch=False))
+            client = AsyncClient(backend, cache=CachePolicy(ttl=60, watch=False), native_reads=True)
             assert client._native is None
         finally:
             backend.close()
 
 
-def test_native_reads_can_be_turned_off(url: str) -> None:
+def test_native_reads_are_off_by_default(url: str) -> None:
     async def scenario() -> None:
         policy = CachePolicy(ttl=60, watch=False)
-        async with AsyncClient(url, cache=policy, native_reads=False) as client:
+        async with AsyncClient(url, cache=policy) as client:
             assert await client.get("off/key", None) is None
             assert client.native_misses == 0 and client._pool.submitted == 1
 
@@ -236,11 +242,13 @@ def test_shared_cache_and_last_known_good_keep_the_threaded_path(url: str, tmp_p
     cache_url = f"{redis_targets.redis_url('single')}?namespace={unique_name('l2')}&timeout=1"
 
     async def scenario() -> None:
-        async with AsyncClient(url, cache=policy, last_known_good_path=lkg) as client:
+        async with AsyncClient(
+            url, cache=policy, last_known_good_path=lkg, native_reads=True
+        ) as client:
             assert await client.get("lkg/key") == "saved"
             assert await client.get("lkg/other", None) is None  # no entry: native
             assert (client._pool.submitted, client.native_misses) == (1, 1)
-        async with AsyncClient(url, cache=policy, cache_url=cache_url) as client:
+        async with AsyncClient(url, cache=policy, cache_url=cache_url, native_reads=True) as client:
             assert await client.get("lkg/key") == "saved"
             assert (client._pool.submitted, client.native_misses) == (1, 0)
 
