@@ -554,7 +554,9 @@ class Client:
         What it leaves out, and where that went: the key's check when the store makes
         the same one itself (:attr:`_store_checks_keys`); the ``misses`` and
         ``store_calls`` counts, which :meth:`stats` folds in from
-        ``ClientInstruments.gets_ok`` (a miss's failure counts itself).
+        ``ClientInstruments.gets_ok`` (a miss's failure counts itself); the first
+        bucket of the duration histogram and the wall-clock read of the refresh time,
+        which ``ClientInstruments`` folds in when read.
         """
         if (key.__class__ is not str or not self._store_checks_keys) and not (
             key.__class__ is str and len(key) <= MAX_KEY_LENGTH and key_match(key)
@@ -593,16 +595,14 @@ class Client:
                 now = monotonic()
             else:
                 now = monotonic()
+                # Folded in at read time (ClientInstruments.histograms, last_refresh; stats).
                 instruments = self._instruments
-                instruments.gets_ok += 1  # also this miss and its store call (see stats)
+                instruments.gets_ok += 1  # also this miss and its store call
+                instruments.refreshed_at = now
                 seconds = now - started
-                durations = instruments.get_durations
-                if seconds <= _FIRST_BUCKET:  # a local store: no search
-                    durations.counts[0] += 1
-                else:
-                    durations.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
-                durations.sum += seconds
-                instruments.last_refresh = time.time()
+                if seconds > _FIRST_BUCKET:  # (else the first bucket: a local store)
+                    instruments.slow_gets[bisect_left(DURATION_BUCKETS, seconds)] += 1
+                instruments.get_seconds += seconds
                 if self._health.state is not _UP:
                     self._health.succeeded()
             # Packed as _record packs it (see Record), installed as _install installs it.
@@ -654,6 +654,7 @@ class Client:
                         record = current
                     else:
                         record = self._install(key, entry)
+                    value = record.value
                 else:
                     self._records[key] = record
                     if self._lkg is not None and entry is not None:
@@ -683,8 +684,8 @@ class Client:
             landed.set()
         if self._watch is None and self.policy.watch:
             self._start_watch(required=False)
-        if target is None and record.value.__class__ is str:
-            return record.value
+        if target is None and value.__class__ is str:
+            return value
         return self._serve(key, record, default, target)
 
     def _join(self, key: str, flight: _Flight) -> Record:
