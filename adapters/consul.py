@@ -108,6 +108,8 @@ def _cas_index(key: str, version: str) -> int:
 
 class ConsulBackend:
     schemes: ClassVar[tuple[str, ...]] = ("consul",)
+    #: Versions are a store-wide revision (``SupportsOrderedVersions``).
+    versions_increase: ClassVar[bool] = True
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = (
         requests.ConnectionError,
         requests.Timeout,

@@ -66,6 +66,8 @@ class _MemoryWatch:
 
 class MemoryBackend:
     schemes: ClassVar[tuple[str, ...]] = ("memory",)
+    #: Versions are a store-wide revision (``SupportsOrderedVersions``).
+    versions_increase: ClassVar[bool] = True
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
 

@@ -24,12 +24,20 @@ Cluster (database 0 only) through ``redis.cluster.RedisCluster``, built on first
 (its constructor talks to the cluster), with the namespace's hash tag keeping every
 transaction, the index and the change log on one slot.
 
+``aget`` (:class:`veltrix.backend.SupportsAsyncGet`) reads one key through
+``redis.asyncio`` on the running event loop, for ``veltrix.aio.AsyncClient``'s misses:
+``redis://`` and ``rediss://`` only (Sentinel and Cluster URLs read on threads). The
+reads asked for in one loop iteration go out together as pipelines, at most
+``ASYNC_CONNECTIONS`` in flight; the connection is opened on first use and tied to
+that loop.
+
 :mod:`veltrix.redis_connect` (URL targets, TLS, Sentinel, Cluster, error classes) is how
 this store, the L2 cache (:mod:`veltrix.shared_cache`) and ``veltrix check`` reach Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -50,10 +58,12 @@ from veltrix.errors import (
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
 from veltrix.redis_connect import (
     ALL_ERRORS,
+    ASYNCIO_SCHEMES,
     AUTH_ERRORS,
     SCHEMES,
     TRANSIENT_ERRORS,
     connect,
+    connect_asyncio,
     describe_error,
     parse_target,
     read_settings,
@@ -73,6 +83,10 @@ WRITE_ATTEMPTS = 50
 #: Writes per ``put_many`` transaction when ``atomic=False`` splits a batch; also the
 #: batch size suggested to callers (``RedisBackend.max_batch_ops``).
 MAX_BATCH_OPS = 1000
+#: Pipelines in flight at once on the asyncio connection (``aget``); more wait for one.
+ASYNC_CONNECTIONS = 32
+#: Reads sent in one pipeline, at most (``aget`` batches those of one loop iteration).
+PIPELINE_READS = 128
 
 ItemValue = bytes | None
 _BatchItems = list[tuple[str, bytes | None, str | AbsentType | None]]  # ``list`` is shadowed
@@ -86,6 +100,8 @@ def _tag(namespace: str) -> str:
 
 class RedisBackend:
     schemes: ClassVar[tuple[str, ...]] = SCHEMES
+    #: Versions are a store-wide revision (``SupportsOrderedVersions``).
+    versions_increase: ClassVar[bool] = True
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
     #: ``put(content_type=)`` is stored and read back (``SupportsContentType``).
@@ -102,6 +118,7 @@ class RedisBackend:
         log_size: int = DEFAULT_LOG_SIZE,
         block: float = 1.0,
         connect_watch: Callable[[], Any] | None = None,
+        connect_async: Callable[[], Any] | None = None,
     ) -> None:
         self._r: Any = client  # redis.Redis (typed loosely: replies depend on the protocol)
         self.url = url
@@ -115,6 +132,12 @@ class RedisBackend:
         self._connect_watch = connect_watch
         self._watches: WatchSet[ChangeLogWatch] = WatchSet()
         self._closed = False
+        # The redis.asyncio client of ``aget`` and the loop it belongs to (see aget).
+        self._connect_async = connect_async
+        self.native_async = connect_async is not None
+        self._ar: Any = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._areads: _PipelinedReads | None = None  # made with each connection
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -148,6 +171,15 @@ class RedisBackend:
                 where=where,
             )
 
+        def connect_async() -> Any:
+            return connect_asyncio(
+                target,
+                settings,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+                max_connections=ASYNC_CONNECTIONS,
+            )
+
         return cls(
             client,
             url=url,
@@ -155,6 +187,7 @@ class RedisBackend:
             log_size=log_size,
             block=block,
             connect_watch=connect_watch,
+            connect_async=connect_async if target.scheme in ASYNCIO_SCHEMES else None,
         )
 
     def __repr__(self) -> str:
@@ -180,23 +213,27 @@ class RedisBackend:
             raise BackendUnavailableError(f"{self!r} is closed")
         try:
             return fn()
-        except AUTH_ERRORS as exc:
-            raise AccessDeniedError(f"{redact_url(self.url)}: {what}: access denied") from exc
-        except redis.exceptions.CrossSlotTransactionError as exc:  # a bug: keys share a tag
-            raise BackendError(f"{redact_url(self.url)}: {what}: {type(exc).__name__}") from exc
-        except TRANSIENT_ERRORS as exc:
-            raise BackendUnavailableError(
-                f"{redact_url(self.url)}: {what}: {describe_error(exc)}"
-            ) from exc
-        except redis.exceptions.ResponseError as exc:
+        except ALL_ERRORS as exc:
+            raise self._error(what, exc) from exc
+
+    def _error(self, what: str, exc: BaseException) -> VeltrixError:
+        """The typed error for ``exc``, one of :data:`ALL_ERRORS` (secret-free: the
+        URL redacted, never the server's reply to a credential)."""
+        where = f"{redact_url(self.url)}: {what}"
+        if isinstance(exc, AUTH_ERRORS):
+            return AccessDeniedError(f"{where}: access denied")
+        if isinstance(exc, redis.exceptions.CrossSlotTransactionError):  # a bug: keys share a tag
+            return BackendError(f"{where}: {type(exc).__name__}")
+        if isinstance(exc, TRANSIENT_ERRORS):
+            return BackendUnavailableError(f"{where}: {describe_error(exc)}")
+        if isinstance(exc, redis.exceptions.ResponseError):
             message = str(exc).split("\n", 1)[0]
             if message.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
-                raise AccessDeniedError(f"{redact_url(self.url)}: {what}: access denied") from exc
+                return AccessDeniedError(f"{where}: access denied")
             if message.startswith(("LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN")):
-                raise BackendUnavailableError(f"{redact_url(self.url)}: {what}: {message}") from exc
-            raise BackendError(f"{redact_url(self.url)}: {what}: {message}") from exc
-        except redis.exceptions.RedisError as exc:
-            raise BackendError(f"{redact_url(self.url)}: {what}: {type(exc).__name__}") from exc
+                return BackendUnavailableError(f"{where}: {message}")
+            return BackendError(f"{where}: {message}")
+        return BackendError(f"{where}: {type(exc).__name__}")
 
     # -- reads -----------------------------------------------------------------------
 
@@ -206,6 +243,48 @@ class RedisBackend:
         if not fields or b"r" not in fields:
             return None
         return self._entry(key, fields)
+
+    async def aget(self, key: str) -> Entry | None:
+        """As :meth:`get`, on the running event loop through ``redis.asyncio``: the
+        same key layout, the same errors. The connection is opened on first use and
+        belongs to that loop; from another loop this raises ConfigurationError until
+        :meth:`aclose`. Standalone ``redis://`` and ``rediss://`` only
+        (``native_async``): Sentinel and Cluster URLs read on threads."""
+        validate_key(key)
+        if self._closed:
+            raise BackendUnavailableError(f"{self!r} is closed")
+        try:
+            fields = await self._async_reads().read(self._ekey(key))
+        except ALL_ERRORS as exc:
+            raise self._error("get", exc) from exc
+        if not fields or b"r" not in fields:
+            return None
+        return self._entry(key, fields)
+
+    def _async_reads(self) -> _PipelinedReads:
+        loop = asyncio.get_running_loop()
+        reads = self._areads
+        if reads is None or self._ar is None:
+            if self._connect_async is None:
+                raise ConfigurationError(f"{self!r} has no asyncio connection (native_async)")
+            self._ar, self._aloop = self._connect_async(), loop
+            reads = self._areads = _PipelinedReads(self._ar, loop)
+        elif self._aloop is not loop:
+            raise ConfigurationError(
+                f"{self!r}: its asyncio connection belongs to another event loop; aclose() it first"
+            )
+        return reads
+
+    async def aclose(self) -> None:
+        """Close the asyncio connection; the next :meth:`aget` opens another, on its
+        own loop. From another loop than the connection's, the connection is only
+        dropped (its sockets close with their loop, or when collected)."""
+        r, loop = self._ar, self._aloop
+        self._ar = self._aloop = self._areads = None
+        if r is not None and loop is asyncio.get_running_loop():
+            with contextlib.suppress(*ALL_ERRORS):
+                await r.aclose()
+                await r.connection_pool.disconnect()
 
     def _list_entries(self, prefix: str) -> list[Entry]:
         def run() -> list[Entry]:
@@ -435,8 +514,64 @@ class RedisBackend:
             return
         self._watches.stop_all()
         self._closed = True
+        # An asyncio connection not closed with aclose() on its loop is dropped here;
+        # its sockets close with its loop (or when collected).
+        self._ar = self._aloop = self._areads = None
         with contextlib.suppress(*ALL_ERRORS):
             self._r.close()
+
+
+class _PipelinedReads:
+    """The ``HGETALL`` s asked for during one loop iteration, sent together at the
+    start of the next: one pipeline (no transaction) per ``PIPELINE_READS`` keys, at
+    most ``ASYNC_CONNECTIONS`` pipelines in flight. A burst of misses costs a few
+    round trips instead of one each, and the loop parses the replies in bulk."""
+
+    def __init__(self, r: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._r = r
+        self._loop = loop
+        self._pending: list[tuple[str, asyncio.Future[Any]]] = []
+        self._slots = asyncio.Semaphore(ASYNC_CONNECTIONS)
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def read(self, name: str) -> asyncio.Future[Any]:
+        """The fields of the hash ``name`` (a future; redis-py's errors as it raises them)."""
+        future = self._loop.create_future()
+        self._pending.append((name, future))
+        if len(self._pending) == 1:
+            self._loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), PIPELINE_READS):
+            task = self._loop.create_task(self._send(pending[start : start + PIPELINE_READS]))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, chunk: list[tuple[str, asyncio.Future[Any]]]) -> None:
+        try:
+            async with self._slots:
+                pipe = self._r.pipeline(transaction=False)
+                for name, _ in chunk:
+                    pipe.hgetall(name)
+                replies = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:  # the connection is closing: so do the reads
+            for _, future in chunk:
+                future.cancel()
+            raise
+        except Exception as exc:
+            for _, future in chunk:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), reply in zip(chunk, replies, strict=True):
+            if future.done():  # its reader was cancelled
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
 
 
 class _RedisChangeLog:

@@ -71,6 +71,8 @@ def _upper_bound(prefix: str) -> str:
 
 class SQLiteBackend:
     schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
+    #: Versions are a store-wide revision (``SupportsOrderedVersions``).
+    versions_increase: ClassVar[bool] = True
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.OperationalError,)
     max_value_bytes: ClassVar[int | None] = DEFAULT_MAX_VALUE_BYTES
     #: ``put(content_type=)`` is stored and read back (``SupportsContentType``).

@@ -24,6 +24,13 @@
    rounds so every row sees the same machine. The ticker alone on an
    idle loop, for as long as the slowest burst lasts, shows what the machine itself
    costs the loop (a longer window catches more of it).
+3. Bursts of 50, 200 and 1,000 tasks against the local Redis
+   (``VELTRIX_TEST_REDIS_URL``; skipped without it), each missing a different key:
+   misses read on the loop through
+   ``redis.asyncio`` (the default for ``redis://``) against the same misses on the
+   worker threads through redis-py (the path every miss took before), in
+   interleaved rounds: the loop's stall and each miss's latency (task start to
+   value, p50/p99). Also one miss at a time (no concurrency), native against threads.
 """
 
 from __future__ import annotations
@@ -33,9 +40,11 @@ import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from benchmarks._common import rank_percentile
+from benchmarks._stores import store_url
 from veltrix import CachePolicy, Client
 from veltrix.adapters.memory import MemoryBackend
 from veltrix.aio import DEFAULT_MAX_WORKERS, AsyncClient
@@ -202,6 +211,64 @@ def sleep_baseline(*, tasks: int) -> Burst:
     return burst
 
 
+def redis_misses_burst(url: str, *, tasks: int, native: bool) -> Burst:
+    """``tasks`` tasks missing different keys of the local Redis at once, read on the
+    loop (``native``) or on the worker threads (the default pool)."""
+
+    async def misses() -> dict[str, float]:
+        latencies: list[float] = []
+        policy = CachePolicy(ttl=60, watch=False)
+        async with AsyncClient(url, cache=policy, native_reads=native) as client:
+
+            async def miss(i: int) -> None:
+                started = time.perf_counter()
+                await client.get(f"k/{i}")
+                latencies.append(time.perf_counter() - started)
+
+            row = await _burst(miss, tasks)
+            assert client.native_misses == (tasks if native else 0)
+        row["miss_p50_ms"] = statistics.median(latencies) * 1e3
+        row["miss_p99_ms"] = rank_percentile(latencies, 0.99) * 1e3
+        return row
+
+    return misses
+
+
+def redis_miss_one_at_a_time(url: str, *, keys: int, rounds: int) -> dict[str, float]:
+    """µs per miss, one at a time (a fresh client reads ``keys`` different keys in
+    turn), native against threads, median over interleaved rounds."""
+
+    async def one_round(native: bool) -> float:
+        policy = CachePolicy(ttl=60, watch=False)
+        async with AsyncClient(url, cache=policy, native_reads=native) as client:
+            await client.get("k/0")  # the connection (or the thread) is up
+            started = time.perf_counter()
+            for i in range(1, keys + 1):
+                await client.get(f"k/{i}")
+            return (time.perf_counter() - started) / keys * 1e6
+
+    samples: dict[str, list[float]] = {"native": [], "threads": []}
+    for _ in range(rounds):
+        samples["native"].append(asyncio.run(one_round(True)))
+        samples["threads"].append(asyncio.run(one_round(False)))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def redis_store(tasks: int) -> str | None:
+    """A fresh namespace on the local Redis holding ``k/0`` .. ``k/<tasks>``."""
+    from veltrix.adapters.redis import RedisBackend
+
+    url = store_url("redis", Path("."), [])
+    if url is None:
+        return None
+    backend = RedisBackend.from_url(url)
+    try:
+        backend.put_many({f"k/{i}": b"v" for i in range(tasks + 1)})
+    finally:
+        backend.close()
+    return url
+
+
 def loop_stalls(rows: dict[str, tuple[Any, Burst]], runs: int) -> list[dict[str, Any]]:
     """Every row's bursts in interleaved rounds (each round runs each row once, so the
     rows see the same machine), then each figure's median over the rounds."""
@@ -219,6 +286,8 @@ def loop_stalls(rows: dict[str, tuple[Any, Burst]], runs: int) -> list[dict[str,
     ]
 
 
+#: Bursts of misses against Redis, native against threads.
+REDIS_BURSTS = (50, 200, 1000)
 #: Worker threads compared (None: the client's default).
 WORKER_COUNTS: tuple[int | None, ...] = (None, 8, 64)
 
@@ -234,8 +303,25 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     }
     for workers in WORKER_COUNTS:
         rows[f"misses-{workers}"] = (workers, misses_burst(tasks=1000, workers=workers))
+    redis_url = redis_store(1000)
+    if redis_url is not None:
+        for tasks in REDIS_BURSTS:
+            for native in (True, False):
+                burst = redis_misses_burst(redis_url, tasks=tasks, native=native)
+                rows[f"redis-{tasks}-{native}"] = (("redis", tasks, native), burst)
     idle, baseline, *stalls = loop_stalls(rows, runs)
+    redis_rows = [row for row in stalls if isinstance(row["workers"], tuple)]
+    stalls = [row for row in stalls if row not in redis_rows]
+    for row in redis_rows:
+        _, row["tasks"], row["native"] = row.pop("workers")
+    one_at_a_time = (
+        redis_miss_one_at_a_time(redis_url, keys=200 if quick else 1000, rounds=3 if quick else 7)
+        if redis_url is not None
+        else None
+    )
     return {
+        "redis": redis_rows,
+        "redis_one_at_a_time_us": one_at_a_time,
         "hits_ns": hits,
         "first_step_ns": first_steps,
         "ticker_alone": idle,
@@ -298,7 +384,53 @@ def markdown(data: dict[str, Any]) -> str:
         )
         + ".",
     ]
+    lines += ["", *_redis_markdown(data)]
     return "\n".join(lines)
+
+
+def _redis_markdown(data: dict[str, Any]) -> list[str]:
+    rows = data.get("redis") or []
+    if not rows:
+        return ["Redis: not run (no VELTRIX_TEST_REDIS_URL)."]
+    lines = [
+        "| misses at once, local Redis | read | spawn iteration | max stall after it "
+        "| p99 stall after it | miss latency p50 | p99 | all answered in |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        how = (
+            "on the loop (redis.asyncio)"
+            if row["native"]
+            else f"worker threads (redis-py, at most {DEFAULT_MAX_WORKERS})"
+        )
+        lines.append(
+            f"| {row['tasks']:,} | {how} | {row['spawn_ms']:.1f} ms | {row['stall_max_ms']:.1f} ms "
+            f"| {row['stall_p99_ms']:.2f} ms | {row['miss_p50_ms']:.1f} ms "
+            f"| {row['miss_p99_ms']:.1f} ms | {row['all_done_s'] * 1e3:.0f} ms |"
+        )
+    by = {(row["tasks"], row["native"]): row for row in rows}
+    ratios = []
+    for tasks in sorted({row["tasks"] for row in rows}):
+        native, threads = by[(tasks, True)], by[(tasks, False)]
+        ratios.append(
+            f"{tasks:,} misses: max stall x{native['stall_max_ms'] / threads['stall_max_ms']:.2f}, "
+            f"latency p50 x{native['miss_p50_ms'] / threads['miss_p50_ms']:.2f}, "
+            f"all answered x{native['all_done_s'] / threads['all_done_s']:.2f}"
+        )
+    lines += [
+        "",
+        f"Median of {data['runs']} bursts per row. Native over threads: " + "; ".join(ratios) + ".",
+    ]
+    one = data.get("redis_one_at_a_time_us")
+    if one:
+        lines += [
+            "",
+            "| one miss at a time, local Redis | µs per miss | x threads |",
+            "|---|---:|---:|",
+            f"| on the loop (redis.asyncio) | {one['native']:.0f} | {one['native'] / one['threads']:.2f} |",
+            f"| on a worker thread (redis-py) | {one['threads']:.0f} | 1.00 |",
+        ]
+    return lines
 
 
 def _label(workers: int | None) -> str:

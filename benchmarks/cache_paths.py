@@ -159,7 +159,10 @@ def markdown(data: dict[str, Any]) -> str:
         "of the new value, p50 | p99 | max | earliest | missed |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, row in data["expiry"].items():
+    order = list(LOADS)
+    for name, row in sorted(
+        data["expiry"].items(), key=lambda item: order.index(item[0]) if item[0] in order else 99
+    ):
         lines.append(
             f"| {name} | {row['p50_ms']:+.1f} ms | {row['p99_ms']:+.1f} ms | "
             f"{row['max_ms']:+.1f} ms | {row['min_ms']:+.1f} ms | {row['missed']} |"

@@ -6,11 +6,17 @@ the waiting happens:
 
 - a hit reads the client's fresh dicts directly inside the coroutine: no thread
   hop, no I/O, no lock;
-- anything that may wait on a store (a miss, a refresh, a write, a listing) runs on
-  worker threads that start as calls wait (at most ``max_workers``, 32 by default)
-  and retire when idle, so the event loop never blocks; tasks that miss the same
-  key at the same time share one call (single-flight across tasks, on top of the
-  client's own across threads);
+- a plain miss (a key the client holds nothing for, no shared cache, no
+  last-known-good entry, the store up, an untyped ``get``) of a store with a sound
+  asyncio client of its own (:class:`~veltrix.backend.SupportsAsyncGet`: Redis,
+  standalone) is read on the loop through that client; the client's own methods
+  count it, time it, feed the store's health, retry it and install its answer under
+  the same rule as a threaded miss (a write or change that came meanwhile wins);
+- anything else that may wait on a store (other misses, refreshes, writes,
+  listings) runs on worker threads that start as calls wait (at most
+  ``max_workers``, 32 by default) and retire when idle, so the event loop never
+  blocks; tasks that miss the same key at the same time share one call (single-flight
+  across tasks, on top of the client's own across threads);
 - ``changes(prefix)`` turns the store's watch into an async iterator.
 
 What a miss costs the loop: before its first ``await``, a dict lookup, one future
@@ -19,16 +25,15 @@ the calls of one loop iteration reach the threads together at the start of the
 next, so a burst of tasks takes its first steps before any thread competes with the
 loop for the GIL; outcomes come back in batches, settled in one callback.
 
-What stays on threads, and why: every store is read through its synchronous client
-library (kazoo, boto3, redis-py, py-consul, the Google clients, sqlite3), called by
-the same ``Client`` miss path as synchronous code uses. That path holds the policy
-that must not fork between the two clients: single-flight across threads and tasks,
-the store's health and its bounded waits, stale-if-error, the shared (L2) cache with
-its fleet-wide lock and bus, the last-known-good file, write fences. A native driver
-(``redis.asyncio``, for one) would need that path rewritten as code that can run
-either way, not a second copy of it; until then the threads are the price, and
-``benchmarks/aio.py`` measures it (the loop's stall under a burst of misses is
-within that of the same burst of plain sleeping tasks).
+What stays on threads, and why: the stores without a sound asyncio client here
+(kazoo, boto3, py-consul, the Google clients, sqlite3), Redis Sentinel and Cluster
+URLs, and for every store whatever is more than one store call: a refresh or a stale
+value to serve (the store's bounded waits and stale-if-error), the shared (L2) cache
+with its fleet-wide lock and bus, the last-known-good file, typed reads, models,
+listings, writes and their fences. That policy lives in one place, the ``Client``
+miss path; the native read reuses its parts rather than copying it. A store's
+asyncio connection belongs to the first loop that misses natively; the client used
+from another loop meanwhile reads on threads there.
 """
 
 from __future__ import annotations
@@ -41,11 +46,16 @@ import weakref
 from asyncio import get_running_loop
 from collections.abc import Callable, Hashable
 from functools import partial
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
-from veltrix.backend import AbsentType, Backend, Change, Entry
+from veltrix.backend import AbsentType, Backend, Change, Entry, SupportsAsyncGet
 from veltrix.client import _NO_DEFAULT, Client, counting_hits_in_all_clients, hit_counting_switches
-from veltrix.errors import ConfigurationError, InvalidKeyError, KeyNotFoundError
+from veltrix.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidKeyError,
+    KeyNotFoundError,
+)
 from veltrix.keys import validate_key
 
 T = TypeVar("T")
@@ -54,6 +64,7 @@ T = TypeVar("T")
 #: whose tokens are ``(key, type)``.
 _ENTRY = object()
 _MODEL = object()
+_WATCH = object()  # the flight starting the client's watch
 
 #: Worker threads of an ``AsyncClient`` by default, at most: threads start as misses
 #: wait for one, so a client that misses one key at a time keeps one thread.
@@ -64,13 +75,16 @@ IDLE_SECONDS = 30.0
 
 class AsyncClient:
     """``AsyncClient(url, cache=..., ...)``: the arguments of :class:`veltrix.Client`,
-    plus ``max_workers``, the threads that wait on the store for the event loop."""
+    plus ``max_workers``, the threads that wait on the store for the event loop, and
+    ``native_reads``: False reads every miss on those threads, also from a store with
+    an asyncio client of its own (see the module's docstring)."""
 
     def __init__(
         self,
         store: str | Backend | None = None,
         *,
         max_workers: int = DEFAULT_MAX_WORKERS,
+        native_reads: bool = True,
         **options: Any,
     ) -> None:
         if not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1:
@@ -79,6 +93,18 @@ class AsyncClient:
         self._pool = _Workers(max_workers)
         self._flights: dict[Hashable, _Flight] = {}
         self._streams: set[ChangeStream] = set()
+        # The store's own asyncio reads, where it has sound ones (see _native_miss).
+        backend = self.client.backend
+        self._native: SupportsAsyncGet | None = (
+            backend
+            if native_reads is True
+            and isinstance(backend, SupportsAsyncGet)
+            and backend.native_async
+            else None
+        )
+        self._native_loop: asyncio.AbstractEventLoop | None = None  # the one it belongs to
+        self._native_tasks: set[asyncio.Task[None]] = set()
+        self.native_misses = 0  # misses read through the store's asyncio client
 
     def __repr__(self) -> str:
         return f"Async{self.client!r}"
@@ -110,7 +136,19 @@ class AsyncClient:
         loop = get_running_loop()
         if flight is None or flight.loop is not loop:
             flight = self._flights[token] = _Flight(loop, self._flights, token)
-            self._pool.submit(flight, client.get, key, _NO_DEFAULT, type)
+            if (
+                type is None
+                and self._native is not None
+                and key.__class__ is str
+                and (self._native_loop is loop or self._native_loop is None)
+                and client._may_load_alone(key)
+            ):
+                self._native_loop = loop
+                task = loop.create_task(self._native_miss(flight, key))
+                self._native_tasks.add(task)
+                task.add_done_callback(self._native_tasks.discard)
+            else:
+                self._pool.submit(flight, client.get, key, _NO_DEFAULT, type)
         try:
             return await flight.join()
         except KeyNotFoundError:
@@ -176,6 +214,48 @@ class AsyncClient:
         """
         return ChangeStream(self, prefix)
 
+    # -- native reads ------------------------------------------------------------------
+
+    async def _native_miss(self, flight: _Flight, key: str) -> None:
+        """Load ``key`` through the store's asyncio client; settle ``flight`` with it."""
+        try:
+            value = await self._native_load(key)
+        except asyncio.CancelledError:  # the client closed (or the loop ends) meanwhile
+            flight.settle(None, BackendUnavailableError(f"{self!r} closed during the read"))
+            raise
+        except Exception as exc:
+            flight.settle(None, exc)
+        else:
+            flight.settle(value, None)
+
+    async def _native_load(self, key: str) -> str:
+        """The client's miss (:meth:`veltrix.Client._load`) around an awaited store call:
+        the same counts, timings, health verdicts, retries and install rule, from the
+        client's own methods; only the wait differs. Taken only when
+        :meth:`veltrix.Client._may_load_alone` holds (see :meth:`get`)."""
+        client = self.client
+        native = cast(SupportsAsyncGet, self._native)
+        validate_key(key)
+        if client._watch_wanted():  # as the first miss of a Client starts it: one thread hop
+            await self._shared(_WATCH, client._ensure_watch)
+        generation = client._begin_miss(key)
+        retries = client.policy.retries
+        attempt = 0
+        while True:
+            started = client._store_call_begins()
+            try:
+                entry = await native.aget(key)
+            except Exception as exc:
+                error = client._store_failed(exc, "get", started, read=True)  # or raises
+            else:
+                client._store_answered("get", started)
+                break
+            await asyncio.sleep(client._retry_delay(error, attempt, retries))  # or raises
+            attempt += 1
+        self.native_misses += 1
+        record = client._land(key, generation, entry)
+        return client._serve(key, record, _NO_DEFAULT, None)  # type: ignore[no-any-return]
+
     # -- plumbing ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, int]:
@@ -207,7 +287,14 @@ class AsyncClient:
         change streams end."""
         for stream in list(self._streams):
             stream.close()
-        await asyncio.get_running_loop().run_in_executor(None, self._close)
+        loop = asyncio.get_running_loop()
+        if self._native is not None and self._native_loop is not None:
+            if self._native_loop is loop:  # reads in flight end (their waiters are told)
+                for task in list(self._native_tasks):
+                    task.cancel()
+            await self._native.aclose()  # closed on its loop, else dropped
+            self._native_loop = None
+        await loop.run_in_executor(None, self._close)
 
     def _close(self) -> None:
         self.client.close()

@@ -5,9 +5,9 @@ implements :class:`Backend`; optional abilities are separate runtime-checkable
 protocols (:class:`SupportsList`, :class:`SupportsWrite`, :class:`SupportsWatch`,
 :class:`SupportsBatch`, :class:`SupportsPreflight`, :class:`SupportsBatchPreflight`,
 :class:`SupportsContentType`, :class:`SupportsSecrets`, :class:`SupportsHealthEvents`,
-:class:`HasUrl`), found with ``isinstance`` (never by probing signatures), and the
-client raises :class:`~veltrix.errors.UnsupportedOperationError` when a store
-lacks one. Keys given to a backend are canonical (see :mod:`veltrix.keys`);
+:class:`SupportsOrderedVersions`, :class:`SupportsAsyncGet`, :class:`HasUrl`), found
+with ``isinstance`` (never by probing signatures), and the client raises
+:class:`~veltrix.errors.UnsupportedOperationError` when a store lacks one. Keys given to a backend are canonical (see :mod:`veltrix.keys`);
 adapters validate them again before any I/O because they are public API too.
 """
 
@@ -139,6 +139,29 @@ class SupportsHealthEvents(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsAsyncGet(Protocol):
+    """Reads one key on the running event loop, through the store's own asyncio client.
+
+    :class:`veltrix.aio.AsyncClient` uses it for a plain miss instead of a worker
+    thread. ``native_async`` is False for an instance whose connection kind has no
+    sound asyncio client (the caller uses threads then). The connection is opened on
+    the first ``aget`` and belongs to that call's event loop: ``aget`` from another
+    loop raises :class:`~veltrix.errors.ConfigurationError` until ``aclose()``.
+    """
+
+    native_async: bool
+
+    async def aget(self, key: str) -> Entry | None:
+        """As :meth:`Backend.get`, with the same errors."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close (on its loop) or drop (elsewhere) the asyncio connection; the next
+        ``aget`` opens another, on its own loop."""
+        ...
+
+
 #: What :meth:`SupportsBatch.put_many` takes: ``key -> value`` (``None`` deletes).
 BatchItems = Mapping[str, bytes | None] | Iterable[tuple[str, bytes | None]]
 
@@ -223,6 +246,28 @@ class SupportsSecrets(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsOrderedVersions(Protocol):
+    @property
+    def versions_increase(self) -> bool:
+        """True when every write of a key gives it a larger decimal version than any it
+        had before, deletes and re-creations included (a store-wide revision: SQLite's
+        and Redis's change counters, ZooKeeper's ``mzxid``, Consul's ``ModifyIndex``).
+        The client then refuses a copy older than the one it holds (a late message of
+        the shared cache's bus)."""
+        ...
+
+
+def newer_or_same(version: str, than: str | int) -> bool:
+    """Whether ``version`` is not older than ``than`` (a version or its packed int), for
+    a store whose versions increase; versions that are not both decimal count as newer."""
+    if isinstance(than, str):
+        if not than.isdigit():
+            return True
+        than = int(than)
+    return not version.isdigit() or int(version) >= than
+
+
 def describe(store: object) -> str:
     """How messages name ``store``: its redacted URL (:class:`HasUrl`), else its class."""
     return redact_url(store.url) if isinstance(store, HasUrl) else type(store).__name__
@@ -241,16 +286,19 @@ __all__ = [
     "Change",
     "Entry",
     "HasUrl",
+    "SupportsAsyncGet",
     "SupportsBatch",
     "SupportsBatchPreflight",
     "SupportsContentType",
     "SupportsHealthEvents",
     "SupportsList",
+    "SupportsOrderedVersions",
     "SupportsPreflight",
     "SupportsSecrets",
     "SupportsWatch",
     "SupportsWrite",
     "Watch",
     "describe",
+    "newer_or_same",
     "supports",
 ]

@@ -33,10 +33,12 @@ from veltrix.backend import (
     HasUrl,
     SupportsHealthEvents,
     SupportsList,
+    SupportsOrderedVersions,
     SupportsWatch,
     SupportsWrite,
     Watch,
     describe,
+    newer_or_same,
 )
 from veltrix.cache import (
     ABSENT_META,
@@ -206,6 +208,10 @@ class Client:
         # store that cannot watch would pay it on every miss (each one tries to start
         # the watch while the policy wants one).
         self._watchable = isinstance(self._backend, SupportsWatch)
+        # Whether a copy can be told older than the one held (see _on_bus).
+        self._ordered_versions = (
+            isinstance(self._backend, SupportsOrderedVersions) and self._backend.versions_increase
+        )
         if cache is not None and not isinstance(cache, CachePolicy):
             raise ConfigurationError("cache must be a veltrix.CachePolicy")
         self.policy = cache or CachePolicy()
@@ -311,7 +317,15 @@ class Client:
             from veltrix.shared_cache import SharedCache
 
             self._counters.update(
-                dict.fromkeys(("bus_invalidations", "bus_updates", "last_known_good_served"), 0)
+                dict.fromkeys(
+                    (
+                        "bus_invalidations",
+                        "bus_updates",
+                        "bus_stale_ignored",
+                        "last_known_good_served",
+                    ),
+                    0,
+                )
             )
             self._l2 = SharedCache(
                 cache_url,
@@ -885,14 +899,63 @@ class Client:
                     lambda: self._backend.get(key), op="get", retries=self.policy.retries
                 ),
             )
-        with self._lock:
-            current = self._records.get(key)
-            if self._generation.get(key, 0) != generation and current is not None:
-                return current  # a watch or a write installed something newer meanwhile
-            record = self._install(key, entry, ttl)
+        record = self._land(key, generation, entry, ttl)
         if self._watch is None and self.policy.watch:
             self._start_watch(required=False)
         return record
+
+    def _land(
+        self, key: str, generation: int, entry: Entry | None, ttl: float | None = None
+    ) -> Record:
+        """Install ``entry``, read from the store for a load of ``key`` begun at
+        ``generation`` (see :meth:`_begin_miss`), unless a watch, a write or an
+        invalidation installed something newer meanwhile: then that stays."""
+        with self._lock:
+            current = self._records.get(key)
+            if self._generation.get(key, 0) != generation and current is not None:
+                return current
+            return self._install(key, entry, ttl)
+
+    # -- the miss in parts, for a caller that waits on the store itself (veltrix.aio) --
+
+    def _may_load_alone(self, key: str) -> bool:
+        """True when a miss of ``key`` is one store call and an install, nothing else:
+        no record (no stale value to serve, no fence), no shared cache, no
+        last-known-good entry, and the store up. (The caller starts the watch the
+        policy wants first: :meth:`_watch_wanted`.) Every other read goes through
+        :meth:`get`, whose policy decides."""
+        return (
+            key not in self._records
+            and self._l2 is None
+            and not self._closed
+            and key not in self._lkg_entries
+            and self._health.state is _UP
+        )
+
+    def _watch_wanted(self) -> bool:
+        """True while the policy wants a watch the client could start now."""
+        return (
+            self._watch is None
+            and self.policy.watch
+            and self._watchable
+            and monotonic() >= self._watch_retry_at
+        )
+
+    def _begin_miss(self, key: str) -> int:
+        """Count a miss of ``key``; its generation, for :meth:`_land`."""
+        self._counters["misses"] += 1
+        return self._generation.get(key, 0)
+
+    def _store_call_begins(self) -> float:
+        """Count one store call; when it began, for :meth:`_store_answered` or
+        :meth:`_store_failed`."""
+        self._counters["store_calls"] += 1
+        return monotonic()
+
+    def _store_answered(self, op: str, started: float) -> None:
+        """The store call begun at ``started`` answered: time it, mark the store up."""
+        self._instruments.store_call(op, "ok", monotonic() - started, time.time())
+        self._health.succeeded()
 
     def _install(self, key: str, entry: Entry | None, ttl: float | None = None) -> Record:
         """Make ``entry`` (``None``: absent) the current state of ``key``. Lock held.
@@ -1071,15 +1134,13 @@ class Client:
         ``attempt``: how many attempts were made already (the miss path's first one).
         """
         while True:
-            self._counters["store_calls"] += 1
-            started = monotonic()
+            started = self._store_call_begins()
             try:
                 result = call()
             except BaseException as exc:
                 error = self._store_failed(exc, op, started, read=read)
             else:
-                self._instruments.store_call(op, "ok", monotonic() - started, time.time())
-                self._health.succeeded()
+                self._store_answered(op, started)
                 return result
             self._before_retry(error, attempt, retries)
             attempt += 1
@@ -1122,9 +1183,14 @@ class Client:
 
     def _before_retry(self, error: BackendUnavailableError, attempt: int, retries: int) -> None:
         """Raise ``error`` when ``attempt`` was the last one allowed; else back off."""
+        time.sleep(self._retry_delay(error, attempt, retries))
+
+    def _retry_delay(self, error: BackendUnavailableError, attempt: int, retries: int) -> float:
+        """Raise ``error`` when ``attempt`` was the last one allowed; else the seconds
+        to back off before the next."""
         if attempt >= retries or not self._health.connected or self._closed:
             raise error
-        time.sleep(min(0.05 * 2**attempt, 1.0))
+        return min(0.05 * 2.0**attempt, 1.0)
 
     def _get_model_slow(self, prefix: str, model: type[M]) -> M:
         try:
@@ -1289,6 +1355,17 @@ class Client:
             if record is None or self._closed:
                 return
             if carried is not None:
+                entry = carried[0]
+                if (
+                    self._ordered_versions
+                    and entry is not None
+                    and record.value is not None
+                    and not newer_or_same(entry.version, record.version)
+                ):
+                    # A late message: this client's own watch (or a write) installed a
+                    # newer version since the sender read its copy.
+                    self._counters["bus_stale_ignored"] += 1
+                    return
                 # Fresh for the entry's rest in L2 plus the grace: the next refresh by
                 # the process that loaded it normally lands before this copy expires.
                 self._bump(key)

@@ -84,6 +84,14 @@ class DecodeError(VeltrixError, ValueError):
     """A value could not be decoded or converted to the requested type."""
 
 
+class RuleError(VeltrixError, ValueError):
+    """A feature flag's variant rule is malformed (unknown operator, bad operand, ...)."""
+
+
+class RuleNotEvaluatedError(RuleError):
+    """A variant rule uses an operator Veltrix does not evaluate (``split``)."""
+
+
 class BackendError(VeltrixError):
     """The store failed in a way that is not the caller's fault."""
 
@@ -118,6 +126,8 @@ __all__ = [
     "DecodeError",
     "InvalidKeyError",
     "KeyNotFoundError",
+    "RuleError",
+    "RuleNotEvaluatedError",
     "SecretReferenceError",
     "StoreNotFoundError",
     "UnknownBackendError",

@@ -12,6 +12,10 @@ and any other store can hold:
   or object (JSON) flag;
 - an object flag without a ``value`` key resolves to all of the flag's keys as one
   object (an AppConfig flag's attributes, with ``enabled``).
+- ``flags/<name>/_variants``: a multi-variant flag (:mod:`veltrix.flag_variants`), a
+  JSON list of variants whose rules are evaluated in order against the evaluation
+  context; the first match answers (reason ``TARGETING_MATCH``, its name as
+  ``variant``), else the default variant (reason ``DEFAULT``).
 
 Reasons: ``STATIC`` (the value was read from the store by this evaluation; no
 targeting rules are evaluated, so every value is static), ``CACHED`` (the value came
@@ -20,7 +24,8 @@ last-known-good one), ``DISABLED``, ``DEFAULT`` (a flag defined with ``enabled``
 without a value, asked for as a string or number: the caller's default); errors
 raise the SDK's typed errors (``FLAG_NOT_FOUND``, ``TYPE_MISMATCH``, ``PARSE_ERROR``,
 ``GENERAL`` for a store failure), which the SDK turns into the default value with
-reason ``ERROR``. No targeting rules are evaluated: the evaluation context is ignored.
+reason ``ERROR``; a malformed variant list or rule is ``PARSE_ERROR``, a rule using
+``split`` (not evaluated) ``GENERAL``.
 
 Events: ``PROVIDER_CONFIGURATION_CHANGED`` with the changed flag names, from the
 store's watch; ``PROVIDER_STALE`` when the store goes down or slow and
@@ -54,7 +59,14 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from veltrix.aio import AsyncClient
 from veltrix.backend import Absent, Change
 from veltrix.client import Client
-from veltrix.errors import DecodeError, InvalidKeyError, VeltrixError
+from veltrix.errors import (
+    DecodeError,
+    InvalidKeyError,
+    RuleError,
+    RuleNotEvaluatedError,
+    VeltrixError,
+)
+from veltrix.flag_variants import VARIANTS, ParsedVariants, context_values, select_variant
 from veltrix.health import Health
 from veltrix.keys import normalize_prefix, validate_key
 
@@ -74,6 +86,7 @@ class VeltrixProvider(AbstractProvider):
         self._client = client.client if isinstance(client, AsyncClient) else client
         self._prefix = normalize_prefix(prefix)
         self._subscription: Any = None
+        self._variants = ParsedVariants()
 
     def get_metadata(self) -> Metadata:
         return Metadata(name="veltrix")
@@ -110,6 +123,9 @@ class VeltrixProvider(AbstractProvider):
         default_value: bool,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
+        variants = self._read(flag_key, VARIANTS)
+        if variants is not Absent:
+            return self._targeted(flag_key, bool, default_value, variants, evaluation_context)
         cached = self._cached(flag_key, "enabled")
         enabled = self._read(flag_key, "enabled")
         return self._finish(flag_key, bool, default_value, enabled, None, cached)
@@ -117,12 +133,12 @@ class VeltrixProvider(AbstractProvider):
     def resolve_string_details(
         self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[str]:
-        return self._resolve_sync(flag_key, str, default_value)
+        return self._resolve_sync(flag_key, str, default_value, evaluation_context)
 
     def resolve_integer_details(
         self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[int]:
-        return self._resolve_sync(flag_key, int, default_value)
+        return self._resolve_sync(flag_key, int, default_value, evaluation_context)
 
     def resolve_float_details(
         self,
@@ -130,7 +146,7 @@ class VeltrixProvider(AbstractProvider):
         default_value: float,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[float]:
-        return self._resolve_sync(flag_key, float, default_value)
+        return self._resolve_sync(flag_key, float, default_value, evaluation_context)
 
     def resolve_object_details(
         self,
@@ -138,7 +154,7 @@ class VeltrixProvider(AbstractProvider):
         default_value: Sequence[Any] | Mapping[str, Any],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Any]:
-        return self._resolve_sync(flag_key, object, default_value)
+        return self._resolve_sync(flag_key, object, default_value, evaluation_context)
 
     async def resolve_boolean_details_async(
         self,
@@ -146,6 +162,9 @@ class VeltrixProvider(AbstractProvider):
         default_value: bool,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
+        variants = await self._read_async(flag_key, VARIANTS)
+        if variants is not Absent:
+            return self._targeted(flag_key, bool, default_value, variants, evaluation_context)
         cached = self._cached(flag_key, "enabled")
         enabled = await self._read_async(flag_key, "enabled")
         return self._finish(flag_key, bool, default_value, enabled, None, cached)
@@ -153,12 +172,12 @@ class VeltrixProvider(AbstractProvider):
     async def resolve_string_details_async(
         self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[str]:
-        return await self._resolve_async(flag_key, str, default_value)
+        return await self._resolve_async(flag_key, str, default_value, evaluation_context)
 
     async def resolve_integer_details_async(
         self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[int]:
-        return await self._resolve_async(flag_key, int, default_value)
+        return await self._resolve_async(flag_key, int, default_value, evaluation_context)
 
     async def resolve_float_details_async(
         self,
@@ -166,7 +185,7 @@ class VeltrixProvider(AbstractProvider):
         default_value: float,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[float]:
-        return await self._resolve_async(flag_key, float, default_value)
+        return await self._resolve_async(flag_key, float, default_value, evaluation_context)
 
     async def resolve_object_details_async(
         self,
@@ -174,7 +193,7 @@ class VeltrixProvider(AbstractProvider):
         default_value: Sequence[Any] | Mapping[str, Any],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Any]:
-        return await self._resolve_async(flag_key, object, default_value)
+        return await self._resolve_async(flag_key, object, default_value, evaluation_context)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -208,7 +227,12 @@ class VeltrixProvider(AbstractProvider):
         except TypeError:
             return False
 
-    def _resolve_sync(self, flag: str, kind: type, default: Any) -> FlagResolutionDetails[Any]:
+    def _resolve_sync(
+        self, flag: str, kind: type, default: Any, context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[Any]:
+        variants = self._read(flag, VARIANTS)
+        if variants is not Absent:
+            return self._targeted(flag, kind, default, variants, context)
         cached = self._cached(flag, "value")
         enabled = self._read(flag, "enabled")
         value = self._read(flag, "value")
@@ -217,10 +241,13 @@ class VeltrixProvider(AbstractProvider):
         return self._finish(flag, kind, default, enabled, value, cached)
 
     async def _resolve_async(
-        self, flag: str, kind: type, default: Any
+        self, flag: str, kind: type, default: Any, context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[Any]:
         if self._async is None:
-            return self._resolve_sync(flag, kind, default)
+            return self._resolve_sync(flag, kind, default, context)
+        variants = await self._read_async(flag, VARIANTS)
+        if variants is not Absent:
+            return self._targeted(flag, kind, default, variants, context)
         cached = self._cached(flag, "value")
         enabled = await self._read_async(flag, "enabled")
         value = await self._read_async(flag, "value")
@@ -254,6 +281,48 @@ class VeltrixProvider(AbstractProvider):
         return FlagResolutionDetails(
             _convert(flag, kind, value), reason=reason, flag_metadata=self._meta()
         )
+
+    def _targeted(
+        self,
+        flag: str,
+        kind: type,
+        default: Any,
+        stored: Any,
+        context: EvaluationContext | None,
+    ) -> FlagResolutionDetails[Any]:
+        """A multi-variant flag: the first variant whose rule matches, else the default."""
+        try:
+            variants = self._variants.get(flag, stored)
+            chosen, matched = select_variant(variants, context_values(context))
+        except RuleNotEvaluatedError as exc:
+            raise GeneralError(f"flag {flag!r}: {exc}") from exc
+        except RuleError as exc:
+            raise ParseError(f"flag {flag!r}: {exc}") from exc
+        reason = Reason.TARGETING_MATCH if matched else Reason.DEFAULT
+        meta = self._meta()
+        if kind is bool:
+            if "enabled" not in chosen.values:
+                raise TypeMismatchError(f"flag {flag!r}: variant has no 'enabled'")
+            enabled = _parse_bool(flag, chosen.values["enabled"])
+            return FlagResolutionDetails(
+                enabled, reason=reason, variant=chosen.name, flag_metadata=meta
+            )
+        if "enabled" in chosen.values and not _parse_bool(flag, chosen.values["enabled"]):
+            return FlagResolutionDetails(
+                default, reason=Reason.DISABLED, variant=chosen.name, flag_metadata=meta
+            )
+        if "value" in chosen.values:
+            value = chosen.values["value"]
+            if kind is not str and not isinstance(value, str):
+                value = json.dumps(value)  # _convert parses JSON text
+            result = _convert(flag, kind, value)
+        elif kind is object:
+            result = dict(chosen.values)
+        else:
+            return FlagResolutionDetails(
+                default, reason=Reason.DEFAULT, variant=chosen.name, flag_metadata=meta
+            )
+        return FlagResolutionDetails(result, reason=reason, variant=chosen.name, flag_metadata=meta)
 
     def _meta(self) -> dict[str, str]:
         return {"source": self._client.source}

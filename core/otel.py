@@ -8,8 +8,10 @@ wants), as *observable* instruments: their callbacks read the counters every
 client keeps anyway (:mod:`veltrix.instruments`) when the SDK collects.
 
 OpenTelemetry has no observable histogram, so each of the two histograms
-(store call durations, watch lag) is reported as a pair of observable counters,
-``..._count`` and ``..._sum``; their buckets are in the Prometheus exporter.
+(store call durations, watch lag) is reported as observable counters, as a classic
+Prometheus histogram is: ``..._count``, ``..._sum`` and ``..._bucket`` (cumulative,
+one point per upper bound, attribute ``le``, the last ``+Inf``), which a backend can
+turn into quantiles.
 """
 
 from __future__ import annotations
@@ -22,9 +24,22 @@ from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observa
 
 import veltrix
 from veltrix import instruments
-from veltrix.instruments import ClientReading
+from veltrix.instruments import ClientReading, Histogram
 
 Rows = Callable[[ClientReading], Iterable[tuple[float, dict[str, str]]]]
+
+
+def _buckets(
+    histogram: Histogram, attributes: dict[str, str]
+) -> list[tuple[float, dict[str, str]]]:
+    """Cumulative bucket counts of ``histogram``, one row per upper bound (``le``)."""
+    rows: list[tuple[float, dict[str, str]]] = []
+    total = 0
+    bounds = [*(repr(float(bound)) for bound in histogram.bounds), "+Inf"]  # as Prometheus
+    for bound, count in zip(bounds, histogram.counts, strict=True):
+        total += count
+        rows.append((total, {**attributes, "le": bound}))
+    return rows
 
 
 def _rows() -> list[tuple[str, str, str, str, Rows]]:
@@ -73,6 +88,13 @@ def _rows() -> list[tuple[str, str, str, str, Rows]]:
             "s",
             doc[duration] + " (sum)",
             lambda r: [(h.sum, {"op": op}) for op, h in r.durations.items()],
+        ),
+        (
+            "counter",
+            duration + "_bucket",
+            "1",
+            doc[duration] + " (cumulative count per upper bound, le)",
+            lambda r: [row for op, h in r.durations.items() for row in _buckets(h, {"op": op})],
         ),
         (
             "gauge",
@@ -126,6 +148,13 @@ def _rows() -> list[tuple[str, str, str, str, Rows]]:
             lambda r: [(r.watch_lag.count, {})],
         ),
         ("counter", lag + "_sum", "s", doc[lag] + " (sum)", lambda r: [(r.watch_lag.sum, {})]),
+        (
+            "counter",
+            lag + "_bucket",
+            "1",
+            doc[lag] + " (cumulative count per upper bound, le)",
+            lambda r: _buckets(r.watch_lag, {}),
+        ),
         (
             "counter",
             "veltrix_singleflight_coalesced",

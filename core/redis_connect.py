@@ -242,23 +242,10 @@ def connect(
     ``node``: a plain client for that one node of a cluster (the L2 bus subscribes
     on one node; PUBLISH reaches every node of a cluster).
     """
-    password = os.environ.get(settings.password_env) or None
-    protect_loggers("redis")
-    username = os.environ.get("REDIS_USERNAME") or None
-    common: dict[str, Any] = {
-        "username": username,
-        "password": password,
-        "socket_timeout": timeout,
-        "socket_connect_timeout": connect_timeout,
-        "protocol": 2,
-    }
+    common = _connection_options(settings, timeout=timeout, connect_timeout=connect_timeout)
+    password = common["password"]
     if target.scheme == "rediss":
-        common.update(
-            ssl=True,
-            ssl_ca_certs=settings.ca_file,
-            ssl_cert_reqs="required" if settings.tls_verify else "none",
-            ssl_check_hostname=settings.tls_verify,
-        )
+        common.update(ssl=True, **_tls_options(settings))
     no_retry = Retry(backoff=NoBackoff(), retries=0)
     try:
         if target.scheme in CLUSTER_SCHEMES and node is None:
@@ -308,8 +295,76 @@ def connect(
         raise ConfigurationError(f"{where}: {type(exc).__name__}") from exc
 
 
+def _connection_options(
+    settings: ConnectSettings, *, timeout: float, connect_timeout: float
+) -> dict[str, Any]:
+    """Credentials (from the environment) and timeouts, for redis-py and redis.asyncio."""
+    protect_loggers("redis")
+    return {
+        "username": os.environ.get("REDIS_USERNAME") or None,
+        "password": os.environ.get(settings.password_env) or None,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": connect_timeout,
+        "protocol": 2,
+    }
+
+
+def _tls_options(settings: ConnectSettings) -> dict[str, Any]:
+    return {
+        "ssl_ca_certs": settings.ca_file,
+        "ssl_cert_reqs": "required" if settings.tls_verify else "none",
+        "ssl_check_hostname": settings.tls_verify,
+    }
+
+
+#: Schemes with a native asyncio connection (:func:`connect_asyncio`).
+ASYNCIO_SCHEMES = ("redis", "rediss")
+
+
+def connect_asyncio(
+    target: RedisTarget,
+    settings: ConnectSettings,
+    *,
+    timeout: float,
+    connect_timeout: float,
+    max_connections: int,
+) -> Any:
+    """A ``redis.asyncio.Redis`` for a standalone ``redis://`` or ``rediss://`` target,
+    with the options of :func:`connect` (no retries inside redis-py: callers decide).
+
+    At most ``max_connections`` connections (the caller keeps its commands in flight
+    below that: past it, redis-py raises instead of waiting). It opens no connection
+    until its first command, on the event loop running it.
+    Sentinel and Cluster have no native connection here: callers use threads.
+    """
+    if target.scheme not in ASYNCIO_SCHEMES:
+        raise ConfigurationError(f"no asyncio connection for {target.scheme}://")
+    import redis.asyncio
+    import redis.asyncio.connection
+    from redis.asyncio.retry import Retry as AsyncRetry
+
+    options = _connection_options(settings, timeout=timeout, connect_timeout=connect_timeout)
+    connection_class: type[Any] = redis.asyncio.connection.Connection
+    if target.scheme == "rediss":
+        connection_class = redis.asyncio.connection.SSLConnection
+        options.update(_tls_options(settings))
+    host, port = target.hosts[0]
+    pool = redis.asyncio.ConnectionPool(
+        max_connections=max_connections,
+        connection_class=connection_class,
+        host=host,
+        port=port,
+        db=target.db,
+        retry=AsyncRetry(backoff=NoBackoff(), retries=0),
+        health_check_interval=0,
+        **options,
+    )
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
 __all__ = [
     "ALL_ERRORS",
+    "ASYNCIO_SCHEMES",
     "AUTH_ERRORS",
     "CLUSTER_SCHEMES",
     "DEFAULT_PORT",
@@ -321,6 +376,7 @@ __all__ = [
     "LazyCluster",
     "RedisTarget",
     "connect",
+    "connect_asyncio",
     "describe_error",
     "parse_target",
     "read_settings",

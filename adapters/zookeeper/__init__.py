@@ -157,6 +157,8 @@ class ZooKeeperBackend:
     """A ZooKeeper ensemble (optionally below a chroot) as a Veltrix store."""
 
     schemes: ClassVar[tuple[str, ...]] = ("zookeeper",)
+    #: Versions are a store-wide revision (``SupportsOrderedVersions``).
+    versions_increase: ClassVar[bool] = True
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = _UNAVAILABLE
     max_value_bytes: ClassVar[int | None] = MAX_VALUE_BYTES
     #: A hint for callers batching writes through :meth:`put_many`.

@@ -17,6 +17,7 @@ never skip a behaviour the contract requires.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -28,10 +29,12 @@ from veltrix.backend import (
     Absent,
     Change,
     HasUrl,
+    SupportsAsyncGet,
     SupportsBatch,
     SupportsBatchPreflight,
     SupportsContentType,
     SupportsList,
+    SupportsOrderedVersions,
     SupportsPreflight,
     SupportsSecrets,
     SupportsWatch,
@@ -39,12 +42,18 @@ from veltrix.backend import (
     supports,
 )
 from veltrix.errors import (
+    ConfigurationError,
     InvalidKeyError,
     UnsupportedOperationError,
     ValueTooLargeError,
     VersionConflictError,
 )
-from veltrix.testing.blocking_aio import CLIENT_APIS, ClientApi, open_client
+from veltrix.testing.blocking_aio import (
+    CLIENT_APIS,
+    BlockingAsyncClient,
+    ClientApi,
+    open_client,
+)
 
 INVALID_KEYS = ["", "/a", "a/", "a//b", "a/./b", "../a", "a b", "a\x00b", "ä", "a" * 256]
 
@@ -405,6 +414,18 @@ class BackendConformance:
         if backend.holds_secrets:
             assert entry.secret, "a store that holds secrets must flag what it holds"
 
+    def test_versions_increase_when_the_store_says_so(self, backend: Any) -> None:
+        if not (supports(backend, SupportsOrderedVersions) and backend.versions_increase):
+            pytest.skip("store does not promise increasing versions")
+        versions = [int(backend.put("ov/a", b"1"))]
+        versions.append(int(backend.put("ov/b", b"other key")))
+        versions.append(int(backend.put("ov/a", b"2")))
+        backend.delete("ov/a")
+        versions.append(int(backend.put("ov/a", b"re-created")))  # not reset by the delete
+        entry = backend.get("ov/a")
+        assert entry is not None and int(entry.version) == versions[-1]
+        assert versions == sorted(versions) and len(set(versions)) == len(versions), versions
+
     def test_url_names_one_of_its_schemes(self, backend: Any) -> None:
         if not supports(backend, HasUrl):
             pytest.skip("store has no url")
@@ -442,6 +463,67 @@ class BackendConformance:
                 ), f"marker not delivered; got {recorder.states()[-5:]}"
             for key in keys:
                 assert client.get(key, default=None) is None, f"{key} resurrected by a late change"
+
+    # -- native asyncio reads (SupportsAsyncGet) --------------------------------------
+
+    def _native(self, backend: Any) -> Any:
+        if not (supports(backend, SupportsAsyncGet) and backend.native_async):
+            pytest.skip("store has no native asyncio reads")
+        return backend
+
+    def test_async_get_matches_get(self, backend: Any) -> None:
+        """``aget`` answers as ``get`` does (entry, absence, invalid keys), on the loop
+        that opened its connection only."""
+        native = self._native(backend)
+        backend.put("async/text", b"hello")
+        backend.put("async/binary", b"\x00\xff")
+
+        async def reads() -> list[Any]:  # leaves the connection open: see elsewhere()
+            found = [await native.aget(k) for k in ("async/text", "async/binary", "async/no")]
+            for bad in INVALID_KEYS[:4]:
+                with pytest.raises(InvalidKeyError):
+                    await native.aget(bad)
+            return found
+
+        assert asyncio.run(reads()) == [
+            backend.get("async/text"),
+            backend.get("async/binary"),
+            None,
+        ]
+
+        async def elsewhere() -> None:
+            await native.aget("async/text")
+
+        with pytest.raises(ConfigurationError, match="another event loop"):
+            asyncio.run(elsewhere())
+
+        async def reopened() -> Any:
+            await native.aclose()  # from here on, the connection is free to move
+            try:
+                return await native.aget("async/text")
+            finally:
+                await native.aclose()
+
+        assert asyncio.run(reopened()) == backend.get("async/text")
+
+    def test_async_client_misses_without_threads(self, backend: Any) -> None:
+        """``AsyncClient`` reads a miss through ``aget`` on the loop: no worker thread
+        (one starts the watch, once), the client's counts as for any miss."""
+        from veltrix.cache import CachePolicy
+
+        self._native(backend)
+        for i in range(3):
+            backend.put(f"native/k{i}", f"v{i}".encode())
+        with BlockingAsyncClient(backend, cache=CachePolicy(ttl=60)) as client:
+            assert [client.get(f"native/k{i}") for i in range(3)] == ["v0", "v1", "v2"]
+            assert client.get("native/absent", None) is None
+            assert client.get("native/k0") == "v0"  # a hit
+            aclient = client.aclient
+            watching = supports(backend, SupportsWatch)
+            assert aclient._pool.submitted == (1 if watching else 0)  # the watch's start
+            assert aclient.native_misses == 4
+            stats = client.stats()
+            assert (stats["misses"], stats["store_calls"], stats["errors"]) == (4, 4, 0)
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -260,9 +260,49 @@ def test_a_foreign_payload_published_before_our_write_is_not_installed(
         assert client.stats()["bus_updates"] == 0
         with l2._waiters_lock:
             l2._own_pending.clear()
-        l2._dispatch(message)  # nothing pending now: a newer foreign value is installed
-        assert client.get(KEYS[2]) == "older"
+        mine = client.get_entry(KEYS[2])
+        assert mine is not None
+        newer = str(int(mine.version) + 1)  # another client's later write
+        payload = base64.b64encode(l2.encode(KEYS[2], Entry(KEYS[2], b"theirs", newer)))
+        l2._dispatch(
+            json.dumps(
+                {"o": "else", "k": KEYS[2], "v": newer, "ms": 30000, "p": payload.decode()}
+            ).encode()
+        )  # nothing pending now: a newer foreign value is installed
+        assert client.get(KEYS[2]) == "theirs"
         assert client.stats()["bus_updates"] == 1
+
+
+def test_a_late_payload_older_than_what_the_watch_installed_is_refused(
+    redis_url: str, store: str
+) -> None:
+    """Another process read its copy before a change; the change reached this client by
+    its own watch first; the other's bus message, late, must not put the old value
+    back (the store's versions increase, so the older copy is known)."""
+    cache_url = _cache_url(redis_url, "late")
+    with Client(f"sqlite:///{store}", cache=CachePolicy(ttl=30), cache_url=cache_url) as client:
+        l2 = client._l2
+        assert l2 is not None and l2.wait_ready(5)
+        old = client.get_entry(KEYS[3])
+        assert old is not None
+        direct = SQLiteBackend(store)
+        try:
+            direct.put(KEYS[3], b"changed")  # no bus message: only the watch tells
+        finally:
+            direct.close()
+        deadline = time.monotonic() + 5
+        while client.get(KEYS[3]) != "changed" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert client.get(KEYS[3]) == "changed"
+        late = base64.b64encode(l2.encode(KEYS[3], old)).decode()
+        l2._dispatch(
+            json.dumps(
+                {"o": "else", "k": KEYS[3], "v": old.version, "ms": 30000, "p": late, "r": 1}
+            ).encode()
+        )
+        assert client.get(KEYS[3]) == "changed"
+        stats = client.stats()
+        assert stats["bus_stale_ignored"] == 1 and stats["bus_updates"] == 0
 
 
 def test_a_write_cancels_a_refresh_in_flight(redis_url: str) -> None:

@@ -51,6 +51,10 @@ def test_instruments_read_the_client_counters(store: ControlledStore) -> None:
             assert ok == 2
             count = value(found, "veltrix_store_request_duration_seconds_count", client=c, op="get")
             assert count == 2
+            buckets = "veltrix_store_request_duration_seconds_bucket"
+            assert value(found, buckets, client=c, op="get", le="+Inf") == 2
+            assert value(found, buckets, client=c, op="get", le="10.0") == 2  # cumulative
+            assert value(found, "veltrix_watch_lag_seconds_bucket", client=c, le="+Inf") == 0
             assert value(found, "veltrix_store_up", client=c) == 1
             assert value(found, "veltrix_cached_keys", client=c) == 2
             assert value(found, "veltrix_l2_circuit_open", client=c) is None  # no L2

@@ -77,6 +77,37 @@ def _check_value(problems: Problems, where: str, value: Any, constraints: dict[s
             problems.add(where, f"value is above the maximum {high}", "maximum", value)
 
 
+def _check_variants(problems: Problems, where: str, variants: Any) -> None:
+    """A multi-variant flag's variants, as the multi-variant concepts page states them:
+    an ordered list, each variant with a rule except the default, which must be last
+    and has none (AWS answers BadRequestException otherwise). The member names
+    ``name`` and ``rule`` are our reading; the rule's syntax is not checked here."""
+    if not isinstance(variants, list) or not variants:
+        problems.add(where, "variants must be a non-empty array", "type")
+        return
+    names: set[str] = set()
+    for index, variant in enumerate(variants):
+        vwhere = f"{where}[{index}]"
+        if not isinstance(variant, dict):
+            problems.add(vwhere, "a variant must be an object", "type")
+            continue
+        name = variant.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 64:
+            problems.add(f"{vwhere}.name", "name must be 1-64 characters", "maxLength")
+        elif name in names:
+            problems.add(f"{vwhere}.name", "variant names must be unique", "uniqueItems", name)
+        else:
+            names.add(name)
+        last = index == len(variants) - 1
+        rule = variant.get("rule")
+        if last and rule is not None:
+            problems.add(
+                f"{vwhere}.rule", "the default variant must be last, without a rule", "rule"
+            )
+        if not last and not (isinstance(rule, str) and rule):
+            problems.add(f"{vwhere}.rule", "a variant other than the default needs a rule", "rule")
+
+
 def validate(document: bytes) -> list[dict[str, str]]:
     """The problems in a feature-flag definition document (empty when valid)."""
     problems = Problems()
@@ -151,6 +182,8 @@ def validate(document: bytes) -> list[dict[str, str]]:
         definition = flags[name] if isinstance(flags[name], dict) else {}
         attributes = definition.get("attributes", {})
         attributes = attributes if isinstance(attributes, dict) else {}
+        if "_variants" in value:
+            _check_variants(problems, f"{where}._variants", value["_variants"])
         for attr, attr_value in value.items():
             if attr in ("enabled", "_createdAt", "_updatedAt", "_variants"):
                 continue
