@@ -284,11 +284,6 @@ class Client:
         if self.policy.track_hits:
             self.get = self._get_counting  # type: ignore[method-assign]
         track(self)
-        #: The store rejects an invalid key in ``get`` before any I/O, with the same
-        #: InvalidKeyError as validate_key: one of veltrix's own adapters, which all run
-        #: the conformance suite (test_invalid_keys_rejected_before_io). The miss path
-        #: then leaves the key's check to the store instead of making it twice.
-        self._store_checks_keys = type(self._backend).__module__.startswith("veltrix.adapters.")
         # Optional shared cache (L2) and disk last-known-good: slow path only.
         self._setup_shared(cache_url, last_known_good_path)
 
@@ -296,8 +291,12 @@ class Client:
         self._l2: SharedCache | None = None
         self._lkg: LastKnownGoodWriter | None = None
         self._lkg_entries: dict[str, tuple[Entry, float]] = {}
-        # True when a miss may have more than the store to ask (or the client is closed):
-        # the miss path then looks closer (see _get_slow).
+        # What the miss path checks (see _get_slow). The store rejects an invalid key in
+        # ``get`` before any I/O, with the same InvalidKeyError as validate_key, when it
+        # is one of veltrix's own adapters: they all run the conformance suite
+        # (test_invalid_keys_rejected_before_io), so the miss leaves the check to them.
+        self._store_checks_keys = type(self._backend).__module__.startswith("veltrix.adapters.")
+        # True when a miss may have more than the store to ask (or the client is closed).
         self._detour = False
         if cache_url is None and last_known_good_path is None:
             return
@@ -566,7 +565,7 @@ class Client:
         failure, goes to those methods. Everything else takes :meth:`_lookup`.
 
         What it leaves out, and where that went: the key's check when the store makes
-        the same one itself (:attr:`_store_checks_keys`); the ``misses`` and
+        the same one itself (``_store_checks_keys``); the ``misses`` and
         ``store_calls`` counts, which :meth:`stats` folds in from
         ``ClientInstruments.gets_ok`` (a miss's failure counts itself); the first
         bucket of the duration histogram and the wall-clock read of the refresh time,
@@ -721,7 +720,7 @@ class Client:
         """The miss's first store call (begun at ``started``) raised ``exc``: count it
         as :meth:`_call_store` would, then retry through it, or raise.
 
-        An invalid key the store refused (:attr:`_store_checks_keys`) raises here,
+        An invalid key the store refused (``_store_checks_keys``) raises here,
         uncounted, as if the client had checked it before the call."""
         if isinstance(exc, InvalidKeyError):
             validate_key(key)
