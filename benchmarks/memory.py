@@ -89,8 +89,8 @@ def _breakdown(client: Any, keys: list[str]) -> dict[str, float]:
     result["dict slots: Client._records"] = sys.getsizeof(records) / n
     result["dict slots: Client._fresh"] = sys.getsizeof(client._fresh) / n
     result["expiry slots (lists of keys due in one 1/64 s slot)"] = (
-        sum(sys.getsizeof(tokens) for tokens in scheduler._slots.values())
-        + sys.getsizeof(scheduler._slots)
+        sum(sys.getsizeof(tokens) for tokens in scheduler.slots.values())
+        + sys.getsizeof(scheduler.slots)
         + sys.getsizeof(scheduler._heap)
     ) / n
     return result

@@ -210,6 +210,11 @@ def pack_value(value: bytes) -> str | bytes:
         return value
 
 
+#: Expiry slots per second (:class:`ExpiryScheduler`): a deadline's slot is
+#: ``floor(deadline * SLOTS_PER_SECOND)``.
+SLOTS_PER_SECOND = 64
+
+
 class ExpiryScheduler:
     """Calls ``on_expire(token, horizon)`` around each scheduled monotonic deadline.
 
@@ -232,7 +237,7 @@ class ExpiryScheduler:
     the record's current ``expires_at`` with ``horizon``).
     """
 
-    SLOTS_PER_SECOND = 64
+    SLOTS_PER_SECOND = SLOTS_PER_SECOND
     MAX_LEAD = 0.025  # the most a slot runs ahead of its start to absorb wake-up lateness
 
     def __init__(
@@ -246,7 +251,11 @@ class ExpiryScheduler:
         client passes its own lock, which it holds whenever it schedules anyway, and
         then schedules with :meth:`schedule_held`."""
         self._on_expire = on_expire
-        self._slots: dict[int, list[Hashable]] = {}
+        #: Slot number (``floor(deadline * SLOTS_PER_SECOND)``) -> the tokens due in it.
+        #: A slot found here has not run yet while the scheduler's lock is held, so a
+        #: caller holding it may append a token to its list: what :meth:`schedule_held`
+        #: does when the slot is in use (the client's miss path does it inline).
+        self.slots: dict[int, list[Hashable]] = {}
         self._heap: list[int] = []  # the slots in use, earliest first
         self._cond = threading.Condition(threading.Lock() if lock is None else lock)
         self._closed = False
@@ -264,15 +273,15 @@ class ExpiryScheduler:
         rest of this method)."""
         if self._closed:
             return
-        slot = floor(deadline * self.SLOTS_PER_SECOND)
-        tokens = self._slots.get(slot)
+        slot = floor(deadline * SLOTS_PER_SECOND)
+        tokens = self.slots.get(slot)
         if tokens is not None:
             tokens.append(token)
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
-        self._slots[slot] = [token]
+        self.slots[slot] = [token]
         heappush(self._heap, slot)
         if self._heap[0] == slot:
             self._cond.notify()
@@ -298,7 +307,7 @@ class ExpiryScheduler:
                     self.lead = min(self.MAX_LEAD, 0.75 * self.lead + 0.25 * (now - wake_at))
                 waited_for = None
                 heappop(self._heap)
-                tokens = self._slots.pop(slot)
+                tokens = self.slots.pop(slot)
             horizon = (slot + 1) / self.SLOTS_PER_SECOND
             for token in tokens:
                 try:
@@ -312,7 +321,7 @@ class ExpiryScheduler:
         with self._cond:
             self._closed = True
             self._heap.clear()
-            self._slots.clear()
+            self.slots.clear()
             self._cond.notify()
             thread = self._thread
         if thread is not None and threading.current_thread() is not thread:
@@ -320,12 +329,13 @@ class ExpiryScheduler:
 
     def __len__(self) -> int:
         with self._cond:
-            return sum(len(tokens) for tokens in self._slots.values())
+            return sum(len(tokens) for tokens in self.slots.values())
 
 
 __all__ = [
     "ABSENT_META",
     "DECIMAL_MAX_DIGITS",
+    "SLOTS_PER_SECOND",
     "CachePolicy",
     "ExpiryScheduler",
     "Freshness",

@@ -21,6 +21,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from math import floor
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
 
@@ -42,6 +43,7 @@ from veltrix.backend import (
 from veltrix.cache import (
     ABSENT_META,
     DECIMAL_MAX_DIGITS,
+    SLOTS_PER_SECOND,
     CachePolicy,
     ExpiryScheduler,
     Freshness,
@@ -237,7 +239,9 @@ class Client:
         self._model_records: dict[tuple[str, Any], tuple[Any, float]] = {}  # (instance, expires_at)
         self._model_prefixes: dict[tuple[str, Any], str] = {}  # token -> canonical prefix
         self._model_generation: dict[tuple[str, Any], int] = {}
+        # key -> the _epoch of its last change (see _bump); _epoch counts all changes.
         self._generation: dict[str, int] = {}
+        self._epoch = 0
         self._inflight: dict[Hashable, _Flight] = {}
         # Flights of misses that landed unseen (no waiter made their event), for the
         # next misses: list.pop and list.append are atomic, and cheaper than a new one.
@@ -246,6 +250,7 @@ class Client:
         # The client's lock guards the schedule too: it is held wherever the client
         # schedules, so the miss path takes one lock, not two.
         self._scheduler = ExpiryScheduler(self._expire, name="veltrix-expiry", lock=self._lock)
+        self._expiry_slots = self._scheduler.slots  # the miss path appends to them inline
         self._executor: ThreadPoolExecutor | None = None
         self._watch: Watch | None = None
         self._notifier: ChangeDispatcher[tuple[Change, bool]] | None = None
@@ -286,6 +291,13 @@ class Client:
         self._l2: SharedCache | None = None
         self._lkg: LastKnownGoodWriter | None = None
         self._lkg_entries: dict[str, tuple[Entry, float]] = {}
+        # What the miss path checks (see _get_slow). The store rejects an invalid key in
+        # ``get`` before any I/O, with the same InvalidKeyError as validate_key, when it
+        # is one of veltrix's own adapters: they all run the conformance suite
+        # (test_invalid_keys_rejected_before_io), so the miss leaves the check to them.
+        self._store_checks_keys = type(self._backend).__module__.startswith("veltrix.adapters.")
+        # True when a miss may have more than the store to ask (or the client is closed).
+        self._detour = False
         if cache_url is None and last_known_good_path is None:
             return
         try:
@@ -293,6 +305,7 @@ class Client:
         except BaseException:
             self.close()
             raise
+        self._detour = self._l2 is not None or bool(self._lkg_entries)
 
     def _open_shared(self, cache_url: str | None, last_known_good_path: Any) -> None:
         from veltrix.secrets_crypto import box_from_env
@@ -550,19 +563,26 @@ class Client:
         :meth:`_call_store` and :meth:`_install` do, without their calls, and takes
         the client lock once (issue #23). Whatever else a read can meet, and every
         failure, goes to those methods. Everything else takes :meth:`_lookup`.
+
+        What it leaves out, and where that went: the key's check when the store makes
+        the same one itself (``_store_checks_keys``); the ``misses`` and
+        ``store_calls`` counts, which :meth:`stats` folds in from
+        ``ClientInstruments.gets_ok`` (a miss's failure counts itself); the first
+        bucket of the duration histogram and the wall-clock read of the refresh time,
+        which ``ClientInstruments`` folds in when read.
         """
-        if not (key.__class__ is str and len(key) <= MAX_KEY_LENGTH and key_match(key)):
-            validate_key(key)  # raises for an invalid key (a str subclass may pass)
-        if (
-            key in self._records
-            or self._l2 is not None
-            or self._closed
-            or key in self._lkg_entries
-            or self._health.state is _DOWN
+        if (key.__class__ is not str or not self._store_checks_keys) and not (
+            key.__class__ is str and len(key) <= MAX_KEY_LENGTH and key_match(key)
         ):
+            validate_key(key)  # raises for an invalid key (a str subclass may pass)
+        if key in self._records:  # (an invalid key never is)
             return self._serve(key, self._lookup(key), default, target)
-        counters = self._counters
-        counters["misses"] += 1
+        if (
+            self._detour and (self._l2 is not None or self._closed or key in self._lkg_entries)
+        ) or self._health.state is _DOWN:
+            if self._store_checks_keys:
+                validate_key(key)
+            return self._serve(key, self._lookup(key), default, target)
         inflight = self._inflight
         # Registered without the lock: setdefault is atomic, and every other flight is
         # registered with setdefault too, so two callers never both lead.
@@ -573,12 +593,13 @@ class Client:
         flight = inflight.setdefault(key, new)
         if flight is not new:  # someone else is loading it: wait for them
             self._spare_flights.append(new)
+            if self._store_checks_keys:
+                validate_key(key)
             return self._serve(key, self._join(key, flight), default, target)
-        generation = self._generation.get(key, 0)
+        epoch = self._epoch  # a change to the key meanwhile moves it past this (see _bump)
         lock = self._lock
         try:
             # The store call, counted and timed like _call_store's first attempt.
-            counters["store_calls"] += 1
             started = flight.started_at = monotonic()
             try:
                 entry = self._backend.get(key)
@@ -587,16 +608,14 @@ class Client:
                 now = monotonic()
             else:
                 now = monotonic()
+                # Folded in at read time (ClientInstruments.histograms, last_refresh; stats).
                 instruments = self._instruments
-                instruments.gets_ok += 1
+                instruments.gets_ok += 1  # also this miss and its store call
+                instruments.refreshed_at = now
                 seconds = now - started
-                durations = instruments.get_durations
-                if seconds <= _FIRST_BUCKET:  # a local store: no search
-                    durations.counts[0] += 1
-                else:
-                    durations.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
-                durations.sum += seconds
-                instruments.last_refresh = time.time()
+                if seconds > _FIRST_BUCKET:  # (else the first bucket: a local store)
+                    instruments.slow_gets[bisect_left(DURATION_BUCKETS, seconds)] += 1
+                instruments.get_seconds += seconds
                 if self._health.state is not _UP:
                     self._health.succeeded()
             # Packed as _record packs it (see Record), installed as _install installs it.
@@ -605,10 +624,10 @@ class Client:
             if entry is None:
                 value = record.value = None
                 record.version, record.meta = 0, ABSENT_META
-                record.expires_at = expires_at = now + self.policy.negative_ttl
+                record.expires_at = expires_at = deadline = now + self.policy.negative_ttl
             else:
                 try:
-                    value = entry.value.decode("utf-8")
+                    value = entry.value.decode()
                 except UnicodeDecodeError:
                     value = entry.value
                 record.value = value
@@ -635,17 +654,20 @@ class Client:
                     meta = self._last_meta = self._meta(key, entry)
                 record.meta = meta
                 record.expires_at = expires_at = now + self.policy.ttl
+                # As _install: off the fresh dicts for the last stretch of its TTL.
+                deadline = expires_at - self._refresh_ahead
             lock.acquire()
             try:
                 del inflight[key]
                 landed = flight.event
-                if self._generation.get(key, 0) != generation or key in self._records:
+                if self._epoch != epoch or key in self._records:
                     # A watch, a write or an invalidation came meanwhile: _load's rule.
                     current = self._records.get(key)
-                    if self._generation.get(key, 0) != generation and current is not None:
+                    if self._generation.get(key, 0) > epoch and current is not None:
                         record = current
                     else:
                         record = self._install(key, entry)
+                    value = record.value
                 else:
                     self._records[key] = record
                     if self._lkg is not None and entry is not None:
@@ -657,9 +679,12 @@ class Client:
                     if now < expires_at:
                         if value.__class__ is str:
                             self._fresh[key] = value
-                        # As _install: off the fresh dicts for the last stretch of its TTL.
-                        ahead = self._refresh_ahead if entry is not None else 0.0
-                        self._scheduler.schedule_held(expires_at - ahead, key)
+                        # ExpiryScheduler.schedule_held, inline while the slot is in use.
+                        tokens = self._expiry_slots.get(floor(deadline * SLOTS_PER_SECOND))
+                        if tokens is None:
+                            self._scheduler.schedule_held(deadline, key)
+                        else:
+                            tokens.append(key)
             finally:
                 lock.release()
         except BaseException as exc:
@@ -672,8 +697,8 @@ class Client:
             landed.set()
         if self._watch is None and self.policy.watch:
             self._start_watch(required=False)
-        if target is None and record.value.__class__ is str:
-            return record.value
+        if target is None and value.__class__ is str:
+            return value
         return self._serve(key, record, default, target)
 
     def _join(self, key: str, flight: _Flight) -> Record:
@@ -693,7 +718,15 @@ class Client:
 
     def _miss_failed(self, key: str, exc: BaseException, started: float) -> Entry | None:
         """The miss's first store call (begun at ``started``) raised ``exc``: count it
-        as :meth:`_call_store` would, then retry through it, or raise."""
+        as :meth:`_call_store` would, then retry through it, or raise.
+
+        An invalid key the store refused (``_store_checks_keys``) raises here,
+        uncounted, as if the client had checked it before the call."""
+        if isinstance(exc, InvalidKeyError):
+            validate_key(key)
+        counters = self._counters
+        counters["misses"] += 1  # (a miss that succeeds is counted by gets_ok)
+        counters["store_calls"] += 1
         error = self._store_failed(exc, "get", started, read=True)
         retries = self.policy.retries
         self._before_retry(error, 0, retries)
@@ -1293,8 +1326,17 @@ class Client:
             record.expires_at = min(record.expires_at, monotonic())
 
     def _bump(self, key: str) -> None:
-        """Note that ``key`` changed: in-flight loads must not overwrite it; models drop. Lock held."""
-        self._generation[key] = self._generation.get(key, 0) + 1
+        """Note that ``key`` changed: in-flight loads must not overwrite it; models drop. Lock held.
+
+        The key's generation becomes the client's next epoch: a load that began at
+        epoch ``e`` sees a change to its key as a generation above ``e`` (and, without
+        a dict lookup, any change at all as an epoch past ``e``). The generation is
+        written before the epoch moves on, so a load never reads the new epoch while
+        its key still shows the old generation.
+        """
+        epoch = self._epoch + 1
+        self._generation[key] = epoch
+        self._epoch = epoch
         for token, prefix in self._model_prefixes.items():
             if in_prefix(key, prefix):
                 self._drop_model(token)
@@ -1486,7 +1528,7 @@ class Client:
         absences found past the hot path), cached_keys, store_up (1 or 0) and
         health_transitions; plus reads and hits while hits are counted (``track_hits``,
         or an installed metrics exporter: :mod:`veltrix.metrics`)."""
-        result = dict(self._counters)
+        result = self._counts()
         result["cached_keys"] = len(self._records)
         health = self._health.report()
         result["store_up"] = int(health.up)
@@ -1495,10 +1537,20 @@ class Client:
             result.update(self._l2.counters)
             result["l2_breaker_open"] = int(self._l2.breaker.is_open)
         if self.counting_hits:
-            c = self._counters
-            hits = self._hits + self._hit_batch + c["slow_hits"]
+            hits = self._hits + self._hit_batch + result["slow_hits"]
             result["hits"] = hits
-            result["reads"] = hits + c["misses"] + c["stale_served"] + c["negative_hits"]
+            result["reads"] = (
+                hits + result["misses"] + result["stale_served"] + result["negative_hits"]
+            )
+        return result
+
+    def _counts(self) -> dict[str, int]:
+        """The counters, with the misses the miss path counts only as successful
+        store gets (``gets_ok``: each is one miss and one store call) folded in."""
+        result = dict(self._counters)
+        landed = self._instruments.gets_ok
+        result["misses"] += landed
+        result["store_calls"] += landed
         return result
 
     def _reading(self) -> ClientReading:
@@ -1507,7 +1559,7 @@ class Client:
         Computed here, at scrape time: the stale age walks only the keys served
         stale since their last refresh.
         """
-        counters = self._counters
+        counters = self._counts()
         now = monotonic()
         oldest = now
         with self._lock:
@@ -1601,6 +1653,7 @@ class Client:
             if self._closed:
                 return
             self._closed = True
+            self._detour = True
             watch, self._watch = self._watch, None
             self._subscribers.clear()
         if watch is not None:

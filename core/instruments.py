@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -133,11 +134,16 @@ class ClientInstruments:
     """One client's counters beyond :meth:`veltrix.Client.stats` (see the module doc)."""
 
     __slots__ = (
+        "_derived_at",
+        "_derived_wall",
+        "_wall_refresh",
         "coalesced",
         "durations",
         "get_durations",
+        "get_seconds",
         "gets_ok",
-        "last_refresh",
+        "refreshed_at",
+        "slow_gets",
         "store_requests",
         "watch_events",
         "watch_lag",
@@ -147,12 +153,18 @@ class ClientInstruments:
     def __init__(self) -> None:
         self.store_requests: dict[tuple[str, str], int] = {}
         self.durations: dict[str, Histogram] = {}
-        # The client's miss path counts its successful gets here, with no tuple key to
-        # hash: ``requests()`` and ``histograms()`` fold them in.
-        self.gets_ok = 0
         self.get_durations = Histogram(DURATION_BUCKETS)
-        #: Wall-clock time of the last successful read from the store (0: none yet).
-        self.last_refresh = 0.0
+        # The client's miss path counts and times its successful gets here, with no
+        # tuple key to hash and no histogram bucket for the usual sub-0.5 ms local call:
+        # ``requests()``, ``histograms()`` and ``last_refresh`` fold them in.
+        self.gets_ok = 0
+        self.get_seconds = 0.0  # their total duration
+        #: Those slower than the first bucket, by bucket (as Histogram.counts): the
+        #: first bucket holds the rest.
+        self.slow_gets = [0] * (len(DURATION_BUCKETS) + 1)
+        self.refreshed_at = 0.0  # monotonic time of the latest (0: none yet)
+        self._wall_refresh = 0.0  # wall-clock time of the latest store_call success
+        self._derived_at = self._derived_wall = 0.0  # refreshed_at on the wall clock
         self.watch_events = 0
         self.watch_reconnects = 0
         self.watch_lag = Histogram(LAG_BUCKETS)
@@ -166,7 +178,22 @@ class ClientInstruments:
             histogram = self.durations[op] = Histogram(DURATION_BUCKETS)
         histogram.observe(seconds)
         if outcome == "ok" and op in ("get", "list"):
-            self.last_refresh = now
+            self._wall_refresh = now
+
+    @property
+    def last_refresh(self) -> float:
+        """Wall-clock time of the last successful read from the store (0: none yet).
+
+        The miss path notes its reads on the monotonic clock (``refreshed_at``),
+        which is put on the wall clock here, once per new value: two readings of
+        the same refresh agree.
+        """
+        refreshed_at = self.refreshed_at
+        if refreshed_at != self._derived_at:
+            elapsed = time.monotonic() - refreshed_at
+            self._derived_wall = time.time() - elapsed
+            self._derived_at = refreshed_at
+        return max(self._wall_refresh, self._derived_wall)
 
     def requests(self) -> dict[tuple[str, str], int]:
         """Store calls by ``(op, outcome)``, the miss path's counted gets included."""
@@ -179,6 +206,12 @@ class ClientInstruments:
         """Copies of the store call durations by op (only ops called at least once)."""
         result = {op: h.copy() for op, h in list(self.durations.items())}
         durations = self.get_durations.copy()
+        slow = list(self.slow_gets)
+        counts = durations.counts
+        for bucket, n in enumerate(slow):
+            counts[bucket] += n
+        counts[0] += self.gets_ok - sum(slow)  # the miss path's gets in the first bucket
+        durations.sum += self.get_seconds
         if durations.count:
             result["get"] = durations
         return dict(sorted(result.items()))

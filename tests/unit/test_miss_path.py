@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import ClassVar
+
+import pytest
 
 from tests.unit.stores import ControlledStore
 from veltrix import CachePolicy, Client
 from veltrix.backend import Entry
-from veltrix.errors import BackendError, BackendUnavailableError, KeyNotFoundError
+from veltrix.errors import (
+    BackendError,
+    BackendUnavailableError,
+    InvalidKeyError,
+    KeyNotFoundError,
+)
 from veltrix.health import HealthState
+from veltrix.instruments import DURATION_BUCKETS
 
 
 def make(store: ControlledStore, **policy: object) -> Client:
@@ -180,3 +189,68 @@ def test_absences_binary_values_and_types_on_the_miss_path(store: ControlledStor
         assert entry is not None and entry.value == b"42" and entry.source.endswith("/n")
         assert client.stats()["negative_hits"] == 1
         assert store.gets == 3
+
+
+@pytest.mark.parametrize("key", ["", "a//b", "../x", "a/./b", "x" * 256, "white space"])
+def test_an_invalid_key_is_refused_uncounted_when_the_store_checks_it(key: str) -> None:
+    # memory:// is one of veltrix's own stores: the miss leaves the key's check to it.
+    with Client("memory://", cache=CachePolicy(ttl=60, watch=False)) as client:
+        assert client._store_checks_keys
+        with pytest.raises(InvalidKeyError):
+            client.get(key)
+        with pytest.raises(InvalidKeyError):
+            client.get(key, "default")
+        stats = client.stats()
+        assert stats["misses"] == stats["store_calls"] == stats["errors"] == 0
+        reading = client._reading()
+        assert reading.store_requests == {} and "get" not in reading.durations
+        assert not client._inflight and client._health.state is HealthState.UP
+
+
+def test_a_store_that_may_not_check_keys_is_never_called_with_an_invalid_one() -> None:
+    class Trusting:  # checks nothing: the client must
+        schemes: ClassVar[tuple[str, ...]] = ("trusting",)
+        transient_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+        asked: ClassVar[list[str]] = []
+
+        def get(self, key: str) -> Entry | None:
+            self.asked.append(key)
+            return Entry(key, b"v", "1", source=f"trusting://{key}")
+
+        def close(self) -> None:
+            pass
+
+    with Client(Trusting(), cache=CachePolicy(ttl=60, watch=False)) as client:  # type: ignore[arg-type]
+        assert not client._store_checks_keys
+        for key in ["", "a//b", "..", 5]:
+            with pytest.raises(InvalidKeyError):
+                client.get(key)  # type: ignore[arg-type]
+        assert Trusting.asked == []
+        assert client.get("fine") == "v" and Trusting.asked == ["fine"]
+
+
+def test_miss_durations_land_in_their_buckets(store: ControlledStore) -> None:
+    store.put("fast", b"v")
+    store.put("slow", b"v")
+    with make(store, ttl=60) as client:
+        client.get("fast")
+        store.delay = 0.003  # past the 2.5 ms bucket: counted in the 5 ms one
+        client.get("slow")
+        got = client._reading().durations["get"]
+        assert got.count == 2 and got.sum >= 0.003
+        assert got.counts[0] == 1
+        assert got.counts[DURATION_BUCKETS.index(0.005)] == 1
+        assert client.stats()["misses"] == client.stats()["store_calls"] == 2
+
+
+def test_the_refresh_time_reads_the_same_until_the_next_refresh() -> None:
+    with Client("memory://", cache=CachePolicy(ttl=60, watch=False)) as client:
+        client.backend.put("k", b"v")  # type: ignore[attr-defined]
+        before = time.time()
+        client.get("k")
+        first = client._reading().last_refresh
+        assert before <= first <= time.time()
+        assert client._reading().last_refresh == first
+        time.sleep(0.002)
+        client.get("k2", None)
+        assert client._reading().last_refresh > first
