@@ -29,7 +29,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.support import REPO_ROOT, port_open, unique_name
+from tests.support import REPO_ROOT, fake_aws_credentials, port_open, unique_name
 from veltrix.adapters.appconfig import AppConfigBackend
 
 REGION = "us-east-1"
@@ -38,10 +38,7 @@ ZERO = {"DeploymentDurationInMinutes": 0, "GrowthFactor": 100.0, "FinalBakeTimeI
 
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 class Server:

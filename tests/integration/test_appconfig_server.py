@@ -20,7 +20,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.support import REPO_ROOT, port_open, server_env, unique_name
+from tests.support import REPO_ROOT, fake_aws_credentials, port_open, server_env, unique_name
 from veltrix import CachePolicy, Client
 from veltrix.adapters.appconfig import AppConfigBackend
 from veltrix.errors import (
@@ -36,10 +36,7 @@ ZERO = {"DeploymentDurationInMinutes": 0, "GrowthFactor": 100.0, "FinalBakeTimeI
 
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 def clients(endpoint: str) -> tuple[Any, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_migrate import contents, dataset, seed
-from tests.support import missing_server, port_open, server_env, unique_name
+from tests.support import fake_aws_credentials, missing_server, port_open, server_env, unique_name
 from veltrix.backend import Backend
 from veltrix.migration import diff, migrate
 from veltrix.registry import open_backend
@@ -69,11 +69,7 @@ Opener = Callable[[str], Backend]
 
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_credentials(monkeypatch, REGION)
     monkeypatch.delenv("VELTRIX_ZK_AUTH", raising=False)
     monkeypatch.delenv("CONSUL_HTTP_TOKEN", raising=False)
 

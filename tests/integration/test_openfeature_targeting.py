@@ -26,7 +26,7 @@ from openfeature.flag_evaluation import ErrorCode, Reason
 
 from benchmarks._stores import store_url
 from tests.integration.test_appconfig_reference import ZERO, Server
-from tests.support import server_env, unique_name
+from tests.support import fake_aws_credentials, server_env, unique_name
 from veltrix import CachePolicy, Client
 from veltrix.aio import AsyncClient
 from veltrix.openfeature import VeltrixProvider
@@ -189,10 +189,7 @@ def test_async_api_evaluates_the_same_rules(tmp_path: Path) -> None:
 
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 class _Profile:

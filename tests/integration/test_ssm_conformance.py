@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import server_env, unique_name
+from tests.support import fake_aws_credentials, server_env, unique_name
 from veltrix.adapters.ssm import SSMBackend
 from veltrix.registry import open_backend
 from veltrix.testing.conformance import BackendConformance
@@ -20,11 +20,7 @@ REGION = "us-east-1"
 
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 @pytest.fixture

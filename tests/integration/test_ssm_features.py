@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.support import server_env, unique_name
+from tests.support import fake_aws_credentials, server_env, unique_name
 from veltrix.adapters.ssm import MARKER, SSMBackend, encode_value
 from veltrix.errors import (
     BackendUnavailableError,
@@ -23,10 +23,7 @@ REGION = "us-east-1"
 
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 @pytest.fixture
