@@ -285,6 +285,7 @@ def test_a_late_payload_older_than_what_the_watch_installed_is_refused(
         assert l2 is not None and l2.wait_ready(5)
         old = client.get_entry(KEYS[3])
         assert old is not None
+        sent = l2.counters["bus_sent"]
         direct = SQLiteBackend(store)
         try:
             direct.put(KEYS[3], b"changed")  # no bus message: only the watch tells
@@ -294,15 +295,21 @@ def test_a_late_payload_older_than_what_the_watch_installed_is_refused(
         while client.get(KEYS[3]) != "changed" and time.monotonic() < deadline:
             time.sleep(0.005)
         assert client.get(KEYS[3]) == "changed"
+        # The watch's change is also published to the fleet; wait for its echo, or the
+        # late message would be taken for one published before that (older by rule).
+        deadline = time.monotonic() + 5
+        while (l2.counters["bus_sent"] == sent or l2._own_pending) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert l2.counters["bus_sent"] == sent + 1 and not l2._own_pending
         late = base64.b64encode(l2.encode(KEYS[3], old)).decode()
         l2._dispatch(
             json.dumps(
                 {"o": "else", "k": KEYS[3], "v": old.version, "ms": 30000, "p": late, "r": 1}
             ).encode()
         )
-        assert client.get(KEYS[3]) == "changed"
         stats = client.stats()
         assert stats["bus_stale_ignored"] == 1 and stats["bus_updates"] == 0
+        assert client.get(KEYS[3]) == "changed"
 
 
 def test_a_write_cancels_a_refresh_in_flight(redis_url: str) -> None:
