@@ -20,6 +20,6 @@ bench-quick:
 
 # The test suite (scripts/test: servers, lint, types, tests) with line coverage of the
 # veltrix package; fails below [tool.coverage.report] fail_under in pyproject.toml.
-# .ci/run does the same.
+# Not part of .ci/run: on Python 3.11 the tracer takes the suite past its time budget.
 coverage:
 	scripts/test --cov=veltrix --cov-report=term
