@@ -135,7 +135,7 @@ class CachePolicy:
         return self.stale_if_error and now < expires_at + self.max_stale
 
 
-DECIMAL_MAX_DIGITS = 18  # versions up to this many digits fit a small int
+_DECIMAL_MAX_DIGITS = 18  # versions up to this many digits fit a small int
 
 #: ``(source, source_ends_with_key, content_type, secret)`` of a cached entry.
 Meta = tuple[str, bool, str | None, bool]
@@ -195,7 +195,7 @@ def pack_version(version: str) -> str | int:
     if (
         version.isascii()
         and version.isdigit()
-        and len(version) <= DECIMAL_MAX_DIGITS
+        and len(version) <= _DECIMAL_MAX_DIGITS
         and (version[0] != "0" or version == "0")
     ):
         return int(version)
@@ -334,7 +334,6 @@ class ExpiryScheduler:
 
 __all__ = [
     "ABSENT_META",
-    "DECIMAL_MAX_DIGITS",
     "SLOTS_PER_SECOND",
     "CachePolicy",
     "ExpiryScheduler",

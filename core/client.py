@@ -42,7 +42,6 @@ from veltrix.backend import (
 )
 from veltrix.cache import (
     ABSENT_META,
-    DECIMAL_MAX_DIGITS,
     SLOTS_PER_SECOND,
     CachePolicy,
     ExpiryScheduler,
@@ -631,16 +630,7 @@ class Client:
                 except UnicodeDecodeError:
                     value = entry.value
                 record.value = value
-                text = entry.version
-                if (
-                    text.isascii()
-                    and text.isdigit()
-                    and len(text) <= DECIMAL_MAX_DIGITS
-                    and (text[0] != "0" or text == "0")
-                ):
-                    record.version = int(text)
-                else:
-                    record.version = text
+                record.version = pack_version(entry.version)
                 # The meta of the last miss, when it fits (the common case: one store
                 # names every key the same way), else built and interned like _record's.
                 meta = self._last_meta
