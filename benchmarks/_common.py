@@ -90,6 +90,11 @@ def compare_ns(
     for _ in range(runs):
         for name, timer in timers.items():
             samples[name].append(timer.timeit(number=calls) / calls * 1e9)
+    return summarize_ns(samples)
+
+
+def summarize_ns(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Median, p99 and best of each candidate's ns-per-call rounds."""
     return {
         name: {
             "median_ns": statistics.median(values),

@@ -13,7 +13,6 @@ collector is timed too (it runs once per scrape interval, not per read).
 from __future__ import annotations
 
 import os
-import statistics
 import time
 import timeit
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 
 import veltrix
-from benchmarks._common import machine, package_versions, percentile, section_main
+from benchmarks._common import machine, package_versions, section_main, summarize_ns
 from veltrix import metrics
 from veltrix.client import count_hits_in_all_clients
 
@@ -50,14 +49,7 @@ def _interleaved(
         samples[NAMES[1]].append(read.timeit(number=calls) / calls * 1e9)
         count_hits_in_all_clients(True)
         samples[NAMES[2]].append(read.timeit(number=calls) / calls * 1e9)
-    return {
-        name: {
-            "median_ns": statistics.median(values),
-            "p99_ns": percentile(values, 0.99),
-            "min_ns": min(values),
-        }
-        for name, values in samples.items()
-    }
+    return summarize_ns(samples)
 
 
 NAMES = (
