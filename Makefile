@@ -19,7 +19,6 @@ bench-quick:
 	$(MAKE) bench BENCH_ARGS=--quick
 
 # The test suite (scripts/test: servers, lint, types, tests) with line coverage of the
-# veltrix package; fails below [tool.coverage.report] fail_under in pyproject.toml.
-# Not part of .ci/run: on Python 3.11 the tracer takes the suite past its time budget.
+# library, as .ci/run runs it; fails below [tool.slipcover] fail-under in pyproject.toml.
 coverage:
-	scripts/test --cov=veltrix --cov-report=term
+	scripts/test --coverage

@@ -231,9 +231,6 @@ def test_a_read_racing_a_swap_starts_over(tmp_path: Path) -> None:
     assert values == {b"v2"}
 
 
-# Under the coverage tracer (Python 3.11) the inotify variant runs ~30x slower (4 s ->
-# over 120 s): the reader, the watch and the writer all spin under it.
-@pytest.mark.no_cover
 @pytest.mark.parametrize("mode", ["inotify", "poll"])
 def test_reader_never_sees_a_mix_during_200_rapid_swaps(tmp_path: Path, mode: str) -> None:
     writer = AtomicWriter(tmp_path / "v")
