@@ -88,10 +88,6 @@ class RuleError(VeltrixError, ValueError):
     """A feature flag's variant rule is malformed (unknown operator, bad operand, ...)."""
 
 
-class RuleNotEvaluatedError(RuleError):
-    """A variant rule uses an operator Veltrix does not evaluate (``split``)."""
-
-
 class BackendError(VeltrixError):
     """The store failed in a way that is not the caller's fault."""
 
@@ -127,7 +123,6 @@ __all__ = [
     "InvalidKeyError",
     "KeyNotFoundError",
     "RuleError",
-    "RuleNotEvaluatedError",
     "SecretReferenceError",
     "StoreNotFoundError",
     "UnknownBackendError",

@@ -3,21 +3,26 @@
 The rule language is the one AWS AppConfig documents for multi-variant flags: a
 rule is a parenthesised prefix expression ``(operator operand ...)`` that yields
 true or false. Operands are double-quoted strings (``\\"`` and ``\\\\`` escapes),
-64-bit integers, floats, ``true``/``false``, ``$key`` (the value of ``key`` in the
-evaluation context), ``[...]`` lists of literals, nested expressions, and named
-operands ``name::operand`` (``matches``, ``exists``, ``split``).
+64-bit integers, floats, timestamps (the W3C date and time forms, ``2024-01`` to
+``2012-03-04T05:06:07.5-08:00``), ``true``/``false``, ``$key`` (the value of ``key``
+in the evaluation context), ``[...]`` lists of literals, nested expressions, and
+named operands ``name::operand`` (``matches``, ``exists``, ``split``).
 
-Evaluated here: ``eq gt gte lt lte and or not begins_with ends_with contains in
-matches exists``. Not evaluated: ``split`` (AWS does not publish its hash, so a
-local result would disagree with AppConfig's) raises :class:`RuleNotEvaluatedError`
-when a rule reaches it; timestamp literals are not parsed (a :class:`RuleError`).
+Every operator is evaluated: ``eq gt gte lt lte and or not begins_with ends_with
+contains in matches exists split``. ``split`` buckets by Veltrix's own hash (see
+:func:`split_bucket`): AWS does not publish AppConfig's, so a user's bucket here is
+stable across processes and releases but not the one the AppConfig Agent would give.
 
 Semantics where the reference is silent (our reading): a comparison with a missing
 context value, or between a number and a string, is false (never an error);
-``eq`` between numbers compares numerically (``1`` equals ``1.0``); ``matches``
-is a regular-expression *search* (Python ``re``) in a string; ``in`` also accepts
-a context value that is a list; ``exists`` is true when the key is present and
-not null.
+``eq`` between numbers compares numerically (``1`` equals ``1.0``); a timestamp
+compares as an instant with another timestamp, a ``datetime`` (naive ones are UTC)
+or a string in a W3C form, and a form without a time of day is its first instant in
+UTC (``2024-01`` is 2024-01-01T00:00Z); a bare year is the integer, so write
+``2024-01`` for the start of 2024; ``matches`` is a regular-expression *search*
+(Python ``re``) in a string; ``in`` also accepts a context value that is a list;
+``exists`` is true when the key is present and not null; ``split`` does not match a
+missing context value, nor one that is not a string or an integer.
 
 Errors never quote the rule or a context value, only a position and what was
 expected, since either may carry data a log must not show.
@@ -25,12 +30,14 @@ expected, since either may carry data a log must not show.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from veltrix.errors import RuleError, RuleNotEvaluatedError
+from veltrix.errors import RuleError
 
 #: Longest rule accepted (characters) and deepest nesting: bounds parse time and stack.
 MAX_RULE_LENGTH = 4096
@@ -45,6 +52,55 @@ _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\Z")
 _INTEGER = re.compile(r"-?(?:0|[1-9]\d*)\Z")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _INT64 = (-(2**63), 2**63 - 1)
+#: The W3C date and time forms: YYYY[-MM[-DD[Thh:mm[:ss[.s]]TZD]]], TZD = Z | +hh:mm | -hh:mm.
+_TIMESTAMP = re.compile(
+    r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
+    r"(Z|[+-]\d{2}:\d{2}))?)?)?\Z",
+    re.ASCII,
+)
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """``text`` as an aware ``datetime`` when it is one of the W3C date and time forms
+    (a form without a time of day is its first instant in UTC), else None."""
+    found = _TIMESTAMP.match(text)
+    if found is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = found.groups()
+    offset = UTC
+    if zone not in (None, "Z"):
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        if hours > 23 or minutes > 59:
+            return None
+        sign = -1 if zone[0] == "-" else 1
+        offset = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    try:
+        return datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=offset,
+        )
+    except ValueError:  # month 13, February 30, hour 24, ...
+        return None
+
+
+def split_bucket(value: str, seed: str = "") -> float:
+    """Where ``value`` falls in ``[0, 100)`` for ``split``: the first 8 bytes of the
+    SHA-256 of ``seed``, a NUL and ``value`` (UTF-8), as a fraction of 2**64, times 100.
+
+    ``(split by::$k pct::P seed::S)`` matches when the bucket of the context's ``k`` is
+    below ``P``. Rules with the same seed share buckets, so ``pct::20`` then
+    ``pct::25`` in later variants gives the second 5% (as AppConfig documents), and two
+    flags with the same seed pick the same users: give each flag its own seed to
+    spread them independently. Integers hash as their decimal text.
+    """
+    digest = hashlib.sha256(f"{seed}\0{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
 @dataclass(frozen=True)
@@ -169,8 +225,11 @@ class _Parser:
                 self.pos = start
                 raise self.fail("float out of range")
             return value
+        timestamp = parse_timestamp(token)
+        if timestamp is not None:
+            return timestamp
         self.pos = start
-        raise self.fail("unsupported operand (timestamps are not parsed)")
+        raise self.fail("unsupported operand")
 
     def string(self) -> str:
         self.pos += 1  # the opening quote
@@ -241,7 +300,14 @@ def _check(operator: str, operands: tuple[Any, ...]) -> Rule:
             if not isinstance(named["key"], str):
                 raise fail("key:: must be a string")
             return Rule(operator, (named["key"],))
-        return Rule(operator, (named["by"], named["pct"], named.get("seed")))
+        by, pct, seed = named["by"], named["pct"], named.get("seed", "")
+        if not isinstance(by, ContextRef):
+            raise fail("by:: must be a context value ($key)")
+        if not _is_number(pct) or not 0 <= pct <= 100:
+            raise fail("pct:: must be a number from 0 to 100")
+        if not isinstance(seed, str):
+            raise fail("seed:: must be a string")
+        return Rule(operator, (by, pct, seed))
     if named:
         raise fail("takes no named operands")
     if operator == "not":
@@ -270,11 +336,24 @@ def _value(operand: Any, context: Mapping[str, Any]) -> Any:
     return operand
 
 
+def _instant(value: Any) -> datetime | None:
+    """A context value or literal as an aware datetime, if it is a time."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        return parse_timestamp(value)
+    return None
+
+
 def _compare(operator: str, left: Any, right: Any) -> bool:
     if left is None or right is None:
         return False
+    if isinstance(left, datetime) or isinstance(right, datetime):
+        left, right = _instant(left), _instant(right)
+        if left is None or right is None:
+            return False
     numbers = _is_number(left) and _is_number(right)
-    if not numbers and not (type(left) is type(right) and isinstance(left, str | bool)):
+    if not numbers and not (type(left) is type(right) and isinstance(left, str | bool | datetime)):
         return False  # a number against a string, a list, ...: no match, not an error
     if operator == "eq":
         return bool(left == right)
@@ -300,9 +379,10 @@ def _evaluate(rule: Rule, context: Mapping[str, Any]) -> bool:
     if operator == "exists":
         return context.get(operands[0]) is not None
     if operator == "split":
-        raise RuleNotEvaluatedError(
-            "split: percentage rollout is evaluated by AppConfig, not by Veltrix"
-        )
+        subject = _value(operands[0], context)
+        if isinstance(subject, bool) or not isinstance(subject, str | int):
+            return False
+        return bool(split_bucket(str(subject), operands[2]) < operands[1])
     if operator == "matches":
         subject = _value(operands[0], context)
         return isinstance(subject, str) and operands[1].search(subject) is not None
@@ -322,4 +402,12 @@ def _evaluate(rule: Rule, context: Mapping[str, Any]) -> bool:
     return right in left  # contains
 
 
-__all__ = ["MAX_DEPTH", "MAX_RULE_LENGTH", "Rule", "RuleError", "RuleNotEvaluatedError", "parse"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_RULE_LENGTH",
+    "Rule",
+    "RuleError",
+    "parse",
+    "parse_timestamp",
+    "split_bucket",
+]

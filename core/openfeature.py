@@ -24,8 +24,7 @@ last-known-good one), ``DISABLED``, ``DEFAULT`` (a flag defined with ``enabled``
 without a value, asked for as a string or number: the caller's default); errors
 raise the SDK's typed errors (``FLAG_NOT_FOUND``, ``TYPE_MISMATCH``, ``PARSE_ERROR``,
 ``GENERAL`` for a store failure), which the SDK turns into the default value with
-reason ``ERROR``; a malformed variant list or rule is ``PARSE_ERROR``, a rule using
-``split`` (not evaluated) ``GENERAL``.
+reason ``ERROR``; a malformed variant list or rule is ``PARSE_ERROR``.
 
 Events: ``PROVIDER_CONFIGURATION_CHANGED`` with the changed flag names, from the
 store's watch; ``PROVIDER_STALE`` when the store goes down or slow and
@@ -63,7 +62,6 @@ from veltrix.errors import (
     DecodeError,
     InvalidKeyError,
     RuleError,
-    RuleNotEvaluatedError,
     VeltrixError,
 )
 from veltrix.flag_variants import VARIANTS, ParsedVariants, context_values, select_variant
@@ -294,8 +292,6 @@ class VeltrixProvider(AbstractProvider):
         try:
             variants = self._variants.get(flag, stored)
             chosen, matched = select_variant(variants, context_values(context))
-        except RuleNotEvaluatedError as exc:
-            raise GeneralError(f"flag {flag!r}: {exc}") from exc
         except RuleError as exc:
             raise ParseError(f"flag {flag!r}: {exc}") from exc
         reason = Reason.TARGETING_MATCH if matched else Reason.DEFAULT

@@ -49,6 +49,16 @@ LIMIT = [
     {"name": "Default", "value": 10, "color": "grey"},
 ]
 
+ROLLOUT = [
+    {"name": "early", "rule": "(lt $signedUp 2020-01-01T00:00:00Z)", "value": "loyal"},
+    {
+        "name": "canary",
+        "rule": '(split by::$targetingKey pct::25 seed::"new-search")',
+        "value": "v2",
+    },
+    {"name": "Default", "value": "v1"},
+]
+
 THEME = [
     {"name": "dark", "rule": "(eq $dark true)", "enabled": True, "color": "black"},
     {"name": "Default", "enabled": True, "color": "white"},
@@ -69,6 +79,7 @@ def _seed(client: Client) -> None:
     client.put("flags/checkout/_variants", _variants(CHECKOUT))
     client.put("flags/limit/_variants", _variants(LIMIT))
     client.put("flags/theme/_variants", _variants(THEME))
+    client.put("flags/search/_variants", _variants(ROLLOUT))
     client.put("flags/plain/enabled", "true")
 
 
@@ -100,6 +111,20 @@ def _check_targeting(flags: OpenFeatureClient) -> None:
     assert mismatch.error_code == ErrorCode.TYPE_MISMATCH  # its value is a number
     theme = flags.get_object_details("theme", {}, EvaluationContext(attributes={"dark": True}))
     assert (theme.value, theme.variant) == ({"enabled": True, "color": "black"}, "dark")
+    # A percentage rollout by targeting key: about a quarter of users, the same ones
+    # on every evaluation; a timestamp rule before it (a string or a datetime value).
+    answers = [
+        flags.get_string_details("search", "x", EvaluationContext(targeting_key=f"u{i}"))
+        for i in range(400)
+    ]
+    canary = {i for i, details in enumerate(answers) if details.variant == "canary"}
+    assert 0.18 < len(canary) / 400 < 0.32
+    assert {answers[i].value for i in canary} == {"v2"}
+    assert {d.reason for d in answers} == {Reason.TARGETING_MATCH, Reason.DEFAULT}
+    again = flags.get_string_value("search", "x", EvaluationContext(targeting_key="u7"))
+    assert again == answers[7].value
+    loyal = EvaluationContext("u7", {"signedUp": "2019-05-01T12:00:00+02:00"})
+    assert flags.get_string_details("search", "x", loyal).variant == "early"
     # A flag without variants is untouched by the context (reason STATIC or CACHED).
     plain = flags.get_boolean_details("plain", False, EvaluationContext(attributes={"a": 1}))
     assert plain.value is True and plain.reason in (Reason.STATIC, Reason.CACHED)
@@ -134,8 +159,8 @@ def test_changed_variants_are_reparsed(sqlite_client: Client) -> None:
 
 
 def test_bad_rules_are_typed_errors_without_values(sqlite_client: Client) -> None:
-    """2.2.7 and 1.4.10: a malformed rule is PARSE_ERROR, split (not evaluated) is
-    GENERAL; the caller gets its default, the message quotes neither rule nor value."""
+    """2.2.7 and 1.4.10: a malformed rule (a bad split, a bad timestamp) is
+    PARSE_ERROR; the caller gets its default, the message quotes neither rule nor value."""
     sqlite_client.put(
         "flags/broken/_variants",
         _variants([{"name": "a", "rule": '(eq $pin "hunter2"', "value": 1}, {"name": "d"}]),
@@ -143,8 +168,12 @@ def test_bad_rules_are_typed_errors_without_values(sqlite_client: Client) -> Non
     sqlite_client.put(
         "flags/rollout/_variants",
         _variants(
-            [{"name": "a", "rule": "(split by::$targetingKey pct::20)", "value": 1}, {"name": "d"}]
+            [{"name": "a", "rule": "(split by::$targetingKey pct::120)", "value": 1}, {"name": "d"}]
         ),
+    )
+    sqlite_client.put(
+        "flags/dated/_variants",
+        _variants([{"name": "a", "rule": "(gt $at 2024-02-30)", "value": 1}, {"name": "d"}]),
     )
     sqlite_client.put("flags/garbled/_variants", "[{not json")
     flags = _flags(sqlite_client)
@@ -156,8 +185,10 @@ def test_bad_rules_are_typed_errors_without_values(sqlite_client: Client) -> Non
     )
     assert "hunter2" not in (broken.error_message or "")
     rollout = flags.get_integer_details("rollout", 7, EvaluationContext(targeting_key="u1"))
-    assert (rollout.value, rollout.error_code) == (7, ErrorCode.GENERAL)
-    assert "split" in (rollout.error_message or "")
+    assert (rollout.value, rollout.error_code) == (7, ErrorCode.PARSE_ERROR)
+    assert "pct" in (rollout.error_message or "")
+    dated = flags.get_integer_details("dated", 7, EvaluationContext(attributes={"at": "x"}))
+    assert (dated.value, dated.error_code) == (7, ErrorCode.PARSE_ERROR)
     assert flags.get_boolean_details("garbled", True).error_code == ErrorCode.PARSE_ERROR
 
 

@@ -8,14 +8,15 @@ combination of tokens, either parses and evaluates to a boolean or raises the ty
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veltrix.errors import RuleError, RuleNotEvaluatedError
-from veltrix.flag_rules import MAX_DEPTH, MAX_RULE_LENGTH, parse
+from veltrix.errors import RuleError
+from veltrix.flag_rules import MAX_DEPTH, MAX_RULE_LENGTH, parse, split_bucket
 from veltrix.flag_variants import parse_variants, select_variant
 
 DOCUMENTED = [
@@ -37,6 +38,19 @@ DOCUMENTED = [
     ("(eq $ratio 1.234e-5)", {"ratio": 1.234e-5}, {"ratio": 1}),
     ("(eq $n -7)", {"n": -7.0}, {"n": "-7"}),
     ('(eq $quote "say \\"hi\\"")', {"quote": 'say "hi"'}, {"quote": "say hi"}),
+    # Timestamps (W3C forms) compare as instants, with strings and datetimes.
+    ("(gt $signup 2024-01)", {"signup": "2024-01-01T00:00:01Z"}, {"signup": "2023-12-31"}),
+    (
+        "(eq $at 2012-03-04T05:06:07-08:00)",
+        {"at": "2012-03-04T13:06:07Z"},
+        {"at": "2012-03-04T05:06:07Z"},
+    ),
+    (
+        "(lt $at 2024-01-01T00:00:00.5+00:00)",
+        {"at": datetime(2024, 1, 1, tzinfo=UTC)},
+        {"at": datetime(2024, 1, 1, 0, 0, 1)},  # naive: UTC
+    ),
+    ("(in $day [2024-01-01, 2024-01-02])", {"day": "2024-01-02T00:00Z"}, {"day": "2024-01-03"}),
 ]
 
 
@@ -53,6 +67,9 @@ def test_missing_or_mistyped_context_values_do_not_match() -> None:
     assert parse('(begins_with $n "1")').evaluate({"n": 10}) is False
     assert parse("(gt $flag false)").evaluate({"flag": True}) is False  # booleans are unordered
     assert parse("(in $tier $allowed)").evaluate({"tier": "gold", "allowed": ["gold"]}) is True
+    assert parse("(gt $at 2024-01)").evaluate({"at": 1_800_000_000}) is False  # not a time
+    assert parse("(gt $at 2024-01)").evaluate({"at": "next tuesday"}) is False
+    assert parse('(eq $at "2024-01")').evaluate({"at": "2024-01-01"}) is False  # strings
 
 
 @pytest.mark.parametrize(
@@ -72,7 +89,17 @@ def test_missing_or_mistyped_context_values_do_not_match() -> None:
         "(exists key::$a)",
         '(eq $a "unterminated)',
         '(eq $a "bad \\n escape")',
-        "(eq $a 2012-03-04T05:06:07-08:00)",
+        "(eq $a 2024-13)",
+        "(eq $a 2024-02-30)",
+        "(eq $a 2024-01-01T24:00Z)",
+        "(eq $a 2024-01-01T10:00)",  # a time of day needs its zone
+        "(eq $a 2024-01-01T10:00+24:00)",
+        '(split by::"user" pct::20)',
+        "(split by::$a pct::101)",
+        "(split by::$a pct::-1)",
+        '(split by::$a pct::"20")',
+        "(split by::$a pct::20 seed::1)",
+        "(split by::$a pct::20 pct::30)",
         "(eq $a 99999999999999999999)",
         "(eq $ 1)",
         "(eq $a [1, (eq $b 1)])",
@@ -85,12 +112,57 @@ def test_malformed_rules_raise_the_typed_error(text: str) -> None:
         parse(text)
 
 
-def test_split_parses_but_is_not_evaluated() -> None:
-    rule = parse("(split by::$uniqueId pct::20)")
-    with pytest.raises(RuleNotEvaluatedError, match="split"):
-        rule.evaluate({"uniqueId": "u-1"})
-    with pytest.raises(RuleError):
-        parse("(split pct::20)")
+USERS = [f"user-{i}" for i in range(10_000)]
+
+
+def _share(rule: str, users: list[str] = USERS) -> float:
+    parsed = parse(rule)
+    return sum(parsed.evaluate({"u": user}) for user in users) / len(users)
+
+
+def test_split_matches_its_percentage_of_users() -> None:
+    assert abs(_share("(split by::$u pct::20)") - 0.20) < 0.015
+    assert abs(_share("(split by::$u pct::2.5)") - 0.025) < 0.006
+    assert _share("(split by::$u pct::0)") == 0
+    assert _share("(split by::$u pct::100)") == 1
+
+
+def test_split_buckets_are_the_documented_hash_and_never_move() -> None:
+    """The promise that a user keeps their answer across releases: the bucket of a
+    known value is pinned (SHA-256 of seed, NUL, value; first 8 bytes / 2**64 * 100)."""
+    assert split_bucket("user-1", "checkout") == pytest.approx(3.999887188261688)
+    assert split_bucket("42") == pytest.approx(7.33549226999415)
+    rule = parse('(split by::$u pct::4 seed::"checkout")')
+    assert rule.evaluate({"u": "user-1"}) is True
+    assert parse('(split by::$u pct::3.9 seed::"checkout")').evaluate({"u": "user-1"}) is False
+    # Integers hash as their decimal text; other kinds and absences never match.
+    rule = parse("(split by::$u pct::7.4)")
+    assert rule.evaluate({"u": 42}) is rule.evaluate({"u": "42"}) is True
+    for value in (True, 42.0, ["42"], None):
+        assert rule.evaluate({"u": value}) is False
+    assert rule.evaluate({}) is False
+
+
+def test_split_variants_share_buckets_as_appconfig_documents() -> None:
+    """AppConfig's examples: A pct 20 then B pct 20 gives B nobody; A 20 then B 25
+    gives B the next 5%. Another seed picks other users (independently: ~4% overlap)."""
+    stored = [
+        {"name": "A", "rule": "(split by::$u pct::20)", "value": "a"},
+        {"name": "B", "rule": "(split by::$u pct::25)", "value": "b"},
+        {"name": "C", "value": "c"},
+    ]
+    variants = parse_variants(stored)
+    counts = {"A": 0, "B": 0, "C": 0}
+    for user in USERS:
+        counts[select_variant(variants, {"u": user})[0].name] += 1
+    assert abs(counts["A"] / 10_000 - 0.20) < 0.015
+    assert abs(counts["B"] / 10_000 - 0.05) < 0.01
+    stored[1]["rule"] = "(split by::$u pct::20)"
+    variants = parse_variants(stored)
+    assert not any(select_variant(variants, {"u": u})[0].name == "B" for u in USERS)
+    first = {u for u in USERS if parse("(split by::$u pct::20)").evaluate({"u": u})}
+    other = {u for u in USERS if parse('(split by::$u pct::20 seed::"x")').evaluate({"u": u})}
+    assert abs(len(first & other) / 10_000 - 0.04) < 0.01
 
 
 def test_errors_never_quote_the_rule_or_a_value() -> None:
@@ -150,8 +222,9 @@ TOKENS = st.sampled_from(
     [
         "(", ")", "[", "]", ",", " ", "eq", "gt", "gte", "lt", "lte", "and", "or", "not",
         "in", "matches", "exists", "split", "begins_with", "ends_with", "contains",
-        "$a", "$b", "in::", "pattern::", "key::", "by::", "pct::", '"x"', '"a.*"', '"("',
-        "1", "-2", "3.5", "1e400", "true", "false", '"\\', "::", "$",
+        "$a", "$b", "in::", "pattern::", "key::", "by::", "pct::", "seed::", '"x"', '"a.*"',
+        '"("', "1", "-2", "3.5", "1e400", "true", "false", '"\\', "::", "$", "2024-01",
+        "2012-03-04T05:06:07.25-08:00", "2024-02-30",
     ]
 )  # fmt: skip
 CONTEXT = st.dictionaries(
@@ -163,6 +236,8 @@ CONTEXT = st.dictionaries(
         st.floats(allow_nan=True),
         st.text(max_size=8),
         st.lists(st.text(max_size=3), max_size=3),
+        st.datetimes(),
+        st.sampled_from(["2024-01", "2024-01-01T00:00:00Z", "2023-12-31T23:00-02:00"]),
     ),
     max_size=3,
 )
@@ -173,10 +248,7 @@ def _parse_and_evaluate(text: str, context: dict[str, Any]) -> None:
         rule = parse(text)
     except RuleError:
         return
-    try:
-        assert isinstance(rule.evaluate(context), bool)
-    except RuleNotEvaluatedError:
-        assert rule.operator == "split" or "split" in text
+    assert isinstance(rule.evaluate(context), bool)
 
 
 @settings(max_examples=300, deadline=None)
@@ -205,8 +277,5 @@ def test_any_variant_list_parses_or_raises_the_typed_error(
         variants = parse_variants(stored)
     except RuleError:
         return
-    try:
-        chosen, matched = select_variant(variants, context)
-    except RuleNotEvaluatedError:
-        return
+    chosen, matched = select_variant(variants, context)
     assert chosen in variants and isinstance(matched, bool)
