@@ -155,6 +155,8 @@ class ConsulBackend:
         self.prefix = normalize_prefix(prefix)
         self.dc = dc or None
         self.scheme = scheme
+        if isinstance(verify, str) and not os.path.isfile(verify):
+            raise ConfigurationError(f"consul {host}:{port}: no CA bundle at verify={verify!r}")
         self._verify = verify
         self._timeout = timeout
         self._consistency = consistency
