@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import json
 import logging
 import os
@@ -168,9 +167,9 @@ class ConsulBackend:
         self._watches: WatchSet[_ConsulWatch] = WatchSet()
         self._consul = self._new_client()
         # The aiohttp session of ``aget`` and the loop it belongs to (see aget).
-        self.native_async = importlib.util.find_spec("aiohttp") is not None
         self._asession: aiohttp.ClientSession | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
+        self._aproxy: str | None = None  # from the environment, as requests finds it
 
     # -- construction ------------------------------------------------------------------
 
@@ -403,6 +402,17 @@ class ConsulBackend:
         items = self._json(response, f"get {key!r}")
         return self._entry(items[0], key) if items else None
 
+    @property
+    def native_async(self) -> bool:
+        """True when aiohttp can be imported (the ``consul`` extra brings it). Asked by
+        ``AsyncClient(..., native_reads=True)`` when it is built, so aiohttp's import
+        (a few hundred ms) happens then rather than on the event loop's first miss."""
+        try:
+            import aiohttp  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
     async def aget(self, key: str) -> Entry | None:
         """As :meth:`get`, on the running event loop: the same request (URL, ``dc``,
         consistency mode, ``X-Consul-Token`` header, timeout) and the same answer
@@ -435,8 +445,9 @@ class ConsulBackend:
         http = self._consul.http
         url = http.uri(f"/v1/kv/{self._consul_key(key)}", self._query("GET", None))
         try:
-            async with self._async_session().get(
-                url, headers=self._consul.prepare_headers()
+            session = self._async_session()
+            async with session.get(
+                url, headers=self._consul.prepare_headers(), proxy=self._aproxy
             ) as answer:
                 body = await answer.read()
                 response = consul.base.Response(
@@ -462,8 +473,12 @@ class ConsulBackend:
             timeout = aiohttp.ClientTimeout(
                 total=None, sock_connect=self._timeout, sock_read=self._timeout
             )
-            # trust_env: proxies from the environment, as requests takes them.
-            session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True)
+            # No trust_env: aiohttp would then look for a .netrc on a thread at every
+            # request. The proxy requests would take from the environment is read
+            # here, once (None for most agents: no proxy, or NO_PROXY names them).
+            session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+            proxies = requests.utils.get_environ_proxies(self._consul.http.base_uri)
+            self._aproxy = proxies.get(self.scheme) or proxies.get("all")
             self._asession, self._aloop = session, loop
             protect_loggers("aiohttp")
         elif self._aloop is not loop:
