@@ -748,8 +748,8 @@ class ConsulBackend:
 
 def _drop_session(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) -> None:
     """Close an aiohttp session away from its loop: on that loop while it exists,
-    else mark it closed so that aiohttp does not report it as leaked (its sockets
-    close when collected)."""
+    else mark it closed (its sockets close when collected; aiohttp may still report
+    its connector as unclosed, as it would any session left open when its loop ended)."""
     if not loop.is_closed():
         closing = session.close()
         try:
