@@ -11,21 +11,30 @@ the last one to emit per-key changes, deletes included.
 
 The ACL token comes from the ``token=`` keyword argument or ``CONSUL_HTTP_TOKEN``,
 never from the URL, and is never shown in reprs, logs or error messages.
+
+``aget`` (:class:`veltrix.backend.SupportsAsyncGet`) reads one key on the running
+event loop for ``veltrix.aio.AsyncClient``'s misses: the same ``GET /v1/kv/<key>``
+as :meth:`ConsulBackend.get` (URL, query, token header and answer handling are
+shared), sent through an aiohttp session opened on first use and tied to that loop,
+at most ``ASYNC_CONNECTIONS`` requests in flight. One request per miss: see
+:meth:`ConsulBackend.aget` for why reads are not batched into ``/v1/txn``.
 See ``docs/stores/consul.md``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import os
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import consul
 import requests
@@ -48,6 +57,9 @@ from veltrix.urls import Options, parse_url
 from veltrix.values import check_value, prepare_batch
 from veltrix.watching import ChangeDispatcher, WatchSet, diff_listings
 
+if TYPE_CHECKING:
+    import aiohttp
+
 log = logging.getLogger("veltrix.consul")
 
 DEFAULT_PORT = 8500
@@ -58,6 +70,8 @@ MAX_TXN_OPS = 64
 #: Consul's default ``txn_max_req_len``: the whole request body of one transaction.
 MAX_TXN_BODY = 512 * 1024
 _TXN_BODY_BUDGET = MAX_TXN_BODY - 1024  # margin for the request's JSON framing
+#: Requests in flight at once on the asyncio session (``aget``); more wait for one.
+ASYNC_CONNECTIONS = 32
 
 ItemValue = bytes | None
 _KVOps = list[dict[str, Any]]
@@ -140,6 +154,8 @@ class ConsulBackend:
         self.prefix = normalize_prefix(prefix)
         self.dc = dc or None
         self.scheme = scheme
+        if isinstance(verify, str) and not os.path.isfile(verify):
+            raise ConfigurationError(f"consul {host}:{port}: no CA bundle at verify={verify!r}")
         self._verify = verify
         self._timeout = timeout
         self._consistency = consistency
@@ -150,6 +166,10 @@ class ConsulBackend:
         self._closed = False
         self._watches: WatchSet[_ConsulWatch] = WatchSet()
         self._consul = self._new_client()
+        # The aiohttp session of ``aget`` and the loop it belongs to (see aget).
+        self._asession: aiohttp.ClientSession | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._aproxy: str | None = None  # from the environment, as requests finds it
 
     # -- construction ------------------------------------------------------------------
 
@@ -275,15 +295,11 @@ class ConsulBackend:
         if self._closed:
             raise BackendUnavailableError(f"{self!r} is closed")
         client = client or self._consul
-        params = list(params or [])
-        if self.dc:
-            params.append(("dc", self.dc))
+        params = self._query(method, params)
         headers = client.prepare_headers()
         http = client.http
         try:
             if method == "GET":
-                if self._consistency in ("consistent", "stale"):
-                    params.append((self._consistency, "1"))
                 response: _Response = http.get(lambda r: r, path, params=params, headers=headers)
             elif method == "PUT":
                 response = http.put(
@@ -292,18 +308,36 @@ class ConsulBackend:
             else:
                 response = http.delete(lambda r: r, path, params=params, headers=headers)
         except requests.Timeout as exc:
-            raise BackendUnavailableError(
-                f"consul {self.host}:{self.port}: {what} timed out"
-            ) from exc
+            raise self._unreachable(what, exc, timed_out=True) from exc
         except requests.ConnectionError as exc:
-            raise BackendUnavailableError(
-                f"consul {self.host}:{self.port} is unreachable ({what}): {type(exc).__name__}"
-            ) from exc
+            raise self._unreachable(what, exc, refused=True) from exc
         except requests.RequestException as exc:
-            raise BackendUnavailableError(
-                f"consul {self.host}:{self.port}: {what} failed: {type(exc).__name__}"
-            ) from exc
+            raise self._unreachable(what, exc) from exc
         return response
+
+    def _query(self, method: str, params: list[tuple[str, Any]] | None) -> list[tuple[str, Any]]:
+        """A request's query: ``params`` plus the datacenter, and the consistency mode
+        of reads."""
+        query = list(params or [])
+        if self.dc:
+            query.append(("dc", self.dc))
+        if method == "GET" and self._consistency in ("consistent", "stale"):
+            query.append((self._consistency, "1"))
+        return query
+
+    def _unreachable(
+        self, what: str, exc: BaseException, *, timed_out: bool = False, refused: bool = False
+    ) -> BackendUnavailableError:
+        """The error for a request that got no answer (no server, no TLS, no time left)."""
+        if timed_out:
+            return BackendUnavailableError(f"consul {self.host}:{self.port}: {what} timed out")
+        if refused:
+            return BackendUnavailableError(
+                f"consul {self.host}:{self.port} is unreachable ({what}): {type(exc).__name__}"
+            )
+        return BackendUnavailableError(
+            f"consul {self.host}:{self.port}: {what} failed: {type(exc).__name__}"
+        )
 
     def _raise_for(self, response: _Response, what: str) -> None:
         """Map an unexpected status to the error tree (the caller handles 404/409)."""
@@ -357,11 +391,135 @@ class ConsulBackend:
     def get(self, key: str) -> Entry | None:
         validate_key(key)
         response = self._request("GET", f"/v1/kv/{self._consul_key(key)}", what=f"get {key!r}")
+        return self._got(response, key)
+
+    def _got(self, response: _Response, key: str) -> Entry | None:
+        """The answer to ``GET /v1/kv/<key>``: the entry, None when absent, else the
+        typed error."""
         if response.code == 404:
             return None
         self._raise_for(response, f"get {key!r}")
         items = self._json(response, f"get {key!r}")
         return self._entry(items[0], key) if items else None
+
+    @property
+    def native_async(self) -> bool:
+        """True when aiohttp can be imported (the ``consul`` extra brings it). Asked by
+        ``AsyncClient(..., native_reads=True)`` when it is built, so aiohttp's import
+        (a few hundred ms) happens then rather than on the event loop's first miss."""
+        try:
+            import aiohttp  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    async def aget(self, key: str) -> Entry | None:
+        """As :meth:`get`, on the running event loop: the same request (URL, ``dc``,
+        consistency mode, ``X-Consul-Token`` header, timeout) and the same answer
+        handling and errors. The session is opened on first use and belongs to that
+        loop; from another loop this raises ConfigurationError until :meth:`aclose`.
+
+        Through aiohttp directly, not py-consul's ``consul.aio``: that module (1.8)
+        builds its connector with ``ssl_context=`` and ``verify_ssl=``, deprecated
+        in aiohttp 3 (a DeprecationWarning per client, and an error once removed);
+        hushing them takes ``warnings.catch_warnings``, which swaps the process's
+        warning filters under every other thread; and its ``verify=True`` trusts the
+        system's CAs where the sync client (requests) trusts ``REQUESTS_CA_BUNDLE``
+        or certifi's. Here ``ssl=`` carries the same CA choice as the sync client,
+        and py-consul still builds the URL and the token header.
+
+        One request per miss, not a ``/v1/txn`` of the reads of one loop iteration:
+        Consul's ``get`` verb fails the whole transaction when a key is absent
+        (``get-or-empty`` needs a recent Consul), and Consul drops the results a
+        token may not read from a read-only transaction where a plain ``GET``
+        answers 403, so a batch would differ from :meth:`get` in what absence and
+        denial look like. The session keeps up to ``ASYNC_CONNECTIONS`` connections
+        alive, so a burst of misses costs one round trip each on warm connections.
+        """
+        validate_key(key)
+        if self._closed:
+            raise BackendUnavailableError(f"{self!r} is closed")
+        import aiohttp
+
+        what = f"get {key!r}"
+        http = self._consul.http
+        url = http.uri(f"/v1/kv/{self._consul_key(key)}", self._query("GET", None))
+        try:
+            session = self._async_session()
+            async with session.get(
+                url, headers=self._consul.prepare_headers(), proxy=self._aproxy
+            ) as answer:
+                body = await answer.read()
+                response = consul.base.Response(
+                    answer.status, answer.headers, body.decode("utf-8", "replace")
+                )
+        except TimeoutError as exc:  # aiohttp's timeouts are TimeoutErrors
+            raise self._unreachable(what, exc, timed_out=True) from exc
+        except aiohttp.ClientConnectionError as exc:
+            raise self._unreachable(what, exc, refused=True) from exc
+        except aiohttp.ClientError as exc:
+            raise self._unreachable(what, exc) from exc
+        return self._got(response, key)
+
+    def _async_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        session = self._asession
+        if session is None:
+            connector = aiohttp.TCPConnector(limit=ASYNC_CONNECTIONS, ssl=self._ssl())
+            # As requests does with py-consul's one timeout: for the connection, and
+            # for each wait on the socket (no limit on the whole exchange).
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=self._timeout, sock_read=self._timeout
+            )
+            # No trust_env: aiohttp would then look for a .netrc on a thread at every
+            # request. The proxy requests would take from the environment is read
+            # here, once (None for most agents: no proxy, or NO_PROXY names them).
+            session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+            proxies = requests.utils.get_environ_proxies(self._consul.http.base_uri)
+            self._aproxy = proxies.get(self.scheme) or proxies.get("all")
+            self._asession, self._aloop = session, loop
+            protect_loggers("aiohttp")
+        elif self._aloop is not loop:
+            raise ConfigurationError(
+                f"{self!r}: its asyncio session belongs to another event loop; aclose() it first"
+            )
+        return session
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        """TLS for ``aget`` as the sync client has it: off with ``verify=false``, else
+        the CA bundle ``verify=`` names, or the one requests would use."""
+        if self.scheme != "https":
+            return True  # aiohttp's default; unused on http://
+        if self._verify is False:
+            return False
+        cafile = (
+            self._verify
+            if isinstance(self._verify, str)
+            else os.environ.get("REQUESTS_CA_BUNDLE")
+            or os.environ.get("CURL_CA_BUNDLE")
+            or requests.utils.DEFAULT_CA_BUNDLE_PATH
+        )
+        try:
+            return ssl.create_default_context(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"{self!r}: cannot load the CA bundle {cafile!r}: {type(exc).__name__}"
+            ) from exc
+
+    async def aclose(self) -> None:
+        """Close the asyncio session; the next :meth:`aget` opens another, on its own
+        loop. From another loop than the session's, the session is closed on its
+        loop if that one still exists, else dropped (its sockets close when collected)."""
+        session, loop = self._asession, self._aloop
+        self._asession = self._aloop = None
+        if session is None or loop is None:
+            return
+        if loop is asyncio.get_running_loop():
+            await session.close()
+        else:
+            _drop_session(session, loop)
 
     def _list_raw(
         self,
@@ -582,6 +740,24 @@ class ConsulBackend:
         self._watches.stop_all()
         self._closed = True
         self._consul.http.session.close()
+        session, loop = self._asession, self._aloop
+        self._asession = self._aloop = None
+        if session is not None and loop is not None:
+            _drop_session(session, loop)
+
+
+def _drop_session(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) -> None:
+    """Close an aiohttp session away from its loop: on that loop while it exists,
+    else mark it closed (its sockets close when collected; aiohttp may still report
+    its connector as unclosed, as it would any session left open when its loop ended)."""
+    if not loop.is_closed():
+        closing = session.close()
+        try:
+            asyncio.run_coroutine_threadsafe(closing, loop)
+            return
+        except RuntimeError:  # the loop closed meanwhile
+            closing.close()
+    session.detach()
 
 
 class _ConsulWatch:
@@ -682,4 +858,4 @@ class _ConsulWatch:
         self._on_stop(self)
 
 
-__all__ = ["MAX_TXN_OPS", "MAX_VALUE_BYTES", "ConsulBackend"]
+__all__ = ["ASYNC_CONNECTIONS", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "ConsulBackend"]

@@ -24,13 +24,16 @@
    rounds so every row sees the same machine. The ticker alone on an
    idle loop, for as long as the slowest burst lasts, shows what the machine itself
    costs the loop (a longer window catches more of it).
-3. Bursts of 50, 200 and 1,000 tasks against the local Redis
-   (``VELTRIX_TEST_REDIS_URL``; skipped without it), each missing a different key:
-   misses read on the loop through
-   ``redis.asyncio`` (the default for ``redis://``) against the same misses on the
-   worker threads through redis-py (the path every miss took before), in
-   interleaved rounds: the loop's stall and each miss's latency (task start to
-   value, p50/p99). Also one miss at a time (no concurrency), native against threads.
+3. Bursts of 50, 200 and 1,000 tasks against each store with native asyncio reads
+   that is running here: the local Redis (``VELTRIX_TEST_REDIS_URL``) and the local
+   Consul test server (``VELTRIX_TEST_CONSUL_ADDR``, the Python server of
+   ``tests/servers/consul``, not a Consul agent); a store without its server is
+   skipped. Each task misses a different key: misses read on the loop through the
+   store's asyncio client (``native_reads=True``: ``redis.asyncio``, aiohttp) against
+   the same misses on the worker threads through the sync client (redis-py, py-consul
+   over requests; the default), in interleaved rounds: the loop's stall and each
+   miss's latency (task start to value, p50/p99). Also one miss at a time (no
+   concurrency), native against threads.
 """
 
 from __future__ import annotations
@@ -211,9 +214,9 @@ def sleep_baseline(*, tasks: int) -> Burst:
     return burst
 
 
-def redis_misses_burst(url: str, *, tasks: int, native: bool) -> Burst:
-    """``tasks`` tasks missing different keys of the local Redis at once, read on the
-    loop (``native``) or on the worker threads (the default pool)."""
+def native_misses_burst(url: str, *, tasks: int, native: bool) -> Burst:
+    """``tasks`` tasks missing different keys of the store at ``url`` at once, read on
+    the loop (``native``) or on the worker threads (the default pool)."""
 
     async def misses() -> dict[str, float]:
         latencies: list[float] = []
@@ -234,7 +237,7 @@ def redis_misses_burst(url: str, *, tasks: int, native: bool) -> Burst:
     return misses
 
 
-def redis_miss_one_at_a_time(url: str, *, keys: int, rounds: int) -> dict[str, float]:
+def miss_one_at_a_time(url: str, *, keys: int, rounds: int) -> dict[str, float]:
     """µs per miss, one at a time (a fresh client reads ``keys`` different keys in
     turn), native against threads, median over interleaved rounds."""
 
@@ -254,16 +257,17 @@ def redis_miss_one_at_a_time(url: str, *, keys: int, rounds: int) -> dict[str, f
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def redis_store(tasks: int) -> str | None:
-    """A fresh namespace on the local Redis holding ``k/0`` .. ``k/<tasks>``."""
-    from veltrix.adapters.redis import RedisBackend
+def native_store(kind: str, tasks: int) -> str | None:
+    """A fresh namespace of the local ``kind`` store holding ``k/0`` .. ``k/<tasks>``;
+    None when its server is not running."""
+    from veltrix.registry import open_backend
 
-    url = store_url("redis", Path("."), [])
+    url = store_url(kind, Path("."), [])
     if url is None:
         return None
-    backend = RedisBackend.from_url(url)
+    backend: Any = open_backend(url)
     try:
-        backend.put_many({f"k/{i}": b"v" for i in range(tasks + 1)})
+        backend.put_many({f"k/{i}": b"v" for i in range(tasks + 1)}, atomic=False)
     finally:
         backend.close()
     return url
@@ -286,8 +290,14 @@ def loop_stalls(rows: dict[str, tuple[Any, Burst]], runs: int) -> list[dict[str,
     ]
 
 
-#: Bursts of misses against Redis, native against threads.
-REDIS_BURSTS = (50, 200, 1000)
+#: Bursts of misses against the stores with native reads, native against threads.
+NATIVE_BURSTS = (50, 200, 1000)
+#: The stores with native asyncio reads: (name in the results, label, asyncio
+#: client, sync client).
+NATIVE_STORES = {
+    "redis": ("local Redis", "redis.asyncio", "redis-py"),
+    "consul": ("local Consul test server", "aiohttp", "py-consul"),
+}
 #: Worker threads compared (None: the client's default).
 WORKER_COUNTS: tuple[int | None, ...] = (None, 8, 64)
 
@@ -303,25 +313,31 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     }
     for workers in WORKER_COUNTS:
         rows[f"misses-{workers}"] = (workers, misses_burst(tasks=1000, workers=workers))
-    redis_url = redis_store(1000)
-    if redis_url is not None:
-        for tasks in REDIS_BURSTS:
+    urls = {kind: native_store(kind, 1000) for kind in NATIVE_STORES}
+    for kind, url in urls.items():
+        if url is None:
+            continue
+        for tasks in NATIVE_BURSTS:
             for native in (True, False):
-                burst = redis_misses_burst(redis_url, tasks=tasks, native=native)
-                rows[f"redis-{tasks}-{native}"] = (("redis", tasks, native), burst)
+                burst = native_misses_burst(url, tasks=tasks, native=native)
+                rows[f"{kind}-{tasks}-{native}"] = ((kind, tasks, native), burst)
     idle, baseline, *stalls = loop_stalls(rows, runs)
-    redis_rows = [row for row in stalls if isinstance(row["workers"], tuple)]
-    stalls = [row for row in stalls if row not in redis_rows]
-    for row in redis_rows:
-        _, row["tasks"], row["native"] = row.pop("workers")
-    one_at_a_time = (
-        redis_miss_one_at_a_time(redis_url, keys=200 if quick else 1000, rounds=3 if quick else 7)
-        if redis_url is not None
-        else None
-    )
+    by_store: dict[str, Any] = {}
+    for kind, url in urls.items():
+        store_rows = [
+            r for r in stalls if isinstance(r.get("workers"), tuple) and r["workers"][0] == kind
+        ]
+        for row in store_rows:
+            _, row["tasks"], row["native"] = row.pop("workers")
+        by_store[kind] = store_rows
+        by_store[f"{kind}_one_at_a_time_us"] = (
+            miss_one_at_a_time(url, keys=200 if quick else 1000, rounds=3 if quick else 7)
+            if url is not None
+            else None
+        )
+    stalls = [row for row in stalls if "native" not in row]
     return {
-        "redis": redis_rows,
-        "redis_one_at_a_time_us": one_at_a_time,
+        **by_store,
         "hits_ns": hits,
         "first_step_ns": first_steps,
         "ticker_alone": idle,
@@ -384,24 +400,26 @@ def markdown(data: dict[str, Any]) -> str:
         )
         + ".",
     ]
-    lines += ["", *_redis_markdown(data)]
+    for kind in NATIVE_STORES:
+        lines += ["", *_native_markdown(data, kind)]
     return "\n".join(lines)
 
 
-def _redis_markdown(data: dict[str, Any]) -> list[str]:
-    rows = data.get("redis") or []
+def _native_markdown(data: dict[str, Any], kind: str) -> list[str]:
+    where, aio_client, sync_client = NATIVE_STORES[kind]
+    rows = data.get(kind) or []
     if not rows:
-        return ["Redis: not run (no VELTRIX_TEST_REDIS_URL)."]
+        return [f"{where}: not run (its server was not running)."]
     lines = [
-        "| misses at once, local Redis | read | spawn iteration | max stall after it "
+        f"| misses at once, {where} | read | spawn iteration | max stall after it "
         "| p99 stall after it | miss latency p50 | p99 | all answered in |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         how = (
-            "on the loop (redis.asyncio)"
+            f"on the loop ({aio_client})"
             if row["native"]
-            else f"worker threads (redis-py, at most {DEFAULT_MAX_WORKERS})"
+            else f"worker threads ({sync_client}, at most {DEFAULT_MAX_WORKERS})"
         )
         lines.append(
             f"| {row['tasks']:,} | {how} | {row['spawn_ms']:.1f} ms | {row['stall_max_ms']:.1f} ms "
@@ -421,14 +439,15 @@ def _redis_markdown(data: dict[str, Any]) -> list[str]:
         "",
         f"Median of {data['runs']} bursts per row. Native over threads: " + "; ".join(ratios) + ".",
     ]
-    one = data.get("redis_one_at_a_time_us")
+    one = data.get(f"{kind}_one_at_a_time_us")
     if one:
         lines += [
             "",
-            "| one miss at a time, local Redis | µs per miss | x threads |",
+            f"| one miss at a time, {where} | µs per miss | x threads |",
             "|---|---:|---:|",
-            f"| on the loop (redis.asyncio) | {one['native']:.0f} | {one['native'] / one['threads']:.2f} |",
-            f"| on a worker thread (redis-py) | {one['threads']:.0f} | 1.00 |",
+            f"| on the loop ({aio_client}) | {one['native']:.0f} "
+            f"| {one['native'] / one['threads']:.2f} |",
+            f"| on a worker thread ({sync_client}) | {one['threads']:.0f} | 1.00 |",
         ]
     return lines
 
