@@ -45,6 +45,11 @@ from veltrix.watching import PollingWatch, WatchSet
 ClientT = TypeVar("ClientT")
 T = TypeVar("T")
 
+#: Reads in flight at once on a store's asyncio client (``aget``); more wait for one.
+#: Starting a call costs the loop a few hundred µs (request and response messages,
+#: the client library's wrappers): bounding them bounds what one loop iteration does.
+ASYNC_READS = 16
+
 #: One API call a read needs: the client method's name and its request.
 Call = tuple[str, dict[str, Any]]
 #: A read written once for the blocking and the asyncio client: a generator that yields
@@ -279,6 +284,19 @@ def _retry_settings(deadline: float) -> dict[str, Any]:
     }
 
 
+def all_pages(method: str, request: dict[str, Any], field: str) -> Steps[list[Any]]:
+    """Steps listing every page of ``method``: the items of each page's ``field``.
+    (Pagers of either client delegate the first response's fields.)"""
+    items: list[Any] = []
+    token = ""
+    while True:
+        page = yield method, {**request, "page_token": token}
+        items.extend(getattr(page, field))
+        token = str(page.next_page_token)
+        if not token:
+            return items
+
+
 def make_retry(deadline: float) -> gretry.Retry:
     """The client library's retry of transient errors, for at most ``deadline`` seconds."""
     return gretry.Retry(**_retry_settings(deadline))
@@ -478,6 +496,7 @@ class GcpStore:
         self.native_async = False
         self._aclient: Any = None
         self._aloop: asyncio.AbstractEventLoop | None = None
+        self._aslots = asyncio.Semaphore(ASYNC_READS)  # replaced with each client
 
     def _connect(
         self,
@@ -554,26 +573,33 @@ class GcpStore:
             return result
 
     async def _arun(self, what: str, steps: Steps[T]) -> T:
-        """:meth:`_run` through the asyncio client, on the running event loop."""
-        try:
-            call = next(steps)
-            while True:
-                method, request = call
-                try:
-                    method_of = getattr(self._async_client(), method)
-                    reply = await acall_api(
-                        method_of, request, what=what, retry=self._aretry, **self._call_settings()
-                    )
-                except ApiFailure as failure:
-                    call = steps.throw(failure)
-                else:
-                    call = steps.send(reply)
-        except StopIteration as done:
-            result: T = done.value
-            return result
+        """:meth:`_run` through the asyncio client, on the running event loop; at most
+        :data:`ASYNC_READS` at once (the others wait for a slot)."""
+        client, slots = self._async_client()
+        async with slots:
+            try:
+                call = next(steps)
+                while True:
+                    method, request = call
+                    try:
+                        reply = await acall_api(
+                            getattr(client, method),
+                            request,
+                            what=what,
+                            retry=self._aretry,
+                            **self._call_settings(),
+                        )
+                    except ApiFailure as failure:
+                        call = steps.throw(failure)
+                    else:
+                        call = steps.send(reply)
+            except StopIteration as done:
+                result: T = done.value
+                return result
 
-    def _async_client(self) -> Any:
-        """The asyncio client, opened on first use; it belongs to that event loop."""
+    def _async_client(self) -> tuple[Any, asyncio.Semaphore]:
+        """The asyncio client and its read slots, opened on first use; they belong to
+        that event loop."""
         loop = asyncio.get_running_loop()
         if self._aclient is None:
             if self._closed:
@@ -581,11 +607,12 @@ class GcpStore:
             if self._connect_async is None:
                 raise ConfigurationError(f"{self!r} has no asyncio client (native_async)")
             self._aclient, self._aloop = self._connect_async(), loop
+            self._aslots = asyncio.Semaphore(ASYNC_READS)
         elif self._aloop is not loop:
             raise ConfigurationError(
                 f"{self!r}: its asyncio client belongs to another event loop; aclose() it first"
             )
-        return self._aclient
+        return self._aclient, self._aslots
 
     async def aclose(self) -> None:
         """Close the asyncio client's channel; the next read opens another, on its own
