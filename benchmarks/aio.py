@@ -31,6 +31,9 @@
    worker threads through redis-py (the path every miss took before), in
    interleaved rounds: the loop's stall and each miss's latency (task start to
    value, p50/p99). Also one miss at a time (no concurrency), native against threads.
+4. The same against GCP Secret Manager over gRPC, on the local test server
+   (``VELTRIX_TEST_GCPSM_GRPC``; skipped without it): ``grpc.aio`` on the loop against
+   the blocking gRPC client on the worker threads.
 """
 
 from __future__ import annotations
@@ -212,8 +215,9 @@ def sleep_baseline(*, tasks: int) -> Burst:
 
 
 def redis_misses_burst(url: str, *, tasks: int, native: bool) -> Burst:
-    """``tasks`` tasks missing different keys of the local Redis at once, read on the
-    loop (``native``) or on the worker threads (the default pool)."""
+    """``tasks`` tasks missing different keys of the store at ``url`` (the local Redis,
+    or Secret Manager) at once, read on the loop (``native``) or on the worker threads
+    (the default pool)."""
 
     async def misses() -> dict[str, float]:
         latencies: list[float] = []
@@ -252,6 +256,23 @@ def redis_miss_one_at_a_time(url: str, *, keys: int, rounds: int) -> dict[str, f
         samples["native"].append(asyncio.run(one_round(True)))
         samples["threads"].append(asyncio.run(one_round(False)))
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def gcpsm_store(tasks: int) -> str | None:
+    """A fresh project on the Secret Manager test server (gRPC) holding ``k/0`` ..
+    ``k/<tasks>``."""
+    from veltrix.adapters.gcp_secret_manager import SecretManagerBackend
+
+    url = store_url("gcpsm", Path("."), [])
+    if url is None:
+        return None
+    backend = SecretManagerBackend.from_url(url)
+    try:
+        for i in range(tasks + 1):
+            backend.put(f"k/{i}", b"v")
+    finally:
+        backend.close()
+    return url
 
 
 def redis_store(tasks: int) -> str | None:
@@ -303,25 +324,30 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     }
     for workers in WORKER_COUNTS:
         rows[f"misses-{workers}"] = (workers, misses_burst(tasks=1000, workers=workers))
-    redis_url = redis_store(1000)
-    if redis_url is not None:
-        for tasks in REDIS_BURSTS:
-            for native in (True, False):
-                burst = redis_misses_burst(redis_url, tasks=tasks, native=native)
-                rows[f"redis-{tasks}-{native}"] = (("redis", tasks, native), burst)
+    native_urls = {"redis": redis_store(1000), "gcpsm": gcpsm_store(1000)}
+    for store, url in native_urls.items():
+        if url is not None:
+            for tasks in REDIS_BURSTS:
+                for native in (True, False):
+                    burst = redis_misses_burst(url, tasks=tasks, native=native)
+                    rows[f"{store}-{tasks}-{native}"] = ((store, tasks, native), burst)
     idle, baseline, *stalls = loop_stalls(rows, runs)
-    redis_rows = [row for row in stalls if isinstance(row["workers"], tuple)]
-    stalls = [row for row in stalls if row not in redis_rows]
-    for row in redis_rows:
-        _, row["tasks"], row["native"] = row.pop("workers")
-    one_at_a_time = (
-        redis_miss_one_at_a_time(redis_url, keys=200 if quick else 1000, rounds=3 if quick else 7)
-        if redis_url is not None
+    native_rows = {store: [] for store in native_urls}
+    for row in [row for row in stalls if isinstance(row["workers"], tuple)]:
+        stalls.remove(row)
+        store, row["tasks"], row["native"] = row.pop("workers")
+        native_rows[store].append(row)
+    one_at_a_time = {
+        store: redis_miss_one_at_a_time(url, keys=200 if quick else 1000, rounds=3 if quick else 7)
+        if url is not None
         else None
-    )
+        for store, url in native_urls.items()
+    }
     return {
-        "redis": redis_rows,
-        "redis_one_at_a_time_us": one_at_a_time,
+        "redis": native_rows["redis"],
+        "redis_one_at_a_time_us": one_at_a_time["redis"],
+        "gcpsm": native_rows["gcpsm"],
+        "gcpsm_one_at_a_time_us": one_at_a_time["gcpsm"],
         "hits_ns": hits,
         "first_step_ns": first_steps,
         "ticker_alone": idle,
@@ -384,24 +410,39 @@ def markdown(data: dict[str, Any]) -> str:
         )
         + ".",
     ]
-    lines += ["", *_redis_markdown(data)]
+    lines += ["", *_native_markdown(data, "redis")]
+    lines += ["", *_native_markdown(data, "gcpsm")]
     return "\n".join(lines)
 
 
-def _redis_markdown(data: dict[str, Any]) -> list[str]:
-    rows = data.get("redis") or []
+#: Per store of the native-against-threads rows: its name, its asyncio and blocking
+#: clients, and the variable naming its server.
+NATIVE_STORES = {
+    "redis": ("local Redis", "redis.asyncio", "redis-py", "VELTRIX_TEST_REDIS_URL"),
+    "gcpsm": (
+        "Secret Manager test server, gRPC",
+        "grpc.aio",
+        "blocking gRPC",
+        "VELTRIX_TEST_GCPSM_GRPC",
+    ),
+}
+
+
+def _native_markdown(data: dict[str, Any], store: str) -> list[str]:
+    where, aio_client, sync_client, variable = NATIVE_STORES[store]
+    rows = data.get(store) or []
     if not rows:
-        return ["Redis: not run (no VELTRIX_TEST_REDIS_URL)."]
+        return [f"{where}: not run (no {variable})."]
     lines = [
-        "| misses at once, local Redis | read | spawn iteration | max stall after it "
+        f"| misses at once, {where} | read | spawn iteration | max stall after it "
         "| p99 stall after it | miss latency p50 | p99 | all answered in |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         how = (
-            "on the loop (redis.asyncio)"
+            f"on the loop ({aio_client})"
             if row["native"]
-            else f"worker threads (redis-py, at most {DEFAULT_MAX_WORKERS})"
+            else f"worker threads ({sync_client}, at most {DEFAULT_MAX_WORKERS})"
         )
         lines.append(
             f"| {row['tasks']:,} | {how} | {row['spawn_ms']:.1f} ms | {row['stall_max_ms']:.1f} ms "
@@ -421,14 +462,14 @@ def _redis_markdown(data: dict[str, Any]) -> list[str]:
         "",
         f"Median of {data['runs']} bursts per row. Native over threads: " + "; ".join(ratios) + ".",
     ]
-    one = data.get("redis_one_at_a_time_us")
+    one = data.get(f"{store}_one_at_a_time_us")
     if one:
         lines += [
             "",
-            "| one miss at a time, local Redis | µs per miss | x threads |",
+            f"| one miss at a time, {where} | µs per miss | x threads |",
             "|---|---:|---:|",
-            f"| on the loop (redis.asyncio) | {one['native']:.0f} | {one['native'] / one['threads']:.2f} |",
-            f"| on a worker thread (redis-py) | {one['threads']:.0f} | 1.00 |",
+            f"| on the loop ({aio_client}) | {one['native']:.0f} | {one['native'] / one['threads']:.2f} |",
+            f"| on a worker thread ({sync_client}) | {one['threads']:.0f} | 1.00 |",
         ]
     return lines
 
