@@ -48,7 +48,7 @@ T = TypeVar("T")
 #: Reads in flight at once on a store's asyncio client (``aget``); more wait for one.
 #: Starting a call costs the loop a few hundred µs (request and response messages,
 #: the client library's wrappers): bounding them bounds what one loop iteration does.
-ASYNC_READS = 16
+ASYNC_READS = 8
 
 #: One API call a read needs: the client method's name and its request.
 Call = tuple[str, dict[str, Any]]
