@@ -454,6 +454,12 @@ def project_and_prefix(parsed: ParsedURL) -> tuple[str, str]:
 # -- the stores' common half -------------------------------------------------------------
 
 
+def _being_cancelled() -> bool:
+    """Whether the running task is being cancelled (by its caller)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class GcpStore:
     """What a GCP store does the same whatever the service: its connection settings,
     API calls bounded in time, watches that poll the store's own listing, and closing.
@@ -581,6 +587,8 @@ class GcpStore:
                 call = next(steps)
                 while True:
                     method, request = call
+                    if self._aclient is not client:  # aclose() came meanwhile
+                        raise BackendUnavailableError(f"{self!r}: asyncio client closed")
                     try:
                         reply = await acall_api(
                             getattr(client, method),
@@ -591,6 +599,11 @@ class GcpStore:
                         )
                     except ApiFailure as failure:
                         call = steps.throw(failure)
+                    except asyncio.CancelledError:
+                        if self._aclient is client or _being_cancelled():
+                            raise
+                        # aclose() closed the channel under the call, not our caller.
+                        raise BackendUnavailableError(f"{self!r}: asyncio client closed") from None
                     else:
                         call = steps.send(reply)
             except StopIteration as done:

@@ -211,3 +211,21 @@ def test_async_client_misses_on_the_loop(backend: SecretManagerBackend) -> None:
             assert client.native_misses == 21 and client._pool.submitted == 0
 
     asyncio.run(scenario())
+
+
+def test_aclose_during_reads_ends_them_with_typed_errors(backend: SecretManagerBackend) -> None:
+    """Reads in flight or waiting for a slot when ``aclose()`` comes end with a value or
+    ``BackendUnavailableError``: never a gRPC error, nor a cancellation nobody asked for."""
+    backend.put("k", b"v")
+
+    async def scenario() -> list[Any]:
+        reads = [asyncio.ensure_future(backend.aget("k")) for _ in range(40)]
+        await asyncio.sleep(0)  # the first reads are on the wire, the others wait
+        await backend.aclose()
+        return await asyncio.gather(*reads, return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert any(isinstance(o, BackendUnavailableError) for o in outcomes)
+    entry = backend.get("k")
+    assert all(o == entry or isinstance(o, BackendUnavailableError) for o in outcomes), outcomes
+    assert _aget(backend, "k") == backend.get("k")  # a new client, on a new loop
