@@ -356,12 +356,26 @@ _RECONNECT = [
 ]
 
 
-def _insecure_channel(endpoint: str, token: str | None, *, asyncio: bool) -> Any:
-    if asyncio:  # made on the running loop, to which it then belongs
-        interceptors = [AsyncTokenInterceptor(token)] if token else None
-        return grpc.aio.insecure_channel(endpoint, options=_RECONNECT, interceptors=interceptors)
-    channel = grpc.insecure_channel(endpoint, options=_RECONNECT)
-    return grpc.intercept_channel(channel, TokenInterceptor(token)) if token else channel
+def _insecure_transport(
+    grpc_transport_class: Callable[..., Any], endpoint: str, token: str | None, *, on_loop: bool
+) -> Any:
+    """A gRPC transport on a plaintext channel, ``token`` added to each call's metadata
+    *after* the transport's own interceptor has logged it (DEBUG, as record extras
+    no log filter sees): the blocking transport wraps the channel given to it; the
+    asyncio one appends its interceptor to the channel's list, so ours goes after it."""
+    if not on_loop:
+        channel = grpc.insecure_channel(endpoint, options=_RECONNECT)
+        if token:
+            channel = grpc.intercept_channel(channel, TokenInterceptor(token))
+        return grpc_transport_class(channel=channel)
+    aio_channel = grpc.aio.insecure_channel(endpoint, options=_RECONNECT)  # on the running loop
+    transport = grpc_transport_class(channel=aio_channel)
+    if token:
+        interceptors = getattr(aio_channel, "_unary_unary_interceptors", None)
+        if not isinstance(interceptors, list):  # pragma: no cover - another grpcio layout
+            raise ConfigurationError("this grpcio cannot add a token to a grpc.aio channel")
+        interceptors.append(AsyncTokenInterceptor(token))
+    return transport
 
 
 def make_client(
@@ -394,8 +408,9 @@ def make_client(
     try:
         if insecure:
             if transport in ("grpc", "grpc_asyncio"):
-                channel = _insecure_channel(endpoint, token, asyncio=transport == "grpc_asyncio")
-                return client_class(transport=grpc_transport_class(channel=channel))
+                on_loop = transport == "grpc_asyncio"
+                made = _insecure_transport(grpc_transport_class, endpoint, token, on_loop=on_loop)
+                return client_class(transport=made)
             creds: Credentials = (
                 credentials
                 or (TokenCredentials(token) if token else None)  # type: ignore[no-untyped-call]

@@ -6,6 +6,7 @@ the token on the asyncio channel, loop ownership, and ``AsyncClient`` over REST
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -229,3 +230,37 @@ def test_aclose_during_reads_ends_them_with_typed_errors(backend: SecretManagerB
     entry = backend.get("k")
     assert all(o == entry or isinstance(o, BackendUnavailableError) for o in outcomes), outcomes
     assert _aget(backend, "k") == backend.get("k")  # a new client, on a new loop
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(repr(vars(record)))  # extras included (structured handlers log them)
+
+
+@pytest.mark.parametrize("transport", ["grpc", "grpc_asyncio"])
+def test_token_never_in_the_client_library_debug_log(transport: str) -> None:
+    """The Google transports log each call's metadata at DEBUG (as record extras): the
+    token is added by an interceptor after theirs, so it is not in what they log."""
+    token = server_env("VELTRIX_TEST_GCPSM_TOKEN", "Secret Manager token")
+    module = "google.cloud.secretmanager_v1.services.secret_manager_service.transports"
+    logger = logging.getLogger(f"{module}.{transport}")
+    records = _Records()
+    old_level = logger.level
+    logger.addHandler(records)
+    logger.setLevel(logging.DEBUG)
+    b = open_gcpsm(auth_url("grpc", token_env="VELTRIX_TEST_GCPSM_TOKEN"))
+    try:
+        if transport == "grpc":
+            assert b.get("k") is None
+        else:
+            assert _aget(b, "k") is None
+    finally:
+        b.close()
+        logger.removeHandler(records)
+        logger.setLevel(old_level)
+    assert any("metadata" in seen for seen in records.seen), "the transport logged no call"
+    assert not any(token in seen for seen in records.seen)
