@@ -10,9 +10,11 @@ value codec lives apart in :mod:`veltrix.adapters.gcp_codec` (no Google librarie
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from typing import Any, ClassVar, TypeVar
 
 import google_crc32c
@@ -21,6 +23,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
+from google.api_core.retry_async import AsyncRetry
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.oauth2.credentials import Credentials as TokenCredentials
@@ -40,6 +43,19 @@ from veltrix.urls import Options, ParsedURL
 from veltrix.watching import PollingWatch, WatchSet
 
 ClientT = TypeVar("ClientT")
+T = TypeVar("T")
+
+#: Reads in flight at once on a store's asyncio client (``aget``); more wait for one.
+#: Starting a call costs the loop a few hundred µs (request and response messages,
+#: the client library's wrappers): bounding them bounds what one loop iteration does.
+ASYNC_READS = 8
+
+#: One API call a read needs: the client method's name and its request.
+Call = tuple[str, dict[str, Any]]
+#: A read written once for the blocking and the asyncio client: a generator that yields
+#: the calls it needs and is sent each call's response, or thrown its ``ApiFailure``
+#: (see :meth:`GcpStore._run` and :meth:`GcpStore._arun`).
+Steps = Generator[Call, Any, T]
 
 
 def crc32c(data: bytes) -> int:
@@ -140,7 +156,7 @@ def _local_failure(what: str, exc: Exception) -> BackendError:
 
 #: Turns an API error (its status and message) into a Veltrix error before the common
 #: mapping does, or returns None to leave it to the common mapping.
-Refine = Callable[[str, str, str], BaseException | None]
+Refine = Callable[[str, str, str], Exception | None]
 
 
 def call_api(
@@ -165,27 +181,79 @@ def call_api(
         raise BackendUnavailableError(f"{owner!r} is closed")
     try:
         return method(request=request, retry=retry, timeout=timeout)
-    except gexc.RetryError as exc:
-        raise BackendUnavailableError(
+    except CALL_ERRORS as exc:
+        error = api_error(exc, what, service, deadline, owner, closed, refine)
+        if error is exc:
+            raise
+        raise error from exc
+
+
+async def acall_api(
+    method: Callable[..., Awaitable[Any]],
+    request: dict[str, Any],
+    *,
+    what: str,
+    service: str,
+    retry: AsyncRetry | None,
+    timeout: float,
+    deadline: float,
+    owner: object,
+    closed: Callable[[], bool],
+    refine: Refine | None = None,
+) -> Any:
+    """:func:`call_api` for a method of a generated asyncio client: the same errors."""
+    if closed():
+        raise BackendUnavailableError(f"{owner!r} is closed")
+    try:
+        return await method(request=request, retry=retry, timeout=timeout)
+    except CALL_ERRORS as exc:
+        error = api_error(exc, what, service, deadline, owner, closed, refine)
+        if error is exc:
+            raise
+        raise error from exc
+
+
+#: The exceptions an API call may raise that :func:`api_error` knows about.
+CALL_ERRORS: tuple[type[Exception], ...] = (
+    gexc.RetryError,
+    gexc.GoogleAPICallError,
+    *_TRANSPORT_ERRORS,
+    auth_exceptions.GoogleAuthError,
+    ValueError,
+)
+
+
+def api_error(
+    exc: Exception,
+    what: str,
+    service: str,
+    deadline: float,
+    owner: object,
+    closed: Callable[[], bool],
+    refine: Refine | None,
+) -> Exception:
+    """The error to raise for ``exc`` (one of :data:`CALL_ERRORS`) from an API call:
+    ``exc`` itself when it is none of the library's (raise it unchanged)."""
+    if isinstance(exc, gexc.RetryError):
+        return BackendUnavailableError(
             f"{what}: {service} unreachable for {deadline:g} s: {one_line(exc.cause or exc)}"
-        ) from exc
-    except gexc.GoogleAPICallError as exc:
+        )
+    if isinstance(exc, gexc.GoogleAPICallError):
         status = status_of(exc)
         message = api_message(exc)
         if status in TRANSIENT_STATUS:
-            raise BackendUnavailableError(f"{what}: {status}: {message}") from exc
+            return BackendUnavailableError(f"{what}: {status}: {message}")
         refined = refine(what, status, message) if refine is not None else None
         if refined is not None:
-            raise refined from exc
+            return refined
         if status in DENIED_STATUS:
-            raise AccessDeniedError(f"{what}: {status}: {message}") from exc
-        raise ApiFailure(status, f"{what}: {status}: {message}") from exc
-    except (*_TRANSPORT_ERRORS, auth_exceptions.GoogleAuthError) as exc:
-        raise _local_failure(what, exc) from exc
-    except ValueError as exc:  # e.g. "Cannot invoke RPC on closed channel!"
-        if closed():
-            raise BackendUnavailableError(f"{owner!r} is closed") from exc
-        raise
+            return AccessDeniedError(f"{what}: {status}: {message}")
+        return ApiFailure(status, f"{what}: {status}: {message}")
+    if isinstance(exc, (*_TRANSPORT_ERRORS, auth_exceptions.GoogleAuthError)):
+        return _local_failure(what, exc)
+    if closed():  # a ValueError, e.g. "Cannot invoke RPC on closed channel!"
+        return BackendUnavailableError(f"{owner!r} is closed")
+    return exc
 
 
 def iterate_pages(pager: Any, what: str) -> Iterator[Any]:
@@ -206,15 +274,37 @@ def iterate_pages(pager: Any, what: str) -> Iterator[Any]:
             raise _local_failure(what, exc) from exc
 
 
+def _retry_settings(deadline: float) -> dict[str, Any]:
+    return {
+        "predicate": gretry.if_exception_type(*RETRYABLE),
+        "initial": 0.1,
+        "maximum": 1.0,
+        "multiplier": 2.0,
+        "timeout": deadline,
+    }
+
+
+def all_pages(method: str, request: dict[str, Any], field: str) -> Steps[list[Any]]:
+    """Steps listing every page of ``method``: the items of each page's ``field``.
+    (Pagers of either client delegate the first response's fields.)"""
+    items: list[Any] = []
+    token = ""
+    while True:
+        page = yield method, {**request, "page_token": token}
+        items.extend(getattr(page, field))
+        token = str(page.next_page_token)
+        if not token:
+            return items
+
+
 def make_retry(deadline: float) -> gretry.Retry:
     """The client library's retry of transient errors, for at most ``deadline`` seconds."""
-    return gretry.Retry(
-        predicate=gretry.if_exception_type(*RETRYABLE),
-        initial=0.1,
-        maximum=1.0,
-        multiplier=2.0,
-        timeout=deadline,
-    )
+    return gretry.Retry(**_retry_settings(deadline))
+
+
+def make_async_retry(deadline: float) -> AsyncRetry:
+    """:func:`make_retry` for an asyncio client."""
+    return AsyncRetry(**_retry_settings(deadline))
 
 
 # -- clients -----------------------------------------------------------------------------
@@ -244,6 +334,50 @@ class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
         self.compression = getattr(base, "compression", None)
 
 
+class AsyncTokenInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """:class:`TokenInterceptor` for a ``grpc.aio`` channel."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def __repr__(self) -> str:
+        return "_AsyncTokenInterceptor(***)"
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
+        return await continuation(details._replace(metadata=metadata), request)
+
+
+#: A plaintext test channel reconnects quickly after its server comes back.
+_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+def _insecure_transport(
+    grpc_transport_class: Callable[..., Any], endpoint: str, token: str | None, *, on_loop: bool
+) -> Any:
+    """A gRPC transport on a plaintext channel, ``token`` added to each call's metadata
+    *after* the transport's own interceptor has logged it (DEBUG, as record extras
+    no log filter sees): the blocking transport wraps the channel given to it; the
+    asyncio one appends its interceptor to the channel's list, so ours goes after it."""
+    if not on_loop:
+        channel = grpc.insecure_channel(endpoint, options=_RECONNECT)
+        if token:
+            channel = grpc.intercept_channel(channel, TokenInterceptor(token))
+        return grpc_transport_class(channel=channel)
+    aio_channel = grpc.aio.insecure_channel(endpoint, options=_RECONNECT)  # on the running loop
+    transport = grpc_transport_class(channel=aio_channel)
+    if token:
+        interceptors = getattr(aio_channel, "_unary_unary_interceptors", None)
+        if not isinstance(interceptors, list):  # pragma: no cover - another grpcio layout
+            raise ConfigurationError("this grpcio cannot add a token to a grpc.aio channel")
+        interceptors.append(AsyncTokenInterceptor(token))
+    return transport
+
+
 def make_client(
     client_class: Callable[..., ClientT],
     grpc_transport_class: Callable[..., Any],
@@ -263,25 +397,20 @@ def make_client(
     ``credentials``, else the token, else anonymous credentials. Otherwise TLS with
     ``credentials``, else the token, else Application Default Credentials (their absence
     is a :class:`ConfigurationError` naming ``scheme``). Without ``endpoint``, the
-    service's ``default_endpoint`` (an insecure client needs an explicit one)."""
+    service's ``default_endpoint`` (an insecure client needs an explicit one).
+    ``transport="grpc_asyncio"`` makes the asyncio client (``client_class`` and
+    ``grpc_transport_class`` its asyncio ones) on the running event loop, with the
+    same endpoint, TLS and credentials as the ``grpc`` one."""
     if endpoint is None:
         if insecure:
             raise ConfigurationError(f"{scheme}: insecure=true needs an endpoint=host:port")
         endpoint = default_endpoint
     try:
         if insecure:
-            if transport == "grpc":
-                channel = grpc.insecure_channel(
-                    endpoint,
-                    options=[
-                        ("grpc.initial_reconnect_backoff_ms", 100),
-                        ("grpc.min_reconnect_backoff_ms", 100),
-                        ("grpc.max_reconnect_backoff_ms", 1000),
-                    ],
-                )
-                if token:
-                    channel = grpc.intercept_channel(channel, TokenInterceptor(token))
-                return client_class(transport=grpc_transport_class(channel=channel))
+            if transport in ("grpc", "grpc_asyncio"):
+                on_loop = transport == "grpc_asyncio"
+                made = _insecure_transport(grpc_transport_class, endpoint, token, on_loop=on_loop)
+                return client_class(transport=made)
             creds: Credentials = (
                 credentials
                 or (TokenCredentials(token) if token else None)  # type: ignore[no-untyped-call]
@@ -340,6 +469,12 @@ def project_and_prefix(parsed: ParsedURL) -> tuple[str, str]:
 # -- the stores' common half -------------------------------------------------------------
 
 
+def _being_cancelled() -> bool:
+    """Whether the running task is being cancelled (by its caller)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class GcpStore:
     """What a GCP store does the same whatever the service: its connection settings,
     API calls bounded in time, watches that poll the store's own listing, and closing.
@@ -374,8 +509,15 @@ class GcpStore:
         self._deadline = max(deadline, timeout)
         self._poll_interval = poll_interval
         self._retry = make_retry(self._deadline)
+        self._aretry = make_async_retry(self._deadline)
         self._closed = False
         self._watches: WatchSet[PollingWatch] = WatchSet()
+        # The asyncio client of ``aget`` (gRPC only) and the event loop it belongs to.
+        self._connect_async: Callable[[], Any] | None = None
+        self.native_async = False
+        self._aclient: Any = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._aslots = asyncio.Semaphore(ASYNC_READS)  # replaced with each client
 
     def _connect(
         self,
@@ -387,39 +529,128 @@ class GcpStore:
         insecure: bool,
         token_env: str,
         credentials: Credentials | None,
+        async_classes: tuple[Callable[..., Any], Callable[..., Any]] | None = None,
     ) -> ClientT:
         """The service's client (see :func:`make_client`); the token comes from the
-        environment variable ``token_env`` when it is set."""
+        environment variable ``token_env`` when it is set. ``async_classes`` (the
+        asyncio client and its gRPC transport) make the store ``native_async`` over
+        gRPC: :meth:`_arun` opens that client on first use."""
         protect_loggers("grpc", "google", "urllib3")  # their DEBUG records may show payloads
-        return make_client(
-            client_class,
-            grpc_transport_class,
-            scheme=self.scheme,
-            endpoint=endpoint,
-            default_endpoint=default_endpoint,
-            insecure=insecure,
-            transport=self.transport,
-            token=os.environ.get(token_env) or None,
-            credentials=credentials,
+        settings: dict[str, Any] = {
+            "scheme": self.scheme,
+            "endpoint": endpoint,
+            "default_endpoint": default_endpoint,
+            "insecure": insecure,
+            "token": os.environ.get(token_env) or None,
+            "credentials": credentials,
+        }
+        client = make_client(
+            client_class, grpc_transport_class, transport=self.transport, **settings
         )
+        if async_classes is not None and self.transport == "grpc":
+            async_client, async_transport = async_classes
+
+            def connect_async() -> Any:
+                return make_client(
+                    async_client, async_transport, transport="grpc_asyncio", **settings
+                )
+
+            self._connect_async = connect_async
+            self.native_async = True
+        return client
 
     def _call(
         self, what: str, method: Callable[..., Any], request: dict[str, Any], *, retry: bool
     ) -> Any:
         """One API call bounded in time; errors become Veltrix errors, except the ones the
         caller decides about (NOT_FOUND, ALREADY_EXISTS...), raised as ``ApiFailure``."""
-        return call_api(
-            method,
-            request,
-            what=what,
-            service=self.service,
-            retry=self._retry if retry else None,
-            timeout=self._timeout,
-            deadline=self._deadline,
-            owner=self,
-            closed=lambda: self._closed,
-            refine=self._refine_error,
-        )
+        retrying = self._retry if retry else None
+        return call_api(method, request, what=what, retry=retrying, **self._call_settings())
+
+    def _call_settings(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "timeout": self._timeout,
+            "deadline": self._deadline,
+            "owner": self,
+            "closed": lambda: self._closed,
+            "refine": self._refine_error,
+        }
+
+    def _run(self, what: str, steps: Steps[T]) -> T:
+        """Run a read's ``steps`` through the blocking client (calls retried)."""
+        try:
+            call = next(steps)
+            while True:
+                method, request = call
+                try:
+                    reply = self._call(what, getattr(self._client, method), request, retry=True)
+                except ApiFailure as failure:
+                    call = steps.throw(failure)
+                else:
+                    call = steps.send(reply)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    async def _arun(self, what: str, steps: Steps[T]) -> T:
+        """:meth:`_run` through the asyncio client, on the running event loop; at most
+        :data:`ASYNC_READS` at once (the others wait for a slot)."""
+        client, slots = self._async_client()
+        async with slots:
+            try:
+                call = next(steps)
+                while True:
+                    method, request = call
+                    if self._aclient is not client:  # aclose() came meanwhile
+                        raise BackendUnavailableError(f"{self!r}: asyncio client closed")
+                    try:
+                        reply = await acall_api(
+                            getattr(client, method),
+                            request,
+                            what=what,
+                            retry=self._aretry,
+                            **self._call_settings(),
+                        )
+                    except ApiFailure as failure:
+                        call = steps.throw(failure)
+                    except asyncio.CancelledError:
+                        if self._aclient is client or _being_cancelled():
+                            raise
+                        # aclose() closed the channel under the call, not our caller.
+                        raise BackendUnavailableError(f"{self!r}: asyncio client closed") from None
+                    else:
+                        call = steps.send(reply)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+
+    def _async_client(self) -> tuple[Any, asyncio.Semaphore]:
+        """The asyncio client and its read slots, opened on first use; they belong to
+        that event loop."""
+        loop = asyncio.get_running_loop()
+        if self._aclient is None:
+            if self._closed:
+                raise BackendUnavailableError(f"{self!r} is closed")
+            if self._connect_async is None:
+                raise ConfigurationError(f"{self!r} has no asyncio client (native_async)")
+            self._aclient, self._aloop = self._connect_async(), loop
+            self._aslots = asyncio.Semaphore(ASYNC_READS)
+        elif self._aloop is not loop:
+            raise ConfigurationError(
+                f"{self!r}: its asyncio client belongs to another event loop; aclose() it first"
+            )
+        return self._aclient, self._aslots
+
+    async def aclose(self) -> None:
+        """Close the asyncio client's channel; the next read opens another, on its own
+        loop. From another loop than the channel's, it is only dropped (it closes with
+        its loop, or when collected)."""
+        client, loop = self._aclient, self._aloop
+        self._aclient = self._aloop = None
+        if client is not None and loop is asyncio.get_running_loop():
+            with contextlib.suppress(Exception):
+                await client.transport.close()
 
     def _refine_error(self, what: str, status: str, message: str) -> BackendError | None:
         """A more precise error for a failed call than its status gives (``None``: none)."""
@@ -455,6 +686,8 @@ class GcpStore:
             return
         self._watches.stop_all()
         self._closed = True
+        # An asyncio client not closed with aclose() on its loop is dropped here.
+        self._aclient = self._aloop = None
         try:
             self._client.transport.close()
         except Exception as exc:  # pragma: no cover - closing must not raise

@@ -37,8 +37,9 @@ from typing import Any, ClassVar, Self
 
 import yaml
 from google.auth.credentials import Credentials
-from google.cloud.parametermanager_v1 import ParameterManagerClient
+from google.cloud.parametermanager_v1 import ParameterManagerAsyncClient, ParameterManagerClient
 from google.cloud.parametermanager_v1.services.parameter_manager.transports import (
+    ParameterManagerGrpcAsyncIOTransport,
     ParameterManagerGrpcTransport,
 )
 from google.cloud.parametermanager_v1.types import service as pm
@@ -47,6 +48,8 @@ from veltrix.adapters._gcp import (
     TRANSIENT_ERRORS,
     ApiFailure,
     GcpStore,
+    Steps,
+    all_pages,
     connection_options,
     crc32c,
     project_and_prefix,
@@ -196,6 +199,7 @@ class ParameterManagerBackend(GcpStore):
             insecure=insecure,
             token_env=token_env,
             credentials=credentials,
+            async_classes=(ParameterManagerAsyncClient, ParameterManagerGrpcAsyncIOTransport),
         )
 
     @classmethod
@@ -257,13 +261,16 @@ class ParameterManagerBackend(GcpStore):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _format(self, name: str, what: str) -> int | None:
+    # A read is written once, as steps (see ``veltrix.adapters._gcp.Steps``), which
+    # ``get`` runs through the blocking client and ``aget`` through the asyncio one.
+
+    def _format(self, name: str) -> Steps[int | None]:
         with self._formats_lock:
             known = self._formats.get(name)
         if known is not None:
             return known
         try:
-            parameter = self._call(what, self._client.get_parameter, {"name": name}, retry=True)
+            parameter = yield "get_parameter", {"name": name}
         except ApiFailure as exc:
             if exc.status == "NOT_FOUND":
                 return None
@@ -277,19 +284,16 @@ class ParameterManagerBackend(GcpStore):
         with self._formats_lock:
             self._formats.pop(name, None)
 
-    def _current(self, name: str, what: str) -> _Version | None:
+    def _current_steps(self, name: str) -> Steps[_Version | None]:
         """The parameter's format and newest enabled version; None without the parameter."""
-        fmt = self._format(name, what)
+        fmt = yield from self._format(name)
         if fmt is None:
             return None
         try:
-            pager = self._call(
-                what,
-                self._client.list_parameter_versions,
-                {"parent": name, "page_size": 1000},
-                retry=True,
+            request = {"parent": name, "page_size": 1000}
+            versions = yield from all_pages(
+                "list_parameter_versions", request, "parameter_versions"
             )
-            versions = builtins.list(self._pages(pager, what))
         except ApiFailure as exc:
             if exc.status == "NOT_FOUND":
                 self._forget(name)
@@ -312,15 +316,13 @@ class ParameterManagerBackend(GcpStore):
             f"v{max(numbers, default=0) + 1}",
         )
 
-    def _render(self, name: str, version_id: str, what: str) -> tuple[bytes, bytes] | None:
+    def _current(self, name: str, what: str) -> _Version | None:
+        return self._run(what, self._current_steps(name))
+
+    def _render(self, name: str, version_id: str) -> Steps[tuple[bytes, bytes] | None]:
         """(raw, rendered) payload of a version; None when it vanished or was disabled."""
         try:
-            response = self._call(
-                what,
-                self._client.render_parameter_version,
-                {"name": f"{name}/versions/{version_id}"},
-                retry=True,
-            )
+            response = yield "render_parameter_version", {"name": f"{name}/versions/{version_id}"}
         except ApiFailure as exc:
             if exc.status in ("NOT_FOUND", "FAILED_PRECONDITION"):
                 return None
@@ -343,12 +345,15 @@ class ParameterManagerBackend(GcpStore):
 
     def _entries(self, parameter_key: str, what: str) -> dict[str, Entry]:
         """Every key one parameter holds, rendered (relative key -> entry)."""
+        return self._run(what, self._entries_steps(parameter_key))
+
+    def _entries_steps(self, parameter_key: str) -> Steps[dict[str, Entry]]:
         name = self._parameter_name(parameter_key)
         for _ in range(3):
-            current = self._current(name, what)
+            current = yield from self._current_steps(name)
             if current is None or current.version_id is None:
                 return {}
-            payloads = self._render(name, current.version_id, what)
+            payloads = yield from self._render(name, current.version_id)
             if payloads is not None:
                 break
         else:
@@ -382,6 +387,17 @@ class ParameterManagerBackend(GcpStore):
     def get(self, key: str) -> Entry | None:
         parameter_key, _ = self._split(key)
         return self._entries(parameter_key, f"get {join(self.prefix, key)!r}").get(key)
+
+    async def aget(self, key: str) -> Entry | None:
+        """As :meth:`get`, on the running event loop through the asyncio client
+        (``grpc.aio``): the same calls, entries and errors. The client is opened on
+        first use and belongs to that loop; from another loop this raises
+        ConfigurationError until :meth:`aclose`. gRPC only (``native_async``): over
+        REST the caching client reads on threads."""
+        parameter_key, _ = self._split(key)
+        what = f"get {join(self.prefix, key)!r}"
+        found = await self._arun(what, self._entries_steps(parameter_key))
+        return found.get(key)
 
     def list(self, prefix: str) -> Iterator[Entry]:
         return iter(self._list(normalize_prefix(prefix)))

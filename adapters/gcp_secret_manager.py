@@ -39,8 +39,12 @@ from collections.abc import Iterator
 from typing import Any, ClassVar, Self
 
 from google.auth.credentials import Credentials
-from google.cloud.secretmanager_v1 import SecretManagerServiceClient
+from google.cloud.secretmanager_v1 import (
+    SecretManagerServiceAsyncClient,
+    SecretManagerServiceClient,
+)
 from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+    SecretManagerServiceGrpcAsyncIOTransport,
     SecretManagerServiceGrpcTransport,
 )
 
@@ -48,6 +52,7 @@ from veltrix.adapters._gcp import (
     TRANSIENT_ERRORS,
     ApiFailure,
     GcpStore,
+    Steps,
     connection_options,
     crc32c,
     project_and_prefix,
@@ -138,6 +143,10 @@ class SecretManagerBackend(GcpStore):
             insecure=insecure,
             token_env=token_env,
             credentials=credentials,
+            async_classes=(
+                SecretManagerServiceAsyncClient,
+                SecretManagerServiceGrpcAsyncIOTransport,
+            ),
         )
 
     # -- construction ----------------------------------------------------------------------
@@ -214,57 +223,69 @@ class SecretManagerBackend(GcpStore):
             secret=True,
         )
 
-    def _access(self, name: str, what: str) -> tuple[bytes, str] | None:
+    # A read is written once, as steps (see ``veltrix.adapters._gcp.Steps``), which
+    # ``get`` runs through the blocking client and ``aget`` through the asyncio one.
+
+    def _access(self, name: str) -> Steps[tuple[bytes, str] | None]:
         """Payload and number of version ``name``; None when absent or not enabled."""
         try:
-            response = self._call(
-                what, self._client.access_secret_version, {"name": name}, retry=True
-            )
+            response = yield "access_secret_version", {"name": name}
         except ApiFailure as exc:
             if exc.status in ("NOT_FOUND", "FAILED_PRECONDITION"):
                 return None
             raise exc.veltrix() from exc
         return bytes(response.payload.data), str(response.name).rsplit("/", 1)[1]
 
-    def _newest_enabled(self, secret_name: str, what: str) -> int | None:
+    def _newest_enabled_steps(self, secret_name: str) -> Steps[int | None]:
         """Number of the newest enabled version; None when none (or no secret)."""
+        request = {"parent": secret_name, "filter": "state:ENABLED", "page_size": 1}
         try:
-            pager = self._call(
-                what,
-                self._client.list_secret_versions,
-                {"parent": secret_name, "filter": "state:ENABLED", "page_size": 1},
-                retry=True,
-            )
-            for version in pager.versions:
-                return int(str(version.name).rsplit("/", 1)[1])
+            pager = yield "list_secret_versions", request
         except ApiFailure as exc:
             if exc.status == "NOT_FOUND":
                 return None
             raise exc.veltrix() from exc
+        for version in pager.versions:  # the first page's, already fetched
+            return int(str(version.name).rsplit("/", 1)[1])
         return None
 
-    def _read(self, full_key: str, name: str) -> Entry | None:
-        what = f"get {full_key!r}"
-        found = self._access(f"{name}/versions/latest", what)
+    def _newest_enabled(self, secret_name: str, what: str) -> int | None:
+        return self._run(what, self._newest_enabled_steps(secret_name))
+
+    def _read_steps(self, full_key: str, name: str) -> Steps[Entry | None]:
+        found = yield from self._access(f"{name}/versions/latest")
         attempts = 0
         while found is None and attempts < 3:
             # ``latest`` is absent (no secret, no version) or not enabled: find the
             # newest enabled version, if any.
             attempts += 1
-            number = self._newest_enabled(name, what)
+            number = yield from self._newest_enabled_steps(name)
             if number is None:
                 return None
-            found = self._access(f"{name}/versions/{number}", what)
+            found = yield from self._access(f"{name}/versions/{number}")
         if found is None:
             return None
         data, version = found
         return self._entry(full_key, data, version)
+
+    def _read(self, full_key: str, name: str) -> Entry | None:
+        return self._run(f"get {full_key!r}", self._read_steps(full_key, name))
 
     # -- Backend -----------------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
         full_key = self._full_key(key)
         return self._read(full_key, self._secret_name(full_key))
+
+    async def aget(self, key: str) -> Entry | None:
+        """As :meth:`get`, on the running event loop through the asyncio client
+        (``grpc.aio``): the same calls, entries and errors. The client is opened on
+        first use and belongs to that loop; from another loop this raises
+        ConfigurationError until :meth:`aclose`. gRPC only (``native_async``): over
+        REST the caching client reads on threads."""
+        full_key = self._full_key(key)
+        steps = self._read_steps(full_key, self._secret_name(full_key))
+        return await self._arun(f"get {full_key!r}", steps)
 
     def list(self, prefix: str) -> Iterator[Entry]:
         prefix = normalize_prefix(prefix)

@@ -25,13 +25,15 @@
    idle loop, for as long as the slowest burst lasts, shows what the machine itself
    costs the loop (a longer window catches more of it).
 3. Bursts of 50, 200 and 1,000 tasks against each store with native asyncio reads
-   that is running here: the local Redis (``VELTRIX_TEST_REDIS_URL``) and the local
+   that is running here: the local Redis (``VELTRIX_TEST_REDIS_URL``), the local
    Consul test server (``VELTRIX_TEST_CONSUL_ADDR``, the Python server of
-   ``tests/servers/consul``, not a Consul agent); a store without its server is
-   skipped. Each task misses a different key: misses read on the loop through the
-   store's asyncio client (``native_reads=True``: ``redis.asyncio``, aiohttp) against
-   the same misses on the worker threads through the sync client (redis-py, py-consul
-   over requests; the default), in interleaved rounds: the loop's stall and each
+   ``tests/servers/consul``, not a Consul agent) and the Secret Manager test server
+   over gRPC (``VELTRIX_TEST_GCPSM_GRPC``); a store without its server is skipped.
+   Each task misses a different key: misses read on the loop through the store's
+   asyncio client (``native_reads=True``: ``redis.asyncio``, aiohttp, ``grpc.aio``)
+   against the same misses on the worker threads through the sync client (redis-py,
+   py-consul over requests, the blocking gRPC client; the default), in interleaved
+   rounds: the loop's stall and each
    miss's latency (task start to value, p50/p99). Also one miss at a time (no
    concurrency), native against threads.
 """
@@ -51,6 +53,7 @@ from benchmarks._stores import store_url
 from veltrix import CachePolicy, Client
 from veltrix.adapters.memory import MemoryBackend
 from veltrix.aio import DEFAULT_MAX_WORKERS, AsyncClient
+from veltrix.backend import SupportsBatch, supports
 
 
 class _SlowStore(MemoryBackend):
@@ -266,8 +269,13 @@ def native_store(kind: str, tasks: int) -> str | None:
     if url is None:
         return None
     backend: Any = open_backend(url)
+    values = {f"k/{i}": b"v" for i in range(tasks + 1)}
     try:
-        backend.put_many({f"k/{i}": b"v" for i in range(tasks + 1)}, atomic=False)
+        if supports(backend, SupportsBatch):
+            backend.put_many(values, atomic=False)
+        else:
+            for key, value in values.items():
+                backend.put(key, value)
     finally:
         backend.close()
     return url
@@ -297,6 +305,7 @@ NATIVE_BURSTS = (50, 200, 1000)
 NATIVE_STORES = {
     "redis": ("local Redis", "redis.asyncio", "redis-py"),
     "consul": ("local Consul test server", "aiohttp", "py-consul"),
+    "gcpsm": ("local Secret Manager test server, gRPC", "grpc.aio", "blocking gRPC"),
 }
 #: Worker threads compared (None: the client's default).
 WORKER_COUNTS: tuple[int | None, ...] = (None, 8, 64)
