@@ -6,10 +6,11 @@ the waiting happens:
 
 - a hit reads the client's fresh dicts directly inside the coroutine: no thread
   hop, no I/O, no lock;
-- a plain miss (a key the client holds nothing for, no shared cache, no
-  last-known-good entry, the store up, an untyped ``get``) of a store with a sound
-  asyncio client of its own (:class:`~veltrix.backend.SupportsAsyncGet`: Redis
-  standalone, Consul) is read on the loop through that client; the client's own methods
+- with ``native_reads=True``, a plain miss (a key the client holds nothing for, no
+  shared cache, no last-known-good entry, the store up, an untyped ``get``) of a
+  store with a sound asyncio client of its own
+  (:class:`~veltrix.backend.SupportsAsyncGet`: Redis standalone, Consul, the GCP
+  stores over gRPC) is read on the loop through that client; the client's own methods
   count it, time it, feed the store's health, retry it and install its answer under
   the same rule as a threaded miss (a write or change that came meanwhile wins);
 - anything else that may wait on a store (other misses, refreshes, writes,
@@ -26,9 +27,9 @@ next, so a burst of tasks takes its first steps before any thread competes with 
 loop for the GIL; outcomes come back in batches, settled in one callback.
 
 What stays on threads, and why: the stores without a sound asyncio client here
-(kazoo, boto3, the Google clients, sqlite3), Redis Sentinel and Cluster URLs, and
-for every store whatever is more than one store call: a refresh or a stale value to
-serve (the store's bounded waits and stale-if-error), the shared (L2) cache
+(kazoo, boto3, the Google clients over REST, sqlite3), Redis Sentinel and Cluster
+URLs, and for every store whatever is more than one store call: a refresh or a stale
+value to serve (the store's bounded waits and stale-if-error), the shared (L2) cache
 with its fleet-wide lock and bus, the last-known-good file, typed reads, models,
 listings, writes and their fences. That policy lives in one place, the ``Client``
 miss path; the native read reuses its parts rather than copying it. A store's
@@ -77,8 +78,9 @@ class AsyncClient:
     """``AsyncClient(url, cache=..., ...)``: the arguments of :class:`veltrix.Client`,
     plus ``max_workers``, the threads that wait on the store for the event loop, and
     ``native_reads``: True reads a plain miss through the store's own asyncio client
-    where it has one (Redis, Consul); off by default, since on threads the loop stalls less
-    under a large burst of misses and one miss costs less (see the module's docstring)."""
+    where it has one (Redis, Consul, the GCP stores over gRPC); off by default, since
+    the threads never stall the loop much whatever the store, where native reads of a
+    large burst can (Redis; docs/asyncio.md has the figures per store)."""
 
     def __init__(
         self,
