@@ -154,7 +154,10 @@ def test_apply_read_change_destroy(
         write_vars(var_file, name, appconfig, 750)
         changed = apply(terraform, workdir, var_file)
         assert changed["veltrix_url"]["value"] == url
-        assert changed["deployment_number"]["value"] == outputs["deployment_number"]["value"] + 1
+        # One more deployment, or more: a CI run on a loaded machine once saw two, most
+        # likely the provider's AWS SDK retrying a StartDeployment whose answer it lost
+        # (not idempotent, on AWS too). The served value below is what must change.
+        assert changed["deployment_number"]["value"] > outputs["deployment_number"]["value"]
         assert wait_for(lambda: client.get("payments/timeout_ms"), "750") == "750"
 
     result = terraform.run(workdir, "destroy", "-auto-approve", "-input=false", "-no-color")
