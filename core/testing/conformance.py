@@ -525,6 +525,31 @@ class BackendConformance:
             stats = client.stats()
             assert (stats["misses"], stats["store_calls"], stats["errors"]) == (4, 4, 0)
 
+    def test_async_client_on_another_loop_reads_on_threads(self, backend: Any) -> None:
+        """The store's asyncio connection belongs to the first loop that misses; the
+        same ``AsyncClient`` used from another loop meanwhile reads on its threads."""
+        from veltrix.aio import AsyncClient
+        from veltrix.cache import CachePolicy
+
+        self._native(backend)
+        backend.put("loops/a", b"1")
+        backend.put("loops/b", b"2")
+        client = AsyncClient(backend, cache=CachePolicy(ttl=60, watch=False), native_reads=True)
+        second: dict[str, Any] = {}
+
+        async def first_loop() -> None:
+            assert await client.get("loops/a") == "1"
+
+            def other() -> None:
+                second["value"] = asyncio.run(client.get("loops/b"))
+
+            await asyncio.to_thread(other)
+            await client.aclose()
+
+        asyncio.run(first_loop())
+        assert second["value"] == "2"
+        assert client.native_misses == 1 and client._pool.submitted == 1
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def test_close_is_idempotent(self, backend: Any) -> None:

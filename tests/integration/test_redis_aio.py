@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -183,32 +182,6 @@ def _chain(error: BaseException | None) -> list[BaseException]:
         seen.append(error)
         error = error.__cause__ or error.__context__
     return seen
-
-
-def test_another_loop_reads_on_threads(url: str) -> None:
-    """The asyncio connection belongs to the first loop that misses; the same client
-    used from another loop meanwhile reads through its threads there."""
-    store = open_backend(url)
-    store.put("loops/a", b"1")
-    store.put("loops/b", b"2")
-    client = AsyncClient(url, cache=CachePolicy(ttl=60, watch=False), native_reads=True)
-    second: dict[str, Any] = {}
-
-    async def first_loop() -> None:
-        assert await client.get("loops/a") == "1"
-
-        def other() -> None:
-            second["value"] = asyncio.run(client.get("loops/b"))
-
-        await asyncio.to_thread(other)
-        await client.aclose()
-
-    try:
-        asyncio.run(first_loop())
-        assert second["value"] == "2"
-        assert client.native_misses == 1 and client._pool.submitted == 1
-    finally:
-        store.close()
 
 
 def test_sentinel_and_cluster_read_on_threads() -> None:
