@@ -28,6 +28,7 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.oauth2.credentials import Credentials as TokenCredentials
 
+from veltrix.adapters._requests_env import settle_environment
 from veltrix.backend import Change, Entry
 from veltrix.errors import (
     AccessDeniedError,
@@ -378,6 +379,15 @@ def _insecure_transport(
     return transport
 
 
+def _settled(client: ClientT, url: str) -> ClientT:
+    """``client`` with its REST session (if any) reading the environment's proxies and
+    CA bundle once rather than at every request (see ``_requests_env``)."""
+    session = getattr(getattr(client, "_transport", None), "_session", None)
+    if isinstance(session, requests.Session):
+        settle_environment(session, url)
+    return client
+
+
 def make_client(
     client_class: Callable[..., ClientT],
     grpc_transport_class: Callable[..., Any],
@@ -416,17 +426,23 @@ def make_client(
                 or (TokenCredentials(token) if token else None)  # type: ignore[no-untyped-call]
                 or AnonymousCredentials()  # type: ignore[no-untyped-call]
             )
-            return client_class(
-                transport="rest",
-                credentials=creds,
-                client_options=ClientOptions(api_endpoint=f"http://{endpoint}"),
+            return _settled(
+                client_class(
+                    transport="rest",
+                    credentials=creds,
+                    client_options=ClientOptions(api_endpoint=f"http://{endpoint}"),
+                ),
+                f"http://{endpoint}",
             )
         if credentials is None and token:
             credentials = TokenCredentials(token)  # type: ignore[no-untyped-call]
-        return client_class(
-            transport=transport,
-            credentials=credentials,
-            client_options=ClientOptions(api_endpoint=endpoint),
+        return _settled(
+            client_class(
+                transport=transport,
+                credentials=credentials,
+                client_options=ClientOptions(api_endpoint=endpoint),
+            ),
+            f"https://{endpoint}",
         )
     except auth_exceptions.DefaultCredentialsError as exc:
         raise ConfigurationError(

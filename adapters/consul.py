@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 import consul
 import requests
 
+from veltrix.adapters._requests_env import environment_verify, settle_environment
 from veltrix.backend import Absent, AbsentType, Change, Entry
 from veltrix.errors import (
     AccessDeniedError,
@@ -245,29 +246,12 @@ class ConsulBackend:
             connections_timeout=self._timeout,
         )
         client.token = self._token  # py-consul would prefer CONSUL_HTTP_TOKEN over ours
-        # What requests would take from the environment at every request (the proxy
-        # variables and NO_PROXY, the CA bundle variables, a .netrc), read once here:
-        # looking again each time cost ~0.3 ms of a ~1.3 ms read of the local agent.
-        # A .netrc is not read (Consul authenticates with the token).
-        session = client.http.session
-        session.proxies = self._environ_proxies(client)
-        session.trust_env = False
-        client.http.verify = self._requests_verify()
+        # The environment's proxies and CA bundle, read once (see _requests_env); py-consul
+        # passes verify= with each request, so it takes the settled value too.
+        settle_environment(client.http.session, client.http.base_uri)
+        client.http.verify = environment_verify(self._verify)
         protect_loggers("consul", "urllib3", "requests")  # request lines carry ?token=
         return client
-
-    @staticmethod
-    def _environ_proxies(client: consul.Consul) -> dict[str, str]:
-        """The proxies the environment names for the agent's address ({} when none,
-        or when NO_PROXY covers it), as requests would find them."""
-        return dict(requests.utils.get_environ_proxies(client.http.base_uri))
-
-    def _requests_verify(self) -> bool | str:
-        """TLS verification as requests settles it from ``verify=`` and the
-        environment: False, a CA bundle path, or True for requests' own bundle."""
-        if self._verify is not True:
-            return self._verify
-        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
     @property
     def url(self) -> str:
@@ -515,7 +499,7 @@ class ConsulBackend:
         the CA bundle ``verify=`` names, or the one requests would use."""
         if self.scheme != "https":
             return True  # aiohttp's default; unused on http://
-        verify = self._requests_verify()
+        verify = environment_verify(self._verify)
         if verify is False:
             return False
         cafile = verify if isinstance(verify, str) else requests.utils.DEFAULT_CA_BUNDLE_PATH

@@ -300,29 +300,3 @@ def test_change_after_a_change_is_not_rate_limited(address: str) -> None:
         backend.close()
         host, _, port = address.rpartition(":")
         consul.Consul(host=host, port=int(port)).kv.delete(prefix + "/", recurse=True)
-
-
-# -- the environment (proxies), read once ------------------------------------------------
-
-
-def test_the_environment_proxy_is_honoured_and_read_once(
-    address: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """requests would consult the proxy variables at every request; the store reads
-    them when it is built: a proxy that does not exist fails its reads, NO_PROXY naming
-    the agent bypasses it, and a later change of the environment changes nothing."""
-    monkeypatch.delenv("CONSUL_HTTP_TOKEN", raising=False)
-    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens
-    proxied = ConsulBackend.from_url(f"consul://{address}/proxy/{unique_name()}?timeout=2")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    bypassing = ConsulBackend.from_url(f"consul://{address}/proxy/{unique_name()}?timeout=2")
-    monkeypatch.delenv("NO_PROXY")  # read once: the store built with it keeps bypassing
-    try:
-        with pytest.raises(BackendUnavailableError):
-            proxied.get("k")
-        assert bypassing.get("k") is None
-    finally:
-        proxied.close()
-        bypassing.close()
