@@ -495,11 +495,12 @@ class ConsulBackend:
         return proxies.get(self.scheme) or proxies.get("all")
 
     def _ssl(self) -> ssl.SSLContext | bool:
-        """TLS for ``aget`` as the sync client has it: off with ``verify=false``, else
-        the CA bundle ``verify=`` names, or the one requests would use."""
+        """TLS for ``aget`` as the sync client has it (its settled ``verify``): off with
+        ``verify=false``, else the CA bundle ``verify=`` or the environment names, or
+        requests' own."""
         if self.scheme != "https":
             return True  # aiohttp's default; unused on http://
-        verify = environment_verify(self._verify)
+        verify: bool | str = self._consul.http.verify
         if verify is False:
             return False
         cafile = verify if isinstance(verify, str) else requests.utils.DEFAULT_CA_BUNDLE_PATH
