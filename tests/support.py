@@ -75,6 +75,14 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def unused_port() -> int:
+    """A loopback port nothing listens on: free to bind, and refused to connect to
+    (bound for a moment to pick it, then closed again)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def unique_name(stem: str = "t") -> str:
     return f"{stem}-{uuid.uuid4().hex[:10]}"
 

@@ -9,7 +9,6 @@ size) start their own server process on a free port.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,14 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.support import REPO_ROOT, fake_aws_credentials, port_open, server_env, unique_name
+from tests.support import (
+    REPO_ROOT,
+    fake_aws_credentials,
+    port_open,
+    server_env,
+    unique_name,
+    unused_port,
+)
 from veltrix import CachePolicy, Client
 from veltrix.adapters.appconfig import AppConfigBackend
 from veltrix.errors import (
@@ -127,19 +133,13 @@ def freeform(control: Any) -> Iterator[Profile]:
     profile.cleanup()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def own_server() -> Iterator[Any]:
     """Start AppConfig test server processes with extra flags; yields a starter."""
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(*flags: str) -> str:
-        port = _free_port()
+        port = unused_port()
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -477,7 +477,7 @@ def test_missing_profile_is_configuration_error(freeform: Profile, endpoint: str
 
 
 def test_unreachable_endpoint_is_backend_unavailable() -> None:
-    port = _free_port()
+    port = unused_port()
     backend = AppConfigBackend.from_url(
         f"appconfig://a/b/c?region={REGION}&endpoint_url=http://127.0.0.1:{port}"
         "&max_attempts=1&timeout=1"

@@ -5,13 +5,12 @@ Everything talks to the Consul test server processes over HTTP."""
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator
 
 import consul
 import pytest
 
-from tests.support import server_env, unique_name
+from tests.support import server_env, unique_name, unused_port
 from veltrix.adapters.consul import MAX_TXN_OPS, ConsulBackend
 from veltrix.backend import Absent
 from veltrix.errors import (
@@ -42,13 +41,6 @@ def backend(address: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ConsulBac
     backend.close()
     host, _, port = address.rpartition(":")
     consul.Consul(host=host, port=int(port)).kv.delete(prefix + "/", recurse=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # -- URLs ------------------------------------------------------------------------------
@@ -158,7 +150,7 @@ def test_folder_entries_and_foreign_keys_are_skipped(backend: ConsulBackend, add
 
 
 def test_refused_is_unavailable() -> None:
-    backend = ConsulBackend.from_url(f"consul://127.0.0.1:{free_port()}/x?timeout=2")
+    backend = ConsulBackend.from_url(f"consul://127.0.0.1:{unused_port()}/x?timeout=2")
     with pytest.raises(BackendUnavailableError) as info:
         backend.get("a")
     assert isinstance(info.value.__cause__, Exception)

@@ -9,14 +9,13 @@ datacenter, a missing or wrong token.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.support import server_env, unique_name
+from tests.support import server_env, unique_name, unused_port
 from veltrix import CachePolicy
 from veltrix.adapters.consul import ConsulBackend
 from veltrix.aio import AsyncClient
@@ -44,12 +43,6 @@ def backend(address: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ConsulBac
     cleanup = ConsulBackend.from_url(url)
     cleanup.put_many({entry.key: None for entry in cleanup.list("")}, atomic=False)
     cleanup.close()
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again on return: nothing listens there
 
 
 def _chain(error: BaseException | None) -> list[BaseException]:
@@ -124,7 +117,7 @@ def test_consistency_and_datacenter_are_those_of_get(address: str) -> None:
 
 
 def test_server_down_is_unavailable_and_marks_the_store_down() -> None:
-    url = f"consul://127.0.0.1:{_closed_port()}/x?timeout=1"
+    url = f"consul://127.0.0.1:{unused_port()}/x?timeout=1"
     store = ConsulBackend.from_url(url)
     sync, native = _sync_and_async_errors(store, "some/key")
     assert type(sync) is type(native) is BackendUnavailableError

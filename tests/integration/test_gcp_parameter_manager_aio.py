@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from google.cloud.parametermanager_v1.types import ParameterFormat
 from tests.integration.test_gcp_parameter_manager import open_gcppm, server_url
 from tests.integration.test_gcp_parameter_manager_behaviour import parameter
 from tests.integration.test_gcp_secret_manager_aio import _messages, _same_error
-from tests.support import server_env, unique_name
+from tests.support import server_env, unique_name, unused_port
 from veltrix.adapters.gcp_parameter_manager import ParameterManagerBackend
 from veltrix.errors import AccessDeniedError, BackendUnavailableError, SecretReferenceError
 
@@ -59,9 +58,7 @@ def test_documents_read_as_get_reads_them() -> None:
 
 
 def test_dead_endpoint_is_unavailable_as_for_get() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = unused_port()
     b = open_gcppm(f"gcppm://p?endpoint=127.0.0.1:{port}&insecure=true&timeout=0.5&deadline=1")
     try:
 

@@ -4,7 +4,6 @@ mapping, secret references, disabled versions, format validation, auth, dead end
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 
@@ -17,7 +16,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 from google.iam.v1 import policy_pb2
 
 from tests.integration.test_gcp_parameter_manager import endpoint, open_gcppm, server_url
-from tests.support import server_env, unique_name
+from tests.support import server_env, unique_name, unused_port
 from veltrix.adapters.gcp_parameter_manager import ParameterManagerBackend
 from veltrix.cache import CachePolicy
 from veltrix.client import Client
@@ -282,9 +281,7 @@ def test_auth_token_rules(monkeypatch: pytest.MonkeyPatch, transport: str) -> No
 
 
 def test_dead_endpoint_fails_within_the_deadline(transport: str) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = unused_port()
     backend = open_gcppm(
         f"gcppm://p?endpoint=127.0.0.1:{port}&transport={transport}&insecure=true&timeout=0.5&deadline=1.5"
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from tests.integration.test_gcp_secret_manager import open_gcpsm, server_url
 from tests.integration.test_gcp_secret_manager_behaviour import auth_url
-from tests.support import server_env, unique_name
+from tests.support import server_env, unique_name, unused_port
 from veltrix import CachePolicy
 from veltrix.adapters.gcp_secret_manager import SecretManagerBackend
 from veltrix.aio import AsyncClient
@@ -80,14 +79,8 @@ def test_aget_finds_the_newest_enabled_version(backend: SecretManagerBackend) ->
     assert _aget(backend, "k") is None
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_dead_endpoint_is_unavailable_as_for_get() -> None:
-    url = f"gcpsm://p/app?endpoint=127.0.0.1:{_closed_port()}&insecure=true&timeout=0.5&deadline=1"
+    url = f"gcpsm://p/app?endpoint=127.0.0.1:{unused_port()}&insecure=true&timeout=0.5&deadline=1"
     b = open_gcpsm(url)
     try:
 

@@ -3,7 +3,6 @@ disabled versions, retention, labels and annotations, secrecy."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 
@@ -11,7 +10,7 @@ import pytest
 from google.cloud.secretmanager_v1.types import SecretVersion
 
 from tests.integration.test_gcp_secret_manager import open_gcpsm, server_url
-from tests.support import server_env, unique_name
+from tests.support import server_env, unique_name, unused_port
 from veltrix.adapters.gcp_secret_manager import EMPTY_MARKER, SecretManagerBackend
 from veltrix.errors import (
     AccessDeniedError,
@@ -178,14 +177,8 @@ def test_right_token_works(transport: str) -> None:
 # -- availability ------------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_dead_endpoint_fails_fast(transport: str) -> None:
-    port = _closed_port()
+    port = unused_port()
     b = open_gcpsm(
         f"gcpsm://p/app?endpoint=127.0.0.1:{port}&transport={transport}&insecure=true"
         "&timeout=1&deadline=2"

@@ -16,7 +16,6 @@ import json
 import math
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,7 +36,7 @@ from tests.dashboards import (
     metrics_named,
     variables,
 )
-from tests.support import REPO_ROOT, missing_server, port_open, server_env, unique_name
+from tests.support import REPO_ROOT, missing_server, port_open, server_env, unique_name, unused_port
 
 pytestmark = pytest.mark.slow
 
@@ -96,20 +95,13 @@ class Scraped:
     rules_file: Path  # the shipped alert rules, loaded into this Prometheus
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A redis-server only this test uses (the shared one is never killed)."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(binary).exists():
         missing_server("redis-server not installed (scripts/services up redis)")
-    port = _free_port()
+    port = unused_port()
     process = subprocess.Popen(
         [
             *(binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path)),

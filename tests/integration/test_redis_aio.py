@@ -8,14 +8,13 @@ password-less server refuses.
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
 
 from tests.integration import redis_targets
 from tests.integration.redis_targets import with_path
-from tests.support import unique_name
+from tests.support import unique_name, unused_port
 from veltrix import CachePolicy, Client
 from veltrix.adapters.redis import RedisBackend
 from veltrix.aio import AsyncClient
@@ -35,12 +34,6 @@ SECRET = "hunter2-not-the-password"
 @pytest.fixture
 def url() -> str:
     return with_path(redis_targets.redis_url("single"), unique_name("aio"), timeout=5)
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again on return: nothing listens there
 
 
 def test_misses_are_read_on_the_loop(url: str) -> None:
@@ -138,7 +131,7 @@ class _GatedRedis(RedisBackend):
 
 
 def test_connection_refused_marks_the_store_down() -> None:
-    url = f"redis://127.0.0.1:{_closed_port()}/0/x?timeout=1&connect_timeout=1"
+    url = f"redis://127.0.0.1:{unused_port()}/0/x?timeout=1&connect_timeout=1"
 
     async def scenario() -> None:
         policy = CachePolicy(ttl=60, watch=False, retries=2)

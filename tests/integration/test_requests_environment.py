@@ -9,13 +9,12 @@ servers over REST.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 
 import pytest
 
 from tests.integration.gcp_targets import GCPPM, GCPSM, GcpTestServer
-from tests.support import server_env, unique_name
+from tests.support import server_env, unique_name, unused_port
 from veltrix.errors import BackendUnavailableError
 from veltrix.registry import open_backend
 
@@ -41,13 +40,6 @@ def _gcp(server: GcpTestServer) -> Callable[[], str]:
 STORES = {"consul": _consul, "gcpsm-rest": _gcp(GCPSM), "gcppm-rest": _gcp(GCPPM)}
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port  # nothing listens once the socket is closed
-
-
 @pytest.mark.parametrize("store", sorted(STORES))
 def test_the_environment_proxy_is_honoured_and_read_once(
     store: str, monkeypatch: pytest.MonkeyPatch
@@ -56,7 +48,7 @@ def test_the_environment_proxy_is_honoured_and_read_once(
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{unused_port()}")
     url = STORES[store]
     proxied = open_backend(url())
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
