@@ -40,6 +40,7 @@ from veltrix.errors import (
 from veltrix.keys import join, normalize_prefix
 from veltrix.log_events import event
 from veltrix.log_redaction import protect_loggers
+from veltrix.loop_bound import LoopBound
 from veltrix.urls import Options, ParsedURL
 from veltrix.watching import PollingWatch, WatchSet
 
@@ -531,9 +532,8 @@ class GcpStore:
         # The asyncio client of ``aget`` (gRPC only) and the event loop it belongs to.
         self._connect_async: Callable[[], Any] | None = None
         self.native_async = False
-        self._aclient: Any = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
-        self._aslots = asyncio.Semaphore(ASYNC_READS)  # replaced with each client
+        # With its read slots, on the loop it belongs to.
+        self._async: LoopBound[tuple[Any, asyncio.Semaphore]] = LoopBound(self, "client")
 
     def _connect(
         self,
@@ -612,13 +612,14 @@ class GcpStore:
     async def _arun(self, what: str, steps: Steps[T]) -> T:
         """:meth:`_run` through the asyncio client, on the running event loop; at most
         :data:`ASYNC_READS` at once (the others wait for a slot)."""
-        client, slots = self._async_client()
+        opened = self._async_client()
+        client, slots = opened
         async with slots:
             try:
                 call = next(steps)
                 while True:
                     method, request = call
-                    if self._aclient is not client:  # aclose() came meanwhile
+                    if self._async.value is not opened:  # aclose() came meanwhile
                         raise BackendUnavailableError(f"{self!r}: asyncio client closed")
                     try:
                         reply = await acall_api(
@@ -631,7 +632,7 @@ class GcpStore:
                     except ApiFailure as failure:
                         call = steps.throw(failure)
                     except asyncio.CancelledError:
-                        if self._aclient is client or _being_cancelled():
+                        if self._async.value is opened or _being_cancelled():
                             raise
                         # aclose() closed the channel under the call, not our caller.
                         raise BackendUnavailableError(f"{self!r}: asyncio client closed") from None
@@ -644,29 +645,21 @@ class GcpStore:
     def _async_client(self) -> tuple[Any, asyncio.Semaphore]:
         """The asyncio client and its read slots, opened on first use; they belong to
         that event loop."""
-        loop = asyncio.get_running_loop()
-        if self._aclient is None:
-            if self._closed:
-                raise BackendUnavailableError(f"{self!r} is closed")
-            if self._connect_async is None:
-                raise ConfigurationError(f"{self!r} has no asyncio client (native_async)")
-            self._aclient, self._aloop = self._connect_async(), loop
-            self._aslots = asyncio.Semaphore(ASYNC_READS)
-        elif self._aloop is not loop:
-            raise ConfigurationError(
-                f"{self!r}: its asyncio client belongs to another event loop; aclose() it first"
-            )
-        return self._aclient, self._aslots
+        if self._closed:
+            raise BackendUnavailableError(f"{self!r} is closed")
+        connect = self._connect_async
+        if connect is None:
+            raise ConfigurationError(f"{self!r} has no asyncio client (native_async)")
+        return self._async.get(lambda: (connect(), asyncio.Semaphore(ASYNC_READS)))
 
     async def aclose(self) -> None:
         """Close the asyncio client's channel; the next read opens another, on its own
         loop. From another loop than the channel's, it is only dropped (it closes with
         its loop, or when collected)."""
-        client, loop = self._aclient, self._aloop
-        self._aclient = self._aloop = None
-        if client is not None and loop is asyncio.get_running_loop():
+        opened, loop = self._async.release()
+        if opened is not None and loop is asyncio.get_running_loop():
             with contextlib.suppress(Exception):
-                await client.transport.close()
+                await opened[0].transport.close()
 
     def _refine_error(self, what: str, status: str, message: str) -> BackendError | None:
         """A more precise error for a failed call than its status gives (``None``: none)."""
@@ -703,7 +696,7 @@ class GcpStore:
         self._watches.stop_all()
         self._closed = True
         # An asyncio client not closed with aclose() on its loop is dropped here.
-        self._aclient = self._aloop = None
+        self._async.release()
         try:
             self._client.transport.close()
         except Exception as exc:  # pragma: no cover - closing must not raise

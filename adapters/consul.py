@@ -54,6 +54,7 @@ from veltrix.errors import (
 from veltrix.keys import in_prefix, join, normalize_prefix, validate_key
 from veltrix.log_events import FailureLog, event
 from veltrix.log_redaction import protect_loggers
+from veltrix.loop_bound import LoopBound
 from veltrix.urls import Options, parse_url
 from veltrix.values import check_value, prepare_batch
 from veltrix.watching import ChangeDispatcher, WatchSet, diff_listings
@@ -167,9 +168,8 @@ class ConsulBackend:
         self._closed = False
         self._watches: WatchSet[_ConsulWatch] = WatchSet()
         self._consul = self._new_client()
-        # The aiohttp session of ``aget`` and the loop it belongs to (see aget).
-        self._asession: aiohttp.ClientSession | None = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
+        # The aiohttp session of ``aget``, on the loop it belongs to (see aget).
+        self._asession: LoopBound[aiohttp.ClientSession] = LoopBound(self, "session")
 
     # -- construction ------------------------------------------------------------------
 
@@ -466,26 +466,21 @@ class ConsulBackend:
         return self._got(response, key)
 
     def _async_session(self) -> aiohttp.ClientSession:
+        return self._asession.get(self._open_session)
+
+    def _open_session(self) -> aiohttp.ClientSession:
         import aiohttp
 
-        loop = asyncio.get_running_loop()
-        session = self._asession
-        if session is None:
-            connector = aiohttp.TCPConnector(limit=ASYNC_CONNECTIONS, ssl=self._ssl())
-            # As requests does with py-consul's one timeout: for the connection, and
-            # for each wait on the socket (no limit on the whole exchange).
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=self._timeout, sock_read=self._timeout
-            )
-            # No trust_env: aiohttp would then look for a .netrc on a thread at every
-            # request. The proxy is the sync client's, read from the environment once.
-            session = aiohttp.ClientSession(connector=connector, timeout=timeout)
-            self._asession, self._aloop = session, loop
-            protect_loggers("aiohttp")
-        elif self._aloop is not loop:
-            raise ConfigurationError(
-                f"{self!r}: its asyncio session belongs to another event loop; aclose() it first"
-            )
+        connector = aiohttp.TCPConnector(limit=ASYNC_CONNECTIONS, ssl=self._ssl())
+        # As requests does with py-consul's one timeout: for the connection, and for
+        # each wait on the socket (no limit on the whole exchange).
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout, sock_read=self._timeout
+        )
+        # No trust_env: aiohttp would then look for a .netrc on a thread at every
+        # request. The proxy is the sync client's, read from the environment once.
+        session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        protect_loggers("aiohttp")
         return session
 
     def _aproxy(self) -> str | None:
@@ -515,8 +510,7 @@ class ConsulBackend:
         """Close the asyncio session; the next :meth:`aget` opens another, on its own
         loop. From another loop than the session's, the session is closed on its
         loop if that one still exists, else dropped (its sockets close when collected)."""
-        session, loop = self._asession, self._aloop
-        self._asession = self._aloop = None
+        session, loop = self._asession.release()
         if session is None or loop is None:
             return
         if loop is asyncio.get_running_loop():
@@ -743,8 +737,7 @@ class ConsulBackend:
         self._watches.stop_all()
         self._closed = True
         self._consul.http.session.close()
-        session, loop = self._asession, self._aloop
-        self._asession = self._aloop = None
+        session, loop = self._asession.release()
         if session is not None and loop is not None:
             _drop_session(session, loop)
 

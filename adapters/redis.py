@@ -56,6 +56,7 @@ from veltrix.errors import (
     VeltrixError,
 )
 from veltrix.keys import in_prefix, normalize_prefix, validate_key
+from veltrix.loop_bound import LoopBound
 from veltrix.redis_connect import (
     ALL_ERRORS,
     ASYNCIO_SCHEMES,
@@ -132,12 +133,10 @@ class RedisBackend:
         self._connect_watch = connect_watch
         self._watches: WatchSet[ChangeLogWatch] = WatchSet()
         self._closed = False
-        # The redis.asyncio client of ``aget`` and the loop it belongs to (see aget).
+        # The redis.asyncio client of ``aget``, with its reads, on the loop it belongs to.
         self._connect_async = connect_async
         self.native_async = connect_async is not None
-        self._ar: Any = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
-        self._areads: _PipelinedReads | None = None  # made with each connection
+        self._areads: LoopBound[_PipelinedReads] = LoopBound(self, "connection")
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -262,29 +261,20 @@ class RedisBackend:
         return self._entry(key, fields)
 
     def _async_reads(self) -> _PipelinedReads:
-        loop = asyncio.get_running_loop()
-        reads = self._areads
-        if reads is None or self._ar is None:
-            if self._connect_async is None:
-                raise ConfigurationError(f"{self!r} has no asyncio connection (native_async)")
-            self._ar, self._aloop = self._connect_async(), loop
-            reads = self._areads = _PipelinedReads(self._ar, loop)
-        elif self._aloop is not loop:
-            raise ConfigurationError(
-                f"{self!r}: its asyncio connection belongs to another event loop; aclose() it first"
-            )
-        return reads
+        connect = self._connect_async
+        if connect is None:
+            raise ConfigurationError(f"{self!r} has no asyncio connection (native_async)")
+        return self._areads.get(lambda: _PipelinedReads(connect(), asyncio.get_running_loop()))
 
     async def aclose(self) -> None:
         """Close the asyncio connection; the next :meth:`aget` opens another, on its
         own loop. From another loop than the connection's, the connection is only
         dropped (its sockets close with their loop, or when collected)."""
-        r, loop = self._ar, self._aloop
-        self._ar = self._aloop = self._areads = None
-        if r is not None and loop is asyncio.get_running_loop():
+        reads, loop = self._areads.release()
+        if reads is not None and loop is asyncio.get_running_loop():
             with contextlib.suppress(*ALL_ERRORS):
-                await r.aclose()
-                await r.connection_pool.disconnect()
+                await reads.r.aclose()
+                await reads.r.connection_pool.disconnect()
 
     def _list_entries(self, prefix: str) -> list[Entry]:
         def run() -> list[Entry]:
@@ -516,7 +506,7 @@ class RedisBackend:
         self._closed = True
         # An asyncio connection not closed with aclose() on its loop is dropped here;
         # its sockets close with its loop (or when collected).
-        self._ar = self._aloop = self._areads = None
+        self._areads.release()
         with contextlib.suppress(*ALL_ERRORS):
             self._r.close()
 
@@ -528,7 +518,7 @@ class _PipelinedReads:
     round trips instead of one each, and the loop parses the replies in bulk."""
 
     def __init__(self, r: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self._r = r
+        self.r = r  # the redis.asyncio client
         self._loop = loop
         self._pending: list[tuple[str, asyncio.Future[Any]]] = []
         self._slots = asyncio.Semaphore(ASYNC_CONNECTIONS)
@@ -552,7 +542,7 @@ class _PipelinedReads:
     async def _send(self, chunk: list[tuple[str, asyncio.Future[Any]]]) -> None:
         try:
             async with self._slots:
-                pipe = self._r.pipeline(transaction=False)
+                pipe = self.r.pipeline(transaction=False)
                 for name, _ in chunk:
                     pipe.hgetall(name)
                 replies = await pipe.execute(raise_on_error=False)

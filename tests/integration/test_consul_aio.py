@@ -223,7 +223,7 @@ def test_the_session_belongs_to_one_loop(backend: ConsulBackend) -> None:
 
     async def first_loop() -> None:
         assert await client.get("loops/a") == "1"
-        session = backend._asession
+        session = backend._asession.value
         assert session is not None and not session.closed
 
         def other_loop() -> None:
@@ -233,7 +233,7 @@ def test_the_session_belongs_to_one_loop(backend: ConsulBackend) -> None:
 
         await asyncio.to_thread(other_loop)
         await client.aclose()
-        assert session.closed and backend._asession is None
+        assert session.closed and backend._asession.value is None
 
     asyncio.run(first_loop())
     assert seen["value"] == "2"
@@ -252,13 +252,13 @@ def test_aclose_from_another_loop_closes_the_session_on_its_own() -> None:
     runner.start()
     try:
         assert asyncio.run_coroutine_threadsafe(store.aget("absent"), loop).result(10) is None
-        session = store._asession
+        session = store._asession.value
         assert session is not None
         asyncio.run(store.aclose())  # from this thread's own loop
         deadline = loop.time() + 5
         while not session.closed and loop.time() < deadline:
             threading.Event().wait(0.01)
-        assert session.closed and store._asession is None
+        assert session.closed and store._asession.value is None
     finally:
         loop.call_soon_threadsafe(loop.stop)
         runner.join(5)
