@@ -21,4 +21,4 @@ bench-quick:
 # The test suite (scripts/test: servers, lint, types, tests) with line coverage of the
 # library, as .ci/run runs it; fails below [tool.slipcover] fail-under in pyproject.toml.
 coverage:
-	scripts/test --coverage
+	scripts/test
