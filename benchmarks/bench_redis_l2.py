@@ -39,6 +39,7 @@ from benchmarks._common import (
 from benchmarks.redis_fleet import run_fleet
 from veltrix import CachePolicy, Client
 from veltrix.adapters.sqlite import SQLiteBackend
+from veltrix.cache import record_version
 
 KEYS = [f"hot/key{i}" for i in range(4)]
 TTL = 0.2
@@ -101,7 +102,7 @@ def propagation(store: str, redis_url: str, writes: int, clients_n: int) -> dict
             deadline = started + 5
             while True:
                 records = [c._records.get(key) for c in readers]
-                if all(r is not None and r.version_str() == version for r in records):
+                if all(r is not None and record_version(r) == version for r in records):
                     samples.append((time.perf_counter() - started) * 1000)
                     break
                 if time.perf_counter() > deadline:

@@ -28,6 +28,7 @@ from benchmarks._common import rank_percentile
 from benchmarks.baselines import available as available_baselines
 from veltrix import CachePolicy, Client
 from veltrix.adapters.memory import MemoryBackend
+from veltrix.cache import EXPIRES_AT
 
 TTL = 1.0
 #: name -> (reader threads, pause between reads, refresh-ahead on)
@@ -108,7 +109,7 @@ def expiry_overshoot(
     try:
         for cycle in range(1, cycles + 1):
             time.sleep(0.02)
-            deadline = client._records["k"].expires_at  # the cached value's TTL deadline
+            deadline = client._records["k"][EXPIRES_AT]  # the cached value's TTL deadline
             store.put("k", str(cycle).encode())
             give_up = time.monotonic() + 5
             while str(cycle) not in first_seen and time.monotonic() < give_up:

@@ -55,36 +55,38 @@ def seed(path: str, keys: int) -> None:
 
 def _breakdown(client: Any, keys: list[str]) -> dict[str, float]:
     """Average bytes per key of each per-key object the client holds (sys.getsizeof)."""
+    from veltrix.cache import EXPIRES_AT, META, VALUE, VERSION
+
     n = len(keys)
     records = client._records
     scheduler = client._scheduler
     parts = dict.fromkeys(
         (
-            "Record (slotted: value, version, meta, expires_at)",
-            "Record.version (int for decimal versions, else str)",
-            "Record.expires_at float",
-            "Record.value bytes (non-UTF-8 values only; text is the value itself)",
-            "Record.meta tuples (shared; per key when not)",
+            "Record (tuple: value, version, meta, expires_at)",
+            "Record version (int for decimal versions, else str)",
+            "Record expires_at float",
+            "Record value bytes (non-UTF-8 values only; text is the value itself)",
+            "Record meta tuples (shared; per key when not)",
         ),
         0.0,
     )
     metas: set[int] = set()
     for key in keys:
         record = records[key]
-        parts["Record (slotted: value, version, meta, expires_at)"] += sys.getsizeof(record)
-        parts["Record.version (int for decimal versions, else str)"] += sys.getsizeof(
-            record.version
+        parts["Record (tuple: value, version, meta, expires_at)"] += sys.getsizeof(record)
+        parts["Record version (int for decimal versions, else str)"] += sys.getsizeof(
+            record[VERSION]
         )
-        parts["Record.expires_at float"] += sys.getsizeof(record.expires_at)
-        if isinstance(record.value, bytes):
-            parts["Record.value bytes (non-UTF-8 values only; text is the value itself)"] += (
-                sys.getsizeof(record.value)
+        parts["Record expires_at float"] += sys.getsizeof(record[EXPIRES_AT])
+        if isinstance(record[VALUE], bytes):
+            parts["Record value bytes (non-UTF-8 values only; text is the value itself)"] += (
+                sys.getsizeof(record[VALUE])
             )
-        if id(record.meta) not in metas:
-            metas.add(id(record.meta))
-            parts["Record.meta tuples (shared; per key when not)"] += sys.getsizeof(
-                record.meta
-            ) + sum(sys.getsizeof(part) for part in record.meta[:1])
+        if id(record[META]) not in metas:
+            metas.add(id(record[META]))
+            parts["Record meta tuples (shared; per key when not)"] += sys.getsizeof(
+                record[META]
+            ) + sum(sys.getsizeof(part) for part in record[META][:1])
     result = {name: total / n for name, total in parts.items()}
     result["dict slots: Client._records"] = sys.getsizeof(records) / n
     result["dict slots: Client._fresh"] = sys.getsizeof(client._fresh) / n

@@ -654,7 +654,7 @@ def section_memory(data: dict[str, Any] | None, verdicts: dict[str, Any]) -> lis
         f"- Target {TARGETS['memory']}: {_yes(data['target_met'])} — {verdicts['memory'][0]}.",
     ]
     out += [
-        "  How: the client keeps one packed, slotted `Record` per key instead of the store's "
+        "  How: the client keeps one packed `Record` tuple per key instead of the store's "
         "`Entry` plus a record: the decoded text is the very string the hot-path dict holds "
         "(raw bytes only for non-UTF-8 values), decimal versions are small ints, provenance, "
         "content type and the secret flag live in one tuple shared by all keys of the store, "

@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, fields
 from heapq import heappop, heappush
 from math import floor
+from typing import Final
 
 from veltrix.backend import Entry
 from veltrix.errors import ConfigurationError
@@ -123,9 +124,10 @@ class CachePolicy:
         return fetched_at + (self.negative_ttl if absent else self.ttl)
 
     def state(self, record: Record, now: float) -> Freshness:
-        if now < record.expires_at:
+        expires_at = record[EXPIRES_AT]
+        if now < expires_at:
             return Freshness.FRESH
-        if record.value is not None and now < record.expires_at + self.stale_while_revalidate:
+        if record[VALUE] is not None and now < expires_at + self.stale_while_revalidate:
             return Freshness.REVALIDATE
         return Freshness.EXPIRED
 
@@ -142,52 +144,61 @@ Meta = tuple[str, bool, str | None, bool]
 ABSENT_META: Meta = ("", False, None, False)
 
 
-class Record:
-    """What the client knows about one key, packed small: one of these per cached key.
+#: What the client knows about one key, packed small (one per cached key):
+#: ``(value, version, meta, expires_at)``.
+#:
+#: - ``value``: the decoded text when the stored bytes are UTF-8 (the very object the
+#:   hot-path dict holds, so the value is kept once), else the bytes; ``None`` for a
+#:   confirmed absence.
+#: - ``version``: the store's version; a canonical decimal is kept as an ``int``
+#:   (a 28-byte object instead of a ~55-byte string).
+#: - ``meta``: ``(source, source_ends_with_key, content_type, secret)``, one tuple
+#:   shared by every key that has the same (the client interns them).
+#: - ``expires_at``: monotonic time the value stops being fresh.
+#:
+#: A plain tuple, not a class: the cyclic garbage collector stops tracking a tuple
+#: that holds only strings, numbers and such tuples, so a process with many cached
+#: keys does not walk them all at every full collection, and building one is a
+#: single bytecode on the miss path. A record is never changed in place: a new one
+#: replaces it (:func:`expired_at`). Read its fields by the indexes below.
+Record = tuple[str | bytes | None, str | int, Meta, float]
+VALUE: Final = 0
+VERSION: Final = 1
+META: Final = 2
+EXPIRES_AT: Final = 3
 
-    - ``value``: the decoded text when the stored bytes are UTF-8 (the very object the
-      hot-path dict holds, so the value is kept once), else the bytes; ``None`` for a
-      confirmed absence.
-    - ``version``: the store's version; a canonical decimal is kept as an ``int``
-      (a 28-byte object instead of a ~55-byte string).
-    - ``meta``: ``(source, source_ends_with_key, content_type, secret)``, one tuple
-      shared by every key that has the same (the client interns them).
-    - ``expires_at``: monotonic time the value stops being fresh.
 
-    :meth:`entry` rebuilds the store's :class:`Entry` on demand (slow path only).
-    """
+def record_raw(record: Record) -> bytes | None:
+    """The stored bytes (UTF-8 text re-encodes exactly: decoding was strict)."""
+    value = record[VALUE]
+    return value.encode() if isinstance(value, str) else value
 
-    __slots__ = ("expires_at", "meta", "value", "version")
 
-    def __init__(
-        self, value: str | bytes | None, version: str | int, meta: Meta, expires_at: float
-    ) -> None:
-        self.value = value
-        self.version = version
-        self.meta = meta
-        self.expires_at = expires_at
+def record_version(record: Record) -> str | None:
+    """The store's version as it gave it; ``None`` for an absence."""
+    return None if record[VALUE] is None else str(record[VERSION])
 
-    def raw(self) -> bytes | None:
-        """The stored bytes (UTF-8 text re-encodes exactly: decoding was strict)."""
-        value = self.value
-        return value.encode() if isinstance(value, str) else value
 
-    def version_str(self) -> str | None:
-        return None if self.value is None else str(self.version)
+def record_entry(record: Record, key: str) -> Entry | None:
+    """The store's :class:`Entry`, rebuilt from ``record`` (slow path only)."""
+    raw = record_raw(record)
+    if raw is None:
+        return None
+    source, with_key, content_type, secret = record[META]
+    return Entry(
+        key,
+        raw,
+        str(record[VERSION]),
+        content_type=content_type,
+        source=source + key if with_key else source,
+        secret=secret,
+    )
 
-    def entry(self, key: str) -> Entry | None:
-        raw = self.raw()
-        if raw is None:
-            return None
-        source, with_key, content_type, secret = self.meta
-        return Entry(
-            key,
-            raw,
-            str(self.version),
-            content_type=content_type,
-            source=source + key if with_key else source,
-            secret=secret,
-        )
+
+def expired_at(record: Record, when: float) -> Record:
+    """``record``, expiring at ``when`` at the latest."""
+    value, version, meta, expires_at = record
+    return (value, version, meta, min(expires_at, when))
 
 
 def pack_version(version: str) -> str | int:
@@ -334,12 +345,20 @@ class ExpiryScheduler:
 
 __all__ = [
     "ABSENT_META",
+    "EXPIRES_AT",
+    "META",
     "SLOTS_PER_SECOND",
+    "VALUE",
+    "VERSION",
     "CachePolicy",
     "ExpiryScheduler",
     "Freshness",
     "Meta",
     "Record",
+    "expired_at",
     "pack_value",
     "pack_version",
+    "record_entry",
+    "record_raw",
+    "record_version",
 ]

@@ -42,14 +42,20 @@ from veltrix.backend import (
 )
 from veltrix.cache import (
     ABSENT_META,
+    EXPIRES_AT,
     SLOTS_PER_SECOND,
+    VALUE,
+    VERSION,
     CachePolicy,
     ExpiryScheduler,
     Freshness,
     Meta,
     Record,
+    expired_at,
     pack_value,
     pack_version,
+    record_entry,
+    record_version,
 )
 from veltrix.codecs import JSON, convert, decode_text, encode, nest, validate_model
 from veltrix.errors import (
@@ -110,7 +116,6 @@ REFRESH_AHEAD_MAX = 1.0
 #: Constants of the miss path (Client._get_slow).
 _UP = HealthState.UP
 _DOWN = HealthState.DOWN
-_new_record = object.__new__  # a Record with its slots set one by one: no __init__ frame
 _FIRST_BUCKET = DURATION_BUCKETS[0]
 
 
@@ -482,7 +487,7 @@ class Client:
     def get_entry(self, key: str) -> Entry | None:
         """The cached entry (value, version, provenance), or ``None`` when absent."""
         validate_key(key)
-        return self._lookup(key).entry(key)
+        return record_entry(self._lookup(key), key)
 
     def get_model(self, prefix: str, model: type[M]) -> M:
         """The keys under ``prefix`` validated as a pydantic ``model``.
@@ -618,19 +623,17 @@ class Client:
                 if self._health.state is not _UP:
                     self._health.succeeded()
             # Packed as _record packs it (see Record), installed as _install installs it.
-            record = _new_record(Record)
             value: str | bytes | None
+            version: str | int
             if entry is None:
-                value = record.value = None
-                record.version, record.meta = 0, ABSENT_META
-                record.expires_at = expires_at = deadline = now + self.policy.negative_ttl
+                value, version, meta = None, 0, ABSENT_META
+                expires_at = deadline = now + self.policy.negative_ttl
             else:
                 try:
                     value = entry.value.decode()
                 except UnicodeDecodeError:
                     value = entry.value
-                record.value = value
-                record.version = pack_version(entry.version)
+                version = pack_version(entry.version)
                 # The meta of the last miss, when it fits (the common case: one store
                 # names every key the same way), else built and interned like _record's.
                 meta = self._last_meta
@@ -642,10 +645,10 @@ class Client:
                     and entry.secret is meta[3]
                 ):
                     meta = self._last_meta = self._meta(key, entry)
-                record.meta = meta
-                record.expires_at = expires_at = now + self.policy.ttl
+                expires_at = now + self.policy.ttl
                 # As _install: off the fresh dicts for the last stretch of its TTL.
                 deadline = expires_at - self._refresh_ahead
+            record: Record = (value, version, meta, expires_at)
             lock.acquire()
             try:
                 del inflight[key]
@@ -657,7 +660,7 @@ class Client:
                         record = current
                     else:
                         record = self._install(key, entry)
-                    value = record.value
+                    value = record[VALUE]
                 else:
                     self._records[key] = record
                     if self._lkg is not None and entry is not None:
@@ -737,25 +740,26 @@ class Client:
     def _serve(self, key: str, record: Record, default: Any, target: Any) -> Any:
         """What a read of ``key`` returns from ``record`` (text, or converted to
         ``target``); a fresh value is put into the hot path's dicts."""
-        stored = record.value
+        stored, _, _, expires_at = record
         if stored is None:
             if default is _NO_DEFAULT:
                 raise KeyNotFoundError(f"{key!r} not found in {self.source}")
             return default
         if target is not None:
-            value = convert(key, cast(bytes, record.raw()), target)
+            raw = stored.encode() if isinstance(stored, str) else stored
+            value = convert(key, raw, target)
         elif isinstance(stored, str):
             value = stored
         else:
             value = decode_text(key, stored)  # not UTF-8 (or it would be a str): DecodeError
-        if monotonic() >= record.expires_at or key in self._ahead_due:
+        if monotonic() >= expires_at or key in self._ahead_due:
             # Served stale, or in the last stretch of its TTL, which stays off the fresh
             # dicts (_expire). Never take the lock: its holder may wait on the GIL.
             return value
         if target is None and self._fresh.get(key) is value:
             return value  # a miss: the load put it there already
         with self._lock:
-            if self._records.get(key) is record and monotonic() < record.expires_at:
+            if self._records.get(key) is record and monotonic() < expires_at:
                 if target is None:
                     self._fresh[key] = value
                 else:
@@ -772,7 +776,7 @@ class Client:
         now = monotonic()
         state = self.policy.state(record, now)
         if state is Freshness.FRESH:
-            self._counters["slow_hits" if record.value is not None else "negative_hits"] += 1
+            self._counters["slow_hits" if record[VALUE] is not None else "negative_hits"] += 1
             if self._ahead_due.get(key):
                 self._refresh_before_expiry(key, record)
             return record
@@ -781,7 +785,7 @@ class Client:
             self._counters["stale_served"] += 1
             self._stale_keys[key] = None
             return record
-        if not self.policy.may_serve_stale(record.expires_at, now):
+        if not self.policy.may_serve_stale(record[EXPIRES_AT], now):
             return self._fetch(key)
         return self._refresh_or_stale(key, lambda: self._load(key), record)
 
@@ -845,7 +849,7 @@ class Client:
         else:
             self._probe(token, load)
         self._counters["stale_served"] += 1
-        if isinstance(stale, Record) and isinstance(token, str):
+        if isinstance(token, str):  # (stale is the key's Record)
             self._stale_keys[token] = None
         return stale
 
@@ -961,7 +965,7 @@ class Client:
         self._stale_keys.pop(key, None)
         self._ahead_due.pop(key, None)
         if now < expires_at:
-            value = record.value
+            value = record[VALUE]
             if value.__class__ is str:
                 self._fresh[key] = value  # the Record's own text: the value is held once
             # A value with the policy's whole TTL leaves the fresh dicts a little early,
@@ -973,9 +977,9 @@ class Client:
     def _record(self, key: str, entry: Entry | None, expires_at: float) -> Record:
         """``entry`` packed into a :class:`Record` (see there for why it is packed)."""
         if entry is None:
-            return Record(None, 0, ABSENT_META, expires_at)
+            return (None, 0, ABSENT_META, expires_at)
         meta = self._meta(key, entry)
-        return Record(pack_value(entry.value), pack_version(entry.version), meta, expires_at)
+        return (pack_value(entry.value), pack_version(entry.version), meta, expires_at)
 
     def _meta(self, key: str, entry: Entry) -> Meta:
         """The interned :data:`Meta` of ``entry`` (the source without the key when it ends with it)."""
@@ -1017,12 +1021,13 @@ class Client:
                 record = self._records.get(token)
                 if record is None:
                     return
-                if record.expires_at < horizon:
+                expires_at = record[EXPIRES_AT]
+                if expires_at < horizon:
                     self._drop_fresh(token)
                     # Expired from now on, also for the slow path (which would else
                     # put the value back into the fresh dicts with no expiry due).
-                    record.expires_at = min(record.expires_at, monotonic())
-                elif record.expires_at - self._refresh_ahead < horizon and record.value is not None:
+                    self._records[token] = expired_at(record, monotonic())
+                elif expires_at - self._refresh_ahead < horizon and record[VALUE] is not None:
                     # The last stretch of its TTL: still served, from the slow path, whose
                     # first read refreshes it in the background. A refresh begun only at
                     # the TTL would reach readers late: under busy reader threads each
@@ -1313,7 +1318,7 @@ class Client:
         self._drop_fresh(key)
         record = self._records.get(key)
         if record is not None:
-            record.expires_at = min(record.expires_at, monotonic())
+            self._records[key] = expired_at(record, monotonic())
 
     def _bump(self, key: str) -> None:
         """Note that ``key`` changed: in-flight loads must not overwrite it; models drop. Lock held.
@@ -1348,8 +1353,8 @@ class Client:
                 if (
                     self._ordered_versions
                     and entry is not None
-                    and record.value is not None
-                    and not newer_or_same(entry.version, record.version)
+                    and record[VALUE] is not None
+                    and not newer_or_same(entry.version, record[VERSION])
                 ):
                     # A late message: this client's own watch (or a write) installed a
                     # newer version since the sender read its copy.
@@ -1361,7 +1366,7 @@ class Client:
                 self._install(key, *carried)
                 self._counters["bus_updates"] += 1
                 return
-            if record.version_str() == message.version:
+            if record_version(record) == message.version:
                 return  # already have it (our own watch got there first)
             self._mark_expired(key)
             generation = self._generation[key]
@@ -1378,8 +1383,9 @@ class Client:
         """Invalidations may have been missed while Redis was away: re-read every key from L2."""
         now = monotonic()
         with self._lock:
-            for key, record in self._records.items():
-                record.expires_at = min(record.expires_at, now)
+            records = self._records
+            for key, record in records.items():
+                records[key] = expired_at(record, now)  # (no key added or removed)
                 self._drop_fresh(key)
 
     def watch(self, prefix: str, callback: Callable[[Change], None]) -> _Subscription:
@@ -1555,10 +1561,10 @@ class Client:
         with self._lock:
             for key in list(self._stale_keys):
                 record = self._records.get(key)
-                if record is None or record.expires_at > now:
+                if record is None or record[EXPIRES_AT] > now:
                     del self._stale_keys[key]
                 else:
-                    oldest = min(oldest, record.expires_at)
+                    oldest = min(oldest, record[EXPIRES_AT])
             cached = len(self._records)
         health = self._health.report()
         instruments = self._instruments
@@ -1621,9 +1627,9 @@ class Client:
         offset = time.time() - monotonic() - self.policy.ttl
         with self._lock:
             current = {
-                key: (entry, record.expires_at + offset)
+                key: (entry, record[EXPIRES_AT] + offset)
                 for key, record in self._records.items()
-                if (entry := record.entry(key)) is not None
+                if (entry := record_entry(record, key)) is not None
             }
         merged = {k: v for k, v in self._lkg_entries.items() if k not in current}
         merged.update(current)

@@ -57,7 +57,7 @@ def test_memory_worker_accounts_for_the_bytes(tmp_path: Path) -> None:
     assert cached["cached_keys"] == 300
     assert plain["value_bytes_per_key"] == cached["value_bytes_per_key"]
     breakdown = cached["breakdown"]
-    assert breakdown["Record (slotted: value, version, meta, expires_at)"] > 0
+    assert breakdown["Record (tuple: value, version, meta, expires_at)"] > 0
     # Accounted for: what the breakdown names is within a few bytes of what tracemalloc saw.
     assert abs(sum(breakdown.values()) - cached["beyond_value_bytes_per_key"]) < 40
     assert memory.worker("dict", "rss", store, 300)["rss_bytes_per_key"] is not None

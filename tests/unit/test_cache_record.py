@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from veltrix import CachePolicy, Client
 from veltrix.backend import Entry
-from veltrix.cache import ExpiryScheduler, Record, pack_value, pack_version
+from veltrix.cache import META, VALUE, ExpiryScheduler, pack_value, pack_version, record_raw
 
 
 @given(st.text())
@@ -25,8 +25,7 @@ def test_versions_print_back_exactly(version: str) -> None:
 
 @given(st.binary())
 def test_values_round_trip_byte_for_byte(value: bytes) -> None:
-    record = Record(pack_value(value), 1, ("", False, None, False), 0.0)
-    assert record.raw() == value
+    assert record_raw((pack_value(value), 1, ("", False, None, False), 0.0)) == value
 
 
 class FixedStore:
@@ -67,9 +66,9 @@ def test_get_entry_gives_back_what_the_store_gave() -> None:
         assert client.get("a/secret") == "pässwörd"
         assert client.get_bytes("a/binary") == b"\xff\x00\xfe"
         # The text is held once: the hot-path dict and the record share the object.
-        assert client._fresh["a/text"] is client._records["a/text"].value
+        assert client._fresh["a/text"] is client._records["a/text"][VALUE]
         # Keys whose provenance ends with the key share one meta tuple.
-        assert client._records["a/text"].meta is client._records["a/empty"].meta
+        assert client._records["a/text"][META] is client._records["a/empty"][META]
 
 
 def test_expiry_runs_each_slot_at_its_start_with_every_deadline_before_its_horizon() -> None:

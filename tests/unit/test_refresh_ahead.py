@@ -9,6 +9,7 @@ import time
 
 from tests.unit.stores import ControlledStore, wait_until
 from veltrix import CachePolicy, Client
+from veltrix.cache import EXPIRES_AT
 from veltrix.client import REFRESH_AHEAD_FRACTION
 
 TTL = 0.5
@@ -24,7 +25,7 @@ def test_a_value_read_near_its_ttl_is_refreshed_before_the_ttl_runs_out() -> Non
     store.put("k", b"old")
     with _client(store) as client:
         assert client.get("k") == "old"
-        deadline = client._records["k"].expires_at
+        deadline = client._records["k"][EXPIRES_AT]
         store.put("k", b"new")  # behind the client's back: only the TTL brings it
         seen_new_at = None
         while time.monotonic() < deadline + 1:
@@ -58,7 +59,7 @@ def test_busy_readers_start_one_refresh_and_never_wait_for_it() -> None:
     # from four spinning readers on a loaded machine.
     with Client(store, cache=CachePolicy(ttl=2.0, watch=False, retries=0)) as client:
         client.get("k")
-        deadline = client._records["k"].expires_at
+        deadline = client._records["k"][EXPIRES_AT]
         store.delay = 0.01
         store.put("k", b"new")
         calls = store.gets
@@ -95,7 +96,7 @@ def test_while_the_store_is_down_the_ttl_still_holds() -> None:
     store.put("k", b"v")
     with _client(store) as client:
         client.get("k")
-        deadline = client._records["k"].expires_at
+        deadline = client._records["k"][EXPIRES_AT]
         store.go_down()
         while time.monotonic() < deadline + 0.2:
             assert client.get("k") == "v"
