@@ -4,8 +4,10 @@
 
 1. Miss path: every key read once through a fresh ``Client`` on ``memory://`` (TTL
    60 s, no watch), against the raw store call (``MemoryBackend.get``) and the
-   cheapest honest caches of ``benchmarks/baselines.py`` missing on the same store;
-   ns per read, the best of interleaved rounds (noise only ever adds time).
+   cheapest honest caches of ``benchmarks/baselines.py`` missing on the same store,
+   and a reference with ``Client.get``'s shape and none of its guarantees
+   (:func:`shape_floor`); ns per read, the best of interleaved rounds (noise only
+   ever adds time).
 2. Expiry under load: one key with a 1 s TTL and no watch; the store's value is
    changed behind the client's back, so only the TTL can bring it. The sample is the
    time from the cached value's TTL deadline until the first reader returns the new
@@ -47,6 +49,48 @@ def _store(keys: list[str]) -> MemoryBackend:
     return store
 
 
+#: The miss table's reference row (see :func:`shape_floor`).
+SHAPE_FLOOR = "reference: Client.get's shape, no guarantees (miss)"
+
+
+def shape_floor(load: Any, ttl: float) -> Any:
+    """A read-through cache with ``Client.get``'s shape and nothing else, for reference.
+
+    A hit is a subscript of a dict that holds text only (so a miss costs the hot
+    dict's ``KeyError`` and a second method call); a miss calls the store, decodes
+    the value, reads the clock once and, holding a lock, puts a record and the text
+    into two dicts. No single-flight, health, counts, timing, expiry schedule,
+    provenance or version: what is left of a Veltrix miss over this row is what those
+    cost.
+    """
+    fresh: dict[str, str] = {}
+    records: dict[str, tuple[str, float]] = {}
+    lock = threading.Lock()
+    clock = time.monotonic
+
+    class Shape:
+        def get(self, key: str, default: Any = None, type: Any = None) -> Any:
+            if type is None:
+                try:
+                    return fresh[key]
+                except (KeyError, TypeError):
+                    pass
+            return self._miss(key)
+
+        def _miss(self, key: str) -> str:
+            value: str = load(key).value.decode()
+            expires_at = clock() + ttl
+            lock.acquire()
+            try:
+                records[key] = (value, expires_at)
+                fresh[key] = value
+            finally:
+                lock.release()
+            return value
+
+    return Shape().get
+
+
 def _per_read_ns(read: Any, keys: list[str]) -> float:
     started = time.perf_counter()
     for key in keys:
@@ -70,6 +114,7 @@ def miss_path(*, quick: bool) -> dict[str, float]:
             client = Client(store, cache=CachePolicy(ttl=60, watch=False))
             note("veltrix Client.get (miss)", _per_read_ns(client.get, keys))
             client.close()
+            note(SHAPE_FLOOR, _per_read_ns(shape_floor(store.get, 60.0), keys))
             for name, make in available_baselines().items():
                 note(f"{name} (miss)", _per_read_ns(make(store.get, 60.0), keys))
     finally:

@@ -4,7 +4,10 @@
 
 Compares a plain ``dict.get``; Veltrix ``Client.get`` (text, typed, ``get_model``);
 aws-lambda-powertools parameters (a ``BaseProvider`` subclass, cached ``get``);
-Dynaconf ``get``; a pydantic-settings attribute; and the cheapest honest caches
+Dynaconf ``get``; a pydantic-settings attribute; two floors (a Python method that only
+returns the dict value, with ``Client.get``'s signature and with one argument: what any
+pure-Python hit costs here; and a plain object's attribute, against the pydantic ones);
+and the cheapest honest caches
 (``benchmarks/baselines.py``: a hand-written TTL dict, ``cachetools.TTLCache`` with a
 lock, ``functools.lru_cache``). Every value is already cached:
 this is the cost of the read a service makes on every event.
@@ -36,6 +39,36 @@ class AppSettings(BaseSettings):
     timeout_ms: int = 250
 
 
+class PythonFloor:
+    """The cheapest read a Python method can make: one dict subscript, nothing else.
+
+    Not a cache: the floor any pure-Python ``get`` pays on a hit on this interpreter,
+    with ``Client.get``'s signature and with a single argument.
+    """
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self._values = values
+
+    def get(self, key: str, default: Any = None, type: Any = None) -> Any:
+        return self._values[key]
+
+    def get_one(self, key: str) -> Any:
+        return self._values[key]
+
+
+class PlainObject:
+    """An attribute of a plain Python object: what a field read costs without pydantic."""
+
+    def __init__(self) -> None:
+        self.timeout_ms = 250
+
+
+#: The floor rows of the table (see :class:`PythonFloor`).
+FLOOR_SIGNATURE = "floor: Python method with Client.get's signature"
+FLOOR_ONE_ARGUMENT = "floor: one-argument Python method"
+FLOOR_ATTRIBUTE = "floor: plain object attribute"
+
+
 def _candidates() -> tuple[dict[str, tuple[str, dict[str, Any]]], list[Any]]:
     to_close: list[Any] = []
     plain = {KEY: "250"}
@@ -49,6 +82,8 @@ def _candidates() -> tuple[dict[str, tuple[str, dict[str, Any]]], list[Any]]:
     candidates: dict[str, tuple[str, dict[str, Any]]] = {
         "dict.get": ("get(key)", {"get": plain.get, "key": KEY}),
         "veltrix Client.get": ("get(key)", {"get": client.get, "key": KEY}),
+        FLOOR_SIGNATURE: ("get(key)", {"get": PythonFloor(plain).get, "key": KEY}),
+        FLOOR_ONE_ARGUMENT: ("get(key)", {"get": PythonFloor(plain).get_one, "key": KEY}),
         "veltrix Client.get(type=int)": ("get(key, type=int)", {"get": client.get, "key": KEY}),
         "veltrix Client.bind attribute": ("cfg.timeout_ms", {"cfg": bound}),
         "veltrix Client.get_model": (
@@ -95,6 +130,7 @@ def _candidates() -> tuple[dict[str, tuple[str, dict[str, Any]]], list[Any]]:
         print("dynaconf not installed: skipped", file=sys.stderr)
     app_settings = AppSettings()
     candidates["pydantic-settings attribute"] = ("s.timeout_ms", {"s": app_settings})
+    candidates[FLOOR_ATTRIBUTE] = ("o.timeout_ms", {"o": PlainObject()})
     for name, make in available_baselines().items():  # the cheapest honest alternatives
         get = make(plain.__getitem__, 3600.0)
         assert get(KEY) == "250"
