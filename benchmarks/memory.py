@@ -63,7 +63,7 @@ def _breakdown(client: Any, keys: list[str]) -> dict[str, float]:
     parts = dict.fromkeys(
         (
             "Record (tuple: value, version, meta, expires_at)",
-            "Record version (int for decimal versions, else str)",
+            "Record version (the store's string)",
             "Record expires_at float",
             "Record value bytes (non-UTF-8 values only; text is the value itself)",
             "Record meta tuples (shared; per key when not)",
@@ -74,7 +74,7 @@ def _breakdown(client: Any, keys: list[str]) -> dict[str, float]:
     for key in keys:
         record = records[key]
         parts["Record (tuple: value, version, meta, expires_at)"] += sys.getsizeof(record)
-        parts["Record version (int for decimal versions, else str)"] += sys.getsizeof(
+        parts["Record version (the store's string)"] += sys.getsizeof(
             record[VERSION]
         )
         parts["Record expires_at float"] += sys.getsizeof(record[EXPIRES_AT])

@@ -258,14 +258,15 @@ class SupportsOrderedVersions(Protocol):
         ...
 
 
-def newer_or_same(version: str, than: str | int) -> bool:
-    """Whether ``version`` is not older than ``than`` (a version or its packed int), for
-    a store whose versions increase; versions that are not both decimal count as newer."""
-    if isinstance(than, str):
-        if not than.isdigit():
-            return True
-        than = int(than)
-    return not version.isdigit() or int(version) >= than
+def newer_or_same(version: str, than: str) -> bool:
+    """Whether ``version`` is not older than ``than``, for a store whose versions
+    increase; versions that are not both decimal count as newer.
+
+    ``isdecimal``, not ``isdigit``: a digit such as ``"²"`` is not a number ``int`` reads.
+    """
+    if not (version.isdecimal() and than.isdecimal()):
+        return True
+    return int(version) >= int(than)
 
 
 def describe(store: object) -> str:

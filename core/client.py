@@ -21,7 +21,6 @@ from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from math import floor
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, overload
 
@@ -43,7 +42,6 @@ from veltrix.backend import (
 from veltrix.cache import (
     ABSENT_META,
     EXPIRES_AT,
-    SLOTS_PER_SECOND,
     VALUE,
     VERSION,
     CachePolicy,
@@ -53,7 +51,6 @@ from veltrix.cache import (
     Record,
     expired_at,
     pack_value,
-    pack_version,
     record_entry,
     record_version,
 )
@@ -254,7 +251,6 @@ class Client:
         # The client's lock guards the schedule too: it is held wherever the client
         # schedules, so the miss path takes one lock, not two.
         self._scheduler = ExpiryScheduler(self._expire, name="veltrix-expiry", lock=self._lock)
-        self._expiry_slots = self._scheduler.slots  # the miss path appends to them inline
         self._executor: ThreadPoolExecutor | None = None
         self._watch: Watch | None = None
         self._notifier: ChangeDispatcher[tuple[Change, bool]] | None = None
@@ -624,16 +620,15 @@ class Client:
                     self._health.succeeded()
             # Packed as _record packs it (see Record), installed as _install installs it.
             value: str | bytes | None
-            version: str | int
             if entry is None:
-                value, version, meta = None, 0, ABSENT_META
+                value, version, meta = None, "", ABSENT_META
                 expires_at = deadline = now + self.policy.negative_ttl
             else:
                 try:
                     value = entry.value.decode()
                 except UnicodeDecodeError:
                     value = entry.value
-                version = pack_version(entry.version)
+                version = entry.version
                 # The meta of the last miss, when it fits (the common case: one store
                 # names every key the same way), else built and interned like _record's.
                 meta = self._last_meta
@@ -665,19 +660,17 @@ class Client:
                     self._records[key] = record
                     if self._lkg is not None and entry is not None:
                         self._lkg.mark_dirty()
-                    if self._stale_keys:
-                        self._stale_keys.pop(key, None)
-                    if self._ahead_due:
-                        self._ahead_due.pop(key, None)
+                    # (The key has no record, so it is in neither _stale_keys nor
+                    # _ahead_due: see invalidate.)
                     if now < expires_at:
                         if value.__class__ is str:
                             self._fresh[key] = value
-                        # ExpiryScheduler.schedule_held, inline while the slot is in use.
-                        tokens = self._expiry_slots.get(floor(deadline * SLOTS_PER_SECOND))
-                        if tokens is None:
-                            self._scheduler.schedule_held(deadline, key)
+                        # ExpiryScheduler.schedule_held, inline for its open slot.
+                        scheduler = self._scheduler
+                        if scheduler.open_from <= deadline < scheduler.open_until:
+                            scheduler.open_tokens.append(key)
                         else:
-                            tokens.append(key)
+                            scheduler.schedule_held(deadline, key)
             finally:
                 lock.release()
         except BaseException as exc:
@@ -977,9 +970,9 @@ class Client:
     def _record(self, key: str, entry: Entry | None, expires_at: float) -> Record:
         """``entry`` packed into a :class:`Record` (see there for why it is packed)."""
         if entry is None:
-            return (None, 0, ABSENT_META, expires_at)
+            return (None, "", ABSENT_META, expires_at)
         meta = self._meta(key, entry)
-        return (pack_value(entry.value), pack_version(entry.version), meta, expires_at)
+        return (pack_value(entry.value), entry.version, meta, expires_at)
 
     def _meta(self, key: str, entry: Entry) -> Meta:
         """The interned :data:`Meta` of ``entry`` (the source without the key when it ends with it)."""
@@ -1609,7 +1602,11 @@ class Client:
         with self._lock:
             keys = [key] if key is not None else list(self._records)
             for item in keys:
+                # A key is in _stale_keys or _ahead_due only while it has a record: the
+                # miss path relies on it and does not look there.
                 self._records.pop(item, None)
+                self._stale_keys.pop(item, None)
+                self._ahead_due.pop(item, None)
                 self._drop_fresh(item)
                 self._bump(item)
             if key is None:

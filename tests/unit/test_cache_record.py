@@ -11,21 +11,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from veltrix import CachePolicy, Client
-from veltrix.backend import Entry
-from veltrix.cache import META, VALUE, ExpiryScheduler, pack_value, pack_version, record_raw
+from veltrix.backend import Entry, newer_or_same
+from veltrix.cache import META, VALUE, ExpiryScheduler, pack_value, record_raw
 
 
-@given(st.text())
-def test_versions_print_back_exactly(version: str) -> None:
-    packed = pack_version(version)
-    assert str(packed) == version
-    if isinstance(packed, int):
-        assert version.isascii() and version.isdigit()
+@given(st.text(), st.text())
+def test_version_order_takes_any_text(version: str, than: str) -> None:
+    newer = newer_or_same(version, than)  # never raises, whatever the store sent
+    if version.isdecimal() and than.isdecimal():
+        assert newer is (int(version) >= int(than))
+    else:
+        assert newer is True
+
+
+def test_version_order_is_numeric_not_textual() -> None:
+    assert newer_or_same("10", "9") and not newer_or_same("9", "10")
+    assert newer_or_same("²", "3")  # a digit, not a number: counts as newer
 
 
 @given(st.binary())
 def test_values_round_trip_byte_for_byte(value: bytes) -> None:
-    assert record_raw((pack_value(value), 1, ("", False, None, False), 0.0)) == value
+    assert record_raw((pack_value(value), "1", ("", False, None, False), 0.0)) == value
 
 
 class FixedStore:
@@ -101,6 +107,38 @@ def test_expiry_runs_each_slot_at_its_start_with_every_deadline_before_its_horiz
         assert len(scheduler) == 0
     finally:
         scheduler.close()
+
+
+def test_tokens_appended_to_the_open_slot_expire_and_a_run_slot_is_never_open() -> None:
+    """The miss path appends to the open slot's list itself (lock held); a slot that has
+    run, or a closed scheduler, must offer no list to append to, or a token put there
+    would never expire."""
+    fired: list[Hashable] = []
+    lock = threading.Lock()
+    scheduler = ExpiryScheduler(lambda token, horizon: fired.append(token), name="t", lock=lock)
+    slot = 1 / ExpiryScheduler.SLOTS_PER_SECOND
+    try:
+        first = time.monotonic() + 0.05
+        with lock:
+            scheduler.schedule_held(first, "first")
+            assert scheduler.open_from <= first < scheduler.open_until
+            assert scheduler.open_until - scheduler.open_from == slot
+            middle = (scheduler.open_from + scheduler.open_until) / 2
+            for i in range(50):  # what the miss path does for deadlines in the open slot
+                scheduler.open_tokens.append(f"inline{i}")
+        give_up = time.monotonic() + 5
+        while len(fired) < 51 and time.monotonic() < give_up:
+            time.sleep(0.005)
+        assert sorted(fired) == sorted(["first", *(f"inline{i}" for i in range(50))])
+        with lock:  # the slot ran: no deadline falls in an open slot until the next one
+            assert not scheduler.open_from <= middle < scheduler.open_until
+            assert not scheduler.open_from <= first < scheduler.open_until
+        later = time.monotonic() + 10
+        scheduler.schedule(later, "later")
+        assert scheduler.open_from <= later < scheduler.open_until
+    finally:
+        scheduler.close()
+    assert not scheduler.open_from <= later < scheduler.open_until  # closed: none open
 
 
 def test_expiry_learns_its_wake_up_lateness_and_wakes_that_much_earlier() -> None:

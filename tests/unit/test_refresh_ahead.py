@@ -106,3 +106,21 @@ def test_while_the_store_is_down_the_ttl_still_holds() -> None:
         assert not client.health().up
         store.come_back()
         assert wait_until(lambda: client.get("k") == "v" and client.health().up, timeout=5)
+
+
+def test_a_key_invalidated_in_its_last_stretch_starts_afresh() -> None:
+    """invalidate() forgets the key's refresh-ahead mark with its record: the next read
+    is a plain miss whose value goes back into the fresh dict, with no refresh begun."""
+    store = ControlledStore()
+    store.put("k", b"v")
+    with _client(store) as client:
+        client.get("k")
+        assert wait_until(lambda: "k" in client._ahead_due, timeout=TTL * 2)
+        client.invalidate("k")
+        assert "k" not in client._ahead_due and "k" not in client._stale_keys
+        calls = store.gets
+        assert client.get("k") == "v"  # the miss path, which does not look at the marks
+        assert client._fresh.get("k") == "v"
+        time.sleep(0.05)
+        assert store.gets == calls + 1  # one read: no refresh-ahead of the new record
+        assert client.stats()["refreshed_ahead"] == 0
