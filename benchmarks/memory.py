@@ -74,9 +74,7 @@ def _breakdown(client: Any, keys: list[str]) -> dict[str, float]:
     for key in keys:
         record = records[key]
         parts["Record (tuple: value, version, meta, expires_at)"] += sys.getsizeof(record)
-        parts["Record version (the store's string)"] += sys.getsizeof(
-            record[VERSION]
-        )
+        parts["Record version (the store's string)"] += sys.getsizeof(record[VERSION])
         parts["Record expires_at float"] += sys.getsizeof(record[EXPIRES_AT])
         if isinstance(record[VALUE], bytes):
             parts["Record value bytes (non-UTF-8 values only; text is the value itself)"] += (
