@@ -16,6 +16,11 @@ Sources, for ZooKeeper and Consul:
 - the cheapest honest caches (``benchmarks/baselines.py``) over the direct client:
   a hand-written TTL dict, ``cachetools.TTLCache`` with a lock, ``functools.lru_cache``.
 
+At each thread count the sources run in interleaved rounds (each round runs every
+source for a slice of the time, in a rotated order), and each source's figure is its
+median round: the machine's speed drifts over minutes, and a source measured in one
+block of time would carry that drift into its ratios.
+
 Target: events/s through Veltrix >= 100x reading the store directly.
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import threading
 import time
 import uuid
@@ -42,6 +48,7 @@ KEYS = [
 VALUES = ["250", "3", "EUR", "0.82", "true"]
 THREADS = [1, 2, 4, 8, 16]
 QUICK_THREADS = [1, 4]
+ROUNDS = 4  # interleaved rounds per thread count (see the module docstring)
 
 
 def run_consumers(
@@ -219,8 +226,18 @@ def run(
         try:
             for n in threads:
                 row: dict[str, Any] = {"threads": n}
-                for mode, (reader, _close) in modes.items():  # same T: modes back to back
-                    row[mode] = run_consumers(reader, n, seconds)
+                rounds: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+                order = list(modes)
+                for index in range(ROUNDS):  # interleaved, each round in a rotated order
+                    for mode in order[index % len(order) :] + order[: index % len(order)]:
+                        reader, _close = modes[mode]
+                        rounds[mode].append(run_consumers(reader, n, seconds / ROUNDS))
+                for mode, samples in rounds.items():
+                    row[mode] = {
+                        "events": sum(sample["events"] for sample in samples),
+                        "events_per_s": statistics.median(s["events_per_s"] for s in samples),
+                        "rounds_events_per_s": [s["events_per_s"] for s in samples],
+                    }
                 if "direct" in row:
                     for mode in ("L1", "L1+L2"):
                         if mode in row:
@@ -256,6 +273,7 @@ def run(
         "quick": quick,
         "reads_per_event": len(KEYS),
         "seconds_per_point": seconds,
+        "rounds": ROUNDS,
         "threads": threads,
         "l2": bool(redis_url),
         "stores": results,
