@@ -159,7 +159,7 @@ ABSENT_META: Meta = ("", False, None, False)
 #: that holds only strings, numbers and such tuples, so a process with many cached
 #: keys does not walk them all at every full collection, and building one is a
 #: single bytecode on the miss path. A record is never changed in place: a new one
-#: replaces it (:func:`expired_at`). Read its fields by the indexes below.
+#: replaces it (:func:`expire_by`). Read its fields by the indexes below.
 Record = tuple[str | bytes | None, str, Meta, float]
 VALUE: Final = 0
 VERSION: Final = 1
@@ -194,7 +194,7 @@ def record_entry(record: Record, key: str) -> Entry | None:
     )
 
 
-def expired_at(record: Record, when: float) -> Record:
+def expire_by(record: Record, when: float) -> Record:
     """``record``, expiring at ``when`` at the latest."""
     value, version, meta, expires_at = record
     return (value, version, meta, min(expires_at, when))
@@ -358,7 +358,7 @@ __all__ = [
     "Freshness",
     "Meta",
     "Record",
-    "expired_at",
+    "expire_by",
     "pack_value",
     "record_entry",
     "record_raw",

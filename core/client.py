@@ -49,9 +49,10 @@ from veltrix.cache import (
     Freshness,
     Meta,
     Record,
-    expired_at,
+    expire_by,
     pack_value,
     record_entry,
+    record_raw,
     record_version,
 )
 from veltrix.codecs import JSON, convert, decode_text, encode, nest, validate_model
@@ -739,8 +740,7 @@ class Client:
                 raise KeyNotFoundError(f"{key!r} not found in {self.source}")
             return default
         if target is not None:
-            raw = stored.encode() if isinstance(stored, str) else stored
-            value = convert(key, raw, target)
+            value = convert(key, cast(bytes, record_raw(record)), target)
         elif isinstance(stored, str):
             value = stored
         else:
@@ -1019,7 +1019,7 @@ class Client:
                     self._drop_fresh(token)
                     # Expired from now on, also for the slow path (which would else
                     # put the value back into the fresh dicts with no expiry due).
-                    self._records[token] = expired_at(record, monotonic())
+                    self._records[token] = expire_by(record, monotonic())
                 elif expires_at - self._refresh_ahead < horizon and record[VALUE] is not None:
                     # The last stretch of its TTL: still served, from the slow path, whose
                     # first read refreshes it in the background. A refresh begun only at
@@ -1311,7 +1311,7 @@ class Client:
         self._drop_fresh(key)
         record = self._records.get(key)
         if record is not None:
-            self._records[key] = expired_at(record, monotonic())
+            self._records[key] = expire_by(record, monotonic())
 
     def _bump(self, key: str) -> None:
         """Note that ``key`` changed: in-flight loads must not overwrite it; models drop. Lock held.
@@ -1378,7 +1378,7 @@ class Client:
         with self._lock:
             records = self._records
             for key, record in records.items():
-                records[key] = expired_at(record, now)  # (no key added or removed)
+                records[key] = expire_by(record, now)  # (no key added or removed)
                 self._drop_fresh(key)
 
     def watch(self, prefix: str, callback: Callable[[Change], None]) -> _Subscription:
