@@ -33,6 +33,7 @@ class TestConformance(GcpServerConformance):
     server = GCPPM
     backend_class = ParameterManagerBackend
     own_write_rounds = 3
+    versions_shared_by_keys = True  # a parameter holds every key under its first segment
 
 
 @pytest.mark.live
@@ -40,6 +41,7 @@ class TestLiveConformance(GcpLiveConformance):
     server = GCPPM
     backend_class = ParameterManagerBackend
     own_write_rounds = 2
+    versions_shared_by_keys = True
 
     def live_prefix(self) -> str:
         return unique_name("vt").replace("-", "")

@@ -68,10 +68,6 @@ def scratch_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-# A store's background threads can touch the random module while hypothesis draws the
-# next URL (redis-py's back-off jitter, see the next test): hypothesis takes that for
-# a strategy using random and warns.
-@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 @fuzz_settings(200)
 @given(url=store_urls())
 def test_any_store_url_opens_or_raises_a_typed_error(scratch_dir: Path, url: str) -> None:
@@ -85,10 +81,6 @@ def test_any_store_url_opens_or_raises_a_typed_error(scratch_dir: Path, url: str
     assert not died, f"a background thread died: {died!r}"
 
 
-# A cache client's background threads (redis-py draws back-off jitter from the random
-# module) can touch random while hypothesis draws the next URL; it takes that for a
-# strategy using random and warns.
-@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 @fuzz_settings(60)
 @given(url=store_urls(["redis", "rediss", "redis+cluster", "redis+sentinel", "http", "x"]))
 def test_any_cache_url_opens_or_raises_a_typed_error(url: str) -> None:
@@ -123,7 +115,6 @@ def test_any_key_reads_writes_or_raises_a_typed_error(client: Client, key: Any) 
             assert_clean_error(exc)
 
 
-@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")  # see above
 @fuzz_settings(300)
 @given(value=VALUES, target=st.sampled_from(TARGETS))
 def test_any_value_is_stored_and_converted_or_raises_a_typed_error(
