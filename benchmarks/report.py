@@ -410,12 +410,11 @@ def _founding_baselines(data: dict[str, Any]) -> list[str]:
     for store, result in data["stores"].items():
         for row in result["rows"]:
             for key, ratio in row.items():
-                if key.startswith("L1_over ") and (
-                    key[8:] not in lowest or ratio < lowest[key[8:]][0]
-                ):
+                name = key.removeprefix("L1_over ")
+                if name != key and (name not in lowest or ratio < lowest[name][0]):
                     threads = row["threads"]
                     where = f"{store}, {threads} thread{'s' if threads > 1 else ''}"
-                    lowest[key[8:]] = (ratio, where)
+                    lowest[name] = (ratio, where)
     if not lowest:
         return []
     parts = [f"{name} {ratio:.2f}x ({where})" for name, (ratio, where) in lowest.items()]

@@ -21,6 +21,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from itertools import groupby
 from typing import Any, ClassVar
 
 import pytest
@@ -319,9 +320,7 @@ class BackendConformance:
                     assert delivered == written
                     continue
                 if self.versions_shared_by_keys:  # a value again, at a newer version
-                    delivered = [
-                        v for i, v in enumerate(delivered) if i == 0 or v != delivered[i - 1]
-                    ]
+                    delivered = [value for value, _ in groupby(delivered)]
                 rest = iter(written)  # a subsequence: each state found after the one before
                 assert all(any(value == w for w in rest) for value in delivered), (
                     f"{key}: delivered {delivered} out of the order written {written}"
